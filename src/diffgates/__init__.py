@@ -1,0 +1,21 @@
+"""diffgates: train logic gate networks by gradient descent and ship them as circuits."""
+
+from .checkpoint import load_model, save_model
+from .circuit import Circuit
+from .encode import ThermometerEncoder
+from .errors import DiffgatesError
+from .nn import GroupSum, LogicDense, LogicNet, ModelConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Circuit",
+    "DiffgatesError",
+    "GroupSum",
+    "LogicDense",
+    "LogicNet",
+    "ModelConfig",
+    "ThermometerEncoder",
+    "load_model",
+    "save_model",
+]

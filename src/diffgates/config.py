@@ -1,0 +1,74 @@
+"""TrainConfig: every training option in one dataclass; the CLI is generated from it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import DiffgatesError
+
+
+def opt(default, help: str, choices=None):
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = opt("digits", "digits, fashion-mnist, mnist, or a .npz file with x_train, y_train, x_test, y_test")
+    data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
+    widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)")
+    encoder_bits: int = opt(4, "thresholds per input feature (thermometer code)")
+    encoder_strategy: str = opt("uniform", "how thresholds are placed", ("uniform", "quantile", "fixed"))
+    encoder_thresholds: list[float] | None = opt(None, "thresholds for --encoder-strategy fixed, comma separated")
+    parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
+    connections: str = opt("unique", "random wiring scheme", ("unique", "random"))
+    init: str = opt("residual", "weight init: residual biases gates toward pass-through A", ("residual", "gaussian"))
+    residual_strength: float | None = opt(None, "residual init logit (default 5 for softmax16, 3 for truth4)")
+    forward: str = opt(
+        "relaxed",
+        "training forward: relaxed gates, or discrete with straight-through gradients",
+        ("relaxed", "hard", "gumbel"),
+    )
+    gumbel_scale: float = opt(1.0, "Gumbel noise scale for --forward gumbel")
+    tau: float = opt(10.0, "GroupSum temperature (scores = counts / tau)")
+    lr: float = opt(0.05, "Adam learning rate")
+    weight_decay: float = opt(0.0, "AdamW weight decay")
+    batch_size: int = opt(128, "training batch size")
+    epochs: int = opt(60, "passes over the training set")
+    seed: int = opt(0, "seed for wiring, initialisation and data order")
+    engine: str = opt(
+        "auto", "logic-layer kernels: auto picks fused CPU kernels when available", ("auto", "torch", "cpu")
+    )
+    device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
+    threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DiffgatesError(f"unknown config keys: {', '.join(unknown)}; see 'diffgates train --help'.")
+        cfg = cls(**d)
+        cfg.check()
+        return cfg
+
+    def check(self) -> TrainConfig:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise DiffgatesError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}.")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "encoder_bits": self.encoder_bits}
+        for name, value in positive.items():
+            if value < 1:
+                raise DiffgatesError(f"{name} must be at least 1, got {value}.")
+        if not self.widths or min(self.widths) < 1:
+            raise DiffgatesError(f"widths must be a non-empty list of positive layer sizes, got {self.widths}.")
+        if self.lr <= 0 or self.tau <= 0:
+            raise DiffgatesError("lr and tau must be positive.")
+        return self

@@ -1,0 +1,140 @@
+"""Datasets: everything becomes float32 features (samples, features) and int64 labels.
+
+- ``digits``: scikit-learn's bundled 8x8 digits (offline), fixed stratified 80/20 split.
+- ``fashion-mnist``, ``mnist``: the standard IDX files (``.gz`` or not) in a directory; searched in
+  ``--data-dir``, ``$DIFFGATES_DATA/<name>``, ``~/.cache/diffgates/<name>`` and, for
+  Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+- a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test``.
+Pixels are scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DiffgatesError
+from .idx import read_idx
+
+DATASETS = ("digits", "fashion-mnist", "mnist")
+
+_HINTS = {
+    "fashion-mnist": "install Debian's package with 'apt-get install dataset-fashion-mnist', or put the 4 "
+    "IDX files from https://github.com/zalandoresearch/fashion-mnist in a directory and pass --data-dir",
+    "mnist": "put the 4 MNIST IDX files (train-images-idx3-ubyte.gz, ...) in a directory and pass --data-dir",
+}
+_SYSTEM_DIRS = {"fashion-mnist": ["/usr/share/datasets/fashion-mnist"], "mnist": []}
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def validate(ds: Dataset) -> Dataset:
+    """Check shapes, finiteness and labels once, at the boundary."""
+    for split in ("train", "test"):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise DiffgatesError(
+                f"dataset {ds.name}: x_{split} must be (samples, features) and y_{split} (samples,) of the "
+                f"same length, got {x.shape} and {y.shape}."
+            )
+        if not np.isfinite(x).all():
+            raise DiffgatesError(f"dataset {ds.name}: x_{split} contains NaN or infinite values.")
+        if y.min() < 0:
+            raise DiffgatesError(f"dataset {ds.name}: y_{split} has negative labels; labels must be 0..k-1.")
+    if ds.x_train.shape[1] != ds.x_test.shape[1]:
+        raise DiffgatesError(
+            f"dataset {ds.name}: train has {ds.x_train.shape[1]} features but test has {ds.x_test.shape[1]}."
+        )
+    return ds
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    return Dataset("digits", xtr.astype(np.float32), ytr.astype(np.int64), xte.astype(np.float32), yte.astype(np.int64))
+
+
+def find_idx_dir(name: str, data_dir: str | None) -> Path:
+    candidates = []
+    if data_dir:
+        candidates.append(Path(data_dir))
+    if os.environ.get("DIFFGATES_DATA"):
+        candidates.append(Path(os.environ["DIFFGATES_DATA"]) / name)
+    candidates.append(Path.home() / ".cache" / "diffgates" / name)
+    candidates += [Path(d) for d in _SYSTEM_DIRS[name]]
+    for d in candidates:
+        if all((d / f).exists() or (d / (f + ".gz")).exists() for f in _IDX_FILES):
+            return d
+    where = ", ".join(str(c) for c in candidates)
+    raise DiffgatesError(f"{name} not found (looked in {where}); {_HINTS[name]}.")
+
+
+def _idx(name: str, data_dir: str | None) -> Dataset:
+    d = find_idx_dir(name, data_dir)
+
+    def read(stem):
+        path = d / stem if (d / stem).exists() else d / (stem + ".gz")
+        return read_idx(path)
+
+    xtr, ytr, xte, yte = (read(f) for f in _IDX_FILES)
+    flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0  # noqa: E731
+    return Dataset(name, flat(xtr), ytr.astype(np.int64), flat(xte), yte.astype(np.int64))
+
+
+def _npz(path: str) -> Dataset:
+    p = Path(path)
+    if not p.is_file():
+        raise DiffgatesError(f"no dataset file at {p}.")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            if missing:
+                raise DiffgatesError(
+                    f"{p} lacks arrays {', '.join(missing)}; it needs x_train, y_train, x_test, y_test."
+                )
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DiffgatesError(f"{p} is not a readable .npz file: {e}.") from e
+    for k in ("x_train", "x_test"):
+        arrays[k] = arrays[k].reshape(len(arrays[k]), -1).astype(np.float32)
+    for k in ("y_train", "y_test"):
+        if not np.issubdtype(arrays[k].dtype, np.integer):
+            raise DiffgatesError(f"{p}: {k} must hold integer class labels, got {arrays[k].dtype}.")
+        arrays[k] = arrays[k].astype(np.int64)
+    return Dataset(p.stem, **arrays)
+
+
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    """Load a dataset by name (see module docstring) and validate it."""
+    if name.endswith(".npz"):
+        ds = _npz(name)
+    elif name == "digits":
+        ds = _digits()
+    elif name in ("fashion-mnist", "mnist"):
+        ds = _idx(name, data_dir)
+    else:
+        raise DiffgatesError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a .npz path.")
+    return validate(ds)

@@ -1,0 +1,44 @@
+"""Logic-layer kernels: a choice of engine behind one function.
+
+- ``torch``: compact 4-term form in torch ops (any device; autograd backward).
+- ``cpu``: fused C kernels with OpenMP (forward + backward), built on first use; CPU tensors only.
+- ``auto``: ``cpu`` where it applies and builds, else ``torch``.
+
+The oracle in :mod:`diffgates.kernels.reference` is what both are tested against.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DiffgatesError
+from .torch_ops import dense_torch
+
+ENGINES = ("auto", "torch", "cpu")
+
+
+def resolve_engine(engine: str, x: torch.Tensor) -> str:
+    if engine not in ENGINES:
+        raise DiffgatesError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+    if engine == "auto":
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            from . import cpu
+
+            if cpu.available():
+                return "cpu"
+        return "torch"
+    if engine == "cpu" and x.device.type != "cpu":
+        raise DiffgatesError("engine 'cpu' needs CPU tensors; use engine 'torch' or 'auto' on GPU.")
+    return engine
+
+
+def logic_dense(
+    x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor, engine: str = "auto"
+) -> torch.Tensor:
+    """Relaxed dense logic layer on feature-major ``x`` (in, batch) with coefficients ``c`` (out, 4)."""
+    engine = resolve_engine(engine, x)
+    if engine == "cpu":
+        from . import cpu
+
+        return cpu.dense(x, ia, ib, c)
+    return dense_torch(x, ia, ib, c)

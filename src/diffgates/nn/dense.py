@@ -1,0 +1,120 @@
+"""LogicDense: a layer of learnable two-input gates with fixed random wiring."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import DiffgatesError
+from ..kernels import logic_dense
+from . import parametrization as P
+
+CONNECTIONS = ("random", "unique")
+FORWARDS = ("relaxed", "hard", "gumbel")
+
+
+def random_wiring(
+    in_features: int, out_features: int, connections: str, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two input indices per gate, never the same input twice for one gate.
+
+    ``unique`` draws from concatenated permutations so every input is read at least once when
+    ``2 * out_features >= in_features``; ``random`` draws inputs independently.
+    """
+    P.check_choice("connections", connections, CONNECTIONS)
+    if in_features < 2:
+        raise DiffgatesError(f"a logic layer needs at least 2 inputs, got {in_features}.")
+    n = 2 * out_features
+    if connections == "unique":
+        reps = -(-n // in_features)
+        flat = torch.cat([torch.randperm(in_features, generator=generator) for _ in range(reps)])[:n]
+        ia, ib = flat[:out_features].clone(), flat[out_features:].clone()
+    else:
+        ia = torch.randint(in_features, (out_features,), generator=generator)
+        ib = torch.randint(in_features - 1, (out_features,), generator=generator)
+        ib = ib + (ib >= ia).long()  # uniform over the inputs other than ia
+        return ia, ib
+    clash = ia == ib
+    while clash.any():
+        ib[clash] = torch.randint(in_features, (int(clash.sum()),), generator=generator)
+        clash = ia == ib
+    return ia, ib
+
+
+class LogicDense(nn.Module):
+    """A layer of ``out_features`` learnable two-input gates, each wired to two fixed inputs.
+
+    Activations are feature-major: input (in_features, batch), output (out_features, batch), so
+    the wiring gathers whole contiguous rows. In ``train()`` mode the gates are relaxed
+    (``forward="relaxed"``), or discrete with straight-through gradients (``"hard"``, ``"gumbel"``
+    adds Gumbel noise to the logits); in ``eval()`` mode the layer is the exact discrete circuit.
+    The wiring lives in buffers, so ``state_dict()`` restores the layer exactly.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        parametrization: str = "softmax16",
+        connections: str = "unique",
+        init: str = "residual",
+        residual_strength: float | None = None,
+        seed: int | None = None,
+        forward: str = "relaxed",
+        gumbel_scale: float = 1.0,
+        engine: str = "auto",
+    ):
+        super().__init__()
+        P.check_choice("forward", forward, FORWARDS)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.parametrization = parametrization
+        self.connections = connections
+        self.init = init
+        self.residual_strength = residual_strength
+        self.seed = seed
+        self.forward_mode = forward
+        self.gumbel_scale = gumbel_scale
+        self.engine = engine
+        self.weight = nn.Parameter(torch.empty(out_features, P.n_weights(parametrization)))
+        self.register_buffer("ia", torch.empty(out_features, dtype=torch.long))
+        self.register_buffer("ib", torch.empty(out_features, dtype=torch.long))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        gen = torch.Generator()
+        gen.manual_seed(self.seed if self.seed is not None else int(torch.randint(2**62, ())))
+        ia, ib = random_wiring(self.in_features, self.out_features, self.connections, gen)
+        self.ia.copy_(ia)
+        self.ib.copy_(ib)
+        P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
+
+    def coefficients(self) -> torch.Tensor:
+        """(out, 4) coefficients in {1, a, b, ab} for the current mode."""
+        w = self.weight
+        if not self.training:
+            return P.hard_coefficients(w, self.parametrization)
+        relaxed = P.relaxed_coefficients(w, self.parametrization)
+        if self.forward_mode == "relaxed":
+            return relaxed
+        if self.forward_mode == "gumbel" and torch.is_grad_enabled():
+            w = w + P.gumbel_noise(w, self.gumbel_scale)
+        hard = P.hard_coefficients(w.detach(), self.parametrization)
+        return hard + (relaxed - relaxed.detach())  # straight-through: exactly hard in forward
+
+    def gate_ids(self) -> torch.Tensor:
+        return P.gate_ids(self.weight.detach(), self.parametrization)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[0] != self.in_features:
+            raise DiffgatesError(
+                f"LogicDense expects feature-major input of shape ({self.in_features}, batch), got {tuple(x.shape)}."
+            )
+        c = self.coefficients().to(x.dtype)
+        return logic_dense(x, self.ia, self.ib, c, self.engine)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"parametrization={self.parametrization!r}, forward={self.forward_mode!r}"
+        )

@@ -1,0 +1,96 @@
+"""Gate parametrizations: how a gate node's learnable weights become its relaxed coefficients.
+
+Both parametrizations end in the same place, the 4 coefficients (c0, c1, c2, c3) of the relaxed
+gate in the basis {1, a, b, ab}; kernels only ever see those, so the per-sample work is the same.
+
+- ``softmax16``: 16 logits per gate; c = softmax(w) @ BASIS; discretised by argmax (Petersen 2022).
+- ``truth4``: 4 logits per gate, one per input pattern 00, 01, 10, 11; sigmoid(w) is the
+  probability of output 1 for that pattern; c = sigmoid(w) @ PATTERN_BASIS; discretised by
+  thresholding each entry at 0.5, which is always a valid gate (the "input-wise" Light DLGN form).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import gates
+from ..errors import DiffgatesError
+
+PARAMETRIZATIONS = ("softmax16", "truth4")
+INITS = ("residual", "gaussian")
+
+#: Default residual strength: softmax16 logit of gate A (5 -> ~90 % A); truth4 logit magnitude.
+DEFAULT_RESIDUAL = {"softmax16": 5.0, "truth4": 3.0}
+
+_TRUTH_A = gates.TRUTH[gates.A]  # truth table of the pass-through gate, pattern order
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise DiffgatesError(f"{name} must be one of {', '.join(allowed)}, got {value!r}.")
+
+
+def n_weights(parametrization: str) -> int:
+    check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+    return 16 if parametrization == "softmax16" else 4
+
+
+def init_weights(weight: torch.Tensor, parametrization: str, init: str, strength: float | None = None) -> None:
+    """Fill ``weight`` in place: residual (biased toward pass-through A) or plain Gaussian."""
+    check_choice("init", init, INITS)
+    with torch.no_grad():
+        if init == "gaussian":
+            weight.normal_()
+            return
+        s = DEFAULT_RESIDUAL[parametrization] if strength is None else strength
+        if parametrization == "softmax16":
+            weight.zero_()
+            weight[:, gates.A] = s
+        else:
+            sign = torch.tensor(2.0 * _TRUTH_A - 1.0, dtype=weight.dtype, device=weight.device)
+            weight.copy_(s * sign.expand_as(weight))
+
+
+def _basis(name: str, like: torch.Tensor) -> torch.Tensor:
+    table = gates.BASIS if name == "gate" else gates.PATTERN_BASIS
+    return torch.as_tensor(table, dtype=like.dtype, device=like.device)
+
+
+def relaxed_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``."""
+    if parametrization == "softmax16":
+        return torch.softmax(weight, dim=-1) @ _basis("gate", weight)
+    return torch.sigmoid(weight) @ _basis("pattern", weight)
+
+
+def gate_ids(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """(n,) int64 ids of the discrete gates the weights select."""
+    if parametrization == "softmax16":
+        return weight.argmax(dim=-1)
+    bits = (weight > 0).long()  # sigmoid(w) > 0.5
+    return (bits[:, 0] << 3) | (bits[:, 1] << 2) | (bits[:, 2] << 1) | bits[:, 3]
+
+
+def hard_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """(n, 4) coefficients of the discrete gates (exact 0/1 arithmetic on bit inputs)."""
+    return _basis("gate", weight)[gate_ids(weight, parametrization)]
+
+
+def gumbel_noise(weight: torch.Tensor, scale: float) -> torch.Tensor:
+    """Gumbel(0, scale) noise shaped like ``weight`` (for noisy hard forward)."""
+    u = torch.rand_like(weight).clamp_(1e-9, 1 - 1e-9)
+    return -scale * torch.log(-torch.log(u))
+
+
+def entropy_bits(weight: torch.Tensor, parametrization: str) -> float:
+    """Mean entropy of the gate choice, in bits (0 when every gate is decided)."""
+    with torch.no_grad():
+        if parametrization == "softmax16":
+            p = torch.softmax(weight, dim=-1)
+        else:
+            p = torch.sigmoid(weight)
+            p = torch.stack([p, 1 - p], dim=-1)
+        h = -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+        return float(h.mean() / math.log(2))

@@ -1,0 +1,186 @@
+"""Training loop: data -> encoder fit -> Adam on the relaxed network -> checkpoint + circuit.
+
+A run directory holds ``config.json`` (resolved options), ``model.safetensors``,
+``circuit.npz``, ``metrics.jsonl`` (one line per epoch) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import save_model
+from .circuit import Circuit
+from .circuit.execute import predict_counts
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .errors import DiffgatesError
+from .nn.model import LogicNet, ModelConfig
+from .progress import progress_bar
+
+
+def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
+    mc = ModelConfig(
+        n_features=ds.n_features,
+        n_classes=ds.n_classes,
+        widths=list(cfg.widths),
+        encoder_bits=cfg.encoder_bits,
+        encoder_strategy=cfg.encoder_strategy,
+        encoder_thresholds=cfg.encoder_thresholds,
+        parametrization=cfg.parametrization,
+        connections=cfg.connections,
+        init=cfg.init,
+        residual_strength=cfg.residual_strength,
+        forward=cfg.forward,
+        gumbel_scale=cfg.gumbel_scale,
+        tau=cfg.tau,
+        seed=cfg.seed,
+    )
+    if cfg.widths[-1] % ds.n_classes:
+        raise DiffgatesError(
+            f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
+        )
+    model = LogicNet(mc, engine=cfg.engine)
+    model.encoder.fit(ds.x_train)
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: LogicNet, bits: torch.Tensor, y: torch.Tensor, training: bool, batch: int = 2048) -> float:
+    """Accuracy in training mode (the network being optimised) or eval mode (discrete)."""
+    was = model.training
+    model.train(training)
+    correct = 0
+    for i in range(0, len(y), batch):
+        scores = model.forward_bits(bits[i : i + batch].float())
+        correct += int((scores.argmax(1) == y[i : i + batch]).sum())
+    model.train(was)
+    return correct / len(y)
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise DiffgatesError(
+                f"run directory {out} already exists and is not empty; pick another --out or pass --overwrite."
+            )
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise DiffgatesError(f"cannot write to run directory {out}: {e.strerror}.") from e
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, quiet: bool = False) -> dict:
+    """Train, evaluate relaxed/discrete/circuit, write the run directory; returns the summary."""
+    cfg.check()
+    out = Path(out)
+    ds = load_dataset(cfg.dataset, cfg.data_dir)
+    prepare_out_dir(out, overwrite)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    model = build_model(cfg, ds).to(device)
+    write_json(out / "config.json", cfg.to_dict())
+
+    encode = lambda x: model.encoder(torch.as_tensor(x, device=device)).to(torch.uint8)  # noqa: E731
+    xtr, xte = encode(ds.x_train), encode(ds.x_test)
+    ytr = torch.as_tensor(ds.y_train, device=device)
+    yte = torch.as_tensor(ds.y_test, device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(ytr)
+    steps = -(-n // cfg.batch_size)
+    metrics_path = out / "metrics.jsonl"
+    t_start = time.perf_counter()
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("train", total=cfg.epochs * steps)
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            t_epoch = time.perf_counter()
+            perm = torch.randperm(n, generator=gen).to(device)
+            loss_sum, correct = 0.0, 0
+            for s in range(steps):
+                idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+                scores = model.forward_bits(xtr[idx].float())
+                loss = F.cross_entropy(scores, ytr[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(idx)
+                correct += int((scores.argmax(1) == ytr[idx]).sum())
+                bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+            epoch_seconds = time.perf_counter() - t_epoch
+            row = {
+                "epoch": epoch,
+                "loss": loss_sum / n,
+                "train_acc": correct / n,
+                "test_acc_relaxed": accuracy(model, xte, yte, training=True),
+                "test_acc_discrete": accuracy(model, xte, yte, training=False),
+                "epoch_seconds": epoch_seconds,
+            }
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.console.log(
+                f"epoch {epoch}: loss {row['loss']:.4f}  train {row['train_acc']:.4f}  "
+                f"test relaxed {row['test_acc_relaxed']:.4f}  discrete {row['test_acc_discrete']:.4f}  "
+                f"({epoch_seconds:.1f}s)"
+            )
+    train_seconds = time.perf_counter() - t_start
+    model.eval()
+    save_model(model.cpu(), out / "model.safetensors")
+    circuit = Circuit.from_model(model)
+    circuit.save(out / "circuit.npz")
+    summary = evaluate(model, circuit, ds)
+    summary.update(
+        {
+            "dataset": ds.name,
+            "parametrization": cfg.parametrization,
+            "forward": cfg.forward,
+            "widths": list(cfg.widths),
+            "gates": model.n_gates,
+            "epochs": cfg.epochs,
+            "train_seconds": train_seconds,
+            "seconds_per_epoch": train_seconds / cfg.epochs,
+        }
+    )
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+@torch.no_grad()
+def evaluate(model: LogicNet, circuit: Circuit, ds: Dataset) -> dict:
+    """Test accuracy of the relaxed model, the discrete model and the circuit, plus agreement."""
+    model = model.cpu()
+    x = torch.as_tensor(ds.x_test)
+    bits = model.encoder(x)
+    y = torch.as_tensor(ds.y_test)
+    model_counts = model.counts(x).numpy()
+    t0 = time.perf_counter()
+    circuit_counts = predict_counts(circuit, ds.x_test)
+    circuit_seconds = time.perf_counter() - t0
+    mismatches = int((model_counts != circuit_counts).any(axis=1).sum())
+    return {
+        "test_acc_relaxed": accuracy(model, bits, y, training=True),
+        "test_acc_discrete": float((model_counts.argmax(1) == ds.y_test).mean()),
+        "test_acc_circuit": float((circuit_counts.argmax(1) == ds.y_test).mean()),
+        "circuit_mismatches": mismatches,
+        "circuit_img_per_s": len(x) / circuit_seconds,
+        "test_samples": len(x),
+    }

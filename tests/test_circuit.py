@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import random_model
+from diffgates import Circuit, DiffgatesError, load_model, save_model
+from diffgates.circuit.execute import encode_bits, pack_bits, predict_counts, run_numpy, unpack_bits
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_features=st.integers(2, 20),
+    widths=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    n_classes=st.integers(1, 4),
+    bits=st.integers(1, 3),
+    param=st.sampled_from(["softmax16", "truth4"]),
+    batch=st.integers(1, 150),
+    seed=st.integers(0, 10_000),
+)
+def test_discrete_model_equals_circuit_executor(n_features, widths, n_classes, bits, param, batch, seed):
+    widths = [max(w * n_classes, 2) if i == len(widths) - 1 else max(w, 2) for i, w in enumerate(widths)]
+    if widths[-1] % n_classes:
+        widths[-1] = n_classes * max(1, widths[-1] // n_classes)
+    model = random_model(n_features, widths, n_classes, bits, param, seed)
+    x = np.random.default_rng(seed).normal(size=(batch, n_features)).astype(np.float32)
+    circuit = Circuit.from_model(model)
+    expected = model.counts(torch.as_tensor(x)).numpy()
+    assert np.array_equal(predict_counts(circuit, x), expected)
+
+
+def test_pack_unpack_round_trip(rng):
+    bits = rng.integers(0, 2, size=(131, 7), dtype=np.uint8)
+    packed = pack_bits(bits)
+    assert packed.shape == (7, 3) and packed.dtype == np.uint64
+    assert np.array_equal(unpack_bits(packed, 131), bits)
+    assert int(packed[0, 0]) & 1 == bits[0, 0]
+
+
+def test_circuit_save_load_identical(tmp_path, rng):
+    model = random_model()
+    c = Circuit.from_model(model)
+    c.save(tmp_path / "c.npz")
+    d = Circuit.load(tmp_path / "c.npz")
+    for name in ("in_feature", "in_threshold", "ops", "a", "b", "outputs", "layer"):
+        assert np.array_equal(getattr(c, name), getattr(d, name))
+    x = rng.normal(size=(70, 12))
+    assert np.array_equal(predict_counts(c, x), predict_counts(d, x))
+
+
+def test_circuit_file_with_newer_version_is_refused(tmp_path):
+    c = Circuit.from_model(random_model())
+    c.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as z:
+        data = dict(z)
+    data["version"] = np.array(99)
+    np.savez(tmp_path / "new.npz", **data)
+    with pytest.raises(DiffgatesError, match="version 99"):
+        Circuit.load(tmp_path / "new.npz")
+
+
+def test_truncated_circuit_file_is_a_clear_error(tmp_path):
+    Circuit.from_model(random_model()).save(tmp_path / "c.npz")
+    raw = (tmp_path / "c.npz").read_bytes()
+    (tmp_path / "bad.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DiffgatesError, match="not a readable circuit file"):
+        Circuit.load(tmp_path / "bad.npz")
+
+
+def test_circuit_validation_rejects_non_topological_gates():
+    c = Circuit.from_model(random_model())
+    bad = c.replace(a=np.full_like(c.a, c.n_signals - 1))
+    with pytest.raises(DiffgatesError, match="topological"):
+        bad.validate()
+
+
+@pytest.mark.parametrize("param", ["softmax16", "truth4"])
+def test_model_save_load_gives_identical_outputs(tmp_path, rng, param):
+    model = random_model(param=param)
+    save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    x = torch.as_tensor(rng.normal(size=(33, 12)), dtype=torch.float32)
+    assert torch.equal(model(x), loaded(x))
+    model.train()
+    loaded.train()
+    assert torch.equal(model(x), loaded(x))
+
+
+def test_encoder_bits_match_model_encoder(rng):
+    model = random_model()
+    x = rng.normal(size=(40, 12)).astype(np.float32)
+    c = Circuit.from_model(model)
+    assert np.array_equal(encode_bits(c, x), model.encoder(torch.as_tensor(x)).numpy().astype(np.uint8))
+
+
+def test_executor_on_bits_with_no_layers_passes_inputs_through():
+    model = random_model(widths=(6,), n_classes=2)
+    c = Circuit.from_model(model)
+    bits = np.random.default_rng(0).integers(0, 2, size=(10, c.n_inputs), dtype=np.uint8)
+    counts = run_numpy(c, bits)
+    assert counts.shape == (10, 2) and counts.max() <= 3

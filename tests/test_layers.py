@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from diffgates import gates
+from diffgates.kernels import logic_dense
+from diffgates.kernels.reference import dense_hard_reference, dense_reference
+from diffgates.nn import LogicDense
+from diffgates.nn import parametrization as P
+from diffgates.nn.dense import random_wiring
+
+PARAMS = ["softmax16", "truth4"]
+
+
+def make_layer(param, n_in=9, n_out=7, engine="torch", seed=3):
+    layer = LogicDense(n_in, n_out, parametrization=param, init="gaussian", seed=seed, engine=engine).double()
+    return layer
+
+
+@pytest.mark.parametrize("param", PARAMS)
+def test_compact_layer_equals_reference_forward_and_gradients(param):
+    layer = make_layer(param)
+    x = torch.rand(9, 13, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    g = torch.randn_like(y)
+    gx, gw = torch.autograd.grad(y, (x, layer.weight), g)
+    y_ref = dense_reference(x, layer.ia, layer.ib, layer.weight, param)
+    gx_ref, gw_ref = torch.autograd.grad(y_ref, (x, layer.weight), g)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("param", PARAMS)
+def test_float64_gradcheck(param):
+    layer = make_layer(param, n_in=5, n_out=4)
+    x = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
+    w = layer.weight.detach().clone().requires_grad_()
+
+    def f(x, w):
+        return logic_dense(x, layer.ia, layer.ib, P.relaxed_coefficients(w, param), engine="torch")
+
+    assert torch.autograd.gradcheck(f, (x, w))
+
+
+@pytest.mark.parametrize("param", PARAMS)
+def test_eval_mode_is_the_discrete_network(param):
+    layer = make_layer(param).eval()
+    x = torch.randint(0, 2, (9, 50), dtype=torch.float64)
+    y = layer(x)
+    ref = dense_hard_reference(x, layer.ia, layer.ib, layer.gate_ids())
+    assert torch.equal(y, ref)
+    assert set(y.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_truth4_discretisation_thresholds_each_entry():
+    layer = make_layer("truth4").eval()
+    truth = (torch.sigmoid(layer.weight) > 0.5).long().numpy()
+    assert (layer.gate_ids().numpy() == gates.gate_id(truth)).all()
+
+
+@pytest.mark.parametrize("param", PARAMS)
+def test_residual_init_starts_as_pass_through(param):
+    layer = LogicDense(20, 30, parametrization=param, init="residual")
+    assert (layer.gate_ids() == gates.A).all()
+    x = torch.rand(20, 4)
+    layer.train()
+    a = x[layer.ia]
+    assert torch.allclose(layer(x), a, atol=0.15)  # ~90 % pass-through
+
+
+def test_wiring_never_reads_one_input_twice_and_unique_covers_all():
+    gen = torch.Generator().manual_seed(0)
+    for conn in ("random", "unique"):
+        ia, ib = random_wiring(100, 60, conn, gen)
+        assert (ia != ib).all()
+        assert ia.max() < 100 and ib.max() < 100
+    ia, ib = random_wiring(100, 60, "unique", gen)
+    assert set(torch.cat([ia, ib]).tolist()) == set(range(100))
+
+
+def test_state_dict_restores_wiring_and_weights():
+    a = LogicDense(30, 20, seed=1)
+    b = LogicDense(30, 20, seed=2)
+    assert not torch.equal(a.ia, b.ia)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(30, 5)
+    assert torch.equal(a(x), b(x))
+
+
+def test_hard_forward_uses_discrete_gates_with_straight_through_gradient():
+    layer = LogicDense(10, 8, parametrization="softmax16", init="gaussian", forward="hard", seed=0, engine="torch")
+    x = torch.randint(0, 2, (10, 6)).float()
+    layer.train()
+    y = layer(x)
+    layer.eval()
+    assert torch.equal(y.detach(), layer(x))
+    layer.train()
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    from diffgates import DiffgatesError
+
+    layer = LogicDense(10, 4)
+    with pytest.raises(DiffgatesError, match=r"expects feature-major input of shape \(10, batch\)"):
+        layer(torch.rand(4, 11))

@@ -1,0 +1,55 @@
+import json
+
+from diffgates.cli import main
+
+
+def test_train_eval_info_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--dataset", "digits", "--widths", "600,600", "--epochs", "8", "--out", str(out), "--quiet"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (
+        "dataset",
+        "test_acc_relaxed",
+        "test_acc_discrete",
+        "test_acc_circuit",
+        "gates",
+        "train_seconds",
+        "parametrization",
+    ):
+        assert key in summary
+    assert summary["gates"] == 1200
+    assert summary["circuit_mismatches"] == 0
+    assert summary["test_acc_circuit"] == summary["test_acc_discrete"]
+    assert summary["test_acc_discrete"] > 0.5  # far above chance after 8 short epochs
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and json.loads(lines[-1])["epoch"] == 8
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{summary['test_acc_discrete']:.4f}" in text
+    assert main(["info", str(out)]) == 0
+    assert "XOR" in capsys.readouterr().out
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    rc = main(["train", "--epochs", "1", "--widths", "20", "--out", str(out), "--quiet"])
+    assert rc == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_eval_fails_when_circuit_disagrees(tmp_path, capsys):
+    import numpy as np
+
+    from diffgates import Circuit
+
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--widths", "100,100", "--out", str(out), "--quiet"]) == 0
+    c = Circuit.load(out / "circuit.npz")
+    c.replace(ops=np.full_like(c.ops, 15)).save(out / "circuit.npz")  # every gate TRUE
+    assert main(["eval", str(out)]) == 1
+    assert "disagree" in capsys.readouterr().err
