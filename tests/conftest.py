@@ -29,3 +29,28 @@ def random_model(n_features=12, widths=(40, 30), n_classes=3, bits=2, param="sof
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def random_circuit(seed=0, n_features=5, n_inputs=12, n_gates=80, n_classes=2, group=6, window=None):
+    """A random DAG circuit, ops uniform over all 16 gates, some duplicate input bits."""
+    from diffgates import Circuit
+
+    rng = np.random.default_rng(seed)
+    n_inputs = max(n_inputs, 1)
+    n_sig = n_inputs + np.arange(n_gates)
+    lo = np.zeros(n_gates, dtype=np.int64) if window is None else np.maximum(n_sig - window, 0)
+    a = rng.integers(lo, n_sig)
+    b = rng.integers(lo, n_sig)
+    thresholds = rng.choice(np.array([-0.5, 0.0, 0.5], dtype=np.float32), n_inputs)
+    return Circuit(
+        n_features=n_features,
+        in_feature=rng.integers(0, n_features, n_inputs),
+        in_threshold=thresholds,
+        ops=rng.integers(0, 16, n_gates),
+        a=a,
+        b=b,
+        outputs=rng.integers(0, n_inputs + n_gates, n_classes * group),
+        layer=np.zeros(n_gates, dtype=np.int64),
+        n_classes=n_classes,
+        tau=1.0,
+    ).validate()

@@ -39,7 +39,10 @@ class TrainConfig:
     epochs: int = opt(60, "passes over the training set")
     seed: int = opt(0, "seed for wiring, initialisation and data order")
     engine: str = opt(
-        "auto", "logic-layer kernels: auto picks fused CPU kernels when available", ("auto", "torch", "cpu")
+        "auto",
+        "logic-layer kernels: auto picks the fused CPU kernels when they build, torch ops elsewhere (GPU); "
+        "reference is the slow 16-term oracle",
+        ("auto", "torch", "cpu", "reference"),
     )
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)")

@@ -79,3 +79,16 @@ def relaxed(ops, a, b):
     c = BASIS[np.asarray(ops)]
     c0, c1, c2, c3 = (int(v) for v in c) if c.ndim == 1 else (c[..., k] for k in range(4))
     return c0 + c1 * a + c2 * b + c3 * a * b
+
+
+def _derive(transform) -> np.ndarray:
+    """Gate id table: for each gate, the gate whose truth table is ``transform(truth)``."""
+    return np.array([int(gate_id(transform(TRUTH[g]))) for g in range(N_GATES)], dtype=np.int64)
+
+
+#: COMPLEMENT[g]: NOT g.  NEG_A[g]: g with input A inverted.  NEG_B[g]: with B inverted.
+#: SWAP[g]: g with its inputs exchanged, so g(a, b) == SWAP[g](b, a).
+COMPLEMENT = _derive(lambda t: 1 - t)
+NEG_A = _derive(lambda t: t[[2, 3, 0, 1]])
+NEG_B = _derive(lambda t: t[[1, 0, 3, 2]])
+SWAP = _derive(lambda t: t[[0, 2, 1, 3]])

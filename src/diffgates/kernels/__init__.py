@@ -3,6 +3,7 @@
 - ``torch``: compact 4-term form in torch ops (any device; autograd backward).
 - ``cpu``: fused C kernels with OpenMP (forward + backward), built on first use; CPU tensors only.
 - ``auto``: ``cpu`` where it applies and builds, else ``torch``.
+- ``reference``: the 16-term oracle (layers call it directly; slow, for tests and benchmarks).
 
 The oracle in :mod:`diffgates.kernels.reference` is what both are tested against.
 """
@@ -14,7 +15,7 @@ import torch
 from ..errors import DiffgatesError
 from .torch_ops import dense_torch
 
-ENGINES = ("auto", "torch", "cpu")
+ENGINES = ("auto", "torch", "cpu", "reference")
 
 
 def resolve_engine(engine: str, x: torch.Tensor) -> str:

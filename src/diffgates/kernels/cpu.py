@@ -1,5 +1,94 @@
-"""Fused CPU kernels (filled in by the fast-training work); unavailable until then."""
+"""Fused CPU kernels (C + OpenMP, built on first use) behind a torch.autograd.Function.
+
+Forward saves nothing but references to its input and coefficients (the input is the previous
+layer's output, alive anyway), so a layer costs one activation row per gate per sample.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import torch
+
+from .. import native
+
+_SOURCE = Path(__file__).with_name("logic_cpu.c")
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_REV_CACHE: dict[tuple, tuple] = {}
+
+
+def _lib() -> ctypes.CDLL:
+    return native.load(_SOURCE)
 
 
 def available() -> bool:
-    return False
+    try:
+        _lib()
+        return True
+    except native.NativeUnavailable:
+        return False
+
+
+def _p(t: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def reverse_index(ia: torch.Tensor, ib: torch.Tensor, n_in: int):
+    """CSR of the gates reading each input: (rev_ptr, rev_gate, rev_side); side 0 = A, 1 = B."""
+    key = (id(ia), id(ib), ia._version, ib._version, n_in)
+    hit = _REV_CACHE.get(key)
+    if hit is not None and hit[0] is ia and hit[1] is ib:  # the cache holds ia, ib: ids stay unique
+        return hit[2]
+    n_out = ia.numel()
+    idx = torch.cat([ia, ib])
+    order = torch.argsort(idx, stable=True)
+    gate = torch.arange(n_out).repeat(2)[order].contiguous()
+    side = (order >= n_out).to(torch.uint8).contiguous()
+    ptr = torch.zeros(n_in + 1, dtype=torch.int64)
+    ptr[1:] = torch.cumsum(torch.bincount(idx, minlength=n_in), 0)
+    if len(_REV_CACHE) > 256:
+        _REV_CACHE.clear()
+    _REV_CACHE[key] = (ia, ib, (ptr, gate, side))
+    return ptr, gate, side
+
+
+class _DenseFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, ia, ib, c):
+        n_out, batch = ia.numel(), x.shape[1]
+        y = torch.empty(n_out, batch, dtype=x.dtype)
+        fn = getattr(_lib(), f"dense_forward_{_SUFFIX[x.dtype]}")
+        fn(_p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(c), ctypes.c_int64(n_out), _p(y),
+           ctypes.c_int(torch.get_num_threads()))
+        ctx.save_for_backward(x, ia, ib, c)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, ia, ib, c = ctx.saved_tensors
+        gy = gy.contiguous()
+        n_out, batch = ia.numel(), x.shape[1]
+        threads = ctypes.c_int(torch.get_num_threads())
+        lib, suffix = _lib(), _SUFFIX[x.dtype]
+        gx = gc = None
+        if ctx.needs_input_grad[3]:
+            gc = torch.empty(n_out, 4, dtype=x.dtype)
+            getattr(lib, f"dense_grad_coef_{suffix}")(
+                _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(gy), ctypes.c_int64(n_out), _p(gc), threads
+            )
+        if ctx.needs_input_grad[0]:
+            n_in = x.shape[0]
+            ptr, gate, side = reverse_index(ia, ib, n_in)
+            gx = torch.empty_like(x)
+            getattr(lib, f"dense_grad_input_{suffix}")(
+                _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(c), _p(gy), ctypes.c_int64(n_in),
+                _p(ptr), _p(gate), _p(side), _p(gx), threads,
+            )
+        return gx, None, None, gc
+
+
+def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Fused relaxed dense layer on CPU; x (in, batch) float32/float64, c (out, 4)."""
+    x = x.contiguous()
+    return _DenseFn.apply(x, ia.contiguous(), ib.contiguous(), c.to(x.dtype).contiguous())

@@ -1,0 +1,64 @@
+"""Build and load the package's small C libraries with the machine's C compiler, on first use.
+
+Each ``.c`` file next to its Python module is compiled once per source, flags and CPU into a
+cache directory (``$DIFFGATES_CACHE`` or ``~/.cache/diffgates``) and loaded with ctypes, which
+releases the GIL during calls. No compiler means :class:`NativeUnavailable`, and callers fall back
+to their plain implementations.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11", "-Wall"]
+
+
+class NativeUnavailable(RuntimeError):
+    """No C compiler, or the build failed: the native path cannot be used here."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DIFFGATES_CACHE", Path.home() / ".cache" / "diffgates"))
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return platform.machine() + flags
+
+
+def compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+
+
+@functools.lru_cache(maxsize=None)
+def load(source: str | Path) -> ctypes.CDLL:
+    """Compile ``source`` if needed and return the loaded library."""
+    source = Path(source)
+    cc = compiler()
+    if cc is None:
+        raise NativeUnavailable("no C compiler found (install gcc or set CC)")
+    text = source.read_bytes()
+    key = hashlib.sha256(text + " ".join([cc, *FLAGS]).encode() + _cpu_signature().encode()).hexdigest()[:16]
+    out = cache_dir() / f"{source.stem}-{key}.so"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        result = subprocess.run([cc, *FLAGS, str(source), "-o", tmp, "-lm"], capture_output=True, text=True)
+        if result.returncode != 0:
+            os.unlink(tmp)
+            raise NativeUnavailable(f"building {source.name} failed: {result.stderr.strip()[:2000]}")
+        os.replace(tmp, out)
+    return ctypes.CDLL(str(out))
