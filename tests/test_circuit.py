@@ -79,7 +79,7 @@ def test_circuit_validation_rejects_non_topological_gates():
 def test_model_save_load_gives_identical_outputs(tmp_path, rng, param):
     model = random_model(param=param)
     save_model(model, tmp_path / "m.safetensors")
-    loaded = load_model(tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors", engine="torch")  # same kernels as the original
     x = torch.as_tensor(rng.normal(size=(33, 12)), dtype=torch.float32)
     assert torch.equal(model(x), loaded(x))
     model.train()
@@ -100,3 +100,33 @@ def test_executor_on_bits_with_no_layers_passes_inputs_through():
     bits = np.random.default_rng(0).integers(0, 2, size=(10, c.n_inputs), dtype=np.uint8)
     counts = run_numpy(c, bits)
     assert counts.shape == (10, 2) and counts.max() <= 3
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n_inputs=st.integers(1, 200),
+    n_gates=st.integers(0, 300),
+    n_classes=st.integers(1, 4),
+    group=st.integers(1, 40),
+    batch=st.integers(1, 1100),
+    threads=st.sampled_from([1, 2]),
+)
+def test_native_executor_equals_numpy_oracle(seed, n_inputs, n_gates, n_classes, group, batch, threads):
+    from conftest import random_circuit
+
+    from diffgates.circuit import program
+
+    c = random_circuit(seed, n_inputs=n_inputs, n_gates=n_gates, n_classes=n_classes, group=group)
+    bits = np.random.default_rng(seed).integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)
+    assert np.array_equal(program.run(program.prepare(c), bits, threads), run_numpy(c, bits))
+
+
+def test_native_executor_counts_large_groups_exactly():
+    from conftest import random_circuit
+
+    from diffgates.circuit import program
+
+    c = random_circuit(7, n_inputs=50, n_gates=400, n_classes=2, group=5000)
+    bits = np.random.default_rng(0).integers(0, 2, size=(700, c.n_inputs), dtype=np.uint8)
+    assert np.array_equal(program.run(program.prepare(c), bits), run_numpy(c, bits))

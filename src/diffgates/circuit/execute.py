@@ -35,12 +35,15 @@ def unpack_bits(words: np.ndarray, batch: int) -> np.ndarray:
 
 
 def levels(circuit: Circuit) -> np.ndarray:
-    """Logic depth of each gate (inputs are depth 0)."""
-    depth = np.zeros(circuit.n_signals, dtype=np.int32)
+    """Logic depth of each gate (inputs are depth 0), by relaxation sweeps over the gate arrays."""
     n_in = circuit.n_inputs
-    for i in range(circuit.n_gates):
-        depth[n_in + i] = 1 + max(depth[circuit.a[i]], depth[circuit.b[i]])
-    return depth[n_in:]
+    depth = np.zeros(circuit.n_signals, dtype=np.int64)
+    a, b = circuit.a.astype(np.int64), circuit.b.astype(np.int64)
+    while True:
+        new = 1 + np.maximum(depth[a], depth[b])
+        if np.array_equal(new, depth[n_in:]):
+            return new
+        depth[n_in:] = new
 
 
 def group_counts(out_bits: np.ndarray, n_classes: int) -> np.ndarray:
@@ -67,6 +70,15 @@ def run_numpy(circuit: Circuit, bits: np.ndarray) -> np.ndarray:
     return group_counts(out_bits, circuit.n_classes)
 
 
-def predict_counts(circuit: Circuit, x: np.ndarray) -> np.ndarray:
-    """Raw features -> class counts (batch, n_classes)."""
-    return run_numpy(circuit, encode_bits(circuit, x))
+def predict_counts(circuit: Circuit, x: np.ndarray, engine: str = "auto") -> np.ndarray:
+    """Raw features -> class counts (batch, n_classes) int64.
+
+    ``engine``: ``"native"`` (the compiled bit-sliced executor), ``"numpy"`` (the plain oracle), or
+    ``"auto"`` (native where a C compiler is available).
+    """
+    bits = encode_bits(circuit, x)
+    from . import program
+
+    if engine == "numpy" or (engine == "auto" and not program.available()):
+        return run_numpy(circuit, bits)
+    return program.run(program.prepare(circuit), bits).astype(np.int64)

@@ -1,0 +1,206 @@
+/* Bit-sliced circuit executor: 512 samples per block, one 512-bit vector per signal.
+ *
+ * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
+ * each run is a tight branch-free loop. Per block: pack input bits (64x64 bit-matrix transposes),
+ * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
+ * and spread the bit planes into per-sample counters. Blocks are shared among OpenMP threads,
+ * each with its own signal buffer. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
+
+#define WORDS 8
+#define BLOCK (64 * WORDS)
+typedef uint64_t vec __attribute__((vector_size(64)));
+typedef uint16_t u16x8 __attribute__((vector_size(16)));
+
+static u16x8 SPREAD[256]; /* byte -> its 8 bits as 8 uint16 lanes (LSB first) */
+
+static void init_spread(void) {
+    for (int v = 0; v < 256; v++)
+        for (int i = 0; i < 8; i++) SPREAD[v][i] = (v >> i) & 1;
+}
+
+typedef int64_t lanes __attribute__((vector_size(64)));
+
+/* In-place transpose of a 64x64 bit matrix held as 8 vectors (row 8r + l is lane l of R[r]):
+ * afterwards bit s of row k is old bit k of row s. Three stages swap between vectors, three
+ * between lanes of one vector. */
+static void transpose64(vec R[8]) {
+    uint64_t m = 0x00000000FFFFFFFFULL;
+    for (int r = 0; r < 4; r++) { vec t = ((R[r] >> 32) ^ R[r + 4]) & m; R[r] ^= t << 32; R[r + 4] ^= t; }
+    m = 0x0000FFFF0000FFFFULL;
+    for (int r = 0; r < 8; r += (r & 1) ? 3 : 1) { vec t = ((R[r] >> 16) ^ R[r + 2]) & m; R[r] ^= t << 16; R[r + 2] ^= t; }
+    m = 0x00FF00FF00FF00FFULL;
+    for (int r = 0; r < 8; r += 2) { vec t = ((R[r] >> 8) ^ R[r + 1]) & m; R[r] ^= t << 8; R[r + 1] ^= t; }
+    const lanes sw4 = {4, 5, 6, 7, 0, 1, 2, 3}, sw2 = {2, 3, 0, 1, 6, 7, 4, 5}, sw1 = {1, 0, 3, 2, 5, 4, 7, 6};
+    const vec low4 = {~0ULL, ~0ULL, ~0ULL, ~0ULL, 0, 0, 0, 0};
+    const vec low2 = {~0ULL, ~0ULL, 0, 0, ~0ULL, ~0ULL, 0, 0};
+    const vec low1 = {~0ULL, 0, ~0ULL, 0, ~0ULL, 0, ~0ULL, 0};
+#define LANE_STAGE(J, MASK, SW, LOW)                                                   \
+    for (int r = 0; r < 8; r++) {                                                      \
+        vec t = ((R[r] >> J) ^ __builtin_shuffle(R[r], SW)) & (MASK) & LOW;            \
+        R[r] ^= (t << J) ^ __builtin_shuffle(t, SW);                                   \
+    }
+    LANE_STAGE(4, 0x0F0F0F0F0F0F0F0FULL, sw4, low4)
+    LANE_STAGE(2, 0x3333333333333333ULL, sw2, low2)
+    LANE_STAGE(1, 0x5555555555555555ULL, sw1, low1)
+#undef LANE_STAGE
+}
+
+/* 64 bytes (or the first lim) -> bit k set where byte k is non-zero. */
+static inline uint64_t nonzero_mask(const uint8_t *p, int lim) {
+#if defined(__AVX512BW__)
+    __m512i v = lim == 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ULL >> (64 - lim), p);
+    return _mm512_test_epi8_mask(v, v);
+#else
+    uint64_t word = 0;
+    for (int k = 0; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
+    return word;
+#endif
+}
+
+typedef union { vec v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
+
+/* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in); rows past n_rows read as 0.
+ * Rows are read in order (one 64-bit mask per 64 inputs), then each 64 x 64 tile is transposed. */
+static void pack_block(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t row0, vec *S, tile *tiles) {
+    const int64_t chunks = (n_in + 63) / 64;
+    for (int w = 0; w < WORDS; w++) {
+        int64_t r = row0 + 64 * w;
+        int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
+        for (int s = 0; s < 64; s++) {
+            const uint8_t *row = bits + (r + s) * n_in;
+            for (int64_t c = 0; c < chunks; c++) {
+                int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
+                tiles[c].w[s] = s < rows ? nonzero_mask(row + 64 * c, lim) : 0;
+            }
+        }
+        for (int64_t c = 0; c < chunks; c++) {
+            int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
+            transpose64(tiles[c].v);
+            for (int k = 0; k < lim; k++) ((uint64_t *)&S[64 * c + k])[w] = tiles[c].w[k];
+        }
+    }
+}
+
+#define RUN(expr) for (; k < end; k++) { const vec a = S[A[k]], b = S[B[k]]; (void)a; (void)b; D[k] = (expr); } break
+
+static void eval_gates(vec *S, int64_t n_in, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
+                       const int32_t *A, const int32_t *B) {
+    vec *D = S + n_in;
+    const vec zero = {0}, ones = ~zero;
+    int64_t k = 0;
+    for (int64_t r = 0; r < n_runs; r++) {
+        const int64_t end = k + run_len[r];
+        switch (run_op[r]) {
+            case 0: RUN(zero);
+            case 1: RUN(a & b);
+            case 2: RUN(a & ~b);
+            case 3: RUN(a);
+            case 4: RUN(~a & b);
+            case 5: RUN(b);
+            case 6: RUN(a ^ b);
+            case 7: RUN(a | b);
+            case 8: RUN(~(a | b));
+            case 9: RUN(~(a ^ b));
+            case 10: RUN(~b);
+            case 11: RUN(a | ~b);
+            case 12: RUN(~a);
+            case 13: RUN(~a | b);
+            case 14: RUN(~(a & b));
+            default: RUN(ones);
+        }
+    }
+}
+
+#define CSA(h, l, a, b, c) do { vec u_ = (a) ^ (b); vec a_ = (a), b_ = (b), c_ = (c); \
+    h = (a_ & b_) | (u_ & c_); l = u_ ^ c_; } while (0)
+
+/* Add the plane (weight 2^shift) of 512 samples into 16-bit counters. */
+static void spread_plane(vec plane, int shift, u16x8 *cnt) {
+    const uint8_t *bytes = (const uint8_t *)&plane;
+    for (int i = 0; i < BLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
+}
+
+/* Counts of 1s among the signals idx[0 .. len) (len a multiple of 16, < 65536) for 512 samples. */
+static void group_count(const vec *S, const int32_t *idx, int64_t len, int n_planes, u16x8 *cnt) {
+    const vec zero = {0};
+    vec ones = zero, twos = zero, fours = zero, eights = zero, planes[16];
+    for (int p = 0; p < 16; p++) planes[p] = zero;
+    for (int64_t i = 0; i < len; i += 16) {
+        vec twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;
+        const int32_t *q = idx + i;
+        CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
+        CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
+        CSA(foursA, twos, twos, twosA, twosB);
+        CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
+        CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
+        CSA(foursB, twos, twos, twosA, twosB);
+        CSA(eightsA, fours, fours, foursA, foursB);
+        CSA(twosA, ones, ones, S[q[8]], S[q[9]]);
+        CSA(twosB, ones, ones, S[q[10]], S[q[11]]);
+        CSA(foursA, twos, twos, twosA, twosB);
+        CSA(twosA, ones, ones, S[q[12]], S[q[13]]);
+        CSA(twosB, ones, ones, S[q[14]], S[q[15]]);
+        CSA(foursB, twos, twos, twosA, twosB);
+        CSA(eightsB, fours, fours, foursA, foursB);
+        CSA(sixteens, eights, eights, eightsA, eightsB);
+        vec carry = sixteens;
+        for (int p = 0; p < n_planes; p++) {
+            vec t = planes[p] & carry;
+            planes[p] ^= carry;
+            carry = t;
+        }
+    }
+    memset(cnt, 0, sizeof(u16x8) * (BLOCK / 8));
+    spread_plane(ones, 0, cnt);
+    spread_plane(twos, 1, cnt);
+    spread_plane(fours, 2, cnt);
+    spread_plane(eights, 3, cnt);
+    for (int p = 0; p < n_planes; p++) spread_plane(planes[p], 4 + p, cnt);
+}
+
+/* Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
+int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_gates, const uint8_t *run_op,
+                const int32_t *run_len, int64_t n_runs, const int32_t *A, const int32_t *B, const int32_t *out_idx,
+                int64_t n_classes, int64_t group_len, int32_t *counts, int threads) {
+    static int ready = 0;
+    if (!ready) { init_spread(); ready = 1; }
+    const int64_t n_blocks = (n_rows + BLOCK - 1) / BLOCK;
+    int n_planes = 0; /* bit planes for the count of sixteens: group_len / 16 < 2^n_planes <= 4096 */
+    while (n_planes < 12 && (1LL << n_planes) <= group_len / 16) n_planes++;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        vec *S = aligned_alloc(64, sizeof(vec) * (n_in + n_gates + 1));
+        u16x8 *cnt = aligned_alloc(64, sizeof(u16x8) * (BLOCK / 8));
+        tile *tiles = aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
+        if (!S || !cnt || !tiles) {
+            #pragma omp atomic write
+            failed = 1;
+        } else {
+            const vec zero = {0};
+            S[n_in + n_gates] = zero; /* padding signal for the group sums */
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t blk = 0; blk < n_blocks; blk++) {
+                const int64_t row0 = blk * BLOCK;
+                pack_block(bits, n_rows, n_in, row0, S, tiles);
+                eval_gates(S, n_in, run_op, run_len, n_runs, A, B);
+                const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
+                for (int64_t c = 0; c < n_classes; c++) {
+                    group_count(S, out_idx + c * group_len, group_len, n_planes, cnt);
+                    const uint16_t *flat = (const uint16_t *)cnt;
+                    for (int64_t s = 0; s < rows; s++) counts[(row0 + s) * n_classes + c] = flat[s];
+                }
+            }
+        }
+        free(S);
+        free(cnt);
+        free(tiles);
+    }
+    return failed ? -1 : 0;
+}
