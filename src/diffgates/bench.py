@@ -123,6 +123,31 @@ def bench_train(impls, n_in, widths, batches, threads, steps, param, timeout=900
     return rows
 
 
+def bench_epoch(engines, dataset, widths, threads, param, echo=None) -> list[dict]:
+    """Wall time of one training epoch per engine (same data, model and seed)."""
+    import tempfile
+
+    rows = []
+    for t in threads:
+        for engine in engines:
+            with tempfile.TemporaryDirectory() as tmp:
+                args = [sys.executable, "-m", "diffgates.cli", "train", "--dataset", dataset, "--epochs", "1",
+                        "--widths", ",".join(map(str, widths)), "--engine", engine, "--threads", str(t),
+                        "--parametrization", param, "--encoder-bits", "3", "--tau", "20", "--out", tmp + "/run",
+                        "--overwrite", "--quiet"]
+                r = subprocess.run(args, capture_output=True, text=True)
+                row = {"engine": engine, "dataset": dataset, "widths": ",".join(map(str, widths)), "threads": t}
+                if r.returncode != 0:
+                    row["error"] = (r.stderr.strip().splitlines() or ["failed"])[-1]
+                else:
+                    metrics = json.loads(open(tmp + "/run/metrics.jsonl").read().splitlines()[0])
+                    row.update(epoch_seconds=metrics["epoch_seconds"], test_acc_discrete=metrics["test_acc_discrete"])
+            rows.append(row)
+            if echo:
+                echo(row)
+    return rows
+
+
 def main(argv: list[str]) -> None:
     """Worker entry point: ``python -m diffgates.bench train IMPL N_IN WIDTHS BATCH THREADS STEPS PARAM``."""
     kind, impl, n_in, widths, batch, threads, steps, param = argv

@@ -109,6 +109,97 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    from .data import load_dataset
+    from .export import INPUT_FORMATS, TARGETS, golden_vectors, write_export
+
+    cfg, model, circuit = load_run(args.run)
+    out = Path(args.out or Path(args.run) / "export")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise DiffgatesError(f"export directory {out} already exists and is not empty; pick another --out or pass --overwrite.")
+    ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
+    x = ds.x_test[: args.vectors]
+    fmt = INPUT_FORMATS.get(cfg.dataset)
+    if args.input_bits or args.input_divisor:
+        from .backends.verilog import InputFormat
+
+        base = fmt or InputFormat()
+        fmt = InputFormat(args.input_bits or base.bits, args.input_divisor or base.divisor)
+    targets = list(TARGETS) if args.target == "all" else [args.target]
+    report = write_export(out, circuit, targets, x, golden_vectors(model, x), fmt, args.stage_levels,
+                          not args.no_optimize)
+    print(f"{'pass':12s} {'gates':>9s} {'inputs':>7s}  per layer")
+    for p in report["passes"]:
+        layers = " ".join(f"{n}" for n in p["per_layer"].values())
+        print(f"{p['pass']:12s} {p['gates']:9d} {p['inputs']:7d}  {layers}")
+    print(f"wrote {', '.join(report['files'])} and {report['vectors']} golden vectors to {out}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .hw.verify import verify_c, verify_verilog
+
+    d = Path(args.dir)
+    if not (d / "golden_counts.txt").is_file():
+        raise DiffgatesError(f"{d} is not an export directory (no golden vectors); run 'diffgates compile' first.")
+    checks = []
+    if (d / "model.c").is_file():
+        checks.append(verify_c(d))
+    if (d / "model.v").is_file():
+        checks.append(verify_verilog(d, args.simulator))
+    if not checks:
+        raise DiffgatesError(f"{d} holds neither model.c nor model.v to verify.")
+    for c in checks:
+        verdict = "bit-exact" if c.ok else f"{c.mismatches} MISMATCHES"
+        print(f"{c.target:8s} {c.vectors} vectors via {c.tool}: {verdict}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_synth(args) -> int:
+    from .hw.synth import synthesize
+
+    d = Path(args.dir)
+    if not (d / "model.v").is_file():
+        raise DiffgatesError(f"{d} has no model.v; run 'diffgates compile RUN --target verilog' first.")
+    report = synthesize(d)
+    (d / "synth.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    print(f"2-input gates {report.gates2}, LUT6 {report.luts6}, depth {report.depth} levels, "
+          f"flip-flops {report.flipflops} ({report.tool})")
+    return 0
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
+    if args.what == "train":
+        rows = bench.bench_train(args.impls, args.n_in, args.widths, args.batches, args.threads, args.steps,
+                                 args.param, echo=echo)
+        columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
+    elif args.what == "infer":
+        rows = bench.bench_infer(args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo)
+        columns = ["impl", "model", "threads", "img_per_s", "prepare_s", "gates_before", "gates_after", "error"]
+    else:
+        rows = bench.bench_epoch(args.engines, args.dataset, args.widths, args.threads, args.param, echo=echo)
+        columns = ["engine", "dataset", "widths", "threads", "epoch_seconds", "test_acc_discrete", "error"]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table(rows, [c for c in columns if any(c in r for r in rows)]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffgates",
@@ -146,6 +237,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run directory written by 'diffgates train'")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("compile", help="optimise the circuit and export C / Verilog / BLIF",
+                       description="Optimise a run's circuit (reporting gates per layer after each pass) and "
+                       "export it with golden vectors from the test set.")
+    p.add_argument("run", help="run directory written by 'diffgates train'")
+    p.add_argument("--target", choices=["c", "verilog", "blif", "all"], default="all", help="what to export (default: all)")
+    p.add_argument("--out", help="export directory (default: RUN/export)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.add_argument("--vectors", type=int, default=10000, help="golden vectors from the test set (default: 10000)")
+    p.add_argument("--stage-levels", type=int, default=0,
+                   help="Verilog: a register stage every N logic levels (default 0: combinational)")
+    p.add_argument("--input-bits", type=int, help="Verilog: bits per input feature code (default from the dataset)")
+    p.add_argument("--input-divisor", type=float, help="Verilog: feature = code / divisor (default from the dataset)")
+    p.add_argument("--no-optimize", action="store_true", help="export the circuit as extracted")
+    p.add_argument("--data-dir", help="directory holding the dataset files")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("verify", help="prove an export bit-exact against its golden vectors",
+                       description="Compile and run the exported C, and simulate the exported Verilog (Icarus or "
+                       "Verilator), on the golden vectors; exit 1 on any mismatch.")
+    p.add_argument("dir", help="export directory written by 'diffgates compile'")
+    p.add_argument("--simulator", choices=["auto", "iverilog", "verilator"], default="auto",
+                   help="Verilog simulator (default: Icarus if installed, else Verilator)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("synth", help="synthesise the Verilog with Yosys and report its size",
+                       description="Run Yosys on an export's model.v: 2-input gate count, LUT6 count, logic depth.")
+    p.add_argument("dir", help="export directory written by 'diffgates compile --target verilog'")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("bench", help="side-by-side benchmarks (training step, inference, epoch time)",
+                       description="Benchmarks comparing implementations in one run, each configuration in a fresh "
+                       "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
+                       "in-package reference, the compact torch path and torchlogix. 'infer': images per second of "
+                       "the circuit executor, the exported C and torchlogix's compiled model. 'epoch': wall time of "
+                       "one training epoch per engine.")
+    p.add_argument("what", choices=["train", "infer", "epoch"])
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--impls", type=_parse_list(str), default=["diffgates", "diffgates-torch", "reference", "torchlogix"],
+                   help="train: implementations to compare")
+    p.add_argument("--engines", type=_parse_list(str), default=["torch", "cpu"], help="epoch: engines to compare")
+    p.add_argument("--n-in", type=int, default=784, help="input bits (default 784)")
+    p.add_argument("--widths", type=_parse_list(int), default=[8000] * 6, help="train/epoch: layer widths")
+    p.add_argument("--infer-widths", type=_parse_list(int), default=[8000, 64000],
+                   help="infer: random 6-layer networks of these widths")
+    p.add_argument("--batches", type=_parse_list(int), default=[128, 256], help="train: batch sizes")
+    p.add_argument("--threads", type=_parse_list(int), default=[1, 2], help="thread counts")
+    p.add_argument("--steps", type=int, default=20, help="train: timed steps (median reported)")
+    p.add_argument("--samples", type=int, default=200_000, help="infer: samples per timing")
+    p.add_argument("--repeats", type=int, default=5, help="infer: timings (best reported)")
+    p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")
+    p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

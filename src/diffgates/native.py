@@ -44,12 +44,12 @@ def compiler() -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def load(source: str | Path) -> ctypes.CDLL:
-    """Compile ``source`` if needed and return the loaded library."""
+    """Compile ``source`` if needed and return the loaded library (headers beside it count too)."""
     source = Path(source)
     cc = compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (install gcc or set CC)")
-    text = source.read_bytes()
+    text = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
     key = hashlib.sha256(text + " ".join([cc, *FLAGS]).encode() + _cpu_signature().encode()).hexdigest()[:16]
     out = cache_dir() / f"{source.stem}-{key}.so"
     if not out.exists():

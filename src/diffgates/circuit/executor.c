@@ -87,38 +87,9 @@ static void pack_block(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_
     }
 }
 
-#define RUN(expr) for (; k < end; k++) { const vec a = S[A[k]], b = S[B[k]]; (void)a; (void)b; D[k] = (expr); } break
-
-static void eval_gates(vec *S, int64_t n_in, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
-                       const int32_t *A, const int32_t *B) {
-    vec *D = S + n_in;
-    const vec zero = {0}, ones = ~zero;
-    int64_t k = 0;
-    for (int64_t r = 0; r < n_runs; r++) {
-        const int64_t end = k + run_len[r];
-        switch (run_op[r]) {
-            case 0: RUN(zero);
-            case 1: RUN(a & b);
-            case 2: RUN(a & ~b);
-            case 3: RUN(a);
-            case 4: RUN(~a & b);
-            case 5: RUN(b);
-            case 6: RUN(a ^ b);
-            case 7: RUN(a | b);
-            case 8: RUN(~(a | b));
-            case 9: RUN(~(a ^ b));
-            case 10: RUN(~b);
-            case 11: RUN(a | ~b);
-            case 12: RUN(~a);
-            case 13: RUN(~a | b);
-            case 14: RUN(~(a & b));
-            default: RUN(ones);
-        }
-    }
-}
-
-#define CSA(h, l, a, b, c) do { vec u_ = (a) ^ (b); vec a_ = (a), b_ = (b), c_ = (c); \
-    h = (a_ & b_) | (u_ & c_); l = u_ ^ c_; } while (0)
+#define WORD vec
+#define BS_ZERO ((vec){0})
+#include "bitslice.h"
 
 /* Add the plane (weight 2^shift) of 512 samples into 16-bit counters. */
 static void spread_plane(vec plane, int shift, u16x8 *cnt) {
@@ -126,42 +97,12 @@ static void spread_plane(vec plane, int shift, u16x8 *cnt) {
     for (int i = 0; i < BLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
 }
 
-/* Counts of 1s among the signals idx[0 .. len) (len a multiple of 16, < 65536) for 512 samples. */
+/* Counts of 1s among the signals idx[0 .. len) for 512 samples into 16-bit counters. */
 static void group_count(const vec *S, const int32_t *idx, int64_t len, int n_planes, u16x8 *cnt) {
-    const vec zero = {0};
-    vec ones = zero, twos = zero, fours = zero, eights = zero, planes[16];
-    for (int p = 0; p < 16; p++) planes[p] = zero;
-    for (int64_t i = 0; i < len; i += 16) {
-        vec twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;
-        const int32_t *q = idx + i;
-        CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
-        CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
-        CSA(foursA, twos, twos, twosA, twosB);
-        CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
-        CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
-        CSA(foursB, twos, twos, twosA, twosB);
-        CSA(eightsA, fours, fours, foursA, foursB);
-        CSA(twosA, ones, ones, S[q[8]], S[q[9]]);
-        CSA(twosB, ones, ones, S[q[10]], S[q[11]]);
-        CSA(foursA, twos, twos, twosA, twosB);
-        CSA(twosA, ones, ones, S[q[12]], S[q[13]]);
-        CSA(twosB, ones, ones, S[q[14]], S[q[15]]);
-        CSA(foursB, twos, twos, twosA, twosB);
-        CSA(eightsB, fours, fours, foursA, foursB);
-        CSA(sixteens, eights, eights, eightsA, eightsB);
-        vec carry = sixteens;
-        for (int p = 0; p < n_planes; p++) {
-            vec t = planes[p] & carry;
-            planes[p] ^= carry;
-            carry = t;
-        }
-    }
+    vec planes[4 + 16];
+    bs_group_planes(S, idx, len, n_planes, planes);
     memset(cnt, 0, sizeof(u16x8) * (BLOCK / 8));
-    spread_plane(ones, 0, cnt);
-    spread_plane(twos, 1, cnt);
-    spread_plane(fours, 2, cnt);
-    spread_plane(eights, 3, cnt);
-    for (int p = 0; p < n_planes; p++) spread_plane(planes[p], 4 + p, cnt);
+    for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt);
 }
 
 /* Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
@@ -171,8 +112,7 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_gat
     static int ready = 0;
     if (!ready) { init_spread(); ready = 1; }
     const int64_t n_blocks = (n_rows + BLOCK - 1) / BLOCK;
-    int n_planes = 0; /* bit planes for the count of sixteens: group_len / 16 < 2^n_planes <= 4096 */
-    while (n_planes < 12 && (1LL << n_planes) <= group_len / 16) n_planes++;
+    const int n_planes = bs_n_planes(group_len); /* group_len < 65536: at most 12 */
     int failed = 0;
     #pragma omp parallel num_threads(threads)
     {
@@ -189,7 +129,7 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_gat
             for (int64_t blk = 0; blk < n_blocks; blk++) {
                 const int64_t row0 = blk * BLOCK;
                 pack_block(bits, n_rows, n_in, row0, S, tiles);
-                eval_gates(S, n_in, run_op, run_len, n_runs, A, B);
+                bs_eval_gates(S, n_in, run_op, run_len, n_runs, A, B);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
                     group_count(S, out_idx + c * group_len, group_len, n_planes, cnt);

@@ -1,0 +1,1 @@
+"""Backends: each turns a Circuit into text files, nothing else."""

