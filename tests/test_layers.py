@@ -105,3 +105,17 @@ def test_wrong_input_shape_is_a_clear_error():
     layer = LogicDense(10, 4)
     with pytest.raises(DiffgatesError, match=r"expects feature-major input of shape \(10, batch\)"):
         layer(torch.rand(4, 11))
+
+
+def test_grad_factor_scales_the_input_gradient_only():
+    x = torch.rand(10, 5, requires_grad=True)
+    grads = {}
+    for f in (1.0, 2.5):
+        torch.manual_seed(0)
+        layer = LogicDense(10, 6, init="gaussian", seed=4, grad_factor=f, engine="torch")
+        y = layer(x)
+        gx, gw = torch.autograd.grad(y.square().sum(), (x, layer.weight))
+        grads[f] = (y.detach(), gx, gw)
+    assert torch.equal(grads[1.0][0], grads[2.5][0])
+    torch.testing.assert_close(grads[2.5][1], 2.5 * grads[1.0][1])
+    torch.testing.assert_close(grads[2.5][2], grads[1.0][2])

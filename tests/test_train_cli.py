@@ -53,3 +53,21 @@ def test_eval_fails_when_circuit_disagrees(tmp_path, capsys):
     c.replace(ops=np.full_like(c.ops, 15)).save(out / "circuit.npz")  # every gate TRUE
     assert main(["eval", str(out)]) == 1
     assert "disagree" in capsys.readouterr().err
+
+
+def test_hard_forward_training_trains_the_discrete_network(tmp_path):
+    out = tmp_path / "hard"
+    args = ["train", "--widths", "800,800", "--epochs", "6", "--forward", "hard", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_acc_relaxed"] == summary["test_acc_discrete"]  # the trained network is the circuit
+    assert summary["test_acc_discrete"] > 0.5
+
+
+def test_cuda_device_without_gpu_is_a_clear_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    assert main(["train", "--device", "cuda", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

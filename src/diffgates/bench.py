@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 IMPLS = ("diffgates", "diffgates-torch", "reference", "torchlogix")
 
@@ -57,8 +58,11 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
 def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: int, steps: int, param: str) -> dict:
     import torch
 
+    from . import native
+
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    native.keep_freed_memory()  # for every implementation alike
     k, tau = 10, 10.0
     model, layout = build_train_model(impl, n_in, widths, k, tau, param)
     model.train()
@@ -66,7 +70,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     if layout == "feature":
         x = x.T.contiguous()
     y = torch.randint(0, k, (batch,))
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)  # the same optimiser for all
 
     def step():
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -148,11 +152,150 @@ def bench_epoch(engines, dataset, widths, threads, param, echo=None) -> list[dic
     return rows
 
 
+def random_network(n_in: int, widths: list[int], k: int = 10, seed: int = 0):
+    """A random layered circuit: each gate reads two random outputs of the previous layer, ops
+    uniform over the 16 gates; input bit j is feature j > 0.5 (so features can be the bits)."""
+    import numpy as np
+
+    from .circuit.ir import Circuit
+
+    rng = np.random.default_rng(seed)
+    ops, a, b, layer = [], [], [], []
+    base, start, prev = 0, n_in, n_in
+    for i, w in enumerate(widths):
+        ops.append(rng.integers(0, 16, w))
+        a.append(base + rng.integers(0, prev, w))
+        b.append(base + rng.integers(0, prev, w))
+        layer.append(np.full(w, i))
+        base, start, prev = start, start + w, w
+    return Circuit(
+        n_features=n_in, in_feature=np.arange(n_in), in_threshold=np.full(n_in, 0.5, np.float32),
+        ops=np.concatenate(ops), a=np.concatenate(a), b=np.concatenate(b), outputs=np.arange(base, start),
+        layer=np.concatenate(layer), n_classes=k,
+    )
+
+
+def _best_rate(fn, n: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, repeats: int) -> dict:
+    """Images per second end to end from an encoded bit matrix (uint8, samples x n_in)."""
+    import numpy as np
+
+    from .circuit import program
+    from .circuit.execute import run_numpy
+    from .circuit.passes import optimize
+
+    c = random_network(n_in, [width] * 6)
+    bits = np.random.default_rng(1).integers(0, 2, (samples, n_in), dtype=np.uint8)
+    check = slice(0, 2000)
+    expected = run_numpy(c, bits[check])
+    row = {"impl": impl, "model": f"{n_in}->6x{width}->GroupSum(10)", "threads": threads,
+           "gates_before": c.n_gates, "samples": samples}
+    t0 = time.perf_counter()
+    if impl == "diffgates":
+        opt, _ = optimize(c)
+        prog = program.prepare(opt)
+        keep = opt.in_feature  # surviving input bits
+        row["prepare_s"] = time.perf_counter() - t0
+        row["gates_after"] = opt.n_gates
+
+        def infer():
+            return program.run(prog, np.ascontiguousarray(bits[:, keep]) if len(keep) < n_in else bits, threads)
+    elif impl == "exported-c":
+        import ctypes
+        import tempfile
+
+        from . import native
+        from .backends.c import to_c
+
+        opt, _ = optimize(c)
+        tmp = Path(tempfile.mkdtemp())
+        for name, text in to_c(opt).items():
+            (tmp / name).write_text(text)
+        subprocess.run([native.compiler(), "-O2", "-march=native", "-shared", "-fPIC", "model.c", "-o", "model.so", "-lm"],
+                       cwd=tmp, check=True)
+        lib = ctypes.CDLL(str(tmp / "model.so"))
+        row["prepare_s"] = time.perf_counter() - t0
+        row["gates_after"] = opt.n_gates
+        xf = bits.astype(np.float32)
+
+        def infer():
+            out = np.zeros((samples, 10), dtype=np.int32)
+            lib.dg_predict(ctypes.c_void_p(xf.ctypes.data), ctypes.c_long(samples), ctypes.c_void_p(out.ctypes.data), None)
+            return out
+    elif impl == "torchlogix":
+        import torch
+        import torchlogix.layers as tl
+        from torchlogix.compiled_model import CompiledLogicNet
+
+        layers, prev = [], n_in
+        off = n_in
+        for i in range(6):
+            sel = c.layer == i
+            layer = tl.LogicDense(prev, width, parametrization="raw")
+            base = 0 if i == 0 else off - prev
+            idx = torch.stack([torch.as_tensor(c.a[sel] - base), torch.as_tensor(c.b[sel] - base)]).long()
+            layer.connections.indices = idx
+            with torch.no_grad():
+                layer.weight.copy_(torch.nn.functional.one_hot(torch.as_tensor(c.ops[sel]).long(), 16).float())
+            layers.append(layer)
+            off += width if i else 0
+            prev = width
+        model = torch.nn.Sequential(*layers, tl.GroupSum(10, 1.0)).eval()
+        compiled = CompiledLogicNet(model, input_shape=(n_in,), num_bits=64, apply_groupsum_scaling=False)
+        compiled.compile(opt_level=1)
+        row["prepare_s"] = time.perf_counter() - t0
+        row["gates_after"] = c.n_gates
+        xb = bits.astype(bool)
+
+        def infer():
+            return compiled.forward(xb).numpy()
+    else:
+        raise ValueError(impl)
+    got = infer()[check] if impl != "exported-c" else infer()[check]
+    if not np.array_equal(np.asarray(got)[: len(expected)], expected):
+        row["error"] = "wrong class counts"
+        return row
+    row["img_per_s"] = _best_rate(infer, samples, repeats)
+    return row
+
+
+def bench_infer(n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0) -> list[dict]:
+    import os
+
+    rows = []
+    all_threads = os.cpu_count() or 1
+    for w in widths:
+        configs = [("diffgates", t) for t in sorted(set(threads) | {all_threads})]
+        configs += [("exported-c", 1), ("torchlogix", 1)]
+        for impl, t in configs:
+            n = samples if impl == "diffgates" else max(samples // 10, 20_000)
+            args = ["infer", impl, str(n_in), str(w), str(t), str(n), str(repeats)]
+            row = run_worker(args, timeout)
+            row.update({"impl": impl, "threads": t, "model": f"{n_in}->6x{w}->GroupSum(10)"})
+            rows.append(row)
+            if echo:
+                echo(row)
+    return rows
+
+
 def main(argv: list[str]) -> None:
-    """Worker entry point: ``python -m diffgates.bench train IMPL N_IN WIDTHS BATCH THREADS STEPS PARAM``."""
-    kind, impl, n_in, widths, batch, threads, steps, param = argv
-    assert kind == "train"
-    row = train_worker(impl, int(n_in), [int(w) for w in widths.split(",")], int(batch), int(threads), int(steps), param)
+    """Worker entry points: ``train IMPL N_IN WIDTHS BATCH THREADS STEPS PARAM`` and
+    ``infer IMPL N_IN WIDTH THREADS SAMPLES REPEATS``."""
+    if argv[0] == "train":
+        impl, n_in, widths, batch, threads, steps, param = argv[1:]
+        row = train_worker(impl, int(n_in), [int(w) for w in widths.split(",")], int(batch), int(threads),
+                           int(steps), param)
+    else:
+        impl, n_in, width, threads, samples, repeats = argv[1:]
+        row = infer_worker(impl, int(n_in), int(width), int(threads), int(samples), int(repeats))
     print(json.dumps(row))
 
 

@@ -32,6 +32,7 @@ class TrainConfig:
         ("relaxed", "hard", "gumbel"),
     )
     gumbel_scale: float = opt(1.0, "Gumbel noise scale for --forward gumbel")
+    grad_factor: float = opt(1.0, "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)")
     tau: float = opt(10.0, "GroupSum temperature (scores = counts / tau)")
     lr: float = opt(0.05, "Adam learning rate")
     weight_decay: float = opt(0.0, "AdamW weight decay")

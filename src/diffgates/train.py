@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .checkpoint import save_model
 from .circuit import Circuit
 from .circuit.execute import predict_counts
@@ -39,6 +40,7 @@ def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
         residual_strength=cfg.residual_strength,
         forward=cfg.forward,
         gumbel_scale=cfg.gumbel_scale,
+        grad_factor=cfg.grad_factor,
         tau=cfg.tau,
         seed=cfg.seed,
     )
@@ -94,7 +96,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, qui
     prepare_out_dir(out, overwrite)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     torch.manual_seed(cfg.seed)
+    native.keep_freed_memory()
     device = torch.device(cfg.device)
     model = build_model(cfg, ds).to(device)
     write_json(out / "config.json", cfg.to_dict())
@@ -103,7 +108,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, qui
     xtr, xte = encode(ds.x_train), encode(ds.x_test)
     ytr = torch.as_tensor(ds.y_train, device=device)
     yte = torch.as_tensor(ds.y_test, device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(ytr)
     steps = -(-n // cfg.batch_size)

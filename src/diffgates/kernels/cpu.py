@@ -71,21 +71,21 @@ class _DenseFn(torch.autograd.Function):
         n_out, batch = ia.numel(), x.shape[1]
         threads = ctypes.c_int(torch.get_num_threads())
         lib, suffix = _lib(), _SUFFIX[x.dtype]
-        gx = gc = None
-        if ctx.needs_input_grad[3]:
-            gc = torch.empty(n_out, 4, dtype=x.dtype)
-            getattr(lib, f"dense_grad_coef_{suffix}")(
-                _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(gy), ctypes.c_int64(n_out), _p(gc), threads
-            )
-        if ctx.needs_input_grad[0]:
+        gc = torch.empty(n_out, 4, dtype=x.dtype)
+        if ctx.needs_input_grad[0]:  # both gradients in one sweep over the inputs
             n_in = x.shape[0]
             ptr, gate, side = reverse_index(ia, ib, n_in)
             gx = torch.empty_like(x)
-            getattr(lib, f"dense_grad_input_{suffix}")(
+            getattr(lib, f"dense_backward_{suffix}")(
                 _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(c), _p(gy), ctypes.c_int64(n_in),
-                _p(ptr), _p(gate), _p(side), _p(gx), threads,
+                _p(ptr), _p(gate), _p(side), _p(gc), _p(gx), threads,
             )
-        return gx, None, None, gc
+        else:
+            gx = None
+            getattr(lib, f"dense_grad_coef_{suffix}")(
+                _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(gy), ctypes.c_int64(n_out), _p(gc), threads
+            )
+        return gx, None, None, (gc if ctx.needs_input_grad[3] else None)
 
 
 def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

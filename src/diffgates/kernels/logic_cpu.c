@@ -5,6 +5,9 @@
  *           gx[i] = sum over the gates reading i of gy * (c1 + c3 b) or gy * (c2 + c3 a),
  *                   gathered through a reverse index (CSR: rev_ptr, rev_gate, rev_side) so
  *                   threads own disjoint rows of gx and never race.
+ * dense_grad_coef computes the sums alone (for a first layer, whose input needs no gradient).
+ * dense_backward does both in the gather sweep: a gate's coefficient sums are taken while its
+ * A-side entry is gathered (x[i] is then its A row), so every gate's sums have one writer.
  * Each function exists for float and double (suffix _f32 / _f64). */
 #include <stdint.h>
 #include <string.h>
@@ -40,28 +43,46 @@ void dense_grad_coef_##SUFFIX(const T *restrict x, int64_t batch, const int64_t 
         }                                                                                          \
         gc[4 * g] = s0; gc[4 * g + 1] = s1; gc[4 * g + 2] = s2; gc[4 * g + 3] = s3;               \
     }                                                                                              \
-}                                                                                                  \
-                                                                                                   \
-void dense_grad_input_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *restrict ia,    \
-                               const int64_t *restrict ib, const T *restrict c,                    \
-                               const T *restrict gy, int64_t n_in, const int64_t *restrict rev_ptr, \
-                               const int64_t *restrict rev_gate, const uint8_t *restrict rev_side, \
-                               T *restrict gx, int threads) {                                      \
-    _Pragma("omp parallel for schedule(dynamic, 16) num_threads(threads)")                         \
-    for (int64_t i = 0; i < n_in; i++) {                                                           \
-        T *out = gx + i * batch;                                                                   \
-        memset(out, 0, sizeof(T) * batch);                                                         \
-        for (int64_t k = rev_ptr[i]; k < rev_ptr[i + 1]; k++) {                                    \
-            const int64_t g = rev_gate[k];                                                         \
-            const T *d = gy + g * batch;                                                           \
-            /* input on side A: dy/da = c1 + c3 b ; side B: dy/db = c2 + c3 a */                   \
-            const T lin = rev_side[k] ? c[4 * g + 2] : c[4 * g + 1], c3 = c[4 * g + 3];            \
-            const T *other = x + (rev_side[k] ? ia[g] : ib[g]) * batch;                            \
-            _Pragma("omp simd")                                                                    \
-            for (int64_t s = 0; s < batch; s++) out[s] += d[s] * (lin + c3 * other[s]);            \
-        }                                                                                          \
-    }                                                                                              \
+}
+
+#define DEFINE_BACKWARD(T, SUFFIX)                                                                  \
+void dense_backward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *restrict ia,          \
+                            const int64_t *restrict ib, const T *restrict c, const T *restrict gy,     \
+                            int64_t n_in, const int64_t *restrict rev_ptr,                             \
+                            const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
+                            T *restrict gc, T *restrict gx, int threads) {                             \
+    _Pragma("omp parallel for schedule(dynamic, 16) num_threads(threads)")                             \
+    for (int64_t i = 0; i < n_in; i++) {                                                               \
+        T *out = gx + i * batch;                                                                       \
+        const T *xi = x + i * batch;                                                                   \
+        memset(out, 0, sizeof(T) * batch);                                                             \
+        for (int64_t k = rev_ptr[i]; k < rev_ptr[i + 1]; k++) {                                        \
+            const int64_t g = rev_gate[k];                                                             \
+            const T *d = gy + g * batch;                                                               \
+            const T c3 = c[4 * g + 3];                                                                 \
+            if (rev_side[k] == 0) { /* x[i] is A, other is B */                                        \
+                const T *b = x + ib[g] * batch, c1 = c[4 * g + 1];                                     \
+                T q0 = 0, q1 = 0, q2 = 0, q3 = 0;                                                      \
+                _Pragma("omp simd reduction(+ : q0, q1, q2, q3)")                                      \
+                for (int64_t s = 0; s < batch; s++) {                                                  \
+                    const T ad = xi[s] * d[s];                                                         \
+                    q0 += d[s];                                                                        \
+                    q1 += ad;                                                                          \
+                    q2 += b[s] * d[s];                                                                 \
+                    q3 += ad * b[s];                                                                   \
+                    out[s] += d[s] * (c1 + c3 * b[s]);                                                 \
+                }                                                                                      \
+                gc[4 * g] = q0; gc[4 * g + 1] = q1; gc[4 * g + 2] = q2; gc[4 * g + 3] = q3;           \
+            } else { /* x[i] is B, other is A */                                                       \
+                const T *a = x + ia[g] * batch, c2 = c[4 * g + 2];                                     \
+                _Pragma("omp simd")                                                                    \
+                for (int64_t s = 0; s < batch; s++) out[s] += d[s] * (c2 + c3 * a[s]);                 \
+            }                                                                                          \
+        }                                                                                              \
+    }                                                                                                  \
 }
 
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
+DEFINE_BACKWARD(float, f32)
+DEFINE_BACKWARD(double, f64)

@@ -42,6 +42,19 @@ def random_wiring(
     return ia, ib
 
 
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by a factor (deep-network rescue)."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.factor, None
+
+
 class LogicDense(nn.Module):
     """A layer of ``out_features`` learnable two-input gates, each wired to two fixed inputs.
 
@@ -49,6 +62,8 @@ class LogicDense(nn.Module):
     the wiring gathers whole contiguous rows. In ``train()`` mode the gates are relaxed
     (``forward="relaxed"``), or discrete with straight-through gradients (``"hard"``, ``"gumbel"``
     adds Gumbel noise to the logits); in ``eval()`` mode the layer is the exact discrete circuit.
+    ``grad_factor`` multiplies the gradient passed to the layer's input (values > 1 keep deep
+    networks training, as in the original work).
     The wiring lives in buffers, so ``state_dict()`` restores the layer exactly.
     """
 
@@ -63,6 +78,7 @@ class LogicDense(nn.Module):
         seed: int | None = None,
         forward: str = "relaxed",
         gumbel_scale: float = 1.0,
+        grad_factor: float = 1.0,
         engine: str = "auto",
     ):
         super().__init__()
@@ -76,6 +92,7 @@ class LogicDense(nn.Module):
         self.seed = seed
         self.forward_mode = forward
         self.gumbel_scale = gumbel_scale
+        self.grad_factor = grad_factor
         self.engine = engine
         self.weight = nn.Parameter(torch.empty(out_features, P.n_weights(parametrization)))
         self.register_buffer("ia", torch.empty(out_features, dtype=torch.long))
@@ -111,6 +128,8 @@ class LogicDense(nn.Module):
             raise DiffgatesError(
                 f"LogicDense expects feature-major input of shape ({self.in_features}, batch), got {tuple(x.shape)}."
             )
+        if self.grad_factor != 1.0 and self.training:
+            x = _ScaleGrad.apply(x, self.grad_factor)
         if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
             return dense_reference(x, self.ia, self.ib, self.weight.to(x.dtype), self.parametrization)
         c = self.coefficients().to(x.dtype)

@@ -28,6 +28,7 @@ class ModelConfig:
     residual_strength: float | None = None
     forward: str = "relaxed"
     gumbel_scale: float = 1.0
+    grad_factor: float = 1.0
     tau: float = 10.0
     seed: int = 0
 
@@ -61,6 +62,7 @@ class LogicNet(nn.Module):
                     seed=c.seed * 1000 + i,
                     forward=c.forward,
                     gumbel_scale=c.gumbel_scale,
+                    grad_factor=c.grad_factor,
                     engine=engine,
                 )
             )

