@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_circuit, random_model
 
+from conftest import random_circuit, random_model
 from diffgates import Circuit, DiffgatesError, gates
 from diffgates.backends.blif import to_blif
 from diffgates.backends.verilog import InputFormat

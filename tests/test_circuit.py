@@ -114,7 +114,6 @@ def test_executor_on_bits_with_no_layers_passes_inputs_through():
 )
 def test_native_executor_equals_numpy_oracle(seed, n_inputs, n_gates, n_classes, group, batch, threads):
     from conftest import random_circuit
-
     from diffgates.circuit import program
 
     c = random_circuit(seed, n_inputs=n_inputs, n_gates=n_gates, n_classes=n_classes, group=group)
@@ -124,9 +123,20 @@ def test_native_executor_equals_numpy_oracle(seed, n_inputs, n_gates, n_classes,
 
 def test_native_executor_counts_large_groups_exactly():
     from conftest import random_circuit
-
     from diffgates.circuit import program
 
     c = random_circuit(7, n_inputs=50, n_gates=400, n_classes=2, group=5000)
     bits = np.random.default_rng(0).integers(0, 2, size=(700, c.n_inputs), dtype=np.uint8)
     assert np.array_equal(program.run(program.prepare(c), bits), run_numpy(c, bits))
+
+
+def test_executor_api_matches_the_model(rng):
+    from diffgates.circuit.program import Executor
+
+    model = random_model(n_features=12, widths=(80, 60), n_classes=3)
+    x = rng.normal(size=(700, 12)).astype(np.float32)
+    ex = Executor(Circuit.from_model(model), threads=2)
+    expected = model.counts(torch.as_tensor(x)).numpy()
+    assert np.array_equal(ex.counts(x), expected)
+    assert np.array_equal(ex.predict(x), expected.argmax(1))
+    assert ex.circuit.n_gates <= Circuit.from_model(model).n_gates

@@ -58,4 +58,3 @@ def test_fused_float32_close_to_reference_on_a_wide_layer():
 
 def test_auto_engine_picks_fused_on_cpu():
     assert resolve_engine("auto", torch.zeros(1)) == "cpu"
-

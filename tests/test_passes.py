@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import random_circuit, random_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import random_circuit, random_model
 from diffgates import Circuit, gates
 from diffgates.circuit.execute import levels, predict_counts
 from diffgates.circuit.passes import (
@@ -65,8 +65,17 @@ def test_fold_pass_leaves_no_wires_or_inverters_except_outputs():
 
 def test_fold_removes_double_negation():
     # input 0 -> NOT -> NOT -> output: folds to the input itself
-    c = Circuit(n_features=1, in_feature=[0], in_threshold=[0.0], ops=[gates.NOT_A, gates.NOT_A], a=[0, 1], b=[0, 1],
-                outputs=[2], layer=[0, 1], n_classes=1)
+    c = Circuit(
+        n_features=1,
+        in_feature=[0],
+        in_threshold=[0.0],
+        ops=[gates.NOT_A, gates.NOT_A],
+        a=[0, 1],
+        b=[0, 1],
+        outputs=[2],
+        layer=[0, 1],
+        n_classes=1,
+    )
     f = remove_dead(fold_wires(c))
     assert f.n_gates == 0 and f.outputs.tolist() == [0]
     assert_same_function(c, f)
@@ -74,8 +83,17 @@ def test_fold_removes_double_negation():
 
 def test_strash_merges_duplicates_and_complements():
     # g0 = AND(i0, i1); g1 = AND(i1, i0) duplicate; g2 = NAND(i0, i1) complement; outputs all three
-    c = Circuit(n_features=2, in_feature=[0, 1], in_threshold=[0, 0], ops=[gates.AND, gates.AND, gates.NAND],
-                a=[0, 1, 0], b=[1, 0, 1], outputs=[2, 3, 4], layer=[0, 0, 0], n_classes=1)
+    c = Circuit(
+        n_features=2,
+        in_feature=[0, 1],
+        in_threshold=[0, 0],
+        ops=[gates.AND, gates.AND, gates.NAND],
+        a=[0, 1, 0],
+        b=[1, 0, 1],
+        outputs=[2, 3, 4],
+        layer=[0, 0, 0],
+        n_classes=1,
+    )
     h = remove_dead(hash_structure(c))
     assert h.n_gates == 2  # the AND and one inverter for the complemented output
     assert_same_function(c, h)

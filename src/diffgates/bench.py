@@ -135,10 +135,32 @@ def bench_epoch(engines, dataset, widths, threads, param, echo=None) -> list[dic
     for t in threads:
         for engine in engines:
             with tempfile.TemporaryDirectory() as tmp:
-                args = [sys.executable, "-m", "diffgates.cli", "train", "--dataset", dataset, "--epochs", "1",
-                        "--widths", ",".join(map(str, widths)), "--engine", engine, "--threads", str(t),
-                        "--parametrization", param, "--encoder-bits", "3", "--tau", "20", "--out", tmp + "/run",
-                        "--overwrite", "--quiet"]
+                args = [
+                    sys.executable,
+                    "-m",
+                    "diffgates.cli",
+                    "train",
+                    "--dataset",
+                    dataset,
+                    "--epochs",
+                    "1",
+                    "--widths",
+                    ",".join(map(str, widths)),
+                    "--engine",
+                    engine,
+                    "--threads",
+                    str(t),
+                    "--parametrization",
+                    param,
+                    "--encoder-bits",
+                    "3",
+                    "--tau",
+                    "20",
+                    "--out",
+                    tmp + "/run",
+                    "--overwrite",
+                    "--quiet",
+                ]
                 r = subprocess.run(args, capture_output=True, text=True)
                 row = {"engine": engine, "dataset": dataset, "widths": ",".join(map(str, widths)), "threads": t}
                 if r.returncode != 0:
@@ -169,9 +191,15 @@ def random_network(n_in: int, widths: list[int], k: int = 10, seed: int = 0):
         layer.append(np.full(w, i))
         base, start, prev = start, start + w, w
     return Circuit(
-        n_features=n_in, in_feature=np.arange(n_in), in_threshold=np.full(n_in, 0.5, np.float32),
-        ops=np.concatenate(ops), a=np.concatenate(a), b=np.concatenate(b), outputs=np.arange(base, start),
-        layer=np.concatenate(layer), n_classes=k,
+        n_features=n_in,
+        in_feature=np.arange(n_in),
+        in_threshold=np.full(n_in, 0.5, np.float32),
+        ops=np.concatenate(ops),
+        a=np.concatenate(a),
+        b=np.concatenate(b),
+        outputs=np.arange(base, start),
+        layer=np.concatenate(layer),
+        n_classes=k,
     )
 
 
@@ -196,8 +224,13 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
     bits = np.random.default_rng(1).integers(0, 2, (samples, n_in), dtype=np.uint8)
     check = slice(0, 2000)
     expected = run_numpy(c, bits[check])
-    row = {"impl": impl, "model": f"{n_in}->6x{width}->GroupSum(10)", "threads": threads,
-           "gates_before": c.n_gates, "samples": samples}
+    row = {
+        "impl": impl,
+        "model": f"{n_in}->6x{width}->GroupSum(10)",
+        "threads": threads,
+        "gates_before": c.n_gates,
+        "samples": samples,
+    }
     t0 = time.perf_counter()
     if impl == "diffgates":
         opt, _ = optimize(c)
@@ -219,8 +252,11 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
         tmp = Path(tempfile.mkdtemp())
         for name, text in to_c(opt).items():
             (tmp / name).write_text(text)
-        subprocess.run([native.compiler(), "-O2", "-march=native", "-shared", "-fPIC", "model.c", "-o", "model.so", "-lm"],
-                       cwd=tmp, check=True)
+        subprocess.run(
+            [native.compiler(), "-O2", "-march=native", "-shared", "-fPIC", "model.c", "-o", "model.so", "-lm"],
+            cwd=tmp,
+            check=True,
+        )
         lib = ctypes.CDLL(str(tmp / "model.so"))
         row["prepare_s"] = time.perf_counter() - t0
         row["gates_after"] = opt.n_gates
@@ -228,7 +264,9 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
 
         def infer():
             out = np.zeros((samples, 10), dtype=np.int32)
-            lib.dg_predict(ctypes.c_void_p(xf.ctypes.data), ctypes.c_long(samples), ctypes.c_void_p(out.ctypes.data), None)
+            lib.dg_predict(
+                ctypes.c_void_p(xf.ctypes.data), ctypes.c_long(samples), ctypes.c_void_p(out.ctypes.data), None
+            )
             return out
     elif impl == "torchlogix":
         import torch
@@ -278,7 +316,8 @@ def bench_infer(n_in, widths, threads, samples, repeats, echo=None, timeout=1800
         for impl, t in configs:
             n = samples if impl == "diffgates" else max(samples // 10, 20_000)
             args = ["infer", impl, str(n_in), str(w), str(t), str(n), str(repeats)]
-            row = run_worker(args, timeout)
+            # torchlogix compiles one C function per network with gcc -O1: minutes to hours when large
+            row = run_worker(args, timeout if impl != "torchlogix" or w <= 8000 else min(timeout, 300.0))
             row.update({"impl": impl, "threads": t, "model": f"{n_in}->6x{w}->GroupSum(10)"})
             rows.append(row)
             if echo:
@@ -291,8 +330,9 @@ def main(argv: list[str]) -> None:
     ``infer IMPL N_IN WIDTH THREADS SAMPLES REPEATS``."""
     if argv[0] == "train":
         impl, n_in, widths, batch, threads, steps, param = argv[1:]
-        row = train_worker(impl, int(n_in), [int(w) for w in widths.split(",")], int(batch), int(threads),
-                           int(steps), param)
+        row = train_worker(
+            impl, int(n_in), [int(w) for w in widths.split(",")], int(batch), int(threads), int(steps), param
+        )
     else:
         impl, n_in, width, threads, samples, repeats = argv[1:]
         row = infer_worker(impl, int(n_in), int(width), int(threads), int(samples), int(repeats))

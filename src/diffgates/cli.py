@@ -57,9 +57,18 @@ def cmd_train(args) -> int:
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     cfg = TrainConfig.from_dict(options)
     out = args.out or f"runs/{Path(cfg.dataset).stem}"
-    summary = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
-    print(json.dumps(summary, indent=2))
-    print(f"run written to {out}")
+    s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
+    print(f"{s['dataset']}: {s['gates']} gates ({s['parametrization']}), {s['train_seconds']:.1f} s of training")
+    print(
+        f"test accuracy  relaxed {s['test_acc_relaxed']:.4f}  discrete {s['test_acc_discrete']:.4f}  "
+        f"circuit {s['test_acc_circuit']:.4f}  ({s['circuit_mismatches']} circuit/model mismatches)"
+    )
+    if "circuit_img_per_s" in s:
+        print(
+            f"circuit: {s['gates_optimised']} gates after optimisation, "
+            f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread (prepared in {s['circuit_prepare_s']:.2f} s)"
+        )
+    print(f"run written to {out} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
     return 0
 
 
@@ -116,7 +125,9 @@ def cmd_compile(args) -> int:
     cfg, model, circuit = load_run(args.run)
     out = Path(args.out or Path(args.run) / "export")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise DiffgatesError(f"export directory {out} already exists and is not empty; pick another --out or pass --overwrite.")
+        raise DiffgatesError(
+            f"export directory {out} already exists and is not empty; pick another --out or pass --overwrite."
+        )
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
     x = ds.x_test[: args.vectors]
     fmt = INPUT_FORMATS.get(cfg.dataset)
@@ -126,8 +137,9 @@ def cmd_compile(args) -> int:
         base = fmt or InputFormat()
         fmt = InputFormat(args.input_bits or base.bits, args.input_divisor or base.divisor)
     targets = list(TARGETS) if args.target == "all" else [args.target]
-    report = write_export(out, circuit, targets, x, golden_vectors(model, x), fmt, args.stage_levels,
-                          not args.no_optimize)
+    report = write_export(
+        out, circuit, targets, x, golden_vectors(model, x), fmt, args.stage_levels, not args.no_optimize
+    )
     print(f"{'pass':12s} {'gates':>9s} {'inputs':>7s}  per layer")
     for p in report["passes"]:
         layers = " ".join(f"{n}" for n in p["per_layer"].values())
@@ -163,8 +175,10 @@ def cmd_synth(args) -> int:
         raise DiffgatesError(f"{d} has no model.v; run 'diffgates compile RUN --target verilog' first.")
     report = synthesize(d)
     (d / "synth.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    print(f"2-input gates {report.gates2}, LUT6 {report.luts6}, depth {report.depth} levels, "
-          f"flip-flops {report.flipflops} ({report.tool})")
+    print(
+        f"2-input gates {report.gates2}, LUT6 {report.luts6}, depth {report.depth} levels, "
+        f"flip-flops {report.flipflops} ({report.tool})"
+    )
     return 0
 
 
@@ -184,8 +198,9 @@ def cmd_bench(args) -> int:
 
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
     if args.what == "train":
-        rows = bench.bench_train(args.impls, args.n_in, args.widths, args.batches, args.threads, args.steps,
-                                 args.param, echo=echo)
+        rows = bench.bench_train(
+            args.impls, args.n_in, args.widths, args.batches, args.threads, args.steps, args.param, echo=echo
+        )
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
     elif args.what == "infer":
         rows = bench.bench_infer(args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo)
@@ -238,50 +253,80 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory written by 'diffgates train'")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("compile", help="optimise the circuit and export C / Verilog / BLIF",
-                       description="Optimise a run's circuit (reporting gates per layer after each pass) and "
-                       "export it with golden vectors from the test set.")
+    p = sub.add_parser(
+        "compile",
+        help="optimise the circuit and export C / Verilog / BLIF",
+        description="Optimise a run's circuit (reporting gates per layer after each pass) and "
+        "export it with golden vectors from the test set.",
+    )
     p.add_argument("run", help="run directory written by 'diffgates train'")
-    p.add_argument("--target", choices=["c", "verilog", "blif", "all"], default="all", help="what to export (default: all)")
+    p.add_argument(
+        "--target", choices=["c", "verilog", "blif", "all"], default="all", help="what to export (default: all)"
+    )
     p.add_argument("--out", help="export directory (default: RUN/export)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     p.add_argument("--vectors", type=int, default=10000, help="golden vectors from the test set (default: 10000)")
-    p.add_argument("--stage-levels", type=int, default=0,
-                   help="Verilog: a register stage every N logic levels (default 0: combinational)")
+    p.add_argument(
+        "--stage-levels",
+        type=int,
+        default=0,
+        help="Verilog: a register stage every N logic levels (default 0: combinational)",
+    )
     p.add_argument("--input-bits", type=int, help="Verilog: bits per input feature code (default from the dataset)")
     p.add_argument("--input-divisor", type=float, help="Verilog: feature = code / divisor (default from the dataset)")
     p.add_argument("--no-optimize", action="store_true", help="export the circuit as extracted")
     p.add_argument("--data-dir", help="directory holding the dataset files")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("verify", help="prove an export bit-exact against its golden vectors",
-                       description="Compile and run the exported C, and simulate the exported Verilog (Icarus or "
-                       "Verilator), on the golden vectors; exit 1 on any mismatch.")
+    p = sub.add_parser(
+        "verify",
+        help="prove an export bit-exact against its golden vectors",
+        description="Compile and run the exported C, and simulate the exported Verilog (Icarus or "
+        "Verilator), on the golden vectors; exit 1 on any mismatch.",
+    )
     p.add_argument("dir", help="export directory written by 'diffgates compile'")
-    p.add_argument("--simulator", choices=["auto", "iverilog", "verilator"], default="auto",
-                   help="Verilog simulator (default: Icarus if installed, else Verilator)")
+    p.add_argument(
+        "--simulator",
+        choices=["auto", "iverilog", "verilator"],
+        default="auto",
+        help="Verilog simulator (default: Icarus if installed, else Verilator)",
+    )
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("synth", help="synthesise the Verilog with Yosys and report its size",
-                       description="Run Yosys on an export's model.v: 2-input gate count, LUT6 count, logic depth.")
+    p = sub.add_parser(
+        "synth",
+        help="synthesise the Verilog with Yosys and report its size",
+        description="Run Yosys on an export's model.v: 2-input gate count, LUT6 count, logic depth.",
+    )
     p.add_argument("dir", help="export directory written by 'diffgates compile --target verilog'")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("bench", help="side-by-side benchmarks (training step, inference, epoch time)",
-                       description="Benchmarks comparing implementations in one run, each configuration in a fresh "
-                       "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
-                       "in-package reference, the compact torch path and torchlogix. 'infer': images per second of "
-                       "the circuit executor, the exported C and torchlogix's compiled model. 'epoch': wall time of "
-                       "one training epoch per engine.")
+    p = sub.add_parser(
+        "bench",
+        help="side-by-side benchmarks (training step, inference, epoch time)",
+        description="Benchmarks comparing implementations in one run, each configuration in a fresh "
+        "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
+        "in-package reference, the compact torch path and torchlogix. 'infer': images per second of "
+        "the circuit executor, the exported C and torchlogix's compiled model. 'epoch': wall time of "
+        "one training epoch per engine.",
+    )
     p.add_argument("what", choices=["train", "infer", "epoch"])
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    p.add_argument("--impls", type=_parse_list(str), default=["diffgates", "diffgates-torch", "reference", "torchlogix"],
-                   help="train: implementations to compare")
+    p.add_argument(
+        "--impls",
+        type=_parse_list(str),
+        default=["diffgates", "diffgates-torch", "reference", "torchlogix"],
+        help="train: implementations to compare",
+    )
     p.add_argument("--engines", type=_parse_list(str), default=["torch", "cpu"], help="epoch: engines to compare")
     p.add_argument("--n-in", type=int, default=784, help="input bits (default 784)")
     p.add_argument("--widths", type=_parse_list(int), default=[8000] * 6, help="train/epoch: layer widths")
-    p.add_argument("--infer-widths", type=_parse_list(int), default=[8000, 64000],
-                   help="infer: random 6-layer networks of these widths")
+    p.add_argument(
+        "--infer-widths",
+        type=_parse_list(int),
+        default=[8000, 64000],
+        help="infer: random 6-layer networks of these widths",
+    )
     p.add_argument("--batches", type=_parse_list(int), default=[128, 256], help="train: batch sizes")
     p.add_argument("--threads", type=_parse_list(int), default=[1, 2], help="thread counts")
     p.add_argument("--steps", type=int, default=20, help="train: timed steps (median reported)")

@@ -42,7 +42,7 @@ def compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(source: str | Path) -> ctypes.CDLL:
     """Compile ``source`` if needed and return the loaded library (headers beside it count too)."""
     source = Path(source)

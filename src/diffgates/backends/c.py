@@ -55,11 +55,15 @@ def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
     """The C sources as {filename: text}."""
     p = prepare(circuit)
     header = HEADER.format(
-        name=name, n_gates=circuit.n_gates, n_inputs=circuit.n_inputs, n_features=circuit.n_features,
-        n_classes=circuit.n_classes, tau=float(circuit.tau),
+        name=name,
+        n_gates=circuit.n_gates,
+        n_inputs=circuit.n_inputs,
+        n_features=circuit.n_features,
+        n_classes=circuit.n_classes,
+        tau=float(circuit.tau),
     )
     tables = [
-        f"#define DG_N_INPUTS {p.n_inputs}\n#define DG_N_GATES {p.n_gates}\n",
+        f"#define DG_N_INPUTS {p.n_inputs}\n#define DG_N_GATES {p.n_gates}\n#define DG_N_SLOTS {p.n_slots}\n",
         f"#define DG_N_RUNS {len(p.run_op)}\n#define DG_GROUP_LEN {p.out_idx.shape[1]}\n",
         _array("int32_t", "dg_in_feature", circuit.in_feature),
         _array("float", "dg_in_threshold", circuit.in_threshold, _hex_float),
@@ -67,6 +71,7 @@ def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
         _array("int32_t", "dg_run_len", p.run_len),
         _array("int32_t", "dg_a", p.a),
         _array("int32_t", "dg_b", p.b),
+        _array("int32_t", "dg_dst", p.dst),
         _array("int32_t", "dg_out_idx", p.out_idx.reshape(-1)),
     ]
     source = "\n".join(

@@ -11,9 +11,9 @@ int dg_predict(const float *x, long n, int32_t *counts, int32_t *classes) {
     int c, p, s;
     for (i = 0; i < n * (long)DG_N_FEATURES; i++)
         if (!isfinite(x[i])) return DG_ERR_NONFINITE;
-    S = (WORD *)malloc(sizeof(WORD) * (DG_N_INPUTS + DG_N_GATES + 1));
+    S = (WORD *)malloc(sizeof(WORD) * DG_N_SLOTS);
     if (!S) return DG_ERR_NOMEM;
-    S[DG_N_INPUTS + DG_N_GATES] = 0; /* padding signal for the class groups */
+    S[DG_N_SLOTS - 1] = 0; /* padding slot for the class groups, never written by a gate */
     for (s0 = 0; s0 < n; s0 += 64) {
         const int rows = n - s0 < 64 ? (int)(n - s0) : 64;
         for (j = 0; j < DG_N_INPUTS; j++) {
@@ -23,7 +23,7 @@ int dg_predict(const float *x, long n, int32_t *counts, int32_t *classes) {
             for (s = 0; s < rows; s++) w |= (WORD)(col[(long)s * DG_N_FEATURES] > t) << s;
             S[j] = w;
         }
-        bs_eval_gates(S, DG_N_INPUTS, dg_run_op, dg_run_len, DG_N_RUNS, dg_a, dg_b);
+        bs_eval_gates(S, dg_run_op, dg_run_len, DG_N_RUNS, dg_a, dg_b, dg_dst);
         for (c = 0; c < DG_N_CLASSES; c++) {
             bs_group_planes(S, dg_out_idx + (long)c * DG_GROUP_LEN, DG_GROUP_LEN, n_planes, planes);
             for (s = 0; s < rows; s++) {

@@ -156,8 +156,14 @@ def _argmax(k: int, count_w: int, class_w: int) -> list[str]:
     return lines
 
 
-def testbench(circuit: Circuit, fmt: InputFormat, codes: np.ndarray, counts: np.ndarray, stage_levels: int = 0,
-              name: str = "dg_model") -> dict[str, str]:
+def testbench(
+    circuit: Circuit,
+    fmt: InputFormat,
+    codes: np.ndarray,
+    counts: np.ndarray,
+    stage_levels: int = 0,
+    name: str = "dg_model",
+) -> dict[str, str]:
     """Self-checking testbench and its golden vectors: {filename: text}. Prints PASS or FAIL."""
     n, k, n_f, w = len(codes), circuit.n_classes, circuit.n_features, fmt.bits
     count_w = int(np.ceil(np.log2(circuit.group_size + 1))) if circuit.group_size else 1

@@ -2,21 +2,21 @@
  * 512-bit vector) and the exported C99 library (WORD = uint64_t). The includer defines WORD and
  * BS_ZERO. Each bit of a WORD is one sample.
  *
- * Gates come as runs of equal ops (run_op, run_len); gate k reads signals A[k], B[k] and writes
- * signal n_in + k of S. Ops follow the standard 16-gate numbering. */
+ * Gates come as runs of equal ops (run_op, run_len); gate k reads slots A[k], B[k] of S and
+ * writes slot Dst[k] (slots are reused once a signal is dead, which keeps S small enough for
+ * the cache). Ops follow the standard 16-gate numbering. */
 
 #define BS_RUN(expr)                                  \
     for (; k < end; k++) {                            \
         const WORD a = S[A[k]], b = S[B[k]];          \
         (void)a;                                      \
         (void)b;                                      \
-        D[k] = (expr);                                \
+        S[Dst[k]] = (expr);                           \
     }                                                 \
     break
 
-static void bs_eval_gates(WORD *S, int64_t n_in, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
-                          const int32_t *A, const int32_t *B) {
-    WORD *D = S + n_in;
+static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
+                          const int32_t *A, const int32_t *B, const int32_t *Dst) {
     const WORD zero = BS_ZERO, ones = ~zero;
     int64_t k = 0, r;
     for (r = 0; r < n_runs; r++) {

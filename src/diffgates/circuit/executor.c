@@ -105,10 +105,11 @@ static void group_count(const vec *S, const int32_t *idx, int64_t len, int n_pla
     for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt);
 }
 
-/* Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
-int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_gates, const uint8_t *run_op,
-                const int32_t *run_len, int64_t n_runs, const int32_t *A, const int32_t *B, const int32_t *out_idx,
-                int64_t n_classes, int64_t group_len, int32_t *counts, int threads) {
+/* Inputs go to slots 0 .. n_in - 1; slot n_slots - 1 stays zero. Returns 0, or -1 when memory
+ * runs out. counts: (n_rows, n_classes) int32. */
+int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slots, const uint8_t *run_op,
+                const int32_t *run_len, int64_t n_runs, const int32_t *A, const int32_t *B, const int32_t *Dst,
+                const int32_t *out_idx, int64_t n_classes, int64_t group_len, int32_t *counts, int threads) {
     static int ready = 0;
     if (!ready) { init_spread(); ready = 1; }
     const int64_t n_blocks = (n_rows + BLOCK - 1) / BLOCK;
@@ -116,7 +117,7 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_gat
     int failed = 0;
     #pragma omp parallel num_threads(threads)
     {
-        vec *S = aligned_alloc(64, sizeof(vec) * (n_in + n_gates + 1));
+        vec *S = aligned_alloc(64, sizeof(vec) * n_slots);
         u16x8 *cnt = aligned_alloc(64, sizeof(u16x8) * (BLOCK / 8));
         tile *tiles = aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
         if (!S || !cnt || !tiles) {
@@ -124,12 +125,12 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_gat
             failed = 1;
         } else {
             const vec zero = {0};
-            S[n_in + n_gates] = zero; /* padding signal for the group sums */
+            S[n_slots - 1] = zero; /* padding slot for the group sums, never written by a gate */
             #pragma omp for schedule(dynamic, 1)
             for (int64_t blk = 0; blk < n_blocks; blk++) {
                 const int64_t row0 = blk * BLOCK;
                 pack_block(bits, n_rows, n_in, row0, S, tiles);
-                bs_eval_gates(S, n_in, run_op, run_len, n_runs, A, B);
+                bs_eval_gates(S, run_op, run_len, n_runs, A, B, Dst);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
                     group_count(S, out_idx + c * group_len, group_len, n_planes, cnt);

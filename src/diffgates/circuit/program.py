@@ -26,38 +26,72 @@ MAX_GROUP = 65535
 class Program:
     n_inputs: int
     n_gates: int
+    n_slots: int  # signal buffer size; the last slot is always zero (group padding)
     run_op: np.ndarray  # uint8 (runs,)
     run_len: np.ndarray  # int32 (runs,)
-    a: np.ndarray  # int32 (gates,) signal indices in program numbering
+    a: np.ndarray  # int32 (gates,) slots read
     b: np.ndarray
-    out_idx: np.ndarray  # int32 (classes, group_len), padded with the zero signal
+    dst: np.ndarray  # int32 (gates,) slot written
+    out_idx: np.ndarray  # int32 (classes, group_len) slots counted, padded with the zero slot
     n_classes: int
 
 
+def allocate_slots(n_in: int, a: np.ndarray, b: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, int]:
+    """Buffer slot of every signal (inputs first, then gates in program order), reusing the slot
+    of a signal after its last reader, so the buffer holds the live signals only."""
+    n = len(a)
+    last = np.full(n_in + n, -1, dtype=np.int64)
+    np.maximum.at(last, a, np.arange(n))
+    np.maximum.at(last, b, np.arange(n))
+    last[outputs] = n  # outputs live to the end
+    dying = [[] for _ in range(n + 1)]
+    for sig in np.flatnonzero((last >= 0) & (last < n)).tolist():
+        dying[last[sig]].append(sig)
+    slot = np.empty(n_in + n, dtype=np.int64)
+    slot[:n_in] = np.arange(n_in)
+    free = [int(j) for j in np.flatnonzero(last[:n_in] < 0)]
+    top = n_in
+    for p in range(n):
+        free.extend(int(slot[sig]) for sig in dying[p])  # read by gate p for the last time
+        if free:
+            slot[n_in + p] = free.pop()
+        else:
+            slot[n_in + p] = top
+            top += 1
+        if last[n_in + p] < 0:  # dead gate: its slot is free again at once
+            free.append(int(slot[n_in + p]))
+    return slot, top + 1  # + the zero slot
+
+
 def prepare(circuit: Circuit) -> Program:
-    """Order gates by (level, op) and renumber signals so each run of equal ops is contiguous."""
+    """Order gates by (level, op), renumber signals so each run of equal ops is contiguous, and
+    give every signal a buffer slot."""
     if circuit.group_size > MAX_GROUP:
         raise DiffgatesError(f"the fast executor counts at most {MAX_GROUP} outputs per class.")
     n_in, n = circuit.n_inputs, circuit.n_gates
     order = np.lexsort((circuit.ops, levels(circuit)))
-    new_sig = np.empty(n_in + n + 1, dtype=np.int64)
+    new_sig = np.empty(n_in + n, dtype=np.int64)
     new_sig[:n_in] = np.arange(n_in)
     new_sig[n_in + order] = n_in + np.arange(n)
-    new_sig[n_in + n] = n_in + n  # the zero signal used for padding
+    a, b, outputs = new_sig[circuit.a[order]], new_sig[circuit.b[order]], new_sig[circuit.outputs]
+    slot, n_slots = allocate_slots(n_in, a, b, outputs)
     ops = circuit.ops[order]
     starts = np.flatnonzero(np.r_[True, ops[1:] != ops[:-1]]) if n else np.zeros(0, dtype=np.int64)
     run_len = np.diff(np.r_[starts, n])
-    group = circuit.outputs.reshape(circuit.n_classes, -1)
+    group = slot[outputs].reshape(circuit.n_classes, -1)
     pad = -group.shape[1] % 16
-    group = np.pad(new_sig[group], ((0, 0), (0, pad)), constant_values=n_in + n)
+    group = np.pad(group, ((0, 0), (0, pad)), constant_values=n_slots - 1)
+    i32 = lambda v: np.ascontiguousarray(v, dtype=np.int32)  # noqa: E731
     return Program(
         n_inputs=n_in,
         n_gates=n,
+        n_slots=n_slots,
         run_op=np.ascontiguousarray(ops[starts], dtype=np.uint8),
-        run_len=run_len.astype(np.int32),
-        a=new_sig[circuit.a[order]].astype(np.int32),
-        b=new_sig[circuit.b[order]].astype(np.int32),
-        out_idx=np.ascontiguousarray(group, dtype=np.int32),
+        run_len=i32(run_len),
+        a=i32(slot[a]),
+        b=i32(slot[b]),
+        dst=i32(slot[n_in:]),
+        out_idx=i32(group),
         n_classes=circuit.n_classes,
     )
 
@@ -83,10 +117,49 @@ def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.nd
     counts = np.zeros((bits.shape[0], program.n_classes), dtype=np.int32)
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
-        _p(bits), i64(bits.shape[0]), i64(program.n_inputs), i64(program.n_gates), _p(program.run_op),
-        _p(program.run_len), i64(len(program.run_op)), _p(program.a), _p(program.b), _p(program.out_idx),
-        i64(program.n_classes), i64(program.out_idx.shape[1]), _p(counts), ctypes.c_int(threads or os.cpu_count() or 1),
+        _p(bits),
+        i64(bits.shape[0]),
+        i64(program.n_inputs),
+        i64(program.n_slots),
+        _p(program.run_op),
+        _p(program.run_len),
+        i64(len(program.run_op)),
+        _p(program.a),
+        _p(program.b),
+        _p(program.dst),
+        _p(program.out_idx),
+        i64(program.n_classes),
+        i64(program.out_idx.shape[1]),
+        _p(counts),
+        ctypes.c_int(threads or os.cpu_count() or 1),
     )
     if rc != 0:
         raise MemoryError("the circuit executor could not allocate its signal buffers")
     return counts
+
+
+class Executor:
+    """A circuit optimised and prepared once, then run many times (the fast inference API).
+
+    >>> ex = Executor(circuit)
+    >>> counts = ex.counts(x)      # raw features -> class counts (batch, n_classes)
+    >>> labels = ex.predict(x)     # argmax, first maximum wins
+    """
+
+    def __init__(self, circuit: Circuit, optimise: bool = True, threads: int | None = None):
+        from .passes import optimize
+
+        self.circuit = optimize(circuit)[0] if optimise else circuit
+        self.program = prepare(self.circuit)
+        self.threads = threads
+
+    def counts_from_bits(self, bits: np.ndarray) -> np.ndarray:
+        return run(self.program, bits, self.threads)
+
+    def counts(self, x: np.ndarray) -> np.ndarray:
+        from .execute import encode_bits
+
+        return self.counts_from_bits(encode_bits(self.circuit, x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.counts(x).argmax(1)

@@ -76,9 +76,26 @@ def verify_verilog(d: Path, prefer: str = "auto", timeout: float = 1800) -> Chec
         else:
             build = Path(tmp) / "obj"
             tools.run(
-                [tool, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "tb",
-                 "-O1", "--x-assign", "0", "-Mdir", str(build), "tb.v", "model.v"],
-                d, timeout, "building the Verilator simulation",
+                [
+                    tool,
+                    "--binary",
+                    "--timing",
+                    "-Wno-fatal",
+                    "-Wno-lint",
+                    "-Wno-style",
+                    "--top-module",
+                    "tb",
+                    "-O1",
+                    "--x-assign",
+                    "0",
+                    "-Mdir",
+                    str(build),
+                    "tb.v",
+                    "model.v",
+                ],
+                d,
+                timeout,
+                "building the Verilator simulation",
             )
             r = tools.run([str(build / "Vtb")], d, timeout, "simulating with Verilator")
     out = r.stdout

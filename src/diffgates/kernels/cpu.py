@@ -59,8 +59,16 @@ class _DenseFn(torch.autograd.Function):
         n_out, batch = ia.numel(), x.shape[1]
         y = torch.empty(n_out, batch, dtype=x.dtype)
         fn = getattr(_lib(), f"dense_forward_{_SUFFIX[x.dtype]}")
-        fn(_p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(c), ctypes.c_int64(n_out), _p(y),
-           ctypes.c_int(torch.get_num_threads()))
+        fn(
+            _p(x),
+            ctypes.c_int64(batch),
+            _p(ia),
+            _p(ib),
+            _p(c),
+            ctypes.c_int64(n_out),
+            _p(y),
+            ctypes.c_int(torch.get_num_threads()),
+        )
         ctx.save_for_backward(x, ia, ib, c)
         return y
 
@@ -77,8 +85,19 @@ class _DenseFn(torch.autograd.Function):
             ptr, gate, side = reverse_index(ia, ib, n_in)
             gx = torch.empty_like(x)
             getattr(lib, f"dense_backward_{suffix}")(
-                _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(c), _p(gy), ctypes.c_int64(n_in),
-                _p(ptr), _p(gate), _p(side), _p(gc), _p(gx), threads,
+                _p(x),
+                ctypes.c_int64(batch),
+                _p(ia),
+                _p(ib),
+                _p(c),
+                _p(gy),
+                ctypes.c_int64(n_in),
+                _p(ptr),
+                _p(gate),
+                _p(side),
+                _p(gc),
+                _p(gx),
+                threads,
             )
         else:
             gx = None

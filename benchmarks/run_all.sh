@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark behind BENCHMARKS.md, run side by side on one machine. Needs the Fashion-MNIST
+# IDX files (Debian: apt-get install dataset-fashion-mnist) and torchlogix (pip install
+# --no-deps torchlogix==0.1.1). Results land in benchmarks/results/ as JSON.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=benchmarks/results
+mkdir -p "$out"
+dg=.venv/bin/diffgates
+$dg bench train --json --steps 15 > "$out/train.json"
+$dg bench train --json --steps 15 --param truth4 --impls diffgates,diffgates-torch --batches 128 --threads 2 > "$out/train_truth4.json"
+$dg bench infer --json > "$out/infer.json"
+$dg bench epoch --json --threads 2 > "$out/epoch.json"
