@@ -8,6 +8,8 @@ memory once the model and data exist: what training steps need beyond the model 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -102,10 +104,15 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
 
 def run_worker(args: list[str], timeout: float) -> dict | None:
     cmd = [sys.executable, "-m", "diffgates.bench", *args]
+    # a session of its own, so a timeout also stops the compilers a worker started
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"error": f"timed out after {timeout:.0f}s"}
+    r = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["failed"])[-1]
         return {"error": last}
@@ -274,17 +281,15 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
         from torchlogix.compiled_model import CompiledLogicNet
 
         layers, prev = [], n_in
-        off = n_in
         for i in range(6):
             sel = c.layer == i
+            base = 0 if i == 0 else n_in + (i - 1) * width  # first signal of the layer it reads
             layer = tl.LogicDense(prev, width, parametrization="raw")
-            base = 0 if i == 0 else off - prev
             idx = torch.stack([torch.as_tensor(c.a[sel] - base), torch.as_tensor(c.b[sel] - base)]).long()
             layer.connections.indices = idx
             with torch.no_grad():
                 layer.weight.copy_(torch.nn.functional.one_hot(torch.as_tensor(c.ops[sel]).long(), 16).float())
             layers.append(layer)
-            off += width if i else 0
             prev = width
         model = torch.nn.Sequential(*layers, tl.GroupSum(10, 1.0)).eval()
         compiled = CompiledLogicNet(model, input_shape=(n_in,), num_bits=64, apply_groupsum_scaling=False)

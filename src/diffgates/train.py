@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -28,23 +29,8 @@ from .progress import progress_bar
 
 
 def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
-    mc = ModelConfig(
-        n_features=ds.n_features,
-        n_classes=ds.n_classes,
-        widths=list(cfg.widths),
-        encoder_bits=cfg.encoder_bits,
-        encoder_strategy=cfg.encoder_strategy,
-        encoder_thresholds=cfg.encoder_thresholds,
-        parametrization=cfg.parametrization,
-        connections=cfg.connections,
-        init=cfg.init,
-        residual_strength=cfg.residual_strength,
-        forward=cfg.forward,
-        gumbel_scale=cfg.gumbel_scale,
-        grad_factor=cfg.grad_factor,
-        tau=cfg.tau,
-        seed=cfg.seed,
-    )
+    shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
+    mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
     if cfg.widths[-1] % ds.n_classes:
         raise DiffgatesError(
             f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
