@@ -33,15 +33,19 @@ def model_export(tmp_path, targets, stage_levels=0, n=300, param="softmax16", se
 
 
 def test_c_export_is_bit_exact_and_compiles_warning_free(tmp_path):
-    _, _, report = model_export(tmp_path, ["c"])
+    _, _, report = model_export(tmp_path, ["c"], n=10_000)
     check = verify_c(tmp_path)  # compiles with -std=c99 -Wall -Wextra -pedantic -Werror
-    assert check.ok and check.vectors == 300
+    assert check.ok and check.vectors == 10_000
     assert report["gates_after"] < report["gates_before"]
 
 
-def test_c_export_matches_random_circuits_with_all_16_ops(tmp_path):
-    c = random_circuit(11, n_features=6, n_inputs=40, n_gates=400, n_classes=4, group=33)
-    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+@pytest.mark.parametrize("shape", [(40, 400, 4, 33, None), (10, 2000, 2, 100, 50), (100, 3000, 10, 20, 400)])
+def test_c_export_matches_random_circuits_with_all_16_ops(tmp_path, shape):
+    n_inputs, n_gates, n_classes, group, window = shape
+    c = random_circuit(
+        11, n_features=6, n_inputs=n_inputs, n_gates=n_gates, n_classes=n_classes, group=group, window=window
+    )
+    x = np.random.default_rng(0).normal(size=(10_000, 6)).astype(np.float32)
     counts = predict_counts(c, x, engine="numpy")
     write_export(tmp_path, c, ["c"], x, counts, None, run_passes=False)
     assert verify_c(tmp_path).ok
@@ -86,13 +90,14 @@ def test_some_verilog_simulator_is_installed():
 
 @pytest.mark.parametrize("stage_levels", [0, 2])
 def test_verilog_export_simulates_bit_exact(tmp_path, stage_levels):
-    _, _, report = model_export(tmp_path, ["verilog"], stage_levels=stage_levels, n=200)
+    n = 10_000 if stage_levels == 0 else 500
+    _, _, report = model_export(tmp_path, ["verilog"], stage_levels=stage_levels, n=n)
     assert report["latency_cycles"] == (0 if stage_levels == 0 else report["latency_cycles"])
     text = (tmp_path / "model.v").read_text()
     assert ("always @(posedge clk)" in text) == (stage_levels > 0)
     for kind in available_simulators():
         check = verify_verilog(tmp_path, kind)
-        assert check.ok and check.vectors == 200, kind
+        assert check.ok and check.vectors == n, kind
 
 
 def test_verilog_verify_catches_a_wrong_golden_vector(tmp_path):

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -18,14 +19,8 @@ VERSION = 1
 
 def save_model(model: LogicNet, path: str | os.PathLike) -> None:
     """Write the model atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(model.config.to_dict())}
-    save_file(state, str(tmp), metadata=meta)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _atomic_save(model.state_dict(), Path(path), meta)
 
 
 def read_metadata(path: Path) -> dict:
@@ -53,3 +48,55 @@ def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet:
     model.load_state_dict(state)
     model.eval()
     return model
+
+
+STATE_FORMAT = "diffgates-train-state"
+
+
+def _atomic_save(tensors: dict, path: Path, meta: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_training_state(path: str | os.PathLike, model: LogicNet, opt, progress: dict, rng: dict) -> None:
+    """Everything needed to continue a run exactly: weights, optimiser, RNG states, position."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_state = opt.state_dict()
+    for pid, state in opt_state["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value)
+    tensors.update({f"rng.{k}": v for k, v in rng.items()})
+    meta = {
+        "format": STATE_FORMAT,
+        "version": str(VERSION),
+        "config": json.dumps(model.config.to_dict()),
+        "param_groups": json.dumps(opt_state["param_groups"]),
+        "progress": json.dumps(progress),
+    }
+    _atomic_save(tensors, Path(path), meta)
+
+
+def load_training_state(path: str | os.PathLike, model: LogicNet, opt) -> tuple[dict, dict]:
+    """Restore model and optimiser in place; return (progress, rng tensors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiffgatesError(f"no training state at {path}; the run has no checkpoint to resume from.")
+    try:
+        meta = read_metadata(path)
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DiffgatesError(f"{path} is corrupt or truncated ({e}); resume from an earlier copy or start over.") from e
+    if meta.get("format") != STATE_FORMAT:
+        raise DiffgatesError(f"{path} is not a diffgates training state.")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    return json.loads(meta["progress"]), rng

@@ -55,9 +55,17 @@ def cmd_train(args) -> int:
     from .train import train
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    cfg = TrainConfig.from_dict(options)
-    out = args.out or f"runs/{Path(cfg.dataset).stem}"
-    s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
+    if args.resume:
+        if options or args.out or args.overwrite:
+            raise DiffgatesError("--resume continues a run with its saved options; give no other training options.")
+        run = Path(args.resume)
+        if not (run / "config.json").is_file():
+            raise DiffgatesError(f"{run} is not a run directory (no config.json); nothing to resume.")
+        cfg, out = TrainConfig.from_dict(json.loads((run / "config.json").read_text())), run
+    else:
+        cfg = TrainConfig.from_dict(options)
+        out = args.out or f"runs/{Path(cfg.dataset).stem}"
+    s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet, resume=bool(args.resume))
     print(f"{s['dataset']}: {s['gates']} gates ({s['parametrization']}), {s['train_seconds']:.1f} s of training")
     print(
         f"test accuracy  relaxed {s['test_acc_relaxed']:.4f}  discrete {s['test_acc_discrete']:.4f}  "
@@ -173,11 +181,11 @@ def cmd_synth(args) -> int:
     d = Path(args.dir)
     if not (d / "model.v").is_file():
         raise DiffgatesError(f"{d} has no model.v; run 'diffgates compile RUN --target verilog' first.")
-    report = synthesize(d)
+    report = synthesize(d, fast=args.fast)
     (d / "synth.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     print(
         f"2-input gates {report.gates2}, LUT6 {report.luts6}, depth {report.depth} levels, "
-        f"flip-flops {report.flipflops} ({report.tool})"
+        f"flip-flops {report.flipflops} ({report.tool}, {'fast' if report.fast else 'full'} effort)"
     )
     return 0
 
@@ -231,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="run directory to create (default: runs/<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (after a crash or kill)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_options(p)
     p.set_defaults(func=cmd_train)
@@ -299,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run Yosys on an export's model.v: 2-input gate count, LUT6 count, logic depth.",
     )
     p.add_argument("dir", help="export directory written by 'diffgates compile --target verilog'")
+    p.add_argument(
+        "--fast", action="store_true", help="ABC's fast scripts: much quicker on large designs, ~30%% larger"
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import native
-from .checkpoint import save_model
+from .checkpoint import load_training_state, save_model, save_training_state
 from .circuit import Circuit
 from .circuit.execute import predict_counts
 from .config import TrainConfig
@@ -75,12 +75,22 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, quiet: bool = False) -> dict:
-    """Train, evaluate relaxed/discrete/circuit, write the run directory; returns the summary."""
+STATE_FILE = "train_state.safetensors"
+
+
+def train(
+    cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, quiet: bool = False, resume: bool = False
+) -> dict:
+    """Train, evaluate relaxed/discrete/circuit, write the run directory; returns the summary.
+
+    A training state is saved atomically every ``cfg.checkpoint_every`` steps and after every
+    epoch; ``resume=True`` continues from it exactly (same batches, same numbers).
+    """
     cfg.check()
     out = Path(out)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
-    prepare_out_dir(out, overwrite)
+    if not resume:
+        prepare_out_dir(out, overwrite)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -89,26 +99,42 @@ def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, qui
     native.keep_freed_memory()
     device = torch.device(cfg.device)
     model = build_model(cfg, ds).to(device)
-    write_json(out / "config.json", cfg.to_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    metrics_path = out / "metrics.jsonl"
+    pos = {"epoch": 1, "step": 0, "loss_sum": 0.0, "correct": 0, "elapsed": 0.0, "metrics_lines": 0}
+    epoch_gen_state = gen.get_state()
+    if resume:
+        pos, rng = load_training_state(out / STATE_FILE, model, opt)
+        epoch_gen_state = rng["epoch_gen"]
+        torch.set_rng_state(rng["torch"])
+        lines = metrics_path.read_text().splitlines()[: pos["metrics_lines"]] if metrics_path.exists() else []
+        metrics_path.write_text("".join(line + "\n" for line in lines))
+    else:
+        write_json(out / "config.json", cfg.to_dict())
+
+    def checkpoint(next_pos: dict, gen_state: torch.Tensor) -> None:
+        next_pos["elapsed"] = elapsed + time.perf_counter() - t_start
+        rng = {"epoch_gen": gen_state, "torch": torch.get_rng_state()}
+        save_training_state(out / STATE_FILE, model, opt, next_pos, rng)
 
     encode = lambda x: model.encoder(torch.as_tensor(x, device=device)).to(torch.uint8)  # noqa: E731
     xtr, xte = encode(ds.x_train), encode(ds.x_test)
     ytr = torch.as_tensor(ds.y_train, device=device)
     yte = torch.as_tensor(ds.y_test, device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    gen = torch.Generator().manual_seed(cfg.seed)
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
-    metrics_path = out / "metrics.jsonl"
-    t_start = time.perf_counter()
+    elapsed, t_start = pos["elapsed"], time.perf_counter()
     with progress_bar(quiet) as bar:
-        task = bar.add_task("train", total=cfg.epochs * steps)
-        for epoch in range(1, cfg.epochs + 1):
+        task = bar.add_task("train", total=cfg.epochs * steps, completed=(pos["epoch"] - 1) * steps + pos["step"])
+        for epoch in range(pos["epoch"], cfg.epochs + 1):
             model.train()
             t_epoch = time.perf_counter()
+            gen.set_state(epoch_gen_state)
             perm = torch.randperm(n, generator=gen).to(device)
-            loss_sum, correct = 0.0, 0
-            for s in range(steps):
+            first = pos["step"] if epoch == pos["epoch"] else 0
+            loss_sum, correct = (pos["loss_sum"], pos["correct"]) if first else (0.0, 0)
+            for s in range(first, steps):
                 idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 scores = model.forward_bits(xtr[idx].float())
                 loss = F.cross_entropy(scores, ytr[idx])
@@ -118,6 +144,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, qui
                 loss_sum += loss.item() * len(idx)
                 correct += int((scores.argmax(1) == ytr[idx]).sum())
                 bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+                if cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < steps:
+                    mid = {"epoch": epoch, "step": s + 1, "loss_sum": loss_sum, "correct": correct}
+                    checkpoint({**mid, "metrics_lines": epoch - 1}, epoch_gen_state)
             epoch_seconds = time.perf_counter() - t_epoch
             row = {
                 "epoch": epoch,
@@ -129,12 +158,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, qui
             }
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            epoch_gen_state = gen.get_state()
+            checkpoint(
+                {"epoch": epoch + 1, "step": 0, "loss_sum": 0.0, "correct": 0, "metrics_lines": epoch}, epoch_gen_state
+            )
             bar.console.log(
                 f"epoch {epoch}: loss {row['loss']:.4f}  train {row['train_acc']:.4f}  "
                 f"test relaxed {row['test_acc_relaxed']:.4f}  discrete {row['test_acc_discrete']:.4f}  "
                 f"({epoch_seconds:.1f}s)"
             )
-    train_seconds = time.perf_counter() - t_start
+    train_seconds = elapsed + time.perf_counter() - t_start
     model.eval()
     save_model(model.cpu(), out / "model.safetensors")
     circuit = Circuit.from_model(model)

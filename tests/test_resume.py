@@ -1,0 +1,87 @@
+"""Runs survive SIGKILL: resuming gives exactly the weights and metrics of an uninterrupted run."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from safetensors.torch import load_file
+
+from diffgates.checkpoint import read_metadata
+
+COMMON = [
+    "train",
+    "--dataset",
+    "digits",
+    "--widths",
+    "300,300",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "30",
+    "--checkpoint-every",
+    "7",
+    "--threads",
+    "1",
+    "--quiet",
+]
+
+
+def cli(*args):
+    return [sys.executable, "-m", "diffgates.cli", *args]
+
+
+def metrics_without_timing(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run(cli(*COMMON, "--out", str(ref)), check=True, capture_output=True)
+
+    proc = subprocess.Popen(cli(*COMMON, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "train_state.safetensors"
+    deadline = time.time() + 120
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists():
+            try:
+                progress = json.loads(read_metadata(state)["progress"])
+            except Exception:  # replaced while we read it: try again
+                continue
+            if progress["epoch"] >= 3 and progress["step"] > 0:  # the last checkpoint is mid-epoch
+                proc.send_signal(signal.SIGKILL)
+                killed_at = progress
+                break
+        time.sleep(0.002)
+    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert killed_at is not None
+    assert not (run / "summary.json").exists()
+
+    r = subprocess.run(cli("train", "--resume", str(run), "--quiet"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert metrics_without_timing(run) == metrics_without_timing(ref)
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
+    assert sa["test_acc_discrete"] == sb["test_acc_discrete"] and sa["test_acc_relaxed"] == sb["test_acc_relaxed"]
+
+
+def test_resume_refuses_other_options_and_missing_runs(tmp_path):
+    r = subprocess.run(cli("train", "--resume", str(tmp_path / "nope")), capture_output=True, text=True)
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
+    r = subprocess.run(cli("train", "--resume", str(tmp_path), "--epochs", "3"), capture_output=True, text=True)
+    assert r.returncode == 2 and "give no other training options" in r.stderr
+
+
+def test_corrupt_training_state_is_a_clear_error(tmp_path):
+    run = tmp_path / "run"
+    subprocess.run(
+        cli("train", "--widths", "40", "--epochs", "1", "--out", str(run), "--quiet"), check=True, capture_output=True
+    )
+    state = run / "train_state.safetensors"
+    state.write_bytes(state.read_bytes()[:100])
+    r = subprocess.run(cli("train", "--resume", str(run)), capture_output=True, text=True)
+    assert r.returncode == 2 and "corrupt or truncated" in r.stderr and "Traceback" not in r.stderr
