@@ -75,3 +75,69 @@ def test_cli_reports_one_line_and_nonzero_exit_without_traceback(tmp_path):
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("error: mnist not found")
     assert not (tmp_path / "run").exists()
+
+
+def test_unknown_config_keys_are_refused(tmp_path, capsys):
+    from diffgates.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 1\nlearning_rate: 0.1\n")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown config keys: learning_rate" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_output_directory_is_a_clear_error(tmp_path, capsys):
+    from diffgates.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["train", "--epochs", "1", "--widths", "20", "--out", str(blocker / "run"), "--quiet"]) == 2
+    assert "cannot write to run directory" in capsys.readouterr().err
+    assert blocker.read_text() == "not a directory"
+
+
+def test_full_disk_during_a_save_keeps_the_old_file_and_says_so(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import diffgates.checkpoint as ck
+    from diffgates import save_model
+    from diffgates.cli import main
+
+    model = random_model()
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    before = path.read_bytes()
+
+    def full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(ck, "save_file", full)
+    with pytest.raises(OSError):
+        save_model(random_model(seed=1), path)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+    rc = main(["train", "--epochs", "1", "--widths", "20", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "No space left on device" in err and "Traceback" not in err
+
+
+def test_eval_refuses_a_dataset_the_model_was_not_built_for(tmp_path, capsys):
+    from diffgates.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--widths", "20", "--out", str(run), "--quiet"]) == 0
+    np.savez(
+        tmp_path / "other.npz",
+        x_train=np.zeros((5, 3)),
+        y_train=np.arange(5),
+        x_test=np.zeros((5, 3)),
+        y_test=np.arange(5),
+    )
+    (run / "config.yaml").write_text(
+        (run / "config.yaml").read_text().replace("dataset: digits", f"dataset: {tmp_path / 'other.npz'}")
+    )
+    assert main(["eval", str(run)]) == 2
+    assert "but the model expects 64 features" in capsys.readouterr().err

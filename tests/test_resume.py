@@ -71,7 +71,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
 
 def test_resume_refuses_other_options_and_missing_runs(tmp_path):
     r = subprocess.run(cli("train", "--resume", str(tmp_path / "nope")), capture_output=True, text=True)
-    assert r.returncode == 2 and "nothing to resume" in r.stderr
+    assert r.returncode == 2 and "is not a run directory" in r.stderr
     r = subprocess.run(cli("train", "--resume", str(tmp_path), "--epochs", "3"), capture_output=True, text=True)
     assert r.returncode == 2 and "give no other training options" in r.stderr
 

@@ -71,3 +71,19 @@ def test_cuda_device_without_gpu_is_a_clear_error(tmp_path, capsys):
         return
     assert main(["train", "--device", "cuda", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_config_file_repeats_a_run(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "--widths", "200,200", "--epochs", "3", "--seed", "5", "--out", str(first), "--quiet"]) == 0
+    assert main(["train", "--config", str(first / "config.yaml"), "--out", str(second), "--quiet"]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (first, second))
+    assert a["test_acc_discrete"] == b["test_acc_discrete"] and a["widths"] == b["widths"] == [200, 200]
+    assert (first / "metrics.jsonl").read_text().count("\n") == 3
+
+
+def test_command_line_options_override_the_config_file(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("widths: [100, 100]\nepochs: 2\n")
+    assert main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert (tmp_path / "r" / "metrics.jsonl").read_text().count("\n") == 1

@@ -54,11 +54,15 @@ STATE_FORMAT = "diffgates-train-state"
 
 
 def _atomic_save(tensors: dict, path: Path, meta: dict) -> None:
+    """Temporary file, fsync, rename: a crash or a full disk never leaves a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_training_state(path: str | os.PathLike, model: LogicNet, opt, progress: dict, rng: dict) -> None:

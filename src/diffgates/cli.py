@@ -56,14 +56,11 @@ def cmd_train(args) -> int:
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume:
-        if options or args.out or args.overwrite:
+        if options or args.out or args.overwrite or args.config:
             raise DiffgatesError("--resume continues a run with its saved options; give no other training options.")
-        run = Path(args.resume)
-        if not (run / "config.json").is_file():
-            raise DiffgatesError(f"{run} is not a run directory (no config.json); nothing to resume.")
-        cfg, out = TrainConfig.from_dict(json.loads((run / "config.json").read_text())), run
+        cfg, out = TrainConfig.from_run(args.resume), Path(args.resume)
     else:
-        cfg = TrainConfig.from_dict(options)
+        cfg = TrainConfig.load(args.config, **options) if args.config else TrainConfig.from_dict(options)
         out = args.out or f"runs/{Path(cfg.dataset).stem}"
     s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet, resume=bool(args.resume))
     print(f"{s['dataset']}: {s['gates']} gates ({s['parametrization']}), {s['train_seconds']:.1f} s of training")
@@ -85,9 +82,7 @@ def load_run(run: str):
     from .circuit import Circuit
 
     run_dir = Path(run)
-    if not (run_dir / "config.json").is_file():
-        raise DiffgatesError(f"{run_dir} is not a run directory (no config.json); pass the --out of 'diffgates train'.")
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    cfg = TrainConfig.from_run(run_dir)
     return cfg, load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
 
 
@@ -97,6 +92,11 @@ def cmd_eval(args) -> int:
 
     cfg, model, circuit = load_run(args.run)
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
+    if ds.n_features != model.config.n_features or ds.n_classes > model.config.n_classes:
+        raise DiffgatesError(
+            f"{ds.name} has {ds.n_features} features and labels up to {ds.n_classes - 1}, but the model expects "
+            f"{model.config.n_features} features and {model.config.n_classes} classes."
+        )
     result = evaluate(model, circuit, ds)
     for key in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit"):
         print(f"{key:20s} {result[key]:.4f}")
@@ -239,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="run directory to create (default: runs/<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="options from a YAML/JSON file (a run's config.yaml repeats it); options given on the command line win",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (after a crash or kill)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_options(p)
@@ -359,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # full disk, unwritable directory, vanished file: the OS's reason, one line
+        if args.debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}; free space or pick another --out, then run again.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

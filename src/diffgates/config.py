@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
 
 from .errors import DiffgatesError
+
+CONFIG_FILE = "config.yaml"
 
 
 def opt(default, help: str, choices=None):
@@ -52,6 +57,29 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def save(self, path: Path) -> None:
+        """Write the resolved options as YAML (``diffgates train --config`` reads it back)."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(
+            "# diffgates training options; repeat with: diffgates train --config THIS_FILE\n"
+            + yaml.safe_dump(self.to_dict(), sort_keys=False)
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> TrainConfig:
+        """Options from a YAML or JSON file, then ``overrides`` on top; unknown keys are refused."""
+        path = Path(path)
+        if not path.is_file():
+            raise DiffgatesError(f"no config file at {path}.")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise DiffgatesError(f"{path} is not valid YAML or JSON: {e}".rstrip() + ".") from e
+        if not isinstance(data, dict):
+            raise DiffgatesError(f"{path} must hold a mapping of option names to values.")
+        return cls.from_dict({**data, **overrides})
+
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
@@ -61,6 +89,15 @@ class TrainConfig:
         cfg = cls(**d)
         cfg.check()
         return cfg
+
+    @classmethod
+    def from_run(cls, run: str | Path) -> TrainConfig:
+        path = Path(run) / CONFIG_FILE
+        if not path.is_file():
+            raise DiffgatesError(
+                f"{run} is not a run directory (no {CONFIG_FILE}); pass the --out of 'diffgates train'."
+            )
+        return cls.load(path)
 
     def check(self) -> TrainConfig:
         for f in fields(self):

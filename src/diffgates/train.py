@@ -1,6 +1,6 @@
 """Training loop: data -> encoder fit -> Adam on the relaxed network -> checkpoint + circuit.
 
-A run directory holds ``config.json`` (resolved options), ``model.safetensors``,
+A run directory holds ``config.yaml`` (resolved options), ``model.safetensors``,
 ``circuit.npz``, ``metrics.jsonl`` (one line per epoch) and ``summary.json``.
 """
 
@@ -21,7 +21,7 @@ from . import native
 from .checkpoint import load_training_state, save_model, save_training_state
 from .circuit import Circuit
 from .circuit.execute import predict_counts
-from .config import TrainConfig
+from .config import CONFIG_FILE, TrainConfig
 from .data import Dataset, load_dataset
 from .errors import DiffgatesError
 from .nn.model import LogicNet, ModelConfig
@@ -111,7 +111,7 @@ def train(
         lines = metrics_path.read_text().splitlines()[: pos["metrics_lines"]] if metrics_path.exists() else []
         metrics_path.write_text("".join(line + "\n" for line in lines))
     else:
-        write_json(out / "config.json", cfg.to_dict())
+        cfg.save(out / CONFIG_FILE)
 
     def checkpoint(next_pos: dict, gen_state: torch.Tensor) -> None:
         next_pos["elapsed"] = elapsed + time.perf_counter() - t_start
