@@ -190,6 +190,14 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.run, args.data_dir)
+    print(f"report written to {path} (figures beside it)")
+    return 0
+
+
 def _table(rows: list[dict], columns: list[str]) -> str:
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -248,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "report",
+        help="HTML report: training curves, gate histograms, confusion matrix",
+        description="Write RUN/report/report.html (self-contained) and its PNG figures.",
+    )
+    p.add_argument("run", help="run directory written by 'diffgates train'")
+    p.add_argument("--data-dir", help="directory holding the dataset files")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "eval",

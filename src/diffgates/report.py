@@ -1,0 +1,183 @@
+"""``diffgates report RUN``: a self-contained HTML page and PNG figures of a run.
+
+Training curves, the discretisation gap, gate types per layer, gates through the optimisation
+passes, the circuit's confusion matrix on the test set, and the hardware summary when
+``diffgates compile`` / ``synth`` left one in ``RUN/export``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import gates
+from .circuit.ir import Circuit
+from .circuit.passes import optimize
+from .errors import DiffgatesError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise DiffgatesError("reports need matplotlib; run 'pip install diffgates[report]'.") from e
+    return plt
+
+
+def _metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        raise DiffgatesError(f"{run} has no metrics.jsonl; is it a run directory?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def figure_curves(plt, rows: list[dict], path: Path) -> None:
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
+    ax1.plot(epochs, [r["loss"] for r in rows], marker="o")
+    ax1.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
+    for key, label in (
+        ("train_acc", "train (relaxed)"),
+        ("test_acc_relaxed", "test relaxed"),
+        ("test_acc_discrete", "test discrete = circuit"),
+    ):
+        ax2.plot(epochs, [r[key] for r in rows], marker="o", label=label)
+    ax2.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
+    ax2.legend()
+    gap = [100 * (r["test_acc_relaxed"] - r["test_acc_discrete"]) for r in rows]
+    ax3.bar(epochs, gap, color=["tab:red" if g > 0 else "tab:green" for g in gap])
+    ax3.axhline(0, color="black", linewidth=0.8)
+    ax3.set(title="discretisation gap (relaxed - discrete)", xlabel="epoch", ylabel="accuracy points")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure_gates(plt, circuit: Circuit, path: Path) -> None:
+    hist = circuit.op_histogram()
+    layers = sorted(hist)
+    counts = np.array([[hist[layer].get(g, 0) for g in range(16)] for layer in layers])
+    fig, ax = plt.subplots(figsize=(14, 4.5))
+    width = 0.8 / max(len(layers), 1)
+    for i, layer in enumerate(layers):
+        ax.bar(np.arange(16) + i * width, counts[i], width, label=f"layer {layer}")
+    ax.set_xticks(np.arange(16) + 0.4 - width / 2, gates.NAMES, rotation=45, ha="right")
+    ax.set(title="gate types per layer (trained network)", ylabel="gates")
+    ax.legend(ncol=min(len(layers), 6))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure_passes(plt, log, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    names = [p.name for p in log]
+    ax.bar(range(len(log)), [p.gates for p in log], color="tab:blue")
+    for i, p in enumerate(log):
+        ax.text(i, p.gates, f"{p.gates}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(log)), names, rotation=45, ha="right")
+    ax.set(title="gates after each optimisation pass", ylabel="gates")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure_confusion(plt, confusion: np.ndarray, path: Path) -> None:
+    k = len(confusion)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    im = ax.imshow(confusion, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            color = "white" if confusion[i, j] > confusion.max() / 2 else "black"
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7, color=color)
+    ax.set(
+        title="confusion matrix (circuit, test set)",
+        xlabel="predicted",
+        ylabel="true",
+        xticks=range(k),
+        yticks=range(k),
+    )
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _table(rows: list[tuple[str, object]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def write_report(run: str | Path, data_dir: str | None = None) -> Path:
+    """Write ``RUN/report/report.html`` (figures embedded) and the PNGs beside it."""
+    from .circuit.execute import predict_counts
+    from .config import TrainConfig
+    from .data import load_dataset
+
+    plt = _pyplot()
+    run = Path(run)
+    cfg = TrainConfig.from_run(run)
+    rows = _metrics(run)
+    circuit = Circuit.load(run / "circuit.npz")
+    out = run / "report"
+    out.mkdir(exist_ok=True)
+    figures = {
+        "curves.png": "Training",
+        "gates.png": "Gate types",
+        "passes.png": "Optimisation",
+        "confusion.png": "Confusion matrix",
+    }
+    figure_curves(plt, rows, out / "curves.png")
+    figure_gates(plt, circuit, out / "gates.png")
+    _, log = optimize(circuit)
+    figure_passes(plt, log, out / "passes.png")
+    ds = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+    pred = predict_counts(circuit, ds.x_test).argmax(1)
+    confusion = np.zeros((circuit.n_classes, circuit.n_classes), dtype=np.int64)
+    np.add.at(confusion, (ds.y_test, pred), 1)
+    figure_confusion(plt, confusion, out / "confusion.png")
+
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    facts = [
+        ("dataset", cfg.dataset),
+        ("layers", " x ".join(map(str, cfg.widths))),
+        ("parametrization", cfg.parametrization),
+        ("epochs", len(rows)),
+    ]
+    facts += [
+        (k, f"{summary[k]:.4f}") for k in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit") if k in summary
+    ]
+    facts += [
+        ("gates (trained)", log[0].gates),
+        ("gates (optimised)", log[-1].gates),
+        ("input bits (optimised)", log[-1].inputs),
+    ]
+    hardware = []
+    export = run / "export"
+    for name in ("compile.json", "synth.json"):
+        if (export / name).is_file():
+            data = json.loads((export / name).read_text())
+            keep = ("gates_after", "latency_cycles", "vectors", "gates2", "luts6", "depth", "flipflops", "tool")
+            hardware += [(k, v) for k, v in data.items() if k in keep]
+    body = [f"<h1>diffgates run: {html.escape(str(run))}</h1>", "<h2>Summary</h2>", _table(facts)]
+    if hardware:
+        body += ["<h2>Hardware</h2>", _table(hardware)]
+    for name, title in figures.items():
+        data = base64.b64encode((out / name).read_bytes()).decode()
+        body += [f"<h2>{title}</h2>", f'<img alt="{title}" src="data:image/png;base64,{data}">']
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>diffgates report</title><style>"
+        "body{font-family:sans-serif;max-width:1400px;margin:2em auto}table{border-collapse:collapse}"
+        "th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}img{max-width:100%}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+    (out / "report.html").write_text(page)
+    return out / "report.html"

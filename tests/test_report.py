@@ -1,0 +1,24 @@
+from diffgates.cli import main
+
+
+def test_report_writes_html_and_non_trivial_figures(tmp_path, capsys):
+    import matplotlib.image as mpimg
+
+    run = tmp_path / "run"
+    assert main(["train", "--widths", "300,300", "--epochs", "3", "--out", str(run), "--quiet"]) == 0
+    assert main(["report", str(run)]) == 0
+    out = run / "report"
+    page = (out / "report.html").read_text()
+    for name in ("curves.png", "gates.png", "passes.png", "confusion.png"):
+        img = mpimg.imread(out / name)
+        assert img.shape[0] >= 300 and img.shape[1] >= 400, name
+        gray = img[..., :3].mean(-1)
+        assert gray.std() > 0.05, f"{name} is nearly blank"
+        assert (gray < 0.5).mean() > 0.005, f"{name} has almost no ink"
+    assert page.count("data:image/png;base64,") == 4
+    assert "test_acc_discrete" in page and "gates (optimised)" in page
+
+
+def test_report_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
