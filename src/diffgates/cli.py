@@ -63,6 +63,8 @@ def cmd_train(args) -> int:
         cfg = TrainConfig.load(args.config, **options) if args.config else TrainConfig.from_dict(options)
         out = args.out or f"runs/{Path(cfg.dataset).stem}"
     s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet, resume=bool(args.resume))
+    if not s:  # a torchrun process other than the first: rank 0 reports
+        return 0
     print(f"{s['dataset']}: {s['gates']} gates ({s['parametrization']}), {s['train_seconds']:.1f} s of training")
     print(
         f"test accuracy  relaxed {s['test_acc_relaxed']:.4f}  discrete {s['test_acc_discrete']:.4f}  "

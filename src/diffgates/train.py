@@ -28,6 +28,53 @@ from .nn.model import LogicNet, ModelConfig
 from .progress import progress_bar
 
 
+class Distributed:
+    """One process of a ``torchrun`` launch (gloo on CPU, NCCL on GPU), or the single process."""
+
+    def __init__(self, rank: int = 0, world: int = 1, device: torch.device | None = None):
+        self.rank, self.world, self.device = rank, world, device
+
+    @classmethod
+    def from_env(cls, device: str) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        import torch.distributed as tdist
+
+        cuda = device.startswith("cuda")
+        tdist.init_process_group("nccl" if cuda else "gloo")
+        local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else None
+        return cls(tdist.get_rank(), tdist.get_world_size(), local)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[self.device] if self.device is not None else None)
+
+    def sum(self, *values: torch.Tensor) -> list[float]:
+        """Sums over all processes (the values themselves in a single process)."""
+        t = torch.stack([v.double().cpu() for v in values])
+        if self.world > 1:
+            import torch.distributed as tdist
+
+            tdist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as tdist
+
+            tdist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()
+
+
 def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
     mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
@@ -89,16 +136,19 @@ def train(
     cfg.check()
     out = Path(out)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
-    if not resume:
+    dist = Distributed.from_env(cfg.device)
+    if not resume and dist.rank == 0:
         prepare_out_dir(out, overwrite)
+    dist.barrier()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
-    device = torch.device(cfg.device)
+    device = dist.device or torch.device(cfg.device)
     model = build_model(cfg, ds).to(device)
+    net = dist.wrap(model)  # the module that trains: DistributedDataParallel when launched by torchrun
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics_path = out / "metrics.jsonl"
@@ -110,10 +160,12 @@ def train(
         torch.set_rng_state(rng["torch"])
         lines = metrics_path.read_text().splitlines()[: pos["metrics_lines"]] if metrics_path.exists() else []
         metrics_path.write_text("".join(line + "\n" for line in lines))
-    else:
+    elif dist.rank == 0:
         cfg.save(out / CONFIG_FILE)
 
     def checkpoint(next_pos: dict, gen_state: torch.Tensor) -> None:
+        if dist.rank != 0:
+            return
         next_pos["elapsed"] = elapsed + time.perf_counter() - t_start
         rng = {"epoch_gen": gen_state, "torch": torch.get_rng_state()}
         save_training_state(out / STATE_FILE, model, opt, next_pos, rng)
@@ -125,7 +177,7 @@ def train(
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
     elapsed, t_start = pos["elapsed"], time.perf_counter()
-    with progress_bar(quiet) as bar:
+    with progress_bar(quiet or dist.rank != 0) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(pos["epoch"] - 1) * steps + pos["step"])
         for epoch in range(pos["epoch"], cfg.epochs + 1):
             model.train()
@@ -135,19 +187,29 @@ def train(
             first = pos["step"] if epoch == pos["epoch"] else 0
             loss_sum, correct = (pos["loss_sum"], pos["correct"]) if first else (0.0, 0)
             for s in range(first, steps):
-                idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                scores = model.forward_bits(xtr[idx].float())
-                loss = F.cross_entropy(scores, ytr[idx])
+                batch = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+                idx = batch[dist.rank :: dist.world]  # this process's share of the global batch
+                scores = net(xtr[idx].float(), encoded=True)
+                # sum over the share / global batch size, times world: DDP's gradient average is
+                # then exactly the gradient of the mean loss over the whole global batch
+                loss = F.cross_entropy(scores, ytr[idx], reduction="sum") * (dist.world / len(batch))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((scores.argmax(1) == ytr[idx]).sum())
-                bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+                step_loss, step_correct = dist.sum(
+                    loss.detach() / dist.world * len(batch), (scores.argmax(1) == ytr[idx]).sum()
+                )
+                loss_sum += step_loss
+                correct += int(step_correct)
+                bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {step_loss / len(batch):.3f}")
                 if cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < steps:
                     mid = {"epoch": epoch, "step": s + 1, "loss_sum": loss_sum, "correct": correct}
                     checkpoint({**mid, "metrics_lines": epoch - 1}, epoch_gen_state)
             epoch_seconds = time.perf_counter() - t_epoch
+            epoch_gen_state = gen.get_state()
+            if dist.rank != 0:  # only the first process evaluates and writes
+                dist.barrier()
+                continue
             row = {
                 "epoch": epoch,
                 "loss": loss_sum / n,
@@ -158,7 +220,6 @@ def train(
             }
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            epoch_gen_state = gen.get_state()
             checkpoint(
                 {"epoch": epoch + 1, "step": 0, "loss_sum": 0.0, "correct": 0, "metrics_lines": epoch}, epoch_gen_state
             )
@@ -167,7 +228,11 @@ def train(
                 f"test relaxed {row['test_acc_relaxed']:.4f}  discrete {row['test_acc_discrete']:.4f}  "
                 f"({epoch_seconds:.1f}s)"
             )
+            dist.barrier()
     train_seconds = elapsed + time.perf_counter() - t_start
+    dist.close()
+    if dist.rank != 0:
+        return {}
     model.eval()
     save_model(model.cpu(), out / "model.safetensors")
     circuit = Circuit.from_model(model)

@@ -82,8 +82,9 @@ class LogicNet(nn.Module):
         """Class scores from already-encoded bits (batch, n_bits)."""
         return self.head(self.layers(bits.T.contiguous()))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_bits(self.encoder(x))
+    def forward(self, x: torch.Tensor, encoded: bool = False) -> torch.Tensor:
+        """Scores from raw features, or from input bits when ``encoded`` (the training path)."""
+        return self.forward_bits(x if encoded else self.encoder(x))
 
     @torch.no_grad()
     def counts(self, x: torch.Tensor) -> torch.Tensor:
