@@ -37,7 +37,7 @@ def test_unfitted_encoder_says_so():
 
 
 def test_missing_files_are_clear_errors(tmp_path):
-    with pytest.raises(DiffgatesError, match="no model checkpoint"):
+    with pytest.raises(DiffgatesError, match="no diffgates checkpoint"):
         load_model(tmp_path / "nope.safetensors")
     with pytest.raises(DiffgatesError, match="no circuit file"):
         Circuit.load(tmp_path / "nope.npz")

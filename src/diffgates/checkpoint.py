@@ -30,20 +30,25 @@ def read_metadata(path: Path) -> dict:
         return f.metadata() or {}
 
 
-def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet:
-    """Rebuild a model from its checkpoint; never unpickles anything."""
-    path = Path(path)
+def _read(path: Path, fmt: str, what: str, missing: str) -> tuple[dict, dict]:
+    """(metadata, tensors) of a safetensors file of format ``fmt``, with errors a user can act on."""
     if not path.is_file():
-        raise DiffgatesError(f"no model checkpoint at {path}; train one with 'diffgates train'.")
+        raise DiffgatesError(f"no {what} at {path}; {missing}.")
     try:
         meta = read_metadata(path)
-        state = load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise DiffgatesError(f"{path} is not a readable diffgates checkpoint (corrupt or truncated): {e}.") from e
-    if meta.get("format") != FORMAT:
-        raise DiffgatesError(f"{path} is not a diffgates model checkpoint.")
+        raise DiffgatesError(f"{path} is not a readable {what} (corrupt or truncated): {e}.") from e
+    if meta.get("format") != fmt:
+        raise DiffgatesError(f"{path} is not a {what}.")
     if int(meta.get("version", "0")) > VERSION:
         raise DiffgatesError(f"{path} has format version {meta['version']}; upgrade diffgates to read it.")
+    return meta, tensors
+
+
+def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet:
+    """Rebuild a model from its checkpoint; never unpickles anything."""
+    meta, state = _read(Path(path), FORMAT, "diffgates checkpoint", "train one with 'diffgates train'")
     model = LogicNet(ModelConfig(**json.loads(meta["config"])), engine=engine)
     model.load_state_dict(state)
     model.eval()
@@ -85,16 +90,9 @@ def save_training_state(path: str | os.PathLike, model: LogicNet, opt, progress:
 
 def load_training_state(path: str | os.PathLike, model: LogicNet, opt) -> tuple[dict, dict]:
     """Restore model and optimiser in place; return (progress, rng tensors)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DiffgatesError(f"no training state at {path}; the run has no checkpoint to resume from.")
-    try:
-        meta = read_metadata(path)
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise DiffgatesError(f"{path} is corrupt or truncated ({e}); resume from an earlier copy or start over.") from e
-    if meta.get("format") != STATE_FORMAT:
-        raise DiffgatesError(f"{path} is not a diffgates training state.")
+    meta, tensors = _read(
+        Path(path), STATE_FORMAT, "diffgates training state", "the run has no checkpoint to resume from"
+    )
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict = {}
     for key, value in tensors.items():
