@@ -71,6 +71,7 @@ def test_cuda_device_without_gpu_is_a_clear_error(tmp_path, capsys):
         return
     assert main(["train", "--device", "cuda", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_config_file_repeats_a_run(tmp_path):

@@ -134,6 +134,8 @@ def train(
     epoch; ``resume=True`` continues from it exactly (same batches, same numbers).
     """
     cfg.check()
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     dist = Distributed.from_env(cfg.device)
@@ -142,8 +144,6 @@ def train(
     dist.barrier()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     device = dist.device or torch.device(cfg.device)
