@@ -58,3 +58,13 @@ def test_fused_float32_close_to_reference_on_a_wide_layer():
 
 def test_auto_engine_picks_fused_on_cpu():
     assert resolve_engine("auto", torch.zeros(1)) == "cpu"
+
+
+def test_weight_gradient_without_input_gradient_equals_reference():
+    layer = LogicDense(30, 40, parametrization="softmax16", init="gaussian", seed=2)
+    w = layer.weight.detach().double().requires_grad_()
+    x = torch.rand(30, 19, dtype=torch.float64)  # a first layer: its input needs no gradient
+    y = logic_dense(x, layer.ia, layer.ib, P.relaxed_coefficients(w, "softmax16"), engine="cpu")
+    y_ref = dense_reference(x, layer.ia, layer.ib, w, "softmax16")
+    g = torch.randn_like(y)
+    torch.testing.assert_close(torch.autograd.grad(y, w, g)[0], torch.autograd.grad(y_ref, w, g)[0])
