@@ -88,3 +88,14 @@ def test_command_line_options_override_the_config_file(tmp_path):
     cfg.write_text("widths: [100, 100]\nepochs: 2\n")
     assert main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert (tmp_path / "r" / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_compile_overwrite_leaves_no_stale_export_files(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--widths", "100,100", "--epochs", "2", "--out", str(run), "--quiet"]) == 0
+    assert main(["compile", str(run), "--target", "c", "--vectors", "50"]) == 0
+    assert (run / "export" / "model.c").exists()
+    assert main(["compile", str(run), "--target", "blif", "--vectors", "50"]) == 2  # refuses without --overwrite
+    assert main(["compile", str(run), "--target", "blif", "--vectors", "50", "--overwrite"]) == 0
+    assert (run / "export" / "model.blif").exists() and not (run / "export" / "model.c").exists()
+    assert "dead" in capsys.readouterr().out  # the pass log is printed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -139,6 +140,8 @@ def cmd_compile(args) -> int:
             f"export directory {out} already exists and is not empty; pick another --out or pass --overwrite."
         )
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
+    if out.exists() and args.overwrite:  # no stale sources from an earlier export may remain
+        shutil.rmtree(out)
     x = ds.x_test[: args.vectors]
     fmt = INPUT_FORMATS.get(cfg.dataset)
     if args.input_bits or args.input_divisor:
