@@ -236,6 +236,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
+RUN_HELP = "run directory written by 'diffgates train'"
+DATA_DIR_HELP = "directory holding the dataset files"
+
+
+def _command(sub, name: str, func, help: str, description: str, run: bool = False, data_dir: bool = False):
+    """A subcommand parser with the positional RUN and --data-dir where the command takes them."""
+    p = sub.add_parser(name, help=help, description=description)
+    if run:
+        p.add_argument("run", help=RUN_HELP)
+    if data_dir:
+        p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffgates",
@@ -245,8 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "train",
+        cmd_train,
         help="train a model and write a run directory",
         description="Train a dense logic gate network, then extract and check its circuit.",
     )
@@ -260,42 +277,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (after a crash or kill)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_options(p)
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
+    _command(
+        sub,
         "report",
+        cmd_report,
         help="HTML report: training curves, gate histograms, confusion matrix",
         description="Write RUN/report/report.html (self-contained) and its PNG figures.",
+        run=True,
+        data_dir=True,
     )
-    p.add_argument("run", help="run directory written by 'diffgates train'")
-    p.add_argument("--data-dir", help="directory holding the dataset files")
-    p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser(
+    _command(
+        sub,
         "eval",
+        cmd_eval,
         help="re-evaluate a run's checkpoint and circuit",
         description="Recompute relaxed, discrete and circuit accuracy from a run's saved files; "
         "exits 1 if the circuit and the discrete model disagree on any test sample.",
+        run=True,
+        data_dir=True,
     )
-    p.add_argument("run", help="run directory written by 'diffgates train'")
-    p.add_argument("--data-dir", help="directory holding the dataset files")
-    p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser(
+    _command(
+        sub,
         "info",
+        cmd_info,
         help="gate-type histogram per layer",
         description="Print a run's model size and its gate-type histogram per layer.",
+        run=True,
     )
-    p.add_argument("run", help="run directory written by 'diffgates train'")
-    p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "compile",
+        cmd_compile,
         help="optimise the circuit and export C / Verilog / BLIF",
         description="Optimise a run's circuit (reporting gates per layer after each pass) and "
         "export it with golden vectors from the test set.",
+        run=True,
+        data_dir=True,
     )
-    p.add_argument("run", help="run directory written by 'diffgates train'")
     p.add_argument(
         "--target", choices=["c", "verilog", "blif", "all"], default="all", help="what to export (default: all)"
     )
@@ -311,11 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-bits", type=int, help="Verilog: bits per input feature code (default from the dataset)")
     p.add_argument("--input-divisor", type=float, help="Verilog: feature = code / divisor (default from the dataset)")
     p.add_argument("--no-optimize", action="store_true", help="export the circuit as extracted")
-    p.add_argument("--data-dir", help="directory holding the dataset files")
-    p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "verify",
+        cmd_verify,
         help="prove an export bit-exact against its golden vectors",
         description="Compile and run the exported C, and simulate the exported Verilog (Icarus or "
         "Verilator), on the golden vectors; exit 1 on any mismatch.",
@@ -327,10 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="Verilog simulator (default: Icarus if installed, else Verilator)",
     )
-    p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "synth",
+        cmd_synth,
         help="synthesise the Verilog with Yosys and report its size",
         description="Run Yosys on an export's model.v: 2-input gate count, LUT6 count, logic depth.",
     )
@@ -338,10 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fast", action="store_true", help="ABC's fast scripts: much quicker on large designs, ~30%% larger"
     )
-    p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "bench",
+        cmd_bench,
         help="side-by-side benchmarks (training step, inference, epoch time)",
         description="Benchmarks comparing implementations in one run, each configuration in a fresh "
         "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
@@ -373,7 +397,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="infer: timings (best reported)")
     p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")
     p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
-    p.set_defaults(func=cmd_bench)
     return parser
 
 
