@@ -11,3 +11,7 @@ $dg bench train --json --steps 15 > "$out/train.json"
 $dg bench train --json --steps 15 --param truth4 --impls diffgates,diffgates-torch --batches 128 --threads 2 > "$out/train_truth4.json"
 $dg bench infer --json > "$out/infer.json"
 $dg bench epoch --json --threads 2 > "$out/epoch.json"
+# the trained Fashion-MNIST model (train it first: see BENCHMARKS.md, Accuracy)
+if [ -f runs/fmnist-dense48k/circuit.npz ]; then
+  $dg bench infer --json --circuit runs/fmnist-dense48k/circuit.npz --samples 100000 > "$out/infer_fashion.json"
+fi

@@ -219,15 +219,23 @@ def _best_rate(fn, n: int, repeats: int) -> float:
     return n / best
 
 
-def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, repeats: int) -> dict:
-    """Images per second end to end from an encoded bit matrix (uint8, samples x n_in)."""
+def infer_worker(
+    impl: str, n_in: int, width: int, threads: int, samples: int, repeats: int, circuit: str | None = None
+) -> dict:
+    """Images per second end to end from an encoded bit matrix (uint8, samples x n_in), on a random
+    784 -> 6 x width network or on a saved (extracted, layered) circuit."""
     import numpy as np
 
     from .circuit import program
     from .circuit.execute import run_numpy
+    from .circuit.ir import Circuit
     from .circuit.passes import optimize
 
-    c = random_network(n_in, [width] * 6)
+    if circuit:
+        c = Circuit.load(circuit).on_bits()  # timed from the encoded bit matrix, like the random nets
+        n_in, width, depth = c.n_inputs, int((c.layer == 0).sum()), int(c.layer.max()) + 1
+    else:
+        c, depth = random_network(n_in, [width] * 6), 6
     bits = np.random.default_rng(1).integers(0, 2, (samples, n_in), dtype=np.uint8)
     check = slice(0, 2000)
     expected = run_numpy(c, bits[check])
@@ -242,12 +250,13 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
     if impl == "diffgates":
         opt, _ = optimize(c)
         prog = program.prepare(opt)
-        keep = opt.in_feature  # surviving input bits
         row["prepare_s"] = time.perf_counter() - t0
         row["gates_after"] = opt.n_gates
+        # the optimised circuit's own encoder emits only the bits it still reads
+        kept = bits if opt.n_inputs == n_in else np.ascontiguousarray(bits[:, opt.in_feature])
 
         def infer():
-            return program.run(prog, np.ascontiguousarray(bits[:, keep]) if len(keep) < n_in else bits, threads)
+            return program.run(prog, kept, threads)
     elif impl == "exported-c":
         import ctypes
         import tempfile
@@ -270,7 +279,7 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
         xf = bits.astype(np.float32)
 
         def infer():
-            out = np.zeros((samples, 10), dtype=np.int32)
+            out = np.zeros((samples, c.n_classes), dtype=np.int32)
             lib.dg_predict(
                 ctypes.c_void_p(xf.ctypes.data), ctypes.c_long(samples), ctypes.c_void_p(out.ctypes.data), None
             )
@@ -281,7 +290,7 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
         from torchlogix.compiled_model import CompiledLogicNet
 
         layers, prev = [], n_in
-        for i in range(6):
+        for i in range(depth):
             sel = c.layer == i
             base = 0 if i == 0 else n_in + (i - 1) * width  # first signal of the layer it reads
             layer = tl.LogicDense(prev, width, parametrization="raw")
@@ -291,7 +300,7 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
                 layer.weight.copy_(torch.nn.functional.one_hot(torch.as_tensor(c.ops[sel]).long(), 16).float())
             layers.append(layer)
             prev = width
-        model = torch.nn.Sequential(*layers, tl.GroupSum(10, 1.0)).eval()
+        model = torch.nn.Sequential(*layers, tl.GroupSum(c.n_classes, 1.0)).eval()
         compiled = CompiledLogicNet(model, input_shape=(n_in,), num_bits=64, apply_groupsum_scaling=False)
         compiled.compile(opt_level=1)
         row["prepare_s"] = time.perf_counter() - t0
@@ -310,20 +319,19 @@ def infer_worker(impl: str, n_in: int, width: int, threads: int, samples: int, r
     return row
 
 
-def bench_infer(n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0) -> list[dict]:
-    import os
-
+def bench_infer(n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0, circuit=None) -> list[dict]:
     rows = []
     all_threads = os.cpu_count() or 1
-    for w in widths:
+    for w in [0] if circuit else widths:
         configs = [("diffgates", t) for t in sorted(set(threads) | {all_threads})]
         configs += [("exported-c", 1), ("torchlogix", 1)]
         for impl, t in configs:
             n = samples if impl == "diffgates" else max(samples // 10, 20_000)
-            args = ["infer", impl, str(n_in), str(w), str(t), str(n), str(repeats)]
+            args = ["infer", impl, str(n_in), str(w), str(t), str(n), str(repeats)] + ([circuit] if circuit else [])
             # torchlogix compiles one C function per network with gcc -O1: minutes to hours when large
             row = run_worker(args, timeout if impl != "torchlogix" or w <= 8000 else min(timeout, 300.0))
-            row.update({"impl": impl, "threads": t, "model": f"{n_in}->6x{w}->GroupSum(10)"})
+            row.setdefault("model", circuit or f"{n_in}->6x{w}->GroupSum(10)")
+            row.update({"impl": impl, "threads": t})
             rows.append(row)
             if echo:
                 echo(row)
@@ -339,8 +347,8 @@ def main(argv: list[str]) -> None:
             impl, int(n_in), [int(w) for w in widths.split(",")], int(batch), int(threads), int(steps), param
         )
     else:
-        impl, n_in, width, threads, samples, repeats = argv[1:]
-        row = infer_worker(impl, int(n_in), int(width), int(threads), int(samples), int(repeats))
+        impl, n_in, width, threads, samples, repeats, *circuit = argv[1:]
+        row = infer_worker(impl, int(n_in), int(width), int(threads), int(samples), int(repeats), *circuit)
     print(json.dumps(row))
 
 

@@ -224,7 +224,9 @@ def cmd_bench(args) -> int:
         )
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
     elif args.what == "infer":
-        rows = bench.bench_infer(args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo)
+        rows = bench.bench_infer(
+            args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo, circuit=args.circuit
+        )
         columns = ["impl", "model", "threads", "img_per_s", "prepare_s", "gates_before", "gates_after", "error"]
     else:
         rows = bench.bench_epoch(args.engines, args.dataset, args.widths, args.threads, args.param, echo=echo)
@@ -397,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="infer: timings (best reported)")
     p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")
     p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
+    p.add_argument("--circuit", help="infer: a run's circuit.npz instead of the random networks")
     return parser
 
 

@@ -77,6 +77,12 @@ class Circuit:
 
         return from_model(model)
 
+    def on_bits(self) -> Circuit:
+        """The same network reading its encoded input bits directly: feature j is input bit j
+        (threshold 0.5). After optimisation, ``in_feature`` then names the bit columns kept."""
+        n = self.n_inputs
+        return self.replace(n_features=n, in_feature=np.arange(n), in_threshold=np.full(n, 0.5, np.float32))
+
     def replace(self, **changes) -> Circuit:
         return replace(self, **changes)
 
