@@ -158,6 +158,8 @@ def train(
         pos, rng = load_training_state(out / STATE_FILE, model, opt)
         epoch_gen_state = rng["epoch_gen"]
         torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and device.type == "cuda":  # Gumbel noise is drawn on the GPU there
+            torch.cuda.set_rng_state(rng["cuda"], device)
         lines = metrics_path.read_text().splitlines()[: pos["metrics_lines"]] if metrics_path.exists() else []
         metrics_path.write_text("".join(line + "\n" for line in lines))
     elif dist.rank == 0:
@@ -168,6 +170,8 @@ def train(
             return
         next_pos["elapsed"] = elapsed + time.perf_counter() - t_start
         rng = {"epoch_gen": gen_state, "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
         save_training_state(out / STATE_FILE, model, opt, next_pos, rng)
 
     encode = lambda x: model.encoder(torch.as_tensor(x, device=device)).to(torch.uint8)  # noqa: E731
