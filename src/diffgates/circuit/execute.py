@@ -46,6 +46,14 @@ def levels(circuit: Circuit) -> np.ndarray:
         depth[n_in:] = new
 
 
+def level_groups(circuit: Circuit) -> list[np.ndarray]:
+    """Gate indices level by level, shallowest first (gates of one level are independent)."""
+    depth = levels(circuit)
+    order = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[order], np.arange(1, depth.max(initial=0) + 2))
+    return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 def group_counts(out_bits: np.ndarray, n_classes: int) -> np.ndarray:
     """(batch, n_outputs) bits -> (batch, n_classes) int64 counts."""
     batch = out_bits.shape[0]
@@ -59,11 +67,7 @@ def run_numpy(circuit: Circuit, bits: np.ndarray) -> np.ndarray:
     packed = pack_bits(bits)
     signals = np.zeros((circuit.n_signals, packed.shape[1]), dtype=np.uint64)
     signals[:n_in] = packed
-    depth = levels(circuit)
-    order = np.argsort(depth, kind="stable")
-    bounds = np.searchsorted(depth[order], np.arange(1, depth.max(initial=0) + 2))
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = order[lo:hi]
+    for idx in level_groups(circuit):
         ops = circuit.ops[idx][:, None]
         signals[n_in + idx] = gates.eval_bits(ops, signals[circuit.a[idx]], signals[circuit.b[idx]])
     out_bits = unpack_bits(signals[circuit.outputs], batch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..execute import levels
+from ..execute import level_groups
 from ..ir import Circuit
 
 
@@ -13,11 +13,7 @@ def live_signals(circuit: Circuit) -> np.ndarray:
     n_in = circuit.n_inputs
     live = np.zeros(circuit.n_signals, dtype=bool)
     live[circuit.outputs] = True
-    depth = levels(circuit)
-    order = np.argsort(-depth, kind="stable")
-    bounds = np.searchsorted(-depth[order], -np.arange(depth.max(initial=0), -1, -1), side="left")
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = order[lo:hi]
+    for idx in reversed(level_groups(circuit)):  # deepest first: a gate's readers come before it
         idx = idx[live[n_in + idx]]
         live[circuit.a[idx]] = True
         live[circuit.b[idx]] = True

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ... import gates
-from ..execute import levels
+from ..execute import level_groups
 from ..ir import Circuit
 
 FALSE, TRUE = -2, -1
@@ -56,13 +56,9 @@ def rebuild(circuit: Circuit, decide: Decide) -> Circuit:
     n_in = circuit.n_inputs
     lit_of = np.empty(circuit.n_signals, dtype=np.int64)
     lit_of[:n_in] = 2 * np.arange(n_in)
-    depth = levels(circuit)
-    order = np.argsort(depth, kind="stable")
-    bounds = np.searchsorted(depth[order], np.arange(1, depth.max(initial=0) + 2))
     new_ops, new_a, new_b, new_layer = [], [], [], []
     n_new = 0
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = order[lo:hi]
+    for idx in level_groups(circuit):
         ops = circuit.ops[idx].astype(np.int64)
         la, lb = lit_of[circuit.a[idx]], lit_of[circuit.b[idx]]
         result = propagate_constant_inputs(ops, la, lb)
