@@ -64,6 +64,15 @@ def load(source: str | Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(out))
 
 
+def available(source: str | Path) -> bool:
+    """Whether ``source`` builds and loads here (else callers take their plain path)."""
+    try:
+        load(source)
+        return True
+    except NativeUnavailable:
+        return False
+
+
 def keep_freed_memory() -> None:
     """Ask glibc to reuse freed large blocks instead of returning them to the OS.
 

@@ -97,11 +97,7 @@ def prepare(circuit: Circuit) -> Program:
 
 
 def available() -> bool:
-    try:
-        native.load(_SOURCE)
-        return True
-    except native.NativeUnavailable:
-        return False
+    return native.available(_SOURCE)
 
 
 def _p(array: np.ndarray) -> ctypes.c_void_p:

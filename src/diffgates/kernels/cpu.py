@@ -23,11 +23,7 @@ def _lib() -> ctypes.CDLL:
 
 
 def available() -> bool:
-    try:
-        _lib()
-        return True
-    except native.NativeUnavailable:
-        return False
+    return native.available(_SOURCE)
 
 
 def _p(t: torch.Tensor) -> ctypes.c_void_p:
