@@ -9,6 +9,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
 from .config import TrainConfig
 from .errors import DiffgatesError
 
@@ -32,6 +34,8 @@ def _arg_type(annotation):
         return _parse_list(int)
     if "list[float]" in text:
         return _parse_list(float)
+    if "list[str]" in text:
+        return _parse_list(str)
     for name, kind in (("int", int), ("float", float)):
         if text.startswith(name):
             return kind
@@ -238,6 +242,49 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from .nn.model import ModelConfig
+    from .zoo import PRESETS
+
+    rows = []
+    for p in PRESETS.values():
+        o = p.options
+        shape = o["image_shape"]
+        fields = {
+            k: o[k] for k in ("widths", "image_shape", "conv", "encoder_strategy", "encoder_thresholds") if k in o
+        }
+        counts = ModelConfig(n_features=int(np.prod(shape)), n_classes=10, **fields).gate_counts()
+        ours = counts["conv"] + counts["dense"]
+        row = {
+            "model": p.name,
+            "dataset": o["dataset"],
+            "gates": f"{ours:,}",
+            "pool_or": f"{counts['pool']:,}",
+            "paper_gates": f"{p.paper_gates:,}" if p.paper_gates else "-",
+            "diff": f"{100 * (ours / p.paper_gates - 1):+.1f}%" if p.paper_gates else "-",
+            "paper_acc": f"{100 * p.paper_accuracy:.2f}%" if p.paper_accuracy else "-",
+            "architecture": f"conv {' '.join(o['conv'])} | dense {'-'.join(map(str, o['widths']))} | tau {o['tau']:g}",
+        }
+        rows.append(row)
+    print(_table(rows, list(rows[0])))
+    print(
+        "gates: trees at every position plus dense gates (the paper's count); pool_or: the 2-input ORs of the "
+        "unrolled pooling on top. Train one with: diffgates train --model NAME"
+    )
+    return 0
+
+
+def cmd_download(args) -> int:
+    import os
+
+    from .data.download import download
+
+    dest = args.dir or Path(os.environ.get("DIFFGATES_DATA", Path.home() / ".cache" / "diffgates")) / args.name
+    download(args.name, dest, args.base_url)
+    print(f"{args.name}: files verified (SHA-256) in {dest}")
+    return 0
+
+
 RUN_HELP = "run directory written by 'diffgates train'"
 DATA_DIR_HELP = "directory holding the dataset files"
 
@@ -279,6 +326,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (after a crash or kill)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_options(p)
+
+    _command(
+        sub,
+        "models",
+        cmd_models,
+        help="list the named architectures (paper presets and CPU-sized ones) with gate counts",
+        description="The convolutional LogicTreeNet presets of Petersen et al. (2024) and presets sized for a "
+        "CPU, with their gate counts next to the paper's. Use one with 'diffgates train --model NAME'.",
+    )
+
+    p = _command(
+        sub,
+        "download",
+        cmd_download,
+        help="download MNIST or CIFAR-10, checking SHA-256",
+        description="Fetch a dataset's files and check each against its published SHA-256; a file that does "
+        "not match is deleted and the command fails.",
+    )
+    p.add_argument("name", choices=["mnist", "cifar10"])
+    p.add_argument("--dir", help="where to put the files (default: $DIFFGATES_DATA/NAME or ~/.cache/diffgates/NAME)")
+    p.add_argument("--base-url", help="a mirror to download from instead of the default source")
 
     _command(
         sub,

@@ -21,12 +21,23 @@ def opt(default, help: str, choices=None):
 
 @dataclass
 class TrainConfig:
+    model: str | None = opt(None, "a named architecture from 'diffgates models'; explicit options override it")
     dataset: str = opt("digits", "digits, fashion-mnist, mnist, or a .npz file with x_train, y_train, x_test, y_test")
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
     widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)")
     encoder_bits: int = opt(4, "thresholds per input feature (thermometer code)")
     encoder_strategy: str = opt("uniform", "how thresholds are placed", ("uniform", "quantile", "fixed"))
     encoder_thresholds: list[float] | None = opt(None, "thresholds for --encoder-strategy fixed, comma separated")
+    image_shape: list[int] | None = opt(
+        None, "channels,height,width of the images for convolutions (default: known for mnist, fashion-mnist, cifar10)"
+    )
+    conv: list[str] = opt(
+        [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD]]] each, comma separated"
+    )
+    tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)")
+    conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first")
+    random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)")
+    flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)")
     parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
     connections: str = opt("unique", "random wiring scheme", ("unique", "random"))
     init: str = opt("residual", "weight init: residual biases gates toward pass-through A", ("residual", "gaussian"))
@@ -82,10 +93,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """Options from a mapping; a ``model`` preset fills in every option the mapping leaves out."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise DiffgatesError(f"unknown config keys: {', '.join(unknown)}; see 'diffgates train --help'.")
+        if d.get("model"):
+            from .zoo import preset
+
+            d = {**preset(d["model"]).options, **d}
         cfg = cls(**d)
         cfg.check()
         return cfg
@@ -105,7 +121,13 @@ class TrainConfig:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise DiffgatesError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}.")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "encoder_bits": self.encoder_bits}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "encoder_bits": self.encoder_bits,
+            "tree_depth": self.tree_depth,
+            "conv_groups": self.conv_groups,
+        }
         for name, value in positive.items():
             if value < 1:
                 raise DiffgatesError(f"{name} must be at least 1, got {value}.")
@@ -113,4 +135,8 @@ class TrainConfig:
             raise DiffgatesError(f"widths must be a non-empty list of positive layer sizes, got {self.widths}.")
         if self.lr <= 0 or self.tau <= 0:
             raise DiffgatesError("lr and tau must be positive.")
+        if self.random_crop < 0 or not 0 <= self.flip <= 1:
+            raise DiffgatesError("random_crop must be >= 0 and flip a probability in [0, 1].")
+        if (self.random_crop or self.flip) and not (self.conv or self.image_shape):
+            raise DiffgatesError("augmentation needs images: give --image-shape or convolution blocks (--conv).")
         return self

@@ -22,7 +22,8 @@ from .checkpoint import load_training_state, save_model, save_training_state
 from .circuit import Circuit
 from .circuit.execute import predict_counts
 from .config import CONFIG_FILE, TrainConfig
-from .data import Dataset, load_dataset
+from .data import IMAGE_SHAPES, Dataset, load_dataset
+from .data.augment import augment_bits
 from .errors import DiffgatesError
 from .nn.model import LogicNet, ModelConfig
 from .progress import progress_bar
@@ -78,6 +79,10 @@ class Distributed:
 def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
     mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
+    if (cfg.conv or cfg.random_crop or cfg.flip) and mc.image_shape is None:
+        if ds.name not in IMAGE_SHAPES:
+            raise DiffgatesError(f"convolutions and augmentation need --image-shape C,H,W for dataset {ds.name}.")
+        mc.image_shape = list(IMAGE_SHAPES[ds.name])
     if cfg.widths[-1] % ds.n_classes:
         raise DiffgatesError(
             f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
@@ -193,7 +198,11 @@ def train(
             for s in range(first, steps):
                 batch = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 idx = batch[dist.rank :: dist.world]  # this process's share of the global batch
-                scores = net(xtr[idx].float(), encoded=True)
+                bits = xtr[idx]
+                if cfg.random_crop or cfg.flip:
+                    shape = model.config.image_shape
+                    bits = augment_bits(bits, shape, model.encoder.n_bits, cfg.random_crop, cfg.flip)
+                scores = net(bits.float(), encoded=True)
                 # sum over the share / global batch size, times world: DDP's gradient average is
                 # then exactly the gradient of the mean loss over the whole global batch
                 loss = F.cross_entropy(scores, ytr[idx], reduction="sum") * (dist.world / len(batch))

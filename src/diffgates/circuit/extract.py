@@ -1,39 +1,93 @@
-"""Model -> Circuit: the only place the discrete world reads the trainable modules."""
+"""Model -> Circuit: the only place the discrete world reads the trainable modules.
+
+Convolutions are unrolled: every kernel at every position becomes its own tree of gates, and OR
+pooling becomes 2-input OR gates. Zero padding reads one FALSE gate, which constant propagation
+removes later.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .. import gates
 from ..nn.model import LogicNet
 from .ir import Circuit
+
+
+class _Builder:
+    """Appends gates in topological order; signal ids follow the Circuit numbering."""
+
+    def __init__(self, n_inputs: int):
+        self.next = n_inputs
+        self.ops, self.a, self.b, self.layer = [], [], [], []
+
+    def add(self, ops, a, b, layer: int) -> np.ndarray:
+        a = np.asarray(a).reshape(-1)
+        n = len(a)
+        self.ops.append(np.broadcast_to(np.asarray(ops), (n,)).astype(np.int64))
+        self.a.append(a)
+        self.b.append(np.asarray(b).reshape(-1))
+        self.layer.append(np.full(n, layer))
+        out = np.arange(self.next, self.next + n)
+        self.next += n
+        return out
+
+    def cat(self, arrays: list) -> np.ndarray:
+        return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+
+def _unroll_conv(conv, signals: np.ndarray, zero: int, build: _Builder, layer: int) -> np.ndarray:
+    """Signals of a LogicConv2d's pooled output map, in its (kernel, y, x) feature order."""
+    rows = conv.leaf_rows().cpu().numpy()  # (kernels, positions, leaves)
+    ops = conv.gate_ids().cpu().numpy()  # (kernels, gates)
+    k, n_pos, n_leaves = rows.shape
+    nodes = [np.where(rows[:, :, leaf] < 0, zero, signals[np.maximum(rows[:, :, leaf], 0)]) for leaf in range(n_leaves)]
+    for g in range(n_leaves - 1):
+        op = np.repeat(ops[:, g], n_pos)
+        nodes.append(build.add(op, nodes[2 * g], nodes[2 * g + 1], layer).reshape(k, n_pos))
+    root = nodes[-1]
+    size, pad = conv.spec.pool, conv.spec.pool_padding
+    if size == 1:
+        return root.reshape(-1)
+    _, ho, wo = conv.conv_shape
+    _, hp, wp = conv.out_shape
+    grid = np.full((k, hp * size, wp * size), zero)  # outside the map: 0, the identity of OR
+    top, left = min(ho, hp * size - pad), min(wo, wp * size - pad)
+    grid[:, pad : pad + top, pad : pad + left] = root.reshape(k, ho, wo)[:, :top, :left]
+    slots = grid.reshape(k, hp, size, wp, size).transpose(0, 1, 3, 2, 4).reshape(k * hp * wp, size * size)
+    acc = slots[:, 0]
+    for w in range(1, size * size):
+        acc = build.add(gates.OR, acc, slots[:, w], layer)
+    return acc
 
 
 @torch.no_grad()
 def from_model(model: LogicNet) -> Circuit:
     enc = model.encoder
-    n_bits = enc.n_bits
     n_in = enc.out_features
-    in_feature = np.repeat(np.arange(enc.n_features), n_bits)
-    in_threshold = enc.thresholds_.cpu().numpy().reshape(-1)
-    ops, a, b, layer = [], [], [], []
-    base, start = 0, n_in  # first signal the layer reads, first signal it writes
-    for i, dense in enumerate(model.layers):
-        ops.append(dense.gate_ids().cpu().numpy())
-        a.append(dense.ia.cpu().numpy() + base)
-        b.append(dense.ib.cpu().numpy() + base)
-        layer.append(np.full(dense.out_features, i))
-        base, start = start, start + dense.out_features
-    outputs = np.arange(base, start)
+    build = _Builder(n_in)
+    signals = model.input_order().numpy()  # row i of the first layer's input reads this input bit
+    layer = 0
+    if len(model.convs):
+        zero = int(build.add(gates.FALSE, [0], [0], 0)[0])
+        for conv in model.convs:
+            signals = _unroll_conv(conv, signals, zero, build, layer)
+            layer += 1
+    for dense in model.layers:
+        signals = build.add(
+            dense.gate_ids().cpu().numpy(), signals[dense.ia.cpu().numpy()], signals[dense.ib.cpu().numpy()], layer
+        )
+        layer += 1
     return Circuit(
         n_features=enc.n_features,
-        in_feature=in_feature,
-        in_threshold=in_threshold,
-        ops=np.concatenate(ops) if ops else np.zeros(0),
-        a=np.concatenate(a) if a else np.zeros(0),
-        b=np.concatenate(b) if b else np.zeros(0),
-        outputs=outputs,
-        layer=np.concatenate(layer) if layer else np.zeros(0),
+        in_feature=np.repeat(np.arange(enc.n_features), enc.n_bits),
+        in_threshold=enc.thresholds_.cpu().numpy().reshape(-1),
+        ops=build.cat(build.ops),
+        a=build.cat(build.a),
+        b=build.cat(build.b),
+        outputs=signals,
+        layer=build.cat(build.layer),
         n_classes=model.head.k,
         tau=model.head.tau,
     ).validate()

@@ -4,6 +4,10 @@
 - ``fashion-mnist``, ``mnist``: the standard IDX files (``.gz`` or not) in a directory; searched in
   ``--data-dir``, ``$DIFFGATES_DATA/<name>``, ``~/.cache/diffgates/<name>`` and, for
   Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+- ``cifar10``: the python-pickle batches (``cifar-10-batches-py``, or the ``cifar-10-python.tar.gz``
+  archive, extracted on first use) in the same places.
+- ``diffgates download mnist|cifar10`` fetches MNIST or CIFAR-10 into ``~/.cache/diffgates/<name>``,
+  checking each file's SHA-256.
 - a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test``.
 Pixels are scaled to [0, 1].
 """
@@ -20,14 +24,19 @@ import numpy as np
 from ..errors import DiffgatesError
 from .idx import read_idx
 
-DATASETS = ("digits", "fashion-mnist", "mnist")
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+#: (channels, height, width) of the image datasets; features are stored channel by channel, row by row.
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 _HINTS = {
     "fashion-mnist": "install Debian's package with 'apt-get install dataset-fashion-mnist', or put the 4 "
     "IDX files from https://github.com/zalandoresearch/fashion-mnist in a directory and pass --data-dir",
-    "mnist": "put the 4 MNIST IDX files (train-images-idx3-ubyte.gz, ...) in a directory and pass --data-dir",
+    "mnist": "run 'diffgates download mnist', or put the 4 MNIST IDX files (train-images-idx3-ubyte.gz, ...) "
+    "in a directory and pass --data-dir",
+    "cifar10": "run 'diffgates download cifar10', or put cifar-10-python.tar.gz or its cifar-10-batches-py "
+    "directory in a directory and pass --data-dir",
 }
-_SYSTEM_DIRS = {"fashion-mnist": ["/usr/share/datasets/fashion-mnist"], "mnist": []}
+_SYSTEM_DIRS = {"fashion-mnist": ["/usr/share/datasets/fashion-mnist"], "mnist": [], "cifar10": []}
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -77,19 +86,39 @@ def _digits() -> Dataset:
     return Dataset("digits", xtr.astype(np.float32), ytr.astype(np.int64), xte.astype(np.float32), yte.astype(np.int64))
 
 
-def find_idx_dir(name: str, data_dir: str | None) -> Path:
+def data_dirs(name: str, data_dir: str | None) -> list[Path]:
+    """Where dataset ``name`` is looked for, in order."""
     candidates = []
     if data_dir:
         candidates.append(Path(data_dir))
     if os.environ.get("DIFFGATES_DATA"):
         candidates.append(Path(os.environ["DIFFGATES_DATA"]) / name)
     candidates.append(Path.home() / ".cache" / "diffgates" / name)
-    candidates += [Path(d) for d in _SYSTEM_DIRS[name]]
+    return candidates + [Path(d) for d in _SYSTEM_DIRS[name]]
+
+
+def _not_found(name: str, candidates: list[Path]) -> DiffgatesError:
+    where = ", ".join(str(c) for c in candidates)
+    return DiffgatesError(f"{name} not found (looked in {where}); {_HINTS[name]}.")
+
+
+def find_idx_dir(name: str, data_dir: str | None) -> Path:
+    candidates = data_dirs(name, data_dir)
     for d in candidates:
         if all((d / f).exists() or (d / (f + ".gz")).exists() for f in _IDX_FILES):
             return d
-    where = ", ".join(str(c) for c in candidates)
-    raise DiffgatesError(f"{name} not found (looked in {where}); {_HINTS[name]}.")
+    raise _not_found(name, candidates)
+
+
+def _cifar10(data_dir: str | None) -> Dataset:
+    from .cifar import batches_dir, load_cifar10
+
+    candidates = data_dirs("cifar10", data_dir)
+    for d in candidates:
+        found = batches_dir(d) if d.is_dir() else None
+        if found is not None:
+            return Dataset("cifar10", *load_cifar10(found))
+    raise _not_found("cifar10", candidates)
 
 
 def _idx(name: str, data_dir: str | None) -> Dataset:
@@ -135,6 +164,8 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
         ds = _digits()
     elif name in ("fashion-mnist", "mnist"):
         ds = _idx(name, data_dir)
+    elif name == "cifar10":
+        ds = _cifar10(data_dir)
     else:
         raise DiffgatesError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a .npz path.")
     return validate(ds)

@@ -107,3 +107,68 @@ def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) 
     """Fused relaxed dense layer on CPU; x (in, batch) float32/float64, c (out, 4)."""
     x = x.contiguous()
     return _DenseFn.apply(x, ia.contiguous(), ib.contiguous(), c.to(x.dtype).contiguous())
+
+
+class _ConvFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, idx, c, n_pos):
+        k, n_gates = c.shape[0], c.shape[1]
+        n_leaves = n_gates + 1
+        window = idx.numel() // (k * n_pos * n_leaves)
+        batch, n_out = x.shape[1], k * n_pos
+        y = torch.empty(n_out, batch, dtype=x.dtype)
+        arg = torch.empty(n_out, batch, dtype=torch.uint8) if window > 1 else None
+        getattr(_lib(), f"conv_forward_{_SUFFIX[x.dtype]}")(
+            _p(x),
+            ctypes.c_int64(batch),
+            _p(idx),
+            ctypes.c_int64(n_out),
+            ctypes.c_int64(n_pos),
+            ctypes.c_int(window),
+            ctypes.c_int(n_leaves),
+            _p(c),
+            _p(y),
+            _p(arg) if arg is not None else None,
+            ctypes.c_int(torch.get_num_threads()),
+        )
+        ctx.save_for_backward(x, idx, c, arg)
+        ctx.shape = (n_pos, window, n_leaves)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, idx, c, arg = ctx.saved_tensors
+        n_pos, window, n_leaves = ctx.shape
+        gy = gy.contiguous()
+        gc = torch.empty_like(c)
+        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        getattr(_lib(), f"conv_backward_{_SUFFIX[x.dtype]}")(
+            _p(x),
+            ctypes.c_int64(x.shape[1]),
+            ctypes.c_int64(x.shape[0]),
+            _p(idx),
+            ctypes.c_int64(gy.shape[0]),
+            ctypes.c_int64(n_pos),
+            ctypes.c_int(window),
+            ctypes.c_int(n_leaves),
+            ctypes.c_int64(c.shape[0]),
+            _p(c),
+            _p(gy),
+            _p(arg) if arg is not None else None,
+            _p(gc),
+            _p(gx) if gx is not None else None,
+            ctypes.c_int(torch.get_num_threads()),
+        )
+        return gx, None, gc, None
+
+
+def tree_conv(x: torch.Tensor, idx: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Fused logic-tree convolution + OR pooling on CPU.
+
+    ``idx``: int32 (kernels, pooled positions, window slots, leaves), -1 reads 0, -2 in leaf 0 marks
+    a slot outside the map; ``c``: (kernels, gates, 4). Returns (kernels * pooled positions, batch).
+    """
+    if idx.shape[-1] > 32:
+        raise ValueError("the fused tree kernel supports trees of depth <= 5")
+    x = x.contiguous()
+    return _ConvFn.apply(x, idx.to(torch.int32).contiguous(), c.to(x.dtype).contiguous(), idx.shape[1])

@@ -9,7 +9,9 @@
  * dense_backward does both in the gather sweep: a gate's coefficient sums are taken while its
  * A-side entry is gathered (x[i] is then its A row), so every gate's sums have one writer.
  * Each function exists for float and double (suffix _f32 / _f64). */
+#include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                                  \
@@ -86,3 +88,141 @@ DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 DEFINE_BACKWARD(float, f32)
 DEFINE_BACKWARD(double, f64)
+
+/* Fused logic-tree convolution with OR pooling (LogicConv2d), feature-major as above.
+ *
+ * Output o = k * n_pos + p (kernel k, pooled position p) is the max over its W window slots of a
+ * complete binary tree of L - 1 gates over L leaves. idx[(o * W + w) * L + l] is the input row of
+ * leaf l in slot w: -1 reads 0 (zero padding), -2 in leaf 0 marks a slot outside the pooled map
+ * (value 0, no gradient). Tree node j < L is leaf j; gate g reads nodes 2g and 2g + 1 and writes
+ * node L + g, so the root is node 2L - 2. Coefficients c[(k * (L - 1) + g) * 4 + 0..3].
+ * forward keeps only the pooled value and the winning slot (first maximum); backward recomputes
+ * the trees, so memory does not grow with tree size. backward splits the batch into chunks, one
+ * thread per chunk: gx columns have one writer, per-thread coefficient sums are added in the end. */
+#define CHUNK 16
+#define MAX_LEAVES 32
+
+#define DEFINE_TREE(T, SUFFIX)                                                                      \
+static void tree_eval_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict li,     \
+                               int L, const T *restrict c, int64_t s0, int n, T v[][CHUNK]) {      \
+    for (int l = 0; l < L; l++) {                                                                  \
+        if (li[l] < 0) {                                                                           \
+            for (int s = 0; s < n; s++) v[l][s] = 0;                                               \
+        } else {                                                                                   \
+            const T *row = x + (int64_t)li[l] * batch + s0;                                        \
+            for (int s = 0; s < n; s++) v[l][s] = row[s];                                          \
+        }                                                                                          \
+    }                                                                                              \
+    for (int g = 0; g < L - 1; g++) {                                                              \
+        const T c0 = c[4 * g], c1 = c[4 * g + 1], c2 = c[4 * g + 2], c3 = c[4 * g + 3];            \
+        const T *a = v[2 * g], *b = v[2 * g + 1];                                                  \
+        T *out = v[L + g];                                                                         \
+        _Pragma("omp simd")                                                                        \
+        for (int s = 0; s < n; s++) out[s] = c0 + c1 * a[s] + (c2 + c3 * a[s]) * b[s];             \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict idx,       \
+                           int64_t n_out, int64_t n_pos, int W, int L, const T *restrict c,        \
+                           T *restrict y, uint8_t *restrict arg, int threads) {                    \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    for (int64_t o = 0; o < n_out; o++) {                                                          \
+        T v[2 * MAX_LEAVES][CHUNK];                                                                \
+        const T *ck = c + (o / n_pos) * (L - 1) * 4;                                               \
+        for (int64_t s0 = 0; s0 < batch; s0 += CHUNK) {                                            \
+            const int n = batch - s0 < CHUNK ? (int)(batch - s0) : CHUNK;                          \
+            T best[CHUNK];                                                                         \
+            uint8_t win[CHUNK];                                                                    \
+            for (int w = 0; w < W; w++) {                                                          \
+                const int32_t *li = idx + (o * W + w) * L;                                         \
+                T *val = v[2 * L - 2];                                                             \
+                if (li[0] == -2) {                                                                 \
+                    for (int s = 0; s < n; s++) val[s] = 0;                                        \
+                } else {                                                                           \
+                    tree_eval_##SUFFIX(x, batch, li, L, ck, s0, n, v);                             \
+                }                                                                                  \
+                for (int s = 0; s < n; s++) {                                                      \
+                    if (w == 0 || val[s] > best[s]) {                                              \
+                        best[s] = val[s];                                                          \
+                        win[s] = (uint8_t)w;                                                       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            memcpy(y + o * batch + s0, best, sizeof(T) * n);                                       \
+            if (arg) memcpy(arg + o * batch + s0, win, n);                                         \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,                      \
+                            const int32_t *restrict idx, int64_t n_out, int64_t n_pos, int W,      \
+                            int L, int64_t n_kernels, const T *restrict c, const T *restrict gy,   \
+                            const uint8_t *restrict arg, T *restrict gc, T *restrict gx,           \
+                            int threads) {                                                         \
+    const int G = L - 1;                                                                           \
+    const int64_t n_coef = n_kernels * G * 4, n_chunks = (batch + CHUNK - 1) / CHUNK;              \
+    double *part = calloc((size_t)threads * n_coef, sizeof(double));                               \
+    _Pragma("omp parallel num_threads(threads)")                                                   \
+    {                                                                                              \
+        double *acc = part + (int64_t)omp_get_thread_num() * n_coef;                               \
+        T v[2 * MAX_LEAVES][CHUNK], gv[2 * MAX_LEAVES][CHUNK];                                     \
+        _Pragma("omp for schedule(dynamic, 1)")                                                    \
+        for (int64_t ch = 0; ch < n_chunks; ch++) {                                                \
+            const int64_t s0 = ch * CHUNK;                                                         \
+            const int n = batch - s0 < CHUNK ? (int)(batch - s0) : CHUNK;                          \
+            if (gx)                                                                                \
+                for (int64_t i = 0; i < n_in; i++) memset(gx + i * batch + s0, 0, sizeof(T) * n); \
+            for (int64_t o = 0; o < n_out; o++) {                                                  \
+                const int64_t k = o / n_pos;                                                       \
+                const T *ck = c + k * G * 4, *go = gy + o * batch + s0;                            \
+                const uint8_t *ao = arg ? arg + o * batch + s0 : NULL;                             \
+                double *ak = acc + k * G * 4;                                                      \
+                for (int w = 0; w < W; w++) {                                                      \
+                    const int32_t *li = idx + (o * W + w) * L;                                     \
+                    if (li[0] == -2) continue;                                                     \
+                    int any = 0;                                                                   \
+                    T *root = gv[2 * L - 2];                                                       \
+                    for (int s = 0; s < n; s++) {                                                  \
+                        const int sel = ao == NULL || ao[s] == w;                                  \
+                        root[s] = sel ? go[s] : 0;                                                 \
+                        any |= sel;                                                                \
+                    }                                                                              \
+                    if (!any) continue;                                                            \
+                    tree_eval_##SUFFIX(x, batch, li, L, ck, s0, n, v);                             \
+                    for (int g = G - 1; g >= 0; g--) {                                             \
+                        const T c1 = ck[4 * g + 1], c2 = ck[4 * g + 2], c3 = ck[4 * g + 3];        \
+                        const T *a = v[2 * g], *b = v[2 * g + 1], *d = gv[L + g];                  \
+                        T *ga = gv[2 * g], *gb = gv[2 * g + 1];                                    \
+                        T q0 = 0, q1 = 0, q2 = 0, q3 = 0;                                          \
+                        _Pragma("omp simd reduction(+ : q0, q1, q2, q3)")                          \
+                        for (int s = 0; s < n; s++) {                                              \
+                            const T ad = a[s] * d[s];                                              \
+                            q0 += d[s];                                                            \
+                            q1 += ad;                                                              \
+                            q2 += b[s] * d[s];                                                     \
+                            q3 += ad * b[s];                                                       \
+                            ga[s] = d[s] * (c1 + c3 * b[s]);                                       \
+                            gb[s] = d[s] * (c2 + c3 * a[s]);                                       \
+                        }                                                                          \
+                        ak[4 * g] += q0; ak[4 * g + 1] += q1; ak[4 * g + 2] += q2; ak[4 * g + 3] += q3; \
+                    }                                                                              \
+                    if (gx)                                                                        \
+                        for (int l = 0; l < L; l++) {                                              \
+                            if (li[l] < 0) continue;                                               \
+                            T *row = gx + (int64_t)li[l] * batch + s0;                             \
+                            for (int s = 0; s < n; s++) row[s] += gv[l][s];                        \
+                        }                                                                          \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    for (int64_t i = 0; i < n_coef; i++) {                                                         \
+        double s = 0;                                                                              \
+        for (int t = 0; t < threads; t++) s += part[(int64_t)t * n_coef + i];                      \
+        gc[i] = (T)s;                                                                              \
+    }                                                                                              \
+    free(part);                                                                                    \
+}
+
+DEFINE_TREE(float, f32)
+DEFINE_TREE(double, f64)

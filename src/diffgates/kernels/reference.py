@@ -52,3 +52,29 @@ def dense_hard_reference(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, id
     a, b = x[ia], x[ib]
     ops = torch.stack(all_relaxed_gates(a, b))  # (16, out, batch)
     return ops.gather(0, ids.view(1, -1, 1).expand(1, *a.shape))[0]
+
+
+def tree_reference(x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """Relaxed logic-tree convolution, unpooled: one 16-term (or 4-pattern) gate at a time.
+
+    ``x``: (in, batch) feature-major; ``idx``: (kernels, positions, leaves) input rows, -1 reads 0;
+    ``weight``: (kernels * gates, n_weights), gate ``g`` of a tree reading nodes ``2g, 2g+1``
+    (nodes ``0 .. leaves-1`` are the leaves). Returns (kernels * positions, batch).
+    """
+    k, n_pos, n_leaves = idx.shape
+    padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
+    rows = torch.where(idx < 0, x.shape[0], idx)
+    nodes = [padded[rows[:, :, leaf]] for leaf in range(n_leaves)]  # each (k, positions, batch)
+    w = weight.view(k, n_leaves - 1, -1)
+    for g in range(n_leaves - 1):
+        a, b = nodes[2 * g], nodes[2 * g + 1]
+        wg = w[:, g].view(k, 1, 1, -1)
+        if parametrization == "softmax16":
+            p = torch.softmax(wg, dim=-1)
+            ops = all_relaxed_gates(a, b)
+            nodes.append(sum(p[..., i] * ops[i] for i in range(16)))
+        else:
+            t = torch.sigmoid(wg)
+            patterns = [(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b]
+            nodes.append(sum(t[..., i] * patterns[i] for i in range(4)))
+    return nodes[-1].reshape(k * n_pos, -1)

@@ -109,16 +109,9 @@ class LogicDense(nn.Module):
 
     def coefficients(self) -> torch.Tensor:
         """(out, 4) coefficients in {1, a, b, ab} for the current mode."""
-        w = self.weight
-        if not self.training:
-            return P.hard_coefficients(w, self.parametrization)
-        relaxed = P.relaxed_coefficients(w, self.parametrization)
-        if self.forward_mode == "relaxed":
-            return relaxed
-        if self.forward_mode == "gumbel" and torch.is_grad_enabled():
-            w = w + P.gumbel_noise(w, self.gumbel_scale)
-        hard = P.hard_coefficients(w.detach(), self.parametrization)
-        return hard + (relaxed - relaxed.detach())  # straight-through: exactly hard in forward
+        return P.mode_coefficients(
+            self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale
+        )
 
     def gate_ids(self) -> torch.Tensor:
         return P.gate_ids(self.weight.detach(), self.parametrization)

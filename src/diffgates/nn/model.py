@@ -1,13 +1,16 @@
-"""LogicNet: encoder -> logic layers -> GroupSum, built from a plain config dict."""
+"""LogicNet: encoder -> [logic-tree convolutions] -> dense logic layers -> GroupSum, from a config."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
 from ..encode import ThermometerEncoder
+from ..errors import DiffgatesError
+from .conv import ConvSpec, LogicConv2d, block_shapes
 from .dense import LogicDense
 from .groupsum import GroupSum
 
@@ -31,13 +34,43 @@ class ModelConfig:
     grad_factor: float = 1.0
     tau: float = 10.0
     seed: int = 0
+    image_shape: list[int] | None = None
+    conv: list[str] = field(default_factory=list)
+    tree_depth: int = 3
+    conv_groups: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def conv_input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) the first convolution sees: each image channel's thermometer
+        bits become channels of their own."""
+        if not self.image_shape or len(self.image_shape) != 3:
+            raise DiffgatesError("convolutional models need image_shape = [channels, height, width].")
+        c, h, w = self.image_shape
+        if c * h * w != self.n_features:
+            raise DiffgatesError(
+                f"image_shape {list(self.image_shape)} has {c * h * w} values, "
+                f"but the data has {self.n_features} features."
+            )
+        bits = len(self.encoder_thresholds) if self.encoder_strategy == "fixed" else self.encoder_bits
+        return (c * bits, h, w)
+
+    def gate_counts(self) -> dict:
+        """Gates of the unrolled network by kind, from the shapes alone (nothing is built)."""
+        shape, tree, pool = None, 0, 0
+        if self.conv:
+            shape = self.conv_input_shape()
+            for spec in map(ConvSpec.parse, self.conv):
+                conv_shape, shape = block_shapes(shape, spec)
+                tree += math.prod(conv_shape) * (2**self.tree_depth - 1)
+                pool += 0 if spec.pool == 1 else math.prod(shape) * (spec.pool**2 - 1)
+        return {"conv": tree, "pool": pool, "dense": sum(self.widths)}
+
 
 class LogicNet(nn.Module):
-    """A dense logic gate network with its input encoder and GroupSum head.
+    """A logic gate network with its input encoder and GroupSum head: optional logic-tree
+    convolutions (``config.conv``, on ``config.image_shape`` images), then dense logic layers.
 
     ``forward`` takes raw features (batch, n_features) and returns class scores (batch, k).
     ``train()`` runs the relaxed network; ``eval()`` runs the exact discrete circuit.
@@ -49,6 +82,32 @@ class LogicNet(nn.Module):
         c = config
         self.encoder = ThermometerEncoder(c.encoder_bits, c.encoder_strategy, c.encoder_thresholds)
         in_features = c.n_features * self.encoder.n_bits
+        convs = []
+        if c.conv:
+            shape = c.conv_input_shape()
+            for i, spec in enumerate(map(ConvSpec.parse, c.conv)):
+                conv = LogicConv2d(
+                    shape,
+                    spec.kernels,
+                    spec.size,
+                    padding=spec.padding,
+                    depth=c.tree_depth,
+                    groups=c.conv_groups if i else 1,
+                    pool=spec.pool,
+                    pool_padding=spec.pool_padding,
+                    parametrization=c.parametrization,
+                    init=c.init,
+                    residual_strength=c.residual_strength,
+                    seed=c.seed * 1000 + 500 + i,
+                    forward=c.forward,
+                    gumbel_scale=c.gumbel_scale,
+                    grad_factor=c.grad_factor,
+                    engine=engine,
+                )
+                convs.append(conv)
+                shape = conv.out_shape
+            in_features = conv.out_features
+        self.convs = nn.Sequential(*convs)
         layers = []
         for i, width in enumerate(c.widths):
             layers.append(
@@ -72,15 +131,35 @@ class LogicNet(nn.Module):
 
     @property
     def n_gates(self) -> int:
-        return sum(layer.out_features for layer in self.layers)
+        """Gates of the unrolled network: trees at every position, OR pooling, dense layers."""
+        conv = sum(layer.n_gates + layer.n_pool_gates for layer in self.convs)
+        return conv + sum(layer.out_features for layer in self.layers)
 
     def set_engine(self, engine: str) -> None:
-        for layer in self.layers:
+        for layer in (*self.convs, *self.layers):
             layer.engine = engine
+
+    def input_order(self) -> torch.Tensor:
+        """Encoder bit feeding each row of the first layer's input (identity for dense models).
+
+        The encoder writes bit ``f * n_bits + j`` for feature ``f`` and threshold ``j``; a
+        convolution wants channel-major maps, channel ``c * n_bits + j`` for image channel ``c``.
+        """
+        n = self.encoder.out_features
+        if not len(self.convs):
+            return torch.arange(n)
+        c = self.config.image_shape[0]
+        return torch.arange(n).view(c, -1, self.encoder.n_bits).transpose(1, 2).reshape(-1)
 
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
-        return self.head(self.layers(bits.T.contiguous()))
+        if len(self.convs):
+            c, nb = self.config.image_shape[0], self.encoder.n_bits
+            h = bits.reshape(bits.shape[0], c, -1, nb).permute(1, 3, 2, 0).reshape(bits.shape[1], -1)
+            h = self.convs(h.contiguous())
+        else:
+            h = bits.T.contiguous()
+        return self.head(self.layers(h))
 
     def forward(self, x: torch.Tensor, encoded: bool = False) -> torch.Tensor:
         """Scores from raw features, or from input bits when ``encoded`` (the training path)."""

@@ -78,6 +78,22 @@ def hard_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tenso
     return _basis("gate", weight)[gate_ids(weight, parametrization)]
 
 
+def mode_coefficients(
+    weight: torch.Tensor, parametrization: str, training: bool, forward: str, gumbel_scale: float
+) -> torch.Tensor:
+    """(n, 4) coefficients for a layer's mode: discrete in eval; in training relaxed, or discrete
+    with straight-through gradients (``hard``, ``gumbel`` adds Gumbel noise to the logits)."""
+    if not training:
+        return hard_coefficients(weight, parametrization)
+    relaxed = relaxed_coefficients(weight, parametrization)
+    if forward == "relaxed":
+        return relaxed
+    if forward == "gumbel" and torch.is_grad_enabled():
+        weight = weight + gumbel_noise(weight, gumbel_scale)
+    hard = hard_coefficients(weight.detach(), parametrization)
+    return hard + (relaxed - relaxed.detach())  # straight-through: exactly hard in forward
+
+
 def gumbel_noise(weight: torch.Tensor, scale: float) -> torch.Tensor:
     """Gumbel(0, scale) noise shaped like ``weight`` (for noisy hard forward)."""
     u = torch.rand_like(weight).clamp_(1e-9, 1 - 1e-9)
