@@ -57,21 +57,10 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
     return torch.nn.Sequential(*layers, GroupSum(k, tau)), "feature"
 
 
-def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: int, steps: int, param: str) -> dict:
+def _time_steps(model, x, y, steps: int) -> tuple[float, float]:
+    """(median ms per step, peak MB above the resident memory before the first step)."""
     import torch
 
-    from . import native
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    native.keep_freed_memory()  # for every implementation alike
-    k, tau = 10, 10.0
-    model, layout = build_train_model(impl, n_in, widths, k, tau, param)
-    model.train()
-    x = torch.randint(0, 2, (batch, n_in)).float()
-    if layout == "feature":
-        x = x.T.contiguous()
-    y = torch.randint(0, k, (batch,))
     opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)  # the same optimiser for all
 
     def step():
@@ -89,17 +78,117 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    peak = _rss_kb("VmHWM")
+    return 1000 * statistics.median(times), max(_rss_kb("VmHWM") - base, 0) / 1024
+
+
+def _setup(threads: int) -> None:
+    import torch
+
+    from . import native
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    native.keep_freed_memory()  # for every implementation alike
+
+
+def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: int, steps: int, param: str) -> dict:
+    import torch
+
+    _setup(threads)
+    k, tau = 10, 10.0
+    model, layout = build_train_model(impl, n_in, widths, k, tau, param)
+    model.train()
+    x = torch.randint(0, 2, (batch, n_in)).float()
+    if layout == "feature":
+        x = x.T.contiguous()
+    y = torch.randint(0, k, (batch,))
+    ms, peak = _time_steps(model, x, y, steps)
     return {
         "impl": impl,
         "param": param,
         "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})",
         "batch": batch,
         "threads": threads,
-        "ms_per_step": 1000 * statistics.median(times),
-        "peak_mb": max(peak - base, 0) / 1024,
+        "ms_per_step": ms,
+        "peak_mb": peak,
         "steps": steps,
     }
+
+
+def build_conv_model(impl: str, preset: str, param: str):
+    """The preset's architecture (random weights) as a module taking encoded bits (batch, bits)."""
+    import torch
+
+    from .nn.model import LogicNet, ModelConfig
+    from .zoo import preset as get_preset
+
+    o = get_preset(preset).options
+    c, h, w = o["image_shape"]
+    n_bits = len(o["encoder_thresholds"])
+    if impl != "torchlogix":
+        keys = ("widths", "image_shape", "conv", "encoder_strategy", "encoder_thresholds", "tau")
+        cfg = ModelConfig(n_features=c * h * w, n_classes=10, parametrization=param, **{k: o[k] for k in keys})
+        engine = {"diffgates": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
+        net = LogicNet(cfg, engine=engine)
+        return (lambda bits: net(bits, encoded=True)), net, c * h * w * n_bits
+    import torchlogix.layers as tl
+
+    from .nn.conv import ConvSpec, block_shapes
+
+    layers, shape = [], (c * n_bits, h, w)
+    for spec in map(ConvSpec.parse, o["conv"]):
+        layers.append(
+            tl.LogicConv2d(
+                in_dim=shape[1], channels=shape[0], num_kernels=spec.kernels, tree_depth=3,
+                receptive_field_size=spec.size, padding=spec.padding, parametrization="raw",
+            )
+        )  # fmt: skip
+        layers.append(tl.OrPooling2d(kernel_size=spec.pool, stride=spec.pool, padding=spec.pool_padding))
+        shape = block_shapes(shape, spec)[1]
+    layers.append(torch.nn.Flatten())
+    prev = shape[0] * shape[1] * shape[2]
+    for width in o["widths"]:
+        layers.append(tl.LogicDense(prev, width, parametrization="raw"))
+        prev = width
+    net = torch.nn.Sequential(*layers, tl.GroupSum(10, o["tau"]))
+    return (lambda bits: net(bits.view(-1, c * n_bits, h, w))), net, c * h * w * n_bits
+
+
+def conv_worker(impl: str, preset: str, batch: int, threads: int, steps: int, param: str) -> dict:
+    import torch
+
+    _setup(threads)
+    fn, net, n_bits = build_conv_model(impl, preset, param)
+    net.train()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, bits):
+            return fn(bits)
+
+    x = torch.randint(0, 2, (batch, n_bits)).float()
+    y = torch.randint(0, 10, (batch,))
+    ms, peak = _time_steps(Wrapped(), x, y, steps)
+    row = {"impl": impl, "param": param, "model": preset, "batch": batch, "threads": threads}
+    return {**row, "ms_per_step": ms, "peak_mb": peak, "steps": steps}
+
+
+def bench_conv(impls, preset, batches, threads, steps, param, timeout=900.0, echo=None) -> list[dict]:
+    """Training step of a convolutional preset per implementation, each in its own process."""
+    rows = []
+    for b in batches:
+        for t in threads:
+            for impl in impls:
+                n = steps if impl != "reference" else max(5, steps // 3)
+                row = run_worker(["conv", impl, preset, str(b), str(t), str(n), param], timeout)
+                row.update({"impl": impl, "model": preset, "batch": b, "threads": t})
+                rows.append(row)
+                if echo:
+                    echo(row)
+    return rows
 
 
 def run_worker(args: list[str], timeout: float) -> dict | None:
@@ -339,9 +428,12 @@ def bench_infer(n_in, widths, threads, samples, repeats, echo=None, timeout=1800
 
 
 def main(argv: list[str]) -> None:
-    """Worker entry points: ``train IMPL N_IN WIDTHS BATCH THREADS STEPS PARAM`` and
-    ``infer IMPL N_IN WIDTH THREADS SAMPLES REPEATS``."""
-    if argv[0] == "train":
+    """Worker entry points: ``train IMPL N_IN WIDTHS BATCH THREADS STEPS PARAM``,
+    ``conv IMPL PRESET BATCH THREADS STEPS PARAM`` and ``infer IMPL N_IN WIDTH THREADS SAMPLES REPEATS``."""
+    if argv[0] == "conv":
+        impl, preset, batch, threads, steps, param = argv[1:]
+        row = conv_worker(impl, preset, int(batch), int(threads), int(steps), param)
+    elif argv[0] == "train":
         impl, n_in, widths, batch, threads, steps, param = argv[1:]
         row = train_worker(
             impl, int(n_in), [int(w) for w in widths.split(",")], int(batch), int(threads), int(steps), param

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from dataclasses import fields
@@ -118,8 +119,10 @@ def cmd_info(args) -> int:
     from . import gates
 
     _, model, circuit = load_run(args.run)
+    for conv in model.convs:
+        print(f"conv: {conv.extra_repr()}, {conv.n_gates} tree gates + {conv.n_pool_gates} pooling ORs unrolled")
     print(
-        f"model: {len(model.layers)} logic layers, {model.n_gates} gates, "
+        f"model: {len(model.convs)} conv blocks + {len(model.layers)} dense layers, {model.n_gates} gates, "
         f"{circuit.n_inputs} input bits from {circuit.n_features} features, "
         f"{circuit.n_classes} classes x {circuit.group_size} outputs, tau {circuit.tau:g}"
     )
@@ -227,6 +230,9 @@ def cmd_bench(args) -> int:
             args.impls, args.n_in, args.widths, args.batches, args.threads, args.steps, args.param, echo=echo
         )
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
+    elif args.what == "conv":
+        rows = bench.bench_conv(args.impls, args.model, args.batches, args.threads, args.steps, args.param, echo=echo)
+        columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
     elif args.what == "infer":
         rows = bench.bench_infer(
             args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo, circuit=args.circuit
@@ -275,8 +281,6 @@ def cmd_models(args) -> int:
 
 
 def cmd_download(args) -> int:
-    import os
-
     from .data.download import download
 
     dest = args.dir or Path(os.environ.get("DIFFGATES_DATA", Path.home() / ".cache" / "diffgates")) / args.name
@@ -440,10 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmarks comparing implementations in one run, each configuration in a fresh "
         "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
         "in-package reference, the compact torch path and torchlogix. 'infer': images per second of "
-        "the circuit executor, the exported C and torchlogix's compiled model. 'epoch': wall time of "
+        "the circuit executor, the exported C and torchlogix's compiled model. 'conv': the same as 'train' for "
+        "a convolutional preset (--model). 'epoch': wall time of "
         "one training epoch per engine.",
     )
-    p.add_argument("what", choices=["train", "infer", "epoch"])
+    p.add_argument("what", choices=["train", "conv", "infer", "epoch"])
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument(
         "--impls",
@@ -468,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")
     p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
     p.add_argument("--circuit", help="infer: a run's circuit.npz instead of the random networks")
+    p.add_argument("--model", default="fashion-conv-s", help="conv: the preset whose training step is timed")
     return parser
 
 
@@ -481,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. head): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:  # full disk, unwritable directory, vanished file: the OS's reason, one line
         if args.debug:
             raise

@@ -51,6 +51,9 @@ class TrainConfig:
     grad_factor: float = opt(1.0, "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)")
     tau: float = opt(10.0, "GroupSum temperature (scores = counts / tau)")
     lr: float = opt(0.05, "Adam learning rate")
+    lr_schedule: str = opt(
+        "constant", "learning-rate schedule: constant, or cosine decay to 0 over the run", ("constant", "cosine")
+    )
     weight_decay: float = opt(0.0, "AdamW weight decay")
     batch_size: int = opt(128, "training batch size")
     epochs: int = opt(60, "passes over the training set")

@@ -147,6 +147,7 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     facts = [
         ("dataset", cfg.dataset),
+        *([("conv blocks", ", ".join(cfg.conv))] if cfg.conv else []),
         ("layers", " x ".join(map(str, cfg.widths))),
         ("parametrization", cfg.parametrization),
         ("epochs", len(rows)),

@@ -7,6 +7,7 @@ A run directory holds ``config.yaml`` (resolved options), ``model.safetensors``,
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -208,6 +209,10 @@ def train(
                 loss = F.cross_entropy(scores, ytr[idx], reduction="sum") * (dist.world / len(batch))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.lr_schedule == "cosine":  # a function of the position alone, so resume repeats it
+                    done = ((epoch - 1) * steps + s) / (cfg.epochs * steps)
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
                 opt.step()
                 step_loss, step_correct = dist.sum(
                     loss.detach() / dist.world * len(batch), (scores.argmax(1) == ytr[idx]).sum()

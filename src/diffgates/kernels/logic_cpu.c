@@ -97,14 +97,19 @@ DEFINE_BACKWARD(double, f64)
  * (value 0, no gradient). Tree node j < L is leaf j; gate g reads nodes 2g and 2g + 1 and writes
  * node L + g, so the root is node 2L - 2. Coefficients c[(k * (L - 1) + g) * 4 + 0..3].
  * forward keeps only the pooled value and the winning slot (first maximum); backward recomputes
- * the trees, so memory does not grow with tree size. backward splits the batch into chunks, one
- * thread per chunk: gx columns have one writer, per-thread coefficient sums are added in the end. */
+ * the trees, so memory does not grow with tree size. Samples go in chunks of CHUNK lanes (one
+ * AVX-512 vector of floats). backward gives each thread a contiguous block of chunks (gx columns
+ * have one writer; full chunks take a path with constant loop bounds), keeps per-lane coefficient
+ * sums while it walks one kernel's positions, and adds per-thread sums in a fixed order. */
+
 #define CHUNK 16
 #define MAX_LEAVES 32
+#define INLINE static inline __attribute__((always_inline))
 
 #define DEFINE_TREE(T, SUFFIX)                                                                      \
-static void tree_eval_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict li,     \
-                               int L, const T *restrict c, int64_t s0, int n, T v[][CHUNK]) {      \
+INLINE void tree_eval_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict li,     \
+                               int L, const T *restrict c, int64_t s0, const int n,                \
+                               T v[][CHUNK]) {                                                     \
     for (int l = 0; l < L; l++) {                                                                  \
         if (li[l] < 0) {                                                                           \
             for (int s = 0; s < n; s++) v[l][s] = 0;                                               \
@@ -154,6 +159,56 @@ void conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *re
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
+/* gradient of one slot's tree over one chunk; lane sums of the coefficient gradient into acc */   \
+INLINE void tree_backward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict li, \
+                                   int L, const T *restrict ck, int64_t s0, const int n,           \
+                                   T v[][CHUNK], T gv[][CHUNK], T acc[][4][CHUNK],                 \
+                                   T *restrict gx) {                                               \
+    tree_eval_##SUFFIX(x, batch, li, L, ck, s0, n, v);                                             \
+    for (int g = L - 2; g >= 0; g--) {                                                             \
+        const T c1 = ck[4 * g + 1], c2 = ck[4 * g + 2], c3 = ck[4 * g + 3];                        \
+        const T *a = v[2 * g], *b = v[2 * g + 1], *d = gv[L + g];                                  \
+        T *ga = gv[2 * g], *gb = gv[2 * g + 1];                                                    \
+        _Pragma("omp simd")                                                                        \
+        for (int s = 0; s < n; s++) {                                                              \
+            const T ad = a[s] * d[s];                                                              \
+            acc[g][0][s] += d[s];                                                                  \
+            acc[g][1][s] += ad;                                                                    \
+            acc[g][2][s] += b[s] * d[s];                                                           \
+            acc[g][3][s] += ad * b[s];                                                             \
+            ga[s] = d[s] * (c1 + c3 * b[s]);                                                       \
+            gb[s] = d[s] * (c2 + c3 * a[s]);                                                       \
+        }                                                                                          \
+    }                                                                                              \
+    if (gx)                                                                                        \
+        for (int l = 0; l < L; l++) {                                                              \
+            if (li[l] < 0) continue;                                                               \
+            T *row = gx + (int64_t)li[l] * batch + s0;                                             \
+            _Pragma("omp simd")                                                                    \
+            for (int s = 0; s < n; s++) row[s] += gv[l][s];                                        \
+        }                                                                                          \
+}                                                                                                  \
+                                                                                                   \
+/* all slots of one output over one chunk: the gradient reaches the winning slot only */          \
+INLINE void pool_backward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict io, \
+                                   int W, int L, const T *restrict ck, int64_t s0, const int n,    \
+                                   const T *restrict go, const uint8_t *restrict ao,               \
+                                   T v[][CHUNK], T gv[][CHUNK], T acc[][4][CHUNK],                 \
+                                   T *restrict gx) {                                               \
+    for (int w = 0; w < W; w++) {                                                                  \
+        const int32_t *li = io + w * L;                                                            \
+        if (li[0] == -2) continue;                                                                 \
+        int any = 0;                                                                               \
+        T *root = gv[2 * L - 2];                                                                   \
+        for (int s = 0; s < n; s++) {                                                              \
+            const int sel = ao == NULL || ao[s] == w;                                              \
+            root[s] = sel ? go[s] : 0;                                                             \
+            any |= sel;                                                                            \
+        }                                                                                          \
+        if (any) tree_backward_##SUFFIX(x, batch, li, L, ck, s0, n, v, gv, acc, gx);               \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
 void conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,                      \
                             const int32_t *restrict idx, int64_t n_out, int64_t n_pos, int W,      \
                             int L, int64_t n_kernels, const T *restrict c, const T *restrict gy,   \
@@ -164,56 +219,38 @@ void conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,   
     double *part = calloc((size_t)threads * n_coef, sizeof(double));                               \
     _Pragma("omp parallel num_threads(threads)")                                                   \
     {                                                                                              \
-        double *acc = part + (int64_t)omp_get_thread_num() * n_coef;                               \
-        T v[2 * MAX_LEAVES][CHUNK], gv[2 * MAX_LEAVES][CHUNK];                                     \
-        _Pragma("omp for schedule(dynamic, 1)")                                                    \
-        for (int64_t ch = 0; ch < n_chunks; ch++) {                                                \
-            const int64_t s0 = ch * CHUNK;                                                         \
-            const int n = batch - s0 < CHUNK ? (int)(batch - s0) : CHUNK;                          \
-            if (gx)                                                                                \
-                for (int64_t i = 0; i < n_in; i++) memset(gx + i * batch + s0, 0, sizeof(T) * n); \
-            for (int64_t o = 0; o < n_out; o++) {                                                  \
-                const int64_t k = o / n_pos;                                                       \
-                const T *ck = c + k * G * 4, *go = gy + o * batch + s0;                            \
-                const uint8_t *ao = arg ? arg + o * batch + s0 : NULL;                             \
-                double *ak = acc + k * G * 4;                                                      \
-                for (int w = 0; w < W; w++) {                                                      \
-                    const int32_t *li = idx + (o * W + w) * L;                                     \
-                    if (li[0] == -2) continue;                                                     \
-                    int any = 0;                                                                   \
-                    T *root = gv[2 * L - 2];                                                       \
-                    for (int s = 0; s < n; s++) {                                                  \
-                        const int sel = ao == NULL || ao[s] == w;                                  \
-                        root[s] = sel ? go[s] : 0;                                                 \
-                        any |= sel;                                                                \
-                    }                                                                              \
-                    if (!any) continue;                                                            \
-                    tree_eval_##SUFFIX(x, batch, li, L, ck, s0, n, v);                             \
-                    for (int g = G - 1; g >= 0; g--) {                                             \
-                        const T c1 = ck[4 * g + 1], c2 = ck[4 * g + 2], c3 = ck[4 * g + 3];        \
-                        const T *a = v[2 * g], *b = v[2 * g + 1], *d = gv[L + g];                  \
-                        T *ga = gv[2 * g], *gb = gv[2 * g + 1];                                    \
-                        T q0 = 0, q1 = 0, q2 = 0, q3 = 0;                                          \
-                        _Pragma("omp simd reduction(+ : q0, q1, q2, q3)")                          \
-                        for (int s = 0; s < n; s++) {                                              \
-                            const T ad = a[s] * d[s];                                              \
-                            q0 += d[s];                                                            \
-                            q1 += ad;                                                              \
-                            q2 += b[s] * d[s];                                                     \
-                            q3 += ad * b[s];                                                       \
-                            ga[s] = d[s] * (c1 + c3 * b[s]);                                       \
-                            gb[s] = d[s] * (c2 + c3 * a[s]);                                       \
-                        }                                                                          \
-                        ak[4 * g] += q0; ak[4 * g + 1] += q1; ak[4 * g + 2] += q2; ak[4 * g + 3] += q3; \
-                    }                                                                              \
-                    if (gx)                                                                        \
-                        for (int l = 0; l < L; l++) {                                              \
-                            if (li[l] < 0) continue;                                               \
-                            T *row = gx + (int64_t)li[l] * batch + s0;                             \
-                            for (int s = 0; s < n; s++) row[s] += gv[l][s];                        \
-                        }                                                                          \
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();                           \
+        double *mine = part + (int64_t)t * n_coef;                                                 \
+        T v[2 * MAX_LEAVES][CHUNK], gv[2 * MAX_LEAVES][CHUNK], acc[MAX_LEAVES][4][CHUNK];          \
+        /* this thread's contiguous block of chunks: columns [c0, c1) */                          \
+        const int64_t first = n_chunks * t / nt, last = n_chunks * (t + 1) / nt;                   \
+        const int64_t c0 = first * CHUNK, c1 = last * CHUNK < batch ? last * CHUNK : batch;        \
+        if (gx && c1 > c0)                                                                         \
+            for (int64_t i = 0; i < n_in; i++) memset(gx + i * batch + c0, 0, sizeof(T) * (c1 - c0)); \
+        for (int64_t k = 0; k < n_kernels && c1 > c0; k++) {                                       \
+            const T *ck = c + k * G * 4;                                                           \
+            memset(acc, 0, sizeof(acc));                                                           \
+            for (int64_t o = k * n_pos; o < (k + 1) * n_pos; o++) {                                \
+                const int32_t *io = idx + o * W * L;                                               \
+                for (int64_t s0 = c0; s0 < c1; s0 += CHUNK) {                                      \
+                    const int n = c1 - s0 < CHUNK ? (int)(c1 - s0) : CHUNK;                        \
+                    const T *go = gy + o * batch + s0;                                             \
+                    const uint8_t *ao = arg ? arg + o * batch + s0 : NULL;                         \
+                    if (n == CHUNK)                                                                \
+                        pool_backward_##SUFFIX(x, batch, io, W, L, ck, s0, CHUNK, go, ao, v, gv,   \
+                                               acc, gx);                                           \
+                    else                                                                           \
+                        pool_backward_##SUFFIX(x, batch, io, W, L, ck, s0, n, go, ao, v, gv, acc,  \
+                                               gx);                                                \
                 }                                                                                  \
             }                                                                                      \
+            double *mk = mine + k * G * 4;                                                         \
+            for (int g = 0; g < G; g++)                                                            \
+                for (int j = 0; j < 4; j++) {                                                      \
+                    double sum = 0;                                                                \
+                    for (int l = 0; l < CHUNK; l++) sum += acc[g][j][l];                           \
+                    mk[4 * g + j] += sum;                                                          \
+                }                                                                                  \
         }                                                                                          \
     }                                                                                              \
     for (int64_t i = 0; i < n_coef; i++) {                                                         \
