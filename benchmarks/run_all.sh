@@ -15,3 +15,5 @@ $dg bench epoch --json --threads 2 > "$out/epoch.json"
 if [ -f runs/fmnist-dense48k/circuit.npz ]; then
   $dg bench infer --json --circuit runs/fmnist-dense48k/circuit.npz --samples 100000 > "$out/infer_fashion.json"
 fi
+# convolutional training step (MNIST-S architecture, 150K gates) side by side
+$dg bench conv --json --model mnist-s --batches 128 --threads 2 --steps 10 > "$out/conv_train_mnist-s.json"

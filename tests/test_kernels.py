@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_fused_equals_reference
 from diffgates.kernels import cpu, logic_dense, resolve_engine
 from diffgates.kernels.reference import dense_reference
 from diffgates.nn import LogicDense
@@ -30,12 +31,7 @@ def test_fused_equals_reference_forward_and_gradients(n_in, n_out, batch, param,
     x = torch.rand(n_in, batch, dtype=torch.float64, requires_grad=True)
     y = logic_dense(x, layer.ia, layer.ib, P.relaxed_coefficients(w, param), engine="cpu")
     y_ref = dense_reference(x, layer.ia, layer.ib, w, param)
-    g = torch.randn_like(y)
-    gx, gw = torch.autograd.grad(y, (x, w), g)
-    gx_ref, gw_ref = torch.autograd.grad(y_ref, (x, w), g)
-    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-11)
-    torch.testing.assert_close(gw, gw_ref, rtol=1e-10, atol=1e-11)
+    assert_fused_equals_reference(y, y_ref, (x, w))
 
 
 def test_fused_float64_gradcheck():

@@ -24,7 +24,7 @@ from ..kernels import resolve_engine
 from ..kernels.reference import tree_reference
 from ..kernels.torch_ops import or_pool2d, tree_torch
 from . import parametrization as P
-from .dense import FORWARDS, _ScaleGrad
+from .dense import GateLayer
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def random_leaves(kernels: int, channels: int, groups: int, size: int, n_leaves:
     return channel, pos // size, pos % size
 
 
-class LogicConv2d(nn.Module):
+class LogicConv2d(GateLayer):
     """Logic-tree convolution over a (channels, height, width) map, optionally with OR pooling fused.
 
     Input (channels * height * width, batch), output (kernels * out_h * out_w, batch) with
@@ -129,7 +129,9 @@ class LogicConv2d(nn.Module):
         engine: str = "auto",
     ):
         super().__init__()
-        P.check_choice("forward", forward, FORWARDS)
+        self._set_gate_options(
+            parametrization, init, residual_strength, seed, forward, gumbel_scale, grad_factor, engine
+        )
         self.in_shape = tuple(int(v) for v in in_shape)
         channels = self.in_shape[0]
         if not 1 <= depth <= 5:
@@ -139,14 +141,6 @@ class LogicConv2d(nn.Module):
         self.spec = ConvSpec(kernels, size, padding, pool, pool_padding)
         self.stride, self.depth, self.groups = stride, depth, groups
         self.conv_shape, self.out_shape = block_shapes(self.in_shape, self.spec, stride)
-        self.parametrization = parametrization
-        self.init = init
-        self.residual_strength = residual_strength
-        self.seed = seed
-        self.forward_mode = forward
-        self.gumbel_scale = gumbel_scale
-        self.grad_factor = grad_factor
-        self.engine = engine
         n_leaves = 2**depth
         self.weight = nn.Parameter(torch.empty(kernels * (n_leaves - 1), P.n_weights(parametrization)))
         for name in ("leaf_channel", "leaf_dy", "leaf_dx"):
@@ -180,8 +174,7 @@ class LogicConv2d(nn.Module):
         return 0 if self.spec.pool == 1 else self.out_features * (self.spec.pool**2 - 1)
 
     def reset_parameters(self) -> None:
-        gen = torch.Generator()
-        gen.manual_seed(self.seed if self.seed is not None else int(torch.randint(2**62, ())))
+        gen = self._generator()
         leaves = random_leaves(self.kernels, self.in_shape[0], self.groups, self.spec.size, self.n_leaves, gen)
         for buf, value in zip((self.leaf_channel, self.leaf_dy, self.leaf_dx), leaves):
             buf.copy_(value)
@@ -207,12 +200,11 @@ class LogicConv2d(nn.Module):
 
     def coefficients(self) -> torch.Tensor:
         """(kernels, gates, 4) coefficients in {1, a, b, ab} for the current mode."""
-        c = P.mode_coefficients(self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale)
-        return c.view(self.kernels, self.n_leaves - 1, 4)
+        return self._mode_coefficients().view(self.kernels, self.n_leaves - 1, 4)
 
     def gate_ids(self) -> torch.Tensor:
         """(kernels, gates) discrete gate ids."""
-        return P.gate_ids(self.weight.detach(), self.parametrization).view(self.kernels, self.n_leaves - 1)
+        return self._gate_ids().view(self.kernels, self.n_leaves - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[0] != self.in_features:
@@ -220,8 +212,7 @@ class LogicConv2d(nn.Module):
                 f"LogicConv2d expects a feature-major map of shape ({self.in_features}, batch) "
                 f"for {self.in_shape}, got {tuple(x.shape)}."
             )
-        if self.grad_factor != 1.0 and self.training:
-            x = _ScaleGrad.apply(x, self.grad_factor)
+        x = self._scaled_input(x)
         pool = self.spec.pool
         if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
             y = tree_reference(x, self.leaf_rows(), self.weight.to(x.dtype), self.parametrization)

@@ -55,7 +55,43 @@ class _ScaleGrad(torch.autograd.Function):
         return g * ctx.factor, None
 
 
-class LogicDense(nn.Module):
+class GateLayer(nn.Module):
+    """What every layer of learnable gates shares: the gate options, the mode's coefficients and
+    the gradient factor on its input. Subclasses own ``weight`` (gates, n_weights) and the wiring."""
+
+    def _set_gate_options(
+        self, parametrization, init, residual_strength, seed, forward, gumbel_scale, grad_factor, engine
+    ) -> None:
+        P.check_choice("forward", forward, FORWARDS)
+        P.n_weights(parametrization)  # checks the name
+        self.parametrization = parametrization
+        self.init = init
+        self.residual_strength = residual_strength
+        self.seed = seed
+        self.forward_mode = forward
+        self.gumbel_scale = gumbel_scale
+        self.grad_factor = grad_factor
+        self.engine = engine
+
+    def _generator(self) -> torch.Generator:
+        gen = torch.Generator()
+        gen.manual_seed(self.seed if self.seed is not None else int(torch.randint(2**62, ())))
+        return gen
+
+    def _mode_coefficients(self) -> torch.Tensor:
+        """(gates, 4) coefficients in {1, a, b, ab} for the current mode."""
+        return P.mode_coefficients(
+            self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale
+        )
+
+    def _scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        return _ScaleGrad.apply(x, self.grad_factor) if self.grad_factor != 1.0 and self.training else x
+
+    def _gate_ids(self) -> torch.Tensor:
+        return P.gate_ids(self.weight.detach(), self.parametrization)
+
+
+class LogicDense(GateLayer):
     """A layer of ``out_features`` learnable two-input gates, each wired to two fixed inputs.
 
     Activations are feature-major: input (in_features, batch), output (out_features, batch), so
@@ -82,47 +118,36 @@ class LogicDense(nn.Module):
         engine: str = "auto",
     ):
         super().__init__()
-        P.check_choice("forward", forward, FORWARDS)
+        self._set_gate_options(
+            parametrization, init, residual_strength, seed, forward, gumbel_scale, grad_factor, engine
+        )
         self.in_features = in_features
         self.out_features = out_features
-        self.parametrization = parametrization
         self.connections = connections
-        self.init = init
-        self.residual_strength = residual_strength
-        self.seed = seed
-        self.forward_mode = forward
-        self.gumbel_scale = gumbel_scale
-        self.grad_factor = grad_factor
-        self.engine = engine
         self.weight = nn.Parameter(torch.empty(out_features, P.n_weights(parametrization)))
         self.register_buffer("ia", torch.empty(out_features, dtype=torch.long))
         self.register_buffer("ib", torch.empty(out_features, dtype=torch.long))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        gen = torch.Generator()
-        gen.manual_seed(self.seed if self.seed is not None else int(torch.randint(2**62, ())))
-        ia, ib = random_wiring(self.in_features, self.out_features, self.connections, gen)
+        ia, ib = random_wiring(self.in_features, self.out_features, self.connections, self._generator())
         self.ia.copy_(ia)
         self.ib.copy_(ib)
         P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
 
     def coefficients(self) -> torch.Tensor:
         """(out, 4) coefficients in {1, a, b, ab} for the current mode."""
-        return P.mode_coefficients(
-            self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale
-        )
+        return self._mode_coefficients()
 
     def gate_ids(self) -> torch.Tensor:
-        return P.gate_ids(self.weight.detach(), self.parametrization)
+        return self._gate_ids()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[0] != self.in_features:
             raise DiffgatesError(
                 f"LogicDense expects feature-major input of shape ({self.in_features}, batch), got {tuple(x.shape)}."
             )
-        if self.grad_factor != 1.0 and self.training:
-            x = _ScaleGrad.apply(x, self.grad_factor)
+        x = self._scaled_input(x)
         if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
             return dense_reference(x, self.ia, self.ib, self.weight.to(x.dtype), self.parametrization)
         c = self.coefficients().to(x.dtype)

@@ -166,11 +166,12 @@ class LogicNet(nn.Module):
         return self.forward_bits(x if encoded else self.encoder(x))
 
     @torch.no_grad()
-    def counts(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer class counts of the discrete network (what the circuit computes)."""
+    def counts(self, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+        """Integer class counts of the discrete network (what the circuit computes), in batches."""
         was_training = self.training
         self.eval()
         try:
-            return torch.round(self(x) * self.head.tau).long()
+            parts = [torch.round(self(x[i : i + batch]) * self.head.tau).long() for i in range(0, len(x), batch)]
+            return torch.cat(parts) if parts else torch.zeros(0, self.head.k, dtype=torch.long)
         finally:
             self.train(was_training)
