@@ -212,3 +212,20 @@ def test_train_a_convolutional_model_end_to_end(tmp_path, capsys):
     assert main(["eval", str(out)]) == 0
     assert main(["train", "--model", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_init_from_continues_another_run_with_hard_forward(tmp_path, capsys):
+    from diffgates.checkpoint import load_model
+    from diffgates.cli import main
+
+    base = ["train", "--dataset", "digits", "--image-shape", "1,8,8", "--conv", "8:3:1:2", "--widths", "200,100"]
+    assert main([*base, "--epochs", "1", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main([*base, "--epochs", "0", "--out", str(tmp_path / "x"), "--quiet"]) == 2  # epochs must be >= 1
+    argv = [*base, "--epochs", "1", "--lr", "1e-12", "--forward", "hard", "--init-from", str(tmp_path / "a")]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    a, b = load_model(tmp_path / "a" / "model.safetensors"), load_model(tmp_path / "b" / "model.safetensors")
+    assert torch.equal(a.convs[0].leaf_rows(), b.convs[0].leaf_rows())
+    torch.testing.assert_close(a.layers[0].weight, b.layers[0].weight, atol=1e-6, rtol=0)  # lr ~ 0: unchanged
+    wrong = [*base[:-1], "300,100", "--epochs", "1", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c")]
+    assert main(wrong) == 2
+    assert "another architecture" in capsys.readouterr().err

@@ -64,6 +64,9 @@ class TrainConfig:
         "reference is the slow 16-term oracle",
         ("auto", "torch", "cpu", "reference"),
     )
+    init_from: str | None = opt(
+        None, "start from the weights of this run directory (same architecture), e.g. to fine-tune with --forward hard"
+    )
     checkpoint_every: int = opt(500, "save the training state every N steps (and after every epoch); 0: epochs only")
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)")

@@ -93,6 +93,17 @@ def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     return model
 
 
+def start_from(model: LogicNet, run: Path) -> None:
+    """Copy another run's weights, wiring and encoder into ``model`` (the shapes must match)."""
+    from .checkpoint import load_model
+
+    state = load_model(run / "model.safetensors").state_dict()
+    ours = model.state_dict()
+    if state.keys() != ours.keys() or any(state[k].shape != ours[k].shape for k in ours):
+        raise DiffgatesError(f"--init-from {run}: its model has another architecture; give the same layers.")
+    model.load_state_dict(state)
+
+
 @torch.no_grad()
 def accuracy(model: LogicNet, bits: torch.Tensor, y: torch.Tensor, training: bool, batch: int = 2048) -> float:
     """Accuracy in training mode (the network being optimised) or eval mode (discrete)."""
@@ -153,7 +164,10 @@ def train(
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     device = dist.device or torch.device(cfg.device)
-    model = build_model(cfg, ds).to(device)
+    model = build_model(cfg, ds)
+    if cfg.init_from and not resume:
+        start_from(model, Path(cfg.init_from))
+    model = model.to(device)
     net = dist.wrap(model)  # the module that trains: DistributedDataParallel when launched by torchrun
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
