@@ -179,3 +179,19 @@ def test_gate_ops_in_verilog_match_the_table():
             for b in (0, 1):
                 expr = _EXPR[g].format(a=str(a), b=str(b)).replace("1'b", "")
                 assert eval(expr) & 1 == gates.TRUTH[g, 2 * a + b]  # Python's ~ is bitwise too
+
+
+def test_convolutional_model_exports_bit_exact_c_and_verilog(tmp_path):
+    from test_conv import conv_model
+
+    model = conv_model(5, "truth4", ("6:3:1:2:1", "8:2:0:2:0"), (1, 9, 8), bits=2)
+    with torch.no_grad():  # thresholds on the code grid and between codes
+        model.encoder.thresholds_.copy_(torch.tensor([[0.6, 2.1]] * 72, dtype=torch.float32))
+    x = coded_inputs(72, 1000, 5)
+    counts = golden_vectors(model, x)
+    circuit = Circuit.from_model(model)
+    assert np.array_equal(predict_counts(circuit, x), counts)
+    write_export(tmp_path, circuit, ["c", "verilog"], x, counts, FMT)
+    assert verify_c(tmp_path).ok
+    for kind in available_simulators():
+        assert verify_verilog(tmp_path, kind).ok, kind
