@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import torch
 from safetensors.torch import load_file
 
 from diffgates.checkpoint import read_metadata
@@ -85,3 +86,14 @@ def test_corrupt_training_state_is_a_clear_error(tmp_path):
     state.write_bytes(state.read_bytes()[:100])
     r = subprocess.run(cli("train", "--resume", str(run)), capture_output=True, text=True)
     assert r.returncode == 2 and "corrupt or truncated" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_may_change_the_thread_count(tmp_path):
+    run = tmp_path / "run"
+    argv = ("train", "--widths", "40", "--epochs", "1", "--threads", "2", "--out", str(run), "--quiet")
+    subprocess.run(cli(*argv), check=True, capture_output=True)
+    before = load_file(run / "model.safetensors")
+    r = subprocess.run(cli("train", "--resume", str(run), "--threads", "1", "--quiet"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    after = load_file(run / "model.safetensors")  # nothing left to train: the same model
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

@@ -62,9 +62,12 @@ def cmd_train(args) -> int:
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume:
-        if options or args.out or args.overwrite or args.config:
-            raise DiffgatesError("--resume continues a run with its saved options; give no other training options.")
+        if set(options) - {"threads"} or args.out or args.overwrite or args.config:
+            raise DiffgatesError(
+                "--resume continues a run with its saved options; give no other training options (--threads aside)."
+            )
         cfg, out = TrainConfig.from_run(args.resume), Path(args.resume)
+        cfg.threads = options.get("threads", cfg.threads)  # where it runs, not what it computes
     else:
         cfg = TrainConfig.load(args.config, **options) if args.config else TrainConfig.from_dict(options)
         out = args.out or f"runs/{Path(cfg.dataset).stem}"
