@@ -272,6 +272,7 @@ def cmd_models(args) -> int:
             "paper_gates": f"{p.paper_gates:,}" if p.paper_gates else "-",
             "diff": f"{100 * (ours / p.paper_gates - 1):+.1f}%" if p.paper_gates else "-",
             "paper_acc": f"{100 * p.paper_accuracy:.2f}%" if p.paper_accuracy else "-",
+            "ours_acc": p.measured or "-",
             "architecture": f"conv {' '.join(o['conv'])} | dense {'-'.join(map(str, o['widths']))} | tau {o['tau']:g}",
         }
         rows.append(row)

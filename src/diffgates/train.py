@@ -276,6 +276,7 @@ def train(
             "parametrization": cfg.parametrization,
             "forward": cfg.forward,
             "widths": list(cfg.widths),
+            "conv": list(cfg.conv),
             "gates": model.n_gates,
             "epochs": cfg.epochs,
             "train_seconds": train_seconds,
