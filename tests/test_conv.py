@@ -34,6 +34,7 @@ def _reference(layer, x, w):
     kernels=st.integers(1, 6),
     size=st.integers(2, 3),
     padding=st.integers(0, 1),
+    stride=st.integers(1, 2),
     pool=st.integers(1, 3),
     pool_padding=st.integers(0, 1),
     depth=st.integers(1, 4),
@@ -43,13 +44,14 @@ def _reference(layer, x, w):
     seed=st.integers(0, 1000),
 )
 def test_fused_tree_and_pooling_equal_reference(
-    channels, hw, kernels, size, padding, pool, pool_padding, depth, batch, param, threads, seed
+    channels, hw, kernels, size, padding, stride, pool, pool_padding, depth, batch, param, threads, seed
 ):
     torch.set_num_threads(threads)
     pool_padding = min(pool_padding, pool - 1)
     try:
         layer = LogicConv2d(
-            (channels, *hw), kernels, size, padding=padding, depth=depth, pool=pool, pool_padding=pool_padding,
+            (channels, *hw), kernels, size, stride=stride, padding=padding, depth=depth, pool=pool,
+            pool_padding=pool_padding,
             parametrization=param, init="gaussian", seed=seed,
         )  # fmt: skip
     except DiffgatesError:
@@ -115,6 +117,7 @@ def test_residual_init_makes_every_tree_pass_its_first_leaf():
 def test_conv_spec_parsing():
     assert ConvSpec.parse("16:5") == ConvSpec(16, 5, 0, 2, 0)
     assert ConvSpec.parse("48:3:0:2:1") == ConvSpec(48, 3, 0, 2, 1)
+    assert ConvSpec.parse("8:3:1:1:0:2").stride == 2
     for bad in ("16", "a:3", "0:3", "16:3:-1"):
         with pytest.raises(DiffgatesError):
             ConvSpec.parse(bad)
@@ -141,6 +144,7 @@ def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape
         (0, "softmax16", ("6:3:1:2:1", "8:2:0:2:0"), (2, 9, 8)),
         (1, "truth4", ("4:3:0:1", "6:3:1:3:1"), (1, 10, 10)),
         (2, "truth4", ("5:2:1:2:0",), (3, 7, 7)),
+        (3, "softmax16", ("4:3:1:1:0:2", "6:2:0:2:1"), (2, 9, 9)),
     ],
 )
 def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape):

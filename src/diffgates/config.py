@@ -32,7 +32,7 @@ class TrainConfig:
         None, "channels,height,width of the images for convolutions (default: known for mnist, fashion-mnist, cifar10)"
     )
     conv: list[str] = opt(
-        [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD]]] each, comma separated"
+        [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated"
     )
     tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)")
     conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first")

@@ -31,8 +31,9 @@ from .dense import GateLayer
 class ConvSpec:
     """One convolution block: ``kernels`` trees over ``size`` x ``size`` fields, then OR pooling.
 
-    Written ``K:SIZE[:PAD[:POOL[:POOL_PAD]]]``, e.g. ``16:5`` or ``48:3:0:2:1``; the defaults are
-    padding 0, pooling 2 x 2 (stride 2) and pooling padding 0; POOL 1 means no pooling.
+    Written ``K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]]``, e.g. ``16:5`` or ``48:3:0:2:1``; the
+    defaults are padding 0, pooling 2 x 2 (stride 2), pooling padding 0 and tree stride 1; POOL 1
+    means no pooling.
     """
 
     kernels: int
@@ -40,19 +41,20 @@ class ConvSpec:
     padding: int = 0
     pool: int = 2
     pool_padding: int = 0
+    stride: int = 1
 
     @classmethod
     def parse(cls, text: str) -> ConvSpec:
         try:
             values = [int(v) for v in str(text).split(":")]
-            if not 2 <= len(values) <= 5:
+            if not 2 <= len(values) <= 6:
                 raise ValueError
             spec = cls(*values)
         except (TypeError, ValueError):
             raise DiffgatesError(
-                f"conv block {text!r} is not K:SIZE[:PAD[:POOL[:POOL_PAD]]] with integers (e.g. 16:3:1:2)."
+                f"conv block {text!r} is not K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] with integers (e.g. 16:3:1:2)."
             ) from None
-        if min(spec.kernels, spec.size, spec.pool) < 1 or min(spec.padding, spec.pool_padding) < 0:
+        if min(spec.kernels, spec.size, spec.pool, spec.stride) < 1 or min(spec.padding, spec.pool_padding) < 0:
             raise DiffgatesError(f"conv block {text!r}: sizes must be positive and paddings non-negative.")
         return spec
 
@@ -61,9 +63,10 @@ def conv_out(size: int, field: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - field) // stride + 1
 
 
-def block_shapes(in_shape, spec: ConvSpec, stride: int = 1) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+def block_shapes(in_shape, spec: ConvSpec) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """(map after the trees, map after pooling) of a block, each (channels, height, width)."""
     _, h, w = in_shape
+    stride = spec.stride
     ho, wo = conv_out(h, spec.size, stride, spec.padding), conv_out(w, spec.size, stride, spec.padding)
     hp, wp = (
         conv_out(ho, spec.pool, spec.pool, spec.pool_padding),
@@ -138,9 +141,9 @@ class LogicConv2d(GateLayer):
             raise DiffgatesError(f"tree depth must be 1 to 5, got {depth}.")
         if channels % groups or kernels % groups:
             raise DiffgatesError(f"groups={groups} must divide the {channels} input channels and {kernels} kernels.")
-        self.spec = ConvSpec(kernels, size, padding, pool, pool_padding)
+        self.spec = ConvSpec(kernels, size, padding, pool, pool_padding, stride)
         self.stride, self.depth, self.groups = stride, depth, groups
-        self.conv_shape, self.out_shape = block_shapes(self.in_shape, self.spec, stride)
+        self.conv_shape, self.out_shape = block_shapes(self.in_shape, self.spec)
         n_leaves = 2**depth
         self.weight = nn.Parameter(torch.empty(kernels * (n_leaves - 1), P.n_weights(parametrization)))
         for name in ("leaf_channel", "leaf_dy", "leaf_dx"):

@@ -90,6 +90,7 @@ class LogicNet(nn.Module):
                     shape,
                     spec.kernels,
                     spec.size,
+                    stride=spec.stride,
                     padding=spec.padding,
                     depth=c.tree_depth,
                     groups=c.conv_groups if i else 1,
