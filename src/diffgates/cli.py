@@ -322,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         cmd_train,
         help="train a model and write a run directory",
-        description="Train a dense logic gate network, then extract and check its circuit.",
+        description="Train a logic gate network (dense layers, optionally after logic-tree convolutions), "
+        "then extract and check its circuit.",
     )
     p.add_argument("--out", help="run directory to create (default: runs/<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

@@ -22,14 +22,16 @@ def opt(default, help: str, choices=None):
 @dataclass
 class TrainConfig:
     model: str | None = opt(None, "a named architecture from 'diffgates models'; explicit options override it")
-    dataset: str = opt("digits", "digits, fashion-mnist, mnist, or a .npz file with x_train, y_train, x_test, y_test")
+    dataset: str = opt(
+        "digits", "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test"
+    )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
     widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)")
     encoder_bits: int = opt(4, "thresholds per input feature (thermometer code)")
     encoder_strategy: str = opt("uniform", "how thresholds are placed", ("uniform", "quantile", "fixed"))
     encoder_thresholds: list[float] | None = opt(None, "thresholds for --encoder-strategy fixed, comma separated")
     image_shape: list[int] | None = opt(
-        None, "channels,height,width of the images for convolutions (default: known for mnist, fashion-mnist, cifar10)"
+        None, "channels,height,width of the images for convolutions; known for mnist, fashion-mnist, cifar10"
     )
     conv: list[str] = opt(
         [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated"
