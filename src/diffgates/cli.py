@@ -277,6 +277,9 @@ def cmd_models(args) -> int:
         }
         rows.append(row)
     print(_table(rows, list(rows[0])))
+    for p in PRESETS.values():
+        if p.notes:
+            print(f"{p.name}: {p.notes}")
     print(
         "gates: trees at every position plus dense gates (the paper's count); pool_or: the 2-input ORs of the "
         "unrolled pooling on top. Train one with: diffgates train --model NAME"
