@@ -57,14 +57,14 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
     return torch.nn.Sequential(*layers, GroupSum(k, tau)), "feature"
 
 
-def _time_steps(model, x, y, steps: int) -> tuple[float, float]:
+def _time_steps(forward, params, x, y, steps: int) -> tuple[float, float]:
     """(median ms per step, peak MB above the resident memory before the first step)."""
     import torch
 
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)  # the same optimiser for all
+    opt = torch.optim.Adam(params, lr=0.01, fused=True)  # the same optimiser for all
 
     def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = torch.nn.functional.cross_entropy(forward(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -102,7 +102,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     if layout == "feature":
         x = x.T.contiguous()
     y = torch.randint(0, k, (batch,))
-    ms, peak = _time_steps(model, x, y, steps)
+    ms, peak = _time_steps(model, model.parameters(), x, y, steps)
     return {
         "impl": impl,
         "param": param,
@@ -116,20 +116,20 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
 
 
 def build_conv_model(impl: str, preset: str, param: str):
-    """The preset's architecture (random weights) as a module taking encoded bits (batch, bits)."""
+    """The preset's architecture with random weights: (forward on encoded bits (batch, bits), module, bits)."""
     import torch
 
-    from .nn.model import LogicNet, ModelConfig
     from .zoo import preset as get_preset
 
-    o = get_preset(preset).options
+    p = get_preset(preset)
+    o = p.options
     c, h, w = o["image_shape"]
     n_bits = len(o["encoder_thresholds"])
     if impl != "torchlogix":
-        keys = ("widths", "image_shape", "conv", "encoder_strategy", "encoder_thresholds", "tau")
-        cfg = ModelConfig(n_features=c * h * w, n_classes=10, parametrization=param, **{k: o[k] for k in keys})
+        from .nn.model import LogicNet
+
         engine = {"diffgates": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
-        net = LogicNet(cfg, engine=engine)
+        net = LogicNet(p.model_config(parametrization=param), engine=engine)
         return (lambda bits: net(bits, encoded=True)), net, c * h * w * n_bits
     import torchlogix.layers as tl
 
@@ -158,20 +158,11 @@ def conv_worker(impl: str, preset: str, batch: int, threads: int, steps: int, pa
     import torch
 
     _setup(threads)
-    fn, net, n_bits = build_conv_model(impl, preset, param)
+    forward, net, n_bits = build_conv_model(impl, preset, param)
     net.train()
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-
-        def forward(self, bits):
-            return fn(bits)
-
     x = torch.randint(0, 2, (batch, n_bits)).float()
     y = torch.randint(0, 10, (batch,))
-    ms, peak = _time_steps(Wrapped(), x, y, steps)
+    ms, peak = _time_steps(forward, net.parameters(), x, y, steps)
     row = {"impl": impl, "param": param, "model": preset, "batch": batch, "threads": threads}
     return {**row, "ms_per_step": ms, "peak_mb": peak, "steps": steps}
 

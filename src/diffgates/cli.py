@@ -10,8 +10,6 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
-
 from .config import TrainConfig
 from .errors import DiffgatesError
 
@@ -252,17 +250,12 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .nn.model import ModelConfig
     from .zoo import PRESETS
 
     rows = []
     for p in PRESETS.values():
         o = p.options
-        shape = o["image_shape"]
-        fields = {
-            k: o[k] for k in ("widths", "image_shape", "conv", "encoder_strategy", "encoder_thresholds") if k in o
-        }
-        counts = ModelConfig(n_features=int(np.prod(shape)), n_classes=10, **fields).gate_counts()
+        counts = p.model_config().gate_counts()
         ours = counts["conv"] + counts["dense"]
         row = {
             "model": p.name,

@@ -10,7 +10,8 @@ second and third pooling padded by 1), then 1280k, 640k and 320k gates. Training
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from .errors import DiffgatesError
 
@@ -24,6 +25,15 @@ class Preset:
     paper_accuracy: float | None = None
     notes: str = ""
     measured: str = ""  # our discrete test accuracy with this preset, where we trained it (BENCHMARKS.md)
+
+    def model_config(self, **overrides):
+        """The preset's architecture as a :class:`~diffgates.nn.ModelConfig` (10 classes)."""
+        from .nn.model import ModelConfig
+
+        names = {f.name for f in fields(ModelConfig)}
+        options = {k: v for k, v in self.options.items() if k in names}
+        n_features = math.prod(self.options["image_shape"])
+        return ModelConfig(n_features=n_features, n_classes=10, **{**options, **overrides})
 
 
 def _mnist(name: str, k: int, tau: float, paper_gates: int, paper_acc: float) -> Preset:

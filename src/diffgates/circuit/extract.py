@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import gates
+from ..kernels.torch_ops import pool_windows
 from ..nn.model import LogicNet
 from .ir import Circuit
 
@@ -50,12 +51,9 @@ def _unroll_conv(conv, signals: np.ndarray, zero: int, build: _Builder, layer: i
     size, pad = conv.spec.pool, conv.spec.pool_padding
     if size == 1:
         return root.reshape(-1)
-    _, ho, wo = conv.conv_shape
-    _, hp, wp = conv.out_shape
-    grid = np.full((k, hp * size, wp * size), zero)  # outside the map: 0, the identity of OR
-    top, left = min(ho, hp * size - pad), min(wo, wp * size - pad)
-    grid[:, pad : pad + top, pad : pad + left] = root.reshape(k, ho, wo)[:, :top, :left]
-    slots = grid.reshape(k, hp, size, wp, size).transpose(0, 1, 3, 2, 4).reshape(k * hp * wp, size * size)
+    # windows reaching outside the map read 0, the identity of OR
+    windows = pool_windows(torch.as_tensor(root).view(conv.conv_shape), size, pad, zero)
+    slots = windows.reshape(-1, size * size).numpy()
     acc = slots[:, 0]
     for w in range(1, size * size):
         acc = build.add(gates.OR, acc, slots[:, w], layer)

@@ -27,15 +27,21 @@ def tree_torch(x: torch.Tensor, idx: torch.Tensor, c: torch.Tensor) -> torch.Ten
     return nodes[-1].reshape(k * n_pos, -1)
 
 
+def pool_windows(t: torch.Tensor, size: int, padding: int, fill) -> torch.Tensor:
+    """The ``size`` x ``size`` windows (stride ``size``) of maps ``t`` (c, h, w, ...), as
+    (c, windows, size * size, ...) in row-major window and slot order; cells outside a map hold ``fill``."""
+    c, h, w, *rest = t.shape
+    ho, wo = (h + 2 * padding - size) // size + 1, (w + 2 * padding - size) // size + 1
+    grid = t.new_full((c, ho * size, wo * size, *rest), fill)
+    top, left = min(h, ho * size - padding), min(w, wo * size - padding)
+    grid[:, padding : padding + top, padding : padding + left] = t[:, :top, :left]
+    return grid.view(c, ho, size, wo, size, *rest).transpose(2, 3).reshape(c, ho * wo, size * size, *rest)
+
+
 def or_pool2d(x: torch.Tensor, shape: tuple[int, int, int], size: int, padding: int = 0) -> torch.Tensor:
     """Relaxed OR pooling: max over each ``size`` x ``size`` window (stride ``size``) of feature-major
     ``x`` (c*h*w, batch). Windows reaching outside the map see 0; the gradient flows to the first
     maximum only (``max`` along a dimension, unlike ``amax``, which splits it between ties)."""
-    c, h, w = shape
     batch = x.shape[1]
-    ho, wo = (h + 2 * padding - size) // size + 1, (w + 2 * padding - size) // size + 1
-    grid = x.new_zeros(c, ho * size, wo * size, batch)
-    top, left = min(h, ho * size - padding), min(w, wo * size - padding)
-    grid[:, padding : padding + top, padding : padding + left] = x.view(c, h, w, batch)[:, :top, :left]
-    windows = grid.view(c, ho, size, wo, size, batch).permute(0, 1, 3, 2, 4, 5).reshape(c, ho, wo, size * size, batch)
-    return windows.max(dim=3).values.reshape(c * ho * wo, batch)
+    windows = pool_windows(x.view(*shape, batch), size, padding, 0.0)
+    return windows.max(dim=2).values.reshape(-1, batch)

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import DiffgatesError
 from ..kernels import resolve_engine
 from ..kernels.reference import tree_reference
-from ..kernels.torch_ops import or_pool2d, tree_torch
+from ..kernels.torch_ops import or_pool2d, pool_windows, tree_torch
 from . import parametrization as P
 from .dense import GateLayer
 
@@ -142,7 +142,7 @@ class LogicConv2d(GateLayer):
         if channels % groups or kernels % groups:
             raise DiffgatesError(f"groups={groups} must divide the {channels} input channels and {kernels} kernels.")
         self.spec = ConvSpec(kernels, size, padding, pool, pool_padding, stride)
-        self.stride, self.depth, self.groups = stride, depth, groups
+        self.depth, self.groups = depth, groups
         self.conv_shape, self.out_shape = block_shapes(self.in_shape, self.spec)
         n_leaves = 2**depth
         self.weight = nn.Parameter(torch.empty(kernels * (n_leaves - 1), P.n_weights(parametrization)))
@@ -153,6 +153,10 @@ class LogicConv2d(GateLayer):
     @property
     def kernels(self) -> int:
         return self.spec.kernels
+
+    @property
+    def stride(self) -> int:
+        return self.spec.stride
 
     @property
     def n_leaves(self) -> int:
@@ -221,7 +225,7 @@ class LogicConv2d(GateLayer):
             y = tree_reference(x, self.leaf_rows(), self.weight.to(x.dtype), self.parametrization)
         else:
             c = self.coefficients().to(x.dtype)
-            if self.engine != "reference" and resolve_engine(self.engine, x) == "cpu":
+            if resolve_engine(self.engine, x) == "cpu":
                 from ..kernels import cpu
 
                 return cpu.tree_conv(x, self.pooled_rows(), c)
@@ -251,15 +255,9 @@ def _compute_rows(layer: LogicConv2d) -> torch.Tensor:
 
 
 def _compute_pooled(layer: LogicConv2d) -> torch.Tensor:
-    k, ho, wo = layer.conv_shape
-    _, hp, wp = layer.out_shape
-    size, pad, n_leaves = layer.spec.pool, layer.spec.pool_padding, layer.n_leaves
-    rows = layer.leaf_rows().view(k, ho, wo, n_leaves)
-    grid = rows.new_full((k, hp * size, wp * size, n_leaves), -2)
-    top, left = min(ho, hp * size - pad), min(wo, wp * size - pad)
-    grid[:, pad : pad + top, pad : pad + left] = rows[:, :top, :left]
-    slots = grid.view(k, hp, size, wp, size, n_leaves).permute(0, 1, 3, 2, 4, 5)
-    return slots.reshape(k, hp * wp, size * size, n_leaves).to(torch.int32).contiguous()
+    rows = layer.leaf_rows().view(*layer.conv_shape, layer.n_leaves)
+    slots = pool_windows(rows, layer.spec.pool, layer.spec.pool_padding, -2)
+    return slots.to(torch.int32).contiguous()
 
 
 class OrPool2d(nn.Module):

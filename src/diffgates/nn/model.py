@@ -140,27 +140,24 @@ class LogicNet(nn.Module):
         for layer in (*self.convs, *self.layers):
             layer.engine = engine
 
-    def input_order(self) -> torch.Tensor:
-        """Encoder bit feeding each row of the first layer's input (identity for dense models).
+    def first_layer_input(self, bits: torch.Tensor) -> torch.Tensor:
+        """Encoded bits (batch, n_bits) -> the first layer's feature-major input (rows, batch).
 
         The encoder writes bit ``f * n_bits + j`` for feature ``f`` and threshold ``j``; a
         convolution wants channel-major maps, channel ``c * n_bits + j`` for image channel ``c``.
         """
-        n = self.encoder.out_features
         if not len(self.convs):
-            return torch.arange(n)
-        c = self.config.image_shape[0]
-        return torch.arange(n).view(c, -1, self.encoder.n_bits).transpose(1, 2).reshape(-1)
+            return bits.T.contiguous()
+        c, nb = self.config.image_shape[0], self.encoder.n_bits
+        return bits.reshape(bits.shape[0], c, -1, nb).permute(1, 3, 2, 0).reshape(bits.shape[1], -1).contiguous()
+
+    def input_order(self) -> torch.Tensor:
+        """Encoder bit feeding each row of the first layer's input (identity for dense models)."""
+        return self.first_layer_input(torch.arange(self.encoder.out_features).view(1, -1))[:, 0]
 
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
-        if len(self.convs):
-            c, nb = self.config.image_shape[0], self.encoder.n_bits
-            h = bits.reshape(bits.shape[0], c, -1, nb).permute(1, 3, 2, 0).reshape(bits.shape[1], -1)
-            h = self.convs(h.contiguous())
-        else:
-            h = bits.T.contiguous()
-        return self.head(self.layers(h))
+        return self.head(self.layers(self.convs(self.first_layer_input(bits))))
 
     def forward(self, x: torch.Tensor, encoded: bool = False) -> torch.Tensor:
         """Scores from raw features, or from input bits when ``encoded`` (the training path)."""
