@@ -1,10 +1,12 @@
+import copy
+
 import pytest
 import torch
 
 from diffgates import gates
 from diffgates.kernels import logic_dense
 from diffgates.kernels.reference import dense_hard_reference, dense_reference
-from diffgates.nn import LogicDense
+from diffgates.nn import GroupSum, LogicDense
 from diffgates.nn import parametrization as P
 from diffgates.nn.dense import random_wiring
 
@@ -119,3 +121,32 @@ def test_grad_factor_scales_the_input_gradient_only():
     assert torch.equal(grads[1.0][0], grads[2.5][0])
     torch.testing.assert_close(grads[2.5][1], 2.5 * grads[1.0][1])
     torch.testing.assert_close(grads[2.5][2], grads[1.0][2])
+
+
+@pytest.mark.parametrize("engine", ["torch", "cpu"])
+def test_sorted_wiring_is_the_same_network(engine):
+    """sort_wiring only renumbers gates: outputs, relaxed and discrete, stay the same; every layer
+    but the last reads its A inputs in order, the last within each class block."""
+    from diffgates.nn.dense import sort_wiring
+
+    plain = [LogicDense(n, 60, init="gaussian", seed=i, engine=engine) for i, n in enumerate([30, 60, 60])]
+    ordered = copy.deepcopy(plain)
+    sort_wiring(ordered, groups=5)
+    assert any(not torch.equal(p.ia, o.ia) for p, o in zip(plain, ordered))
+    for layer in ordered[:-1]:
+        assert torch.all(layer.ia[1:] >= layer.ia[:-1])
+    assert torch.all(ordered[-1].ia.view(5, -1).diff(dim=1) >= 0)
+    x = torch.rand(30, 9, dtype=torch.float64)
+    for train in (True, False):
+        a = torch.nn.Sequential(*plain, GroupSum(5)).double().train(train)
+        b = torch.nn.Sequential(*ordered, GroupSum(5)).double().train(train)
+        torch.testing.assert_close(a(x), b(x))
+
+
+def test_groupsum_gradient_is_the_block_broadcast():
+    x = torch.rand(12, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(5, 3, dtype=torch.float64)
+    (gx,) = torch.autograd.grad(GroupSum(3, tau=2.0)(x), x, g)
+    x2 = x.detach().requires_grad_()
+    (gx_ref,) = torch.autograd.grad(x2.reshape(3, 4, 5).sum(1).T / 2.0, x2, g)
+    torch.testing.assert_close(gx, gx_ref)

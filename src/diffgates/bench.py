@@ -48,12 +48,14 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
             prev = w
         return torch.nn.Sequential(*layers, tl.GroupSum(k, tau)), "batch"
     from .nn import GroupSum, LogicDense
+    from .nn.dense import sort_wiring
 
     engine = {"diffgates": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
     layers, prev = [], n_in
     for i, w in enumerate(widths):
         layers.append(LogicDense(prev, w, parametrization=param, seed=i, engine=engine))
         prev = w
+    sort_wiring(layers, k)  # as LogicNet does
     return torch.nn.Sequential(*layers, GroupSum(k, tau)), "feature"
 
 

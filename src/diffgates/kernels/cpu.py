@@ -109,6 +109,47 @@ def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) 
     return _DenseFn.apply(x, ia.contiguous(), ib.contiguous(), c.to(x.dtype).contiguous())
 
 
+class _CoefFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, basis):
+        n, m = w.shape
+        c = torch.empty(n, 4, dtype=w.dtype)
+        probs = torch.empty_like(w)
+        getattr(_lib(), f"coef_forward_{_SUFFIX[w.dtype]}")(
+            _p(w),
+            ctypes.c_int64(n),
+            ctypes.c_int(m),
+            _p(basis),
+            _p(c),
+            _p(probs),
+            ctypes.c_int(torch.get_num_threads()),
+        )
+        ctx.save_for_backward(probs, basis)
+        return c
+
+    @staticmethod
+    def backward(ctx, gc):
+        probs, basis = ctx.saved_tensors
+        n, m = probs.shape
+        gw = torch.empty_like(probs)
+        getattr(_lib(), f"coef_backward_{_SUFFIX[probs.dtype]}")(
+            _p(probs),
+            _p(gc.contiguous()),
+            ctypes.c_int64(n),
+            ctypes.c_int(m),
+            _p(basis),
+            _p(gw),
+            ctypes.c_int(torch.get_num_threads()),
+        )
+        return gw, None
+
+
+def coefficients(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Relaxed coefficients (n, 4) from weights (n, 16) (softmax) or (n, 4) (sigmoid) in one pass;
+    ``basis`` (16 or 4, 4) is the parametrization's map to {1, a, b, ab}."""
+    return _CoefFn.apply(w.contiguous(), basis.to(w.dtype).contiguous())
+
+
 class _ConvFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, idx, c, n_pos):

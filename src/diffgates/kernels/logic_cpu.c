@@ -9,10 +9,22 @@
  * dense_backward does both in the gather sweep: a gate's coefficient sums are taken while its
  * A-side entry is gathered (x[i] is then its A row), so every gate's sums have one writer.
  * Each function exists for float and double (suffix _f32 / _f64). */
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+#ifndef PF_DIST
+#define PF_DIST 4
+#endif
+/* Ask for the cache lines of a row a few gates ahead: rows are read in random order, so the
+ * hardware prefetcher cannot guess them and every row would otherwise wait on the memory. */
+static inline void prefetch_row(const void *p, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+}
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                                  \
 void dense_forward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *restrict ia,       \
@@ -20,6 +32,10 @@ void dense_forward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *r
                             T *restrict y, int threads) {                                          \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
+        if (g + PF_DIST < n_out) {                                                                 \
+            prefetch_row(x + ia[g + PF_DIST] * batch, batch * sizeof(T));                          \
+            prefetch_row(x + ib[g + PF_DIST] * batch, batch * sizeof(T));                          \
+        }                                                                                          \
         const T *a = x + ia[g] * batch, *b = x + ib[g] * batch;                                    \
         const T c0 = c[4 * g], c1 = c[4 * g + 1], c2 = c[4 * g + 2], c3 = c[4 * g + 3];            \
         T *out = y + g * batch;                                                                    \
@@ -53,12 +69,18 @@ void dense_backward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *
                             int64_t n_in, const int64_t *restrict rev_ptr,                             \
                             const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
                             T *restrict gc, T *restrict gx, int threads) {                             \
+    const int64_t n_rev = rev_ptr[n_in];                                                               \
     _Pragma("omp parallel for schedule(dynamic, 16) num_threads(threads)")                             \
     for (int64_t i = 0; i < n_in; i++) {                                                               \
         T *out = gx + i * batch;                                                                       \
         const T *xi = x + i * batch;                                                                   \
         memset(out, 0, sizeof(T) * batch);                                                             \
         for (int64_t k = rev_ptr[i]; k < rev_ptr[i + 1]; k++) {                                        \
+            if (k + PF_DIST < n_rev) {                                                                 \
+                const int64_t h = rev_gate[k + PF_DIST];                                               \
+                prefetch_row(gy + h * batch, batch * sizeof(T));                                       \
+                prefetch_row(x + (rev_side[k + PF_DIST] ? ia[h] : ib[h]) * batch, batch * sizeof(T));  \
+            }                                                                                          \
             const int64_t g = rev_gate[k];                                                             \
             const T *d = gy + g * batch;                                                               \
             const T c3 = c[4 * g + 3];                                                                 \
@@ -84,6 +106,106 @@ void dense_backward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *
     }                                                                                                  \
 }
 
+/* Relaxed coefficients from the gate weights in one pass, in place of a dozen small torch ops
+ * per layer. m == 16 (softmax16): probs = softmax(w), c = probs @ basis (16 x 4); m == 4
+ * (truth4): probs = sigmoid(w), c = probs @ basis (4 x 4). Forward keeps probs for backward:
+ * gw = probs (gp - probs . gp) (softmax) or probs (1 - probs) gp (sigmoid), gp = basis @ gc.
+ * Forward goes COEF_LANES gates at a time, one gate per vector lane, so the exps vectorise. */
+#define COEF_LANES 16
+
+/* exp(x) for x <= 0 in float, branch-free so loops over it vectorise (libm's expf does not):
+ * x = n ln2 + r with |r| <= ln2 / 2, a degree-7 Taylor polynomial for e^r (relative error
+ * < 1e-7, float's own precision), 2^n from the exponent bits; below -87 it is ~0 anyway. */
+static inline float exp_neg_f32(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float n = __builtin_rintf(x * 1.44269504088896341f);
+    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline double exp_neg_f64(double x) { return exp(x); } /* the float64 (test) path: libm */
+
+#define DEFINE_COEF(T, SUFFIX)                                                                      \
+INLINE void coef_block_##SUFFIX(const T *restrict w, int64_t n, const int m, const T *restrict basis, \
+                                T *restrict c, T *restrict probs, int64_t g0) {                    \
+    {                                                                                              \
+        const int cnt = n - g0 < COEF_LANES ? (int)(n - g0) : COEF_LANES;                          \
+        T v[16][COEF_LANES], top[COEF_LANES], sum[COEF_LANES], acc[4][COEF_LANES];                 \
+        for (int l = 0; l < COEF_LANES; l++)                                                       \
+            for (int j = 0; j < m; j++) v[j][l] = l < cnt ? w[(g0 + l) * m + j] : 0;               \
+        for (int l = 0; l < COEF_LANES; l++) {                                                     \
+            top[l] = v[0][l];                                                                      \
+            sum[l] = 0;                                                                            \
+            for (int k = 0; k < 4; k++) acc[k][l] = 0;                                             \
+        }                                                                                          \
+        if (m == 16) {                                                                             \
+            for (int j = 1; j < 16; j++)                                                           \
+                for (int l = 0; l < COEF_LANES; l++) top[l] = v[j][l] > top[l] ? v[j][l] : top[l]; \
+            for (int j = 0; j < 16; j++)                                                           \
+                for (int l = 0; l < COEF_LANES; l++) {                                             \
+                    v[j][l] = exp_neg_##SUFFIX(v[j][l] - top[l]);                                  \
+                    sum[l] += v[j][l];                                                             \
+                }                                                                                  \
+            for (int j = 0; j < 16; j++)                                                           \
+                for (int l = 0; l < COEF_LANES; l++) v[j][l] /= sum[l];                            \
+        } else {                                                                                   \
+            for (int j = 0; j < m; j++)                                                            \
+                for (int l = 0; l < COEF_LANES; l++) { /* sigmoid from e^-|w| <= 1 */              \
+                    const T x = v[j][l], e = exp_neg_##SUFFIX(x < 0 ? x : -x);                     \
+                    v[j][l] = (x < 0 ? e : 1) / (1 + e);                                           \
+                }                                                                                  \
+        }                                                                                          \
+        for (int j = 0; j < m; j++)                                                                \
+            for (int l = 0; l < COEF_LANES; l++)                                                   \
+                for (int k = 0; k < 4; k++) acc[k][l] += v[j][l] * basis[4 * j + k];              \
+        for (int l = 0; l < cnt; l++) {                                                            \
+            for (int k = 0; k < 4; k++) c[4 * (g0 + l) + k] = acc[k][l];                           \
+            for (int j = 0; j < m; j++) probs[(g0 + l) * m + j] = v[j][l];                         \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void coef_forward_##SUFFIX(const T *restrict w, int64_t n, int m, const T *restrict basis,        \
+                           T *restrict c, T *restrict probs, int threads) {                        \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    for (int64_t g0 = 0; g0 < n; g0 += COEF_LANES) { /* constant m: fully unrolled blocks */       \
+        if (m == 16)                                                                               \
+            coef_block_##SUFFIX(w, n, 16, basis, c, probs, g0);                                    \
+        else                                                                                       \
+            coef_block_##SUFFIX(w, n, 4, basis, c, probs, g0);                                     \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, int64_t n, int m,      \
+                            const T *restrict basis, T *restrict gw, int threads) {                \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    for (int64_t g = 0; g < n; g++) {                                                              \
+        const T *p = probs + g * m;                                                                \
+        T gp[16], dot = 0;                                                                         \
+        for (int j = 0; j < m; j++) {                                                              \
+            gp[j] = 0;                                                                             \
+            for (int k = 0; k < 4; k++) gp[j] += basis[4 * j + k] * gc[4 * g + k];                 \
+            dot += p[j] * gp[j];                                                                   \
+        }                                                                                          \
+        for (int j = 0; j < m; j++)                                                                \
+            gw[g * m + j] = m == 16 ? p[j] * (gp[j] - dot) : p[j] * (1 - p[j]) * gp[j];            \
+    }                                                                                              \
+}
+
+DEFINE_COEF(float, f32)
+DEFINE_COEF(double, f64)
+
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 DEFINE_BACKWARD(float, f32)
@@ -104,7 +226,6 @@ DEFINE_BACKWARD(double, f64)
 
 #define CHUNK 16
 #define MAX_LEAVES 32
-#define INLINE static inline __attribute__((always_inline))
 
 #define DEFINE_TREE(T, SUFFIX)                                                                      \
 INLINE void tree_eval_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict li,     \

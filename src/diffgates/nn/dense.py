@@ -158,3 +158,29 @@ class LogicDense(GateLayer):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"parametrization={self.parametrization!r}, forward={self.forward_mode!r}"
         )
+
+
+@torch.no_grad()
+def sort_wiring(layers: list[LogicDense], groups: int = 1) -> None:
+    """Relabel the gates of consecutive dense layers so that each layer reads its A inputs in
+    ascending order: the kernels then stream those rows instead of jumping through memory.
+
+    The network is the same graph under new gate numbers (each gate moves with its weights and
+    its readers in the next layer are rewired to its new number), so it computes the same
+    function. The last layer is sorted only within each of its ``groups`` GroupSum blocks, which
+    keeps every gate in its class.
+    """
+    for i, layer in enumerate(layers):
+        n = layer.out_features
+        last = i == len(layers) - 1
+        key = layer.ia + (torch.arange(n) // (n // groups)) * layer.in_features if last else layer.ia
+        order = torch.argsort(key, stable=True)
+        layer.ia.copy_(layer.ia[order])
+        layer.ib.copy_(layer.ib[order])
+        layer.weight.copy_(layer.weight[order])
+        if not last:
+            new_label = torch.empty_like(order)
+            new_label[order] = torch.arange(n)
+            nxt = layers[i + 1]
+            nxt.ia.copy_(new_label[nxt.ia])
+            nxt.ib.copy_(new_label[nxt.ib])

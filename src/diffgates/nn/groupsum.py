@@ -8,6 +8,23 @@ from torch import nn
 from ..errors import DiffgatesError
 
 
+class _GroupSumFn(torch.autograd.Function):
+    """Block sums (features, batch) -> (batch, k) / tau. Written out because autograd's own
+    backward of ``sum(1).T`` broadcasts a transposed gradient, a strided copy that cost more
+    than a whole logic layer; here the broadcast reads contiguous rows."""
+
+    @staticmethod
+    def forward(ctx, x, k, tau):
+        ctx.shape, ctx.tau = x.shape, tau
+        return (x.reshape(k, -1, x.shape[-1]).sum(1).T / tau).contiguous()
+
+    @staticmethod
+    def backward(ctx, g):
+        n, batch = ctx.shape
+        rows = (g.T / ctx.tau).contiguous()  # (k, batch)
+        return rows[:, None, :].expand(rows.shape[0], n // rows.shape[0], batch).reshape(n, batch), None, None
+
+
 class GroupSum(nn.Module):
     """Split the (features, batch) input into ``k`` equal blocks; score = block sum / ``tau``."""
 
@@ -19,7 +36,7 @@ class GroupSum(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] % self.k:
             raise DiffgatesError(f"GroupSum({self.k}) needs a multiple of {self.k} inputs, got {x.shape[0]}.")
-        return x.reshape(self.k, -1, x.shape[-1]).sum(1).T / self.tau
+        return _GroupSumFn.apply(x, self.k, self.tau)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, tau={self.tau}"

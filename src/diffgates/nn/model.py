@@ -11,7 +11,7 @@ from torch import nn
 from ..encode import ThermometerEncoder
 from ..errors import DiffgatesError
 from .conv import ConvSpec, LogicConv2d, block_shapes
-from .dense import LogicDense
+from .dense import LogicDense, sort_wiring
 from .groupsum import GroupSum
 
 
@@ -127,6 +127,7 @@ class LogicNet(nn.Module):
                 )
             )
             in_features = width
+        sort_wiring(layers, c.n_classes)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(c.n_classes, c.tau)
 

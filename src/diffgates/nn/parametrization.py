@@ -11,6 +11,7 @@ gate in the basis {1, a, b, ab}; kernels only ever see those, so the per-sample 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -53,16 +54,33 @@ def init_weights(weight: torch.Tensor, parametrization: str, init: str, strength
             weight.copy_(s * sign.expand_as(weight))
 
 
-def _basis(name: str, like: torch.Tensor) -> torch.Tensor:
+@functools.cache
+def _basis_cached(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     table = gates.BASIS if name == "gate" else gates.PATTERN_BASIS
-    return torch.as_tensor(table, dtype=like.dtype, device=like.device)
+    return torch.as_tensor(table, dtype=dtype, device=device)
 
 
-def relaxed_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
-    """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``."""
+def _basis(name: str, like: torch.Tensor) -> torch.Tensor:
+    return _basis_cached(name, like.dtype, like.device)
+
+
+def relaxed_coefficients_torch(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """:func:`relaxed_coefficients` in plain torch ops (any device; the oracle of the fused one)."""
     if parametrization == "softmax16":
         return torch.softmax(weight, dim=-1) @ _basis("gate", weight)
     return torch.sigmoid(weight) @ _basis("pattern", weight)
+
+
+def relaxed_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``; one fused C pass
+    on CPU where the kernels build, else torch ops."""
+    if weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
+        from ..kernels import cpu
+
+        if cpu.available():
+            name = "gate" if parametrization == "softmax16" else "pattern"
+            return cpu.coefficients(weight, _basis(name, weight))
+    return relaxed_coefficients_torch(weight, parametrization)
 
 
 def gate_ids(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
