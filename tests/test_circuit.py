@@ -140,3 +140,33 @@ def test_executor_api_matches_the_model(rng):
     assert np.array_equal(ex.counts(x), expected)
     assert np.array_equal(ex.predict(x), expected.argmax(1))
     assert ex.circuit.n_gates <= Circuit.from_model(model).n_gates
+
+
+def test_count_plan_skips_constant_outputs_and_absorbs_output_inverters():
+    """FALSE/TRUE outputs become a constant, a NOT gate only the counts read is counted through its
+    input inverted and never evaluated; a NOT gate another gate reads stays. The executor agrees
+    with the plain oracle on every input pattern (the C export, which shares the plan, is checked
+    on random circuits with all 16 ops in test_backends)."""
+    from diffgates import gates as G
+    from diffgates.circuit import program
+
+    # inputs 0..2; gates: 3 FALSE, 4 TRUE, 5 NOT_A(0), 6 NOT_B(1), 7 AND(6, 2), 8 NOT_A(7)
+    c = Circuit(
+        n_features=3,
+        in_feature=np.arange(3),
+        in_threshold=np.zeros(3, dtype=np.float32),
+        ops=[G.FALSE, G.TRUE, G.NOT_A, G.NOT_B, G.AND, G.NOT_A],
+        a=[0, 0, 0, 2, 6, 7],
+        b=[1, 1, 1, 1, 2, 7],
+        outputs=[3, 4, 5, 5, 6, 7, 8, 2],  # class 0: FALSE TRUE ~x0 ~x0; class 1: ~x1 AND ~AND x2
+        layer=np.zeros(6, dtype=np.int64),
+        n_classes=2,
+    ).validate()
+    plus, minus, n_true = program.count_plan(c)
+    assert [p.tolist() for p in plus] == [[], [6, 7, 2]]
+    assert [m.tolist() for m in minus] == [[0, 0], [7]]
+    assert n_true.tolist() == [1, 0]
+    prog = program.prepare(c)
+    assert prog.n_gates == 2  # NOT_B (read by AND) and AND; constants and free inverters are gone
+    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))

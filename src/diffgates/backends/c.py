@@ -64,7 +64,7 @@ def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
     )
     tables = [
         f"#define DG_N_INPUTS {p.n_inputs}\n#define DG_N_GATES {p.n_gates}\n#define DG_N_SLOTS {p.n_slots}\n",
-        f"#define DG_N_RUNS {len(p.run_op)}\n#define DG_GROUP_LEN {p.out_idx.shape[1]}\n",
+        f"#define DG_N_RUNS {len(p.run_op)}\n#define DG_GROUP_POS {p.n_pos}\n#define DG_GROUP_NEG {p.n_neg}\n",
         _array("int32_t", "dg_in_feature", circuit.in_feature),
         _array("float", "dg_in_threshold", circuit.in_threshold, _hex_float),
         _array("uint8_t", "dg_run_op", p.run_op),
@@ -73,6 +73,7 @@ def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
         _array("int32_t", "dg_b", p.b),
         _array("int32_t", "dg_dst", p.dst),
         _array("int32_t", "dg_out_idx", p.out_idx.reshape(-1)),
+        _array("int32_t", "dg_out_offset", p.out_offset),
     ]
     source = "\n".join(
         [

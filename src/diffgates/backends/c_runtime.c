@@ -2,7 +2,7 @@
  * Pasted after the generated tables (DG_* macros and dg_* arrays) and bitslice.h. */
 
 int dg_predict(const float *x, long n, int32_t *counts, int32_t *classes) {
-    const int n_planes = bs_n_planes(DG_GROUP_LEN);
+    const int n_planes = bs_n_planes(DG_GROUP_POS + DG_GROUP_NEG);
     WORD planes[4 + 16];
     int32_t block[64 * DG_N_CLASSES];
     WORD *S;
@@ -25,10 +25,11 @@ int dg_predict(const float *x, long n, int32_t *counts, int32_t *classes) {
         }
         bs_eval_gates(S, dg_run_op, dg_run_len, DG_N_RUNS, dg_a, dg_b, dg_dst);
         for (c = 0; c < DG_N_CLASSES; c++) {
-            bs_group_planes(S, dg_out_idx + (long)c * DG_GROUP_LEN, DG_GROUP_LEN, n_planes, planes);
+            bs_group_planes(S, dg_out_idx + (long)c * (DG_GROUP_POS + DG_GROUP_NEG), DG_GROUP_POS, DG_GROUP_NEG,
+                            n_planes, planes);
             for (s = 0; s < rows; s++) {
-                int32_t v = 0;
-                for (p = 0; p < 4 + n_planes; p++) v |= (int32_t)((planes[p] >> s) & 1) << p;
+                int32_t v = dg_out_offset[c];
+                for (p = 0; p < 4 + n_planes; p++) v += (int32_t)((planes[p] >> s) & 1) << p;
                 block[s * DG_N_CLASSES + c] = v;
             }
         }

@@ -51,31 +51,36 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
         l = u_ ^ c_;                           \
     } while (0)
 
-/* Count the 1s among signals idx[0 .. len) (len a multiple of 16) per sample, as bit planes:
- * count = sum over p of bit(planes[p]) << p, for p < 4 + n_planes (Harley-Seal adder tree). */
-static void bs_group_planes(const WORD *S, const int32_t *idx, int64_t len, int n_planes, WORD *planes) {
+/* Count per sample the 1s among signals idx[0 .. n_pos) and the 0s among idx[n_pos .. n_pos +
+ * n_neg) (both multiples of 16), as bit planes: count = sum over p of bit(planes[p]) << p, for
+ * p < 4 + n_planes (Harley-Seal adder tree; the inverted part reads every signal through ~). */
+static void bs_group_planes(const WORD *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes,
+                            WORD *planes) {
     const WORD zero = BS_ZERO;
-    WORD ones = zero, twos = zero, fours = zero, eights = zero;
+    WORD ones = zero, twos = zero, fours = zero, eights = zero, flip = zero;
     int64_t i;
     int p;
     for (p = 0; p < n_planes; p++) planes[4 + p] = zero;
-    for (i = 0; i < len; i += 16) {
+    for (i = 0; i < n_pos + n_neg; i += 16) {
         WORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
         const int32_t *q = idx + i;
-        BS_CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
-        BS_CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
+        if (i == n_pos) flip = ~zero;
+#define BS_IN(j) (S[q[j]] ^ flip)
+        BS_CSA(twosA, ones, ones, BS_IN(0), BS_IN(1));
+        BS_CSA(twosB, ones, ones, BS_IN(2), BS_IN(3));
         BS_CSA(foursA, twos, twos, twosA, twosB);
-        BS_CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
-        BS_CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
+        BS_CSA(twosA, ones, ones, BS_IN(4), BS_IN(5));
+        BS_CSA(twosB, ones, ones, BS_IN(6), BS_IN(7));
         BS_CSA(foursB, twos, twos, twosA, twosB);
         BS_CSA(eightsA, fours, fours, foursA, foursB);
-        BS_CSA(twosA, ones, ones, S[q[8]], S[q[9]]);
-        BS_CSA(twosB, ones, ones, S[q[10]], S[q[11]]);
+        BS_CSA(twosA, ones, ones, BS_IN(8), BS_IN(9));
+        BS_CSA(twosB, ones, ones, BS_IN(10), BS_IN(11));
         BS_CSA(foursA, twos, twos, twosA, twosB);
-        BS_CSA(twosA, ones, ones, S[q[12]], S[q[13]]);
-        BS_CSA(twosB, ones, ones, S[q[14]], S[q[15]]);
+        BS_CSA(twosA, ones, ones, BS_IN(12), BS_IN(13));
+        BS_CSA(twosB, ones, ones, BS_IN(14), BS_IN(15));
         BS_CSA(foursB, twos, twos, twosA, twosB);
         BS_CSA(eightsB, fours, fours, foursA, foursB);
+#undef BS_IN
         BS_CSA(sixteens, eights, eights, eightsA, eightsB);
         carry = sixteens;
         for (p = 0; p < n_planes; p++) {

@@ -140,19 +140,21 @@ static void spread_plane(vec plane, int shift, u16x8 *cnt) {
     for (int i = 0; i < BLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
 }
 
-/* Counts of 1s among the signals idx[0 .. len) for 512 samples into 16-bit counters. */
-static void group_count(const vec *S, const int32_t *idx, int64_t len, int n_planes, u16x8 *cnt) {
+/* Counts (bs_group_planes) for 512 samples into 16-bit counters. */
+static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes, u16x8 *cnt) {
     vec planes[4 + 16];
-    bs_group_planes(S, idx, len, n_planes, planes);
+    bs_group_planes(S, idx, n_pos, n_neg, n_planes, planes);
     memset(cnt, 0, sizeof(u16x8) * (BLOCK / 8));
     for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt);
 }
 
-/* Inputs go to slots 0 .. n_in - 1; slot n_slots - 1 stays zero. Returns 0, or -1 when memory
- * runs out. counts: (n_rows, n_classes) int32. */
+/* Inputs go to slots 0 .. n_in - 1; slot n_slots - 1 stays zero. Class c counts out_idx row c
+ * (n_pos plain, n_neg inverted slots) plus out_offset[c]. Returns 0, or -1 when memory runs out.
+ * counts: (n_rows, n_classes) int32. */
 int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slots, const uint8_t *run_op,
                 const int32_t *run_len, int64_t n_runs, const int32_t *A, const int32_t *B, const int32_t *Dst,
-                const int32_t *out_idx, int64_t n_classes, int64_t group_len, int32_t *counts, int threads) {
+                const int32_t *out_idx, const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg,
+                int32_t *counts, int threads) {
     static int ready = 0;
     if (!ready) {
         init_spread();
@@ -160,7 +162,7 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slo
         ready = 1;
     }
     const int64_t n_blocks = (n_rows + BLOCK - 1) / BLOCK;
-    const int n_planes = bs_n_planes(group_len); /* group_len < 65536: at most 12 */
+    const int n_planes = bs_n_planes(n_pos + n_neg); /* < 65536 signals: at most 12 */
     int failed = 0;
     #pragma omp parallel num_threads(threads)
     {
@@ -180,9 +182,9 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slo
                 bs_eval_gates(S, run_op, run_len, n_runs, A, B, Dst);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
-                    group_count(S, out_idx + c * group_len, group_len, n_planes, cnt);
+                    group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt);
                     const uint16_t *flat = (const uint16_t *)cnt;
-                    for (int64_t s = 0; s < rows; s++) counts[(row0 + s) * n_classes + c] = flat[s];
+                    for (int64_t s = 0; s < rows; s++) counts[(row0 + s) * n_classes + c] = flat[s] + out_offset[c];
                 }
             }
         }

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import native
+from .. import gates, native
 from ..errors import DiffgatesError
 from .execute import levels
 from .ir import Circuit
+from .passes.dead import live_signals
 
 _SOURCE = Path(__file__).with_name("executor.c")
 MAX_GROUP = 65535
@@ -32,8 +33,33 @@ class Program:
     a: np.ndarray  # int32 (gates,) slots read
     b: np.ndarray
     dst: np.ndarray  # int32 (gates,) slot written
-    out_idx: np.ndarray  # int32 (classes, group_len) slots counted, padded with the zero slot
+    out_idx: np.ndarray  # int32 (classes, n_pos + n_neg) slots counted: n_pos as they are, then n_neg inverted
+    n_pos: int  # multiples of 16, padded with the zero slot
+    n_neg: int
+    out_offset: np.ndarray  # int32 (classes,) added to each count: TRUE outputs minus inverted padding
     n_classes: int
+
+
+def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """How the class counts read the circuit: per class the signals counted as they are, the
+    signals counted inverted, and a constant.
+
+    A FALSE output adds nothing and a TRUE output adds 1, so neither is read; an output that is a
+    NOT gate read by no other gate counts its input inverted (popcount(~x) = n - popcount(x) in
+    hardware terms), so the inverter is never evaluated. Random networks are full of both.
+    """
+    n_in = circuit.n_inputs
+    outs = circuit.outputs.astype(np.int64).reshape(circuit.n_classes, -1)
+    gate = np.where(outs >= n_in, outs - n_in, circuit.n_gates)  # input bits: a sentinel "gate"
+    op = np.r_[circuit.ops.astype(np.int64), -1][gate]
+    read = np.zeros(circuit.n_signals, dtype=bool)
+    read[circuit.a], read[circuit.b] = True, True
+    free_not = ~read[outs] & ((op == gates.NOT_A) | (op == gates.NOT_B))
+    neg_src = np.where(op == gates.NOT_A, np.r_[circuit.a, 0][gate], np.r_[circuit.b, 0][gate])
+    pos = (op != gates.FALSE) & (op != gates.TRUE) & ~free_not
+    plus = [outs[c][pos[c]] for c in range(len(outs))]
+    minus = [neg_src[c][free_not[c]].astype(np.int64) for c in range(len(outs))]
+    return plus, minus, (op == gates.TRUE).sum(1)
 
 
 def allocate_slots(n_in: int, a: np.ndarray, b: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, int]:
@@ -64,23 +90,37 @@ def allocate_slots(n_in: int, a: np.ndarray, b: np.ndarray, outputs: np.ndarray)
 
 
 def prepare(circuit: Circuit) -> Program:
-    """Order gates by (level, op), renumber signals so each run of equal ops is contiguous, and
-    give every signal a buffer slot."""
+    """Order the gates the counts need by (level, op), renumber signals so each run of equal ops
+    is contiguous, give every signal a buffer slot, and lay out the class counts (:func:`count_plan`)."""
     if circuit.group_size > MAX_GROUP:
         raise DiffgatesError(f"the fast executor counts at most {MAX_GROUP} outputs per class.")
-    n_in, n = circuit.n_inputs, circuit.n_gates
-    order = np.lexsort((circuit.ops, levels(circuit)))
-    new_sig = np.empty(n_in + n, dtype=np.int64)
+    n_in = circuit.n_inputs
+    plus, minus, n_true = count_plan(circuit)
+    roots = np.concatenate([*plus, *minus, np.zeros(0, dtype=np.int64)])
+    kept = np.flatnonzero(live_signals(circuit, roots)[n_in:])
+    order = kept[np.lexsort((circuit.ops[kept], levels(circuit)[kept]))]
+    n = len(order)
+    new_sig = np.full(circuit.n_signals, -1, dtype=np.int64)
     new_sig[:n_in] = np.arange(n_in)
     new_sig[n_in + order] = n_in + np.arange(n)
-    a, b, outputs = new_sig[circuit.a[order]], new_sig[circuit.b[order]], new_sig[circuit.outputs]
-    slot, n_slots = allocate_slots(n_in, a, b, outputs)
+    a, b = new_sig[circuit.a[order]], new_sig[circuit.b[order]]
+    slot, n_slots = allocate_slots(n_in, a, b, new_sig[roots])
+    zero = n_slots - 1
     ops = circuit.ops[order]
     starts = np.flatnonzero(np.r_[True, ops[1:] != ops[:-1]]) if n else np.zeros(0, dtype=np.int64)
     run_len = np.diff(np.r_[starts, n])
-    group = slot[outputs].reshape(circuit.n_classes, -1)
-    pad = -group.shape[1] % 16
-    group = np.pad(group, ((0, 0), (0, pad)), constant_values=n_slots - 1)
+    n_pos = -(-max(map(len, plus)) // 16) * 16
+    n_neg = -(-max(map(len, minus)) // 16) * 16
+    if n_pos + n_neg > MAX_GROUP:
+        raise DiffgatesError(f"the fast executor counts at most {MAX_GROUP} outputs per class.")
+
+    def rows(groups, width):
+        out = np.full((circuit.n_classes, width), zero, dtype=np.int64)
+        for c, sig in enumerate(groups):
+            out[c, : len(sig)] = slot[new_sig[sig]]
+        return out
+
+    neg_pad = n_neg - np.array([len(m) for m in minus])  # inverted zero slots each count 1
     i32 = lambda v: np.ascontiguousarray(v, dtype=np.int32)  # noqa: E731
     return Program(
         n_inputs=n_in,
@@ -91,7 +131,10 @@ def prepare(circuit: Circuit) -> Program:
         a=i32(slot[a]),
         b=i32(slot[b]),
         dst=i32(slot[n_in:]),
-        out_idx=i32(group),
+        out_idx=i32(np.concatenate([rows(plus, n_pos), rows(minus, n_neg)], axis=1)),
+        n_pos=n_pos,
+        n_neg=n_neg,
+        out_offset=i32(n_true - neg_pad),
         n_classes=circuit.n_classes,
     )
 
@@ -124,8 +167,10 @@ def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.nd
         _p(program.b),
         _p(program.dst),
         _p(program.out_idx),
+        _p(program.out_offset),
         i64(program.n_classes),
-        i64(program.out_idx.shape[1]),
+        i64(program.n_pos),
+        i64(program.n_neg),
         _p(counts),
         ctypes.c_int(threads or os.cpu_count() or 1),
     )

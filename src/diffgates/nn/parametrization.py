@@ -71,6 +71,11 @@ def relaxed_coefficients_torch(weight: torch.Tensor, parametrization: str) -> to
     return torch.sigmoid(weight) @ _basis("pattern", weight)
 
 
+def weight_basis(parametrization: str, like: torch.Tensor) -> torch.Tensor:
+    """(n_weights, 4): what the probabilities of ``parametrization`` multiply to give coefficients."""
+    return _basis("gate" if parametrization == "softmax16" else "pattern", like)
+
+
 def relaxed_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
     """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``; one fused C pass
     on CPU where the kernels build, else torch ops."""
@@ -78,8 +83,7 @@ def relaxed_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Te
         from ..kernels import cpu
 
         if cpu.available():
-            name = "gate" if parametrization == "softmax16" else "pattern"
-            return cpu.coefficients(weight, _basis(name, weight))
+            return cpu.coefficients(weight, weight_basis(parametrization, weight))
     return relaxed_coefficients_torch(weight, parametrization)
 
 
