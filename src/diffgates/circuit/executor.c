@@ -136,8 +136,16 @@ static void pack_block(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_
 
 /* Add the plane (weight 2^shift) of 512 samples into 16-bit counters. */
 static void spread_plane(vec plane, int shift, u16x8 *cnt) {
+#if defined(__AVX512BW__)
+    uint32_t mask[BLOCK / 32]; /* one masked add of 2^shift per 32 counters */
+    memcpy(mask, &plane, sizeof mask);
+    __m512i *c = (__m512i *)cnt;
+    const __m512i weight = _mm512_set1_epi16((short)(1 << shift));
+    for (int i = 0; i < BLOCK / 32; i++) c[i] = _mm512_mask_add_epi16(c[i], mask[i], c[i], weight);
+#else
     const uint8_t *bytes = (const uint8_t *)&plane;
     for (int i = 0; i < BLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
+#endif
 }
 
 /* Counts (bs_group_planes) for 512 samples into 16-bit counters. */
