@@ -92,8 +92,6 @@ def allocate_slots(n_in: int, a: np.ndarray, b: np.ndarray, outputs: np.ndarray)
 def prepare(circuit: Circuit) -> Program:
     """Order the gates the counts need by (level, op), renumber signals so each run of equal ops
     is contiguous, give every signal a buffer slot, and lay out the class counts (:func:`count_plan`)."""
-    if circuit.group_size > MAX_GROUP:
-        raise DiffgatesError(f"the fast executor counts at most {MAX_GROUP} outputs per class.")
     n_in = circuit.n_inputs
     plus, minus, n_true = count_plan(circuit)
     roots = np.concatenate([*plus, *minus, np.zeros(0, dtype=np.int64)])
@@ -111,7 +109,7 @@ def prepare(circuit: Circuit) -> Program:
     run_len = np.diff(np.r_[starts, n])
     n_pos = -(-max(map(len, plus)) // 16) * 16
     n_neg = -(-max(map(len, minus)) // 16) * 16
-    if n_pos + n_neg > MAX_GROUP:
+    if n_pos + n_neg > MAX_GROUP:  # the per-sample counters are 16-bit
         raise DiffgatesError(f"the fast executor counts at most {MAX_GROUP} outputs per class.")
 
     def rows(groups, width):
