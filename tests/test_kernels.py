@@ -88,3 +88,13 @@ def test_fused_coefficients_equal_torch_ops(n, param, scale, threads, seed):
         (gw,) = torch.autograd.grad(c, w, g)
         (gw_ref,) = torch.autograd.grad(c_ref, w, g)
         torch.testing.assert_close(gw, gw_ref, rtol=tol, atol=tol)
+
+
+def test_only_the_c_engines_use_the_fused_coefficients():
+    """Engines torch and reference stay plain torch ops (the GPU path's stand-in on CPU)."""
+    names = {}
+    for engine in ("auto", "cpu", "torch", "reference"):
+        layer = LogicDense(8, 4, engine=engine, init="gaussian", seed=0).train()
+        names[engine] = type(layer.coefficients().grad_fn).__name__
+    assert names["auto"] == names["cpu"] == "_CoefFnBackward"
+    assert "_CoefFn" not in names["torch"] and "_CoefFn" not in names["reference"]

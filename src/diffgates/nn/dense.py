@@ -79,9 +79,11 @@ class GateLayer(nn.Module):
         return gen
 
     def _mode_coefficients(self) -> torch.Tensor:
-        """(gates, 4) coefficients in {1, a, b, ab} for the current mode."""
+        """(gates, 4) coefficients in {1, a, b, ab} for the current mode (the C pass with the C
+        kernels; engines ``torch`` and ``reference`` stay plain torch ops)."""
+        fused = self.engine in ("auto", "cpu")
         return P.mode_coefficients(
-            self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale
+            self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale, fused
         )
 
     def _scaled_input(self, x: torch.Tensor) -> torch.Tensor:

@@ -76,10 +76,10 @@ def weight_basis(parametrization: str, like: torch.Tensor) -> torch.Tensor:
     return _basis("gate" if parametrization == "softmax16" else "pattern", like)
 
 
-def relaxed_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
-    """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``; one fused C pass
-    on CPU where the kernels build, else torch ops."""
-    if weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
+def relaxed_coefficients(weight: torch.Tensor, parametrization: str, fused: bool = True) -> torch.Tensor:
+    """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``: one fused C pass
+    when ``fused`` and the weights are CPU float tensors and the kernels build, else torch ops."""
+    if fused and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
         from ..kernels import cpu
 
         if cpu.available():
@@ -101,13 +101,14 @@ def hard_coefficients(weight: torch.Tensor, parametrization: str) -> torch.Tenso
 
 
 def mode_coefficients(
-    weight: torch.Tensor, parametrization: str, training: bool, forward: str, gumbel_scale: float
+    weight: torch.Tensor, parametrization: str, training: bool, forward: str, gumbel_scale: float, fused: bool = True
 ) -> torch.Tensor:
     """(n, 4) coefficients for a layer's mode: discrete in eval; in training relaxed, or discrete
-    with straight-through gradients (``hard``, ``gumbel`` adds Gumbel noise to the logits)."""
+    with straight-through gradients (``hard``, ``gumbel`` adds Gumbel noise to the logits).
+    ``fused``: as in :func:`relaxed_coefficients`."""
     if not training:
         return hard_coefficients(weight, parametrization)
-    relaxed = relaxed_coefficients(weight, parametrization)
+    relaxed = relaxed_coefficients(weight, parametrization, fused)
     if forward == "relaxed":
         return relaxed
     if forward == "gumbel" and torch.is_grad_enabled():
