@@ -139,40 +139,38 @@ static inline double exp_neg_f64(double x) { return exp(x); } /* the float64 (te
 #define DEFINE_COEF(T, SUFFIX)                                                                      \
 INLINE void coef_block_##SUFFIX(const T *restrict w, int64_t n, const int m, const T *restrict basis, \
                                 T *restrict c, T *restrict probs, int64_t g0) {                    \
-    {                                                                                              \
-        const int cnt = n - g0 < COEF_LANES ? (int)(n - g0) : COEF_LANES;                          \
-        T v[16][COEF_LANES], top[COEF_LANES], sum[COEF_LANES], acc[4][COEF_LANES];                 \
-        for (int l = 0; l < COEF_LANES; l++)                                                       \
-            for (int j = 0; j < m; j++) v[j][l] = l < cnt ? w[(g0 + l) * m + j] : 0;               \
-        for (int l = 0; l < COEF_LANES; l++) {                                                     \
-            top[l] = v[0][l];                                                                      \
-            sum[l] = 0;                                                                            \
-            for (int k = 0; k < 4; k++) acc[k][l] = 0;                                             \
-        }                                                                                          \
-        if (m == 16) {                                                                             \
-            for (int j = 1; j < 16; j++)                                                           \
-                for (int l = 0; l < COEF_LANES; l++) top[l] = v[j][l] > top[l] ? v[j][l] : top[l]; \
-            for (int j = 0; j < 16; j++)                                                           \
-                for (int l = 0; l < COEF_LANES; l++) {                                             \
-                    v[j][l] = exp_neg_##SUFFIX(v[j][l] - top[l]);                                  \
-                    sum[l] += v[j][l];                                                             \
-                }                                                                                  \
-            for (int j = 0; j < 16; j++)                                                           \
-                for (int l = 0; l < COEF_LANES; l++) v[j][l] /= sum[l];                            \
-        } else {                                                                                   \
-            for (int j = 0; j < m; j++)                                                            \
-                for (int l = 0; l < COEF_LANES; l++) { /* sigmoid from e^-|w| <= 1 */              \
-                    const T x = v[j][l], e = exp_neg_##SUFFIX(x < 0 ? x : -x);                     \
-                    v[j][l] = (x < 0 ? e : 1) / (1 + e);                                           \
-                }                                                                                  \
-        }                                                                                          \
+    const int cnt = n - g0 < COEF_LANES ? (int)(n - g0) : COEF_LANES;                              \
+    T v[16][COEF_LANES], top[COEF_LANES], sum[COEF_LANES], acc[4][COEF_LANES];                     \
+    for (int l = 0; l < COEF_LANES; l++)                                                           \
+        for (int j = 0; j < m; j++) v[j][l] = l < cnt ? w[(g0 + l) * m + j] : 0;                   \
+    for (int l = 0; l < COEF_LANES; l++) {                                                         \
+        top[l] = v[0][l];                                                                          \
+        sum[l] = 0;                                                                                \
+        for (int k = 0; k < 4; k++) acc[k][l] = 0;                                                 \
+    }                                                                                              \
+    if (m == 16) {                                                                                 \
+        for (int j = 1; j < 16; j++)                                                               \
+            for (int l = 0; l < COEF_LANES; l++) top[l] = v[j][l] > top[l] ? v[j][l] : top[l];     \
+        for (int j = 0; j < 16; j++)                                                               \
+            for (int l = 0; l < COEF_LANES; l++) {                                                 \
+                v[j][l] = exp_neg_##SUFFIX(v[j][l] - top[l]);                                      \
+                sum[l] += v[j][l];                                                                 \
+            }                                                                                      \
+        for (int j = 0; j < 16; j++)                                                               \
+            for (int l = 0; l < COEF_LANES; l++) v[j][l] /= sum[l];                                \
+    } else {                                                                                       \
         for (int j = 0; j < m; j++)                                                                \
-            for (int l = 0; l < COEF_LANES; l++)                                                   \
-                for (int k = 0; k < 4; k++) acc[k][l] += v[j][l] * basis[4 * j + k];              \
-        for (int l = 0; l < cnt; l++) {                                                            \
-            for (int k = 0; k < 4; k++) c[4 * (g0 + l) + k] = acc[k][l];                           \
-            for (int j = 0; j < m; j++) probs[(g0 + l) * m + j] = v[j][l];                         \
-        }                                                                                          \
+            for (int l = 0; l < COEF_LANES; l++) { /* sigmoid from e^-|w| <= 1 */                  \
+                const T x = v[j][l], e = exp_neg_##SUFFIX(x < 0 ? x : -x);                         \
+                v[j][l] = (x < 0 ? e : 1) / (1 + e);                                               \
+            }                                                                                      \
+    }                                                                                              \
+    for (int j = 0; j < m; j++)                                                                    \
+        for (int l = 0; l < COEF_LANES; l++)                                                       \
+            for (int k = 0; k < 4; k++) acc[k][l] += v[j][l] * basis[4 * j + k];                  \
+    for (int l = 0; l < cnt; l++) {                                                                \
+        for (int k = 0; k < 4; k++) c[4 * (g0 + l) + k] = acc[k][l];                               \
+        for (int j = 0; j < m; j++) probs[(g0 + l) * m + j] = v[j][l];                             \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \

@@ -64,26 +64,27 @@ def _basis(name: str, like: torch.Tensor) -> torch.Tensor:
     return _basis_cached(name, like.dtype, like.device)
 
 
-def relaxed_coefficients_torch(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
-    """:func:`relaxed_coefficients` in plain torch ops (any device; the oracle of the fused one)."""
-    if parametrization == "softmax16":
-        return torch.softmax(weight, dim=-1) @ _basis("gate", weight)
-    return torch.sigmoid(weight) @ _basis("pattern", weight)
-
-
 def weight_basis(parametrization: str, like: torch.Tensor) -> torch.Tensor:
     """(n_weights, 4): what the probabilities of ``parametrization`` multiply to give coefficients."""
     return _basis("gate" if parametrization == "softmax16" else "pattern", like)
 
 
+def relaxed_coefficients_torch(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """:func:`relaxed_coefficients` in plain torch ops (any device; the oracle of the fused one)."""
+    probs = torch.softmax(weight, dim=-1) if parametrization == "softmax16" else torch.sigmoid(weight)
+    return probs @ weight_basis(parametrization, weight)
+
+
 def relaxed_coefficients(weight: torch.Tensor, parametrization: str, fused: bool = True) -> torch.Tensor:
     """(n, 4) coefficients of the relaxed gates, differentiable in ``weight``: one fused C pass
-    when ``fused`` and the weights are CPU float tensors and the kernels build, else torch ops."""
-    if fused and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
+    when ``fused`` and the C kernels apply to ``weight`` (engine ``auto`` would pick them), else
+    torch ops."""
+    from ..kernels import resolve_engine
+
+    if fused and resolve_engine("auto", weight) == "cpu":
         from ..kernels import cpu
 
-        if cpu.available():
-            return cpu.coefficients(weight, weight_basis(parametrization, weight))
+        return cpu.coefficients(weight, weight_basis(parametrization, weight))
     return relaxed_coefficients_torch(weight, parametrization)
 
 
