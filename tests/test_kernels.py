@@ -6,8 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_fused_equals_reference
+from diffgates.errors import DiffgatesError
 from diffgates.kernels import cpu, logic_dense, resolve_engine
 from diffgates.kernels.reference import dense_reference
+from diffgates.kernels.torch_ops import dense_torch
 from diffgates.nn import LogicDense
 from diffgates.nn import parametrization as P
 
@@ -98,3 +100,50 @@ def test_only_the_c_engines_use_the_fused_coefficients():
         names[engine] = type(layer.coefficients().grad_fn).__name__
     assert names["auto"] == names["cpu"] == "_CoefFnBackward"
     assert "_CoefFn" not in names["torch"] and "_CoefFn" not in names["reference"]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n_in=st.integers(2, 40),
+    n_out=st.integers(1, 50),
+    batch=st.integers(1, 70),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 1000),
+)
+def test_bfloat16_kernels_equal_float64_math_up_to_one_rounding(n_in, n_out, batch, threads, seed):
+    """bfloat16 storage, float32 arithmetic: every stored value is the float64 result of the same
+    bfloat16 inputs, rounded once (relative error <= 2**-9); the coefficient sums stay float32."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    layer = LogicDense(n_in, n_out, init="gaussian", seed=seed, connections="random")
+    c = P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_()
+    x = torch.rand(n_in, batch).to(torch.bfloat16).requires_grad_()
+    y = logic_dense(x, layer.ia, layer.ib, c, engine="cpu")
+    assert y.dtype == torch.bfloat16
+    x64, c64 = x.detach().double().requires_grad_(), c.detach().double().requires_grad_()
+    y_ref = dense_torch(x64, layer.ia, layer.ib, c64)
+    torch.testing.assert_close(y.double(), y_ref, rtol=2**-8, atol=1e-6)
+    g = torch.randn(y.shape).to(torch.bfloat16)
+    gx, gc = torch.autograd.grad(y, (x, c), g)
+    gx_ref, gc_ref = torch.autograd.grad(y_ref, (x64, c64), g.double())
+    assert gx.dtype == torch.bfloat16 and gc.dtype == torch.float32
+    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-5)
+    torch.testing.assert_close(gc.double(), gc_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bfloat16_torch_engine_matches_the_c_kernels():
+    """The torch engine (the GPU path) also computes bfloat16 activations in float32 and stores
+    the result in bfloat16, so both engines give the same layer."""
+    layer = LogicDense(50, 80, init="gaussian", seed=3)
+    c = P.relaxed_coefficients(layer.weight.detach(), "truth4")
+    x = torch.rand(50, 33).to(torch.bfloat16)
+    y_cpu = logic_dense(x, layer.ia, layer.ib, c, engine="cpu")
+    y_torch = logic_dense(x, layer.ia, layer.ib, c, engine="torch")
+    assert y_torch.dtype == torch.bfloat16
+    torch.testing.assert_close(y_cpu.double(), y_torch.double(), rtol=2**-7, atol=1e-6)
+
+
+def test_cpu_engine_refuses_bfloat16_where_no_kernel_takes_it():
+    with pytest.raises(DiffgatesError, match="does not take torch.bfloat16"):
+        resolve_engine("cpu", torch.zeros(1, dtype=torch.bfloat16))
+    assert resolve_engine("auto", torch.zeros(1, dtype=torch.bfloat16)) == "torch"  # e.g. the conv kernels

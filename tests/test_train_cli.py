@@ -99,3 +99,18 @@ def test_compile_overwrite_leaves_no_stale_export_files(tmp_path, capsys):
     assert main(["compile", str(run), "--target", "blif", "--vectors", "50", "--overwrite"]) == 0
     assert (run / "export" / "model.blif").exists() and not (run / "export" / "model.c").exists()
     assert "dead" in capsys.readouterr().out  # the pass log is printed
+
+
+def test_bfloat16_activations_train_like_float32(tmp_path):
+    """Same seed, same data: the bfloat16 run follows the float32 run closely (the roundings are
+    small against the gradient noise) and its circuit is exact like any other."""
+    runs = {}
+    for act in ("float32", "bfloat16"):
+        out = tmp_path / act
+        args = ["train", "--widths", "800,800", "--epochs", "6", "--activations", act, "--out", str(out), "--quiet"]
+        assert main(args) == 0
+        runs[act] = json.loads((out / "summary.json").read_text())
+    bf = runs["bfloat16"]
+    assert bf["circuit_mismatches"] == 0 and bf["test_acc_circuit"] == bf["test_acc_discrete"]
+    assert bf["test_acc_discrete"] > 0.8
+    assert abs(bf["test_acc_discrete"] - runs["float32"]["test_acc_discrete"]) < 0.03

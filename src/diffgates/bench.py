@@ -50,7 +50,7 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
     from .nn import GroupSum, LogicDense
     from .nn.dense import sort_wiring
 
-    engine = {"diffgates": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
+    engine = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
     layers, prev = [], n_in
     for i, w in enumerate(widths):
         layers.append(LogicDense(prev, w, parametrization=param, seed=i, engine=engine))
@@ -103,6 +103,8 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     x = torch.randint(0, 2, (batch, n_in)).float()
     if layout == "feature":
         x = x.T.contiguous()
+    if impl == "diffgates-bf16":  # activations and their gradients stored in bfloat16
+        x = x.to(torch.bfloat16)
     y = torch.randint(0, k, (batch,))
     ms, peak = _time_steps(model, model.parameters(), x, y, steps)
     return {
@@ -130,7 +132,9 @@ def build_conv_model(impl: str, preset: str, param: str):
     if impl != "torchlogix":
         from .nn.model import LogicNet
 
-        engine = {"diffgates": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
+        engine = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}[
+            impl
+        ]
         net = LogicNet(p.model_config(parametrization=param), engine=engine)
         return (lambda bits: net(bits, encoded=True)), net, c * h * w * n_bits
     import torchlogix.layers as tl
@@ -236,7 +240,9 @@ def bench_epoch(engines, dataset, widths, threads, param, echo=None) -> list[dic
                     "--widths",
                     ",".join(map(str, widths)),
                     "--engine",
-                    engine,
+                    engine.removesuffix("-bf16"),
+                    "--activations",
+                    "bfloat16" if engine.endswith("-bf16") else "float32",
                     "--threads",
                     str(t),
                     "--parametrization",

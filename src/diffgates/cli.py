@@ -454,10 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--impls",
         type=_parse_list(str),
-        default=["diffgates", "diffgates-torch", "reference", "torchlogix"],
-        help="train: implementations to compare",
+        default=["diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix"],
+        help="train: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations)",
     )
-    p.add_argument("--engines", type=_parse_list(str), default=["torch", "cpu"], help="epoch: engines to compare")
+    p.add_argument(
+        "--engines",
+        type=_parse_list(str),
+        default=["torch", "cpu", "cpu-bf16"],
+        help="epoch: engines to compare (cpu-bf16: --engine cpu --activations bfloat16)",
+    )
     p.add_argument("--n-in", type=int, default=784, help="input bits (default 784)")
     p.add_argument("--widths", type=_parse_list(int), default=[8000] * 6, help="train/epoch: layer widths")
     p.add_argument(

@@ -16,13 +16,16 @@ from ..errors import DiffgatesError
 from .torch_ops import dense_torch
 
 ENGINES = ("auto", "torch", "cpu", "reference")
+CPU_DTYPES = (torch.float32, torch.float64)  # what every C kernel takes
+DENSE_CPU_DTYPES = (*CPU_DTYPES, torch.bfloat16)  # the dense kernels also store in bfloat16
 
 
-def resolve_engine(engine: str, x: torch.Tensor) -> str:
+def resolve_engine(engine: str, x: torch.Tensor, dtypes: tuple = CPU_DTYPES) -> str:
+    """The engine that runs for ``engine`` on tensors like ``x``; the C kernels take ``dtypes``."""
     if engine not in ENGINES:
         raise DiffgatesError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
     if engine == "auto":
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        if x.device.type == "cpu" and x.dtype in dtypes:
             from . import cpu
 
             if cpu.available():
@@ -30,6 +33,8 @@ def resolve_engine(engine: str, x: torch.Tensor) -> str:
         return "torch"
     if engine == "cpu" and x.device.type != "cpu":
         raise DiffgatesError("engine 'cpu' needs CPU tensors; use engine 'torch' or 'auto' on GPU.")
+    if engine == "cpu" and x.dtype not in dtypes:
+        raise DiffgatesError(f"engine 'cpu' does not take {x.dtype} here; use engine 'torch' or 'auto'.")
     return engine
 
 
@@ -37,9 +42,9 @@ def logic_dense(
     x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor, engine: str = "auto"
 ) -> torch.Tensor:
     """Relaxed dense logic layer on feature-major ``x`` (in, batch) with coefficients ``c`` (out, 4)."""
-    engine = resolve_engine(engine, x)
+    engine = resolve_engine(engine, x, DENSE_CPU_DTYPES)
     if engine == "cpu":
         from . import cpu
 
         return cpu.dense(x, ia, ib, c)
-    return dense_torch(x, ia, ib, c)
+    return dense_torch(x, ia, ib, c).to(x.dtype)  # bfloat16 in: computed in float32, stored back

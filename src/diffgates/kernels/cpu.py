@@ -14,7 +14,15 @@ import torch
 from .. import native
 
 _SOURCE = Path(__file__).with_name("logic_cpu.c")
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute in (and keep coefficients in) for activations of ``dtype``:
+    bfloat16 activations are widened to float32 for the arithmetic."""
+    return torch.float32 if dtype == torch.bfloat16 else dtype
+
+
 _REV_CACHE: dict[tuple, tuple] = {}
 
 
@@ -75,7 +83,7 @@ class _DenseFn(torch.autograd.Function):
         n_out, batch = ia.numel(), x.shape[1]
         threads = ctypes.c_int(torch.get_num_threads())
         lib, suffix = _lib(), _SUFFIX[x.dtype]
-        gc = torch.empty(n_out, 4, dtype=x.dtype)
+        gc = torch.empty(n_out, 4, dtype=c.dtype)
         if ctx.needs_input_grad[0]:  # both gradients in one sweep over the inputs
             n_in = x.shape[0]
             ptr, gate, side = reverse_index(ia, ib, n_in)
@@ -104,9 +112,10 @@ class _DenseFn(torch.autograd.Function):
 
 
 def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Fused relaxed dense layer on CPU; x (in, batch) float32/float64, c (out, 4)."""
+    """Fused relaxed dense layer on CPU; x (in, batch) float32, float64 or bfloat16 (stored in
+    bfloat16, computed in float32), c (out, 4)."""
     x = x.contiguous()
-    return _DenseFn.apply(x, ia.contiguous(), ib.contiguous(), c.to(x.dtype).contiguous())
+    return _DenseFn.apply(x, ia.contiguous(), ib.contiguous(), c.to(compute_dtype(x.dtype)).contiguous())
 
 
 class _CoefFn(torch.autograd.Function):

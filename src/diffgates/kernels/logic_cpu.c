@@ -8,7 +8,9 @@
  * dense_grad_coef computes the sums alone (for a first layer, whose input needs no gradient).
  * dense_backward does both in the gather sweep: a gate's coefficient sums are taken while its
  * A-side entry is gathered (x[i] is then its A row), so every gate's sums have one writer.
- * Each function exists for float and double (suffix _f32 / _f64). */
+ * Each function exists for float and double (suffix _f32 / _f64) and for bfloat16 storage with
+ * float arithmetic and float coefficients (_bf16): the kernels wait on memory, so halving the
+ * bytes of the activation and gradient rows is what makes that variant faster. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -26,83 +28,118 @@ static inline void prefetch_row(const void *p, int64_t bytes) {
     for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
 }
 
-#define DEFINE_KERNELS(T, SUFFIX)                                                                  \
-void dense_forward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *restrict ia,       \
+/* Storage: float, double, or bfloat16 (the upper half of a float, kept as uint16_t). Arithmetic
+ * is in T (float for bfloat16); loads widen with ld_*, stores narrow with st_* (round to nearest
+ * even; activations and gradients are finite). */
+typedef uint16_t bf16;
+INLINE float ld_f32(float v) { return v; }
+INLINE float st_f32(float v) { return v; }
+INLINE double ld_f64(double v) { return v; }
+INLINE double st_f64(double v) { return v; }
+INLINE float ld_bf16(bf16 v) {
+    const uint32_t u = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+INLINE bf16 st_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (bf16)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+#define DEFINE_KERNELS(S, T, SUFFIX)                                                               \
+void dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,       \
                             const int64_t *restrict ib, const T *restrict c, int64_t n_out,        \
-                            T *restrict y, int threads) {                                          \
+                            S *restrict y, int threads) {                                          \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
         if (g + PF_DIST < n_out) {                                                                 \
-            prefetch_row(x + ia[g + PF_DIST] * batch, batch * sizeof(T));                          \
-            prefetch_row(x + ib[g + PF_DIST] * batch, batch * sizeof(T));                          \
+            prefetch_row(x + ia[g + PF_DIST] * batch, batch * sizeof(S));                          \
+            prefetch_row(x + ib[g + PF_DIST] * batch, batch * sizeof(S));                          \
         }                                                                                          \
-        const T *a = x + ia[g] * batch, *b = x + ib[g] * batch;                                    \
+        const S *a = x + ia[g] * batch, *b = x + ib[g] * batch;                                    \
         const T c0 = c[4 * g], c1 = c[4 * g + 1], c2 = c[4 * g + 2], c3 = c[4 * g + 3];            \
-        T *out = y + g * batch;                                                                    \
+        S *out = y + g * batch;                                                                    \
         _Pragma("omp simd")                                                                        \
-        for (int64_t s = 0; s < batch; s++) out[s] = c0 + c1 * a[s] + (c2 + c3 * a[s]) * b[s];     \
+        for (int64_t s = 0; s < batch; s++) {                                                      \
+            const T va = ld_##SUFFIX(a[s]);                                                        \
+            out[s] = st_##SUFFIX(c0 + c1 * va + (c2 + c3 * va) * ld_##SUFFIX(b[s]));               \
+        }                                                                                          \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-void dense_grad_coef_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *restrict ia,     \
-                              const int64_t *restrict ib, const T *restrict gy, int64_t n_out,     \
+void dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,     \
+                              const int64_t *restrict ib, const S *restrict gy, int64_t n_out,     \
                               T *restrict gc, int threads) {                                       \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
-        const T *a = x + ia[g] * batch, *b = x + ib[g] * batch, *d = gy + g * batch;               \
+        const S *a = x + ia[g] * batch, *b = x + ib[g] * batch, *d = gy + g * batch;               \
         T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                          \
         _Pragma("omp simd reduction(+ : s0, s1, s2, s3)")                                          \
         for (int64_t s = 0; s < batch; s++) {                                                      \
-            T ad = a[s] * d[s];                                                                    \
-            s0 += d[s];                                                                            \
+            const T vd = ld_##SUFFIX(d[s]), vb = ld_##SUFFIX(b[s]), ad = ld_##SUFFIX(a[s]) * vd;   \
+            s0 += vd;                                                                              \
             s1 += ad;                                                                              \
-            s2 += b[s] * d[s];                                                                     \
-            s3 += ad * b[s];                                                                       \
+            s2 += vb * vd;                                                                         \
+            s3 += ad * vb;                                                                         \
         }                                                                                          \
         gc[4 * g] = s0; gc[4 * g + 1] = s1; gc[4 * g + 2] = s2; gc[4 * g + 3] = s3;               \
     }                                                                                              \
 }
 
-#define DEFINE_BACKWARD(T, SUFFIX)                                                                  \
-void dense_backward_##SUFFIX(const T *restrict x, int64_t batch, const int64_t *restrict ia,          \
-                            const int64_t *restrict ib, const T *restrict c, const T *restrict gy,     \
+/* The input gradient row of x[i] builds up in a per-thread T buffer and is stored once. */
+#define DEFINE_BACKWARD(S, T, SUFFIX)                                                               \
+void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,          \
+                            const int64_t *restrict ib, const T *restrict c, const S *restrict gy,     \
                             int64_t n_in, const int64_t *restrict rev_ptr,                             \
                             const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
-                            T *restrict gc, T *restrict gx, int threads) {                             \
+                            T *restrict gc, S *restrict gx, int threads) {                             \
     const int64_t n_rev = rev_ptr[n_in];                                                               \
-    _Pragma("omp parallel for schedule(dynamic, 16) num_threads(threads)")                             \
+    _Pragma("omp parallel num_threads(threads)")                                                       \
+    {                                                                                                  \
+    T *restrict out = malloc(sizeof(T) * batch);                                                       \
+    _Pragma("omp for schedule(dynamic, 16)")                                                           \
     for (int64_t i = 0; i < n_in; i++) {                                                               \
-        T *out = gx + i * batch;                                                                       \
-        const T *xi = x + i * batch;                                                                   \
+        const S *xi = x + i * batch;                                                                   \
         memset(out, 0, sizeof(T) * batch);                                                             \
         for (int64_t k = rev_ptr[i]; k < rev_ptr[i + 1]; k++) {                                        \
             if (k + PF_DIST < n_rev) {                                                                 \
                 const int64_t h = rev_gate[k + PF_DIST];                                               \
-                prefetch_row(gy + h * batch, batch * sizeof(T));                                       \
-                prefetch_row(x + (rev_side[k + PF_DIST] ? ia[h] : ib[h]) * batch, batch * sizeof(T));  \
+                prefetch_row(gy + h * batch, batch * sizeof(S));                                       \
+                prefetch_row(x + (rev_side[k + PF_DIST] ? ia[h] : ib[h]) * batch, batch * sizeof(S));  \
             }                                                                                          \
             const int64_t g = rev_gate[k];                                                             \
-            const T *d = gy + g * batch;                                                               \
+            const S *d = gy + g * batch;                                                               \
             const T c3 = c[4 * g + 3];                                                                 \
             if (rev_side[k] == 0) { /* x[i] is A, other is B */                                        \
-                const T *b = x + ib[g] * batch, c1 = c[4 * g + 1];                                     \
+                const S *b = x + ib[g] * batch;                                                        \
+                const T c1 = c[4 * g + 1];                                                             \
                 T q0 = 0, q1 = 0, q2 = 0, q3 = 0;                                                      \
                 _Pragma("omp simd reduction(+ : q0, q1, q2, q3)")                                      \
                 for (int64_t s = 0; s < batch; s++) {                                                  \
-                    const T ad = xi[s] * d[s];                                                         \
-                    q0 += d[s];                                                                        \
+                    const T vd = ld_##SUFFIX(d[s]), vb = ld_##SUFFIX(b[s]);                            \
+                    const T ad = ld_##SUFFIX(xi[s]) * vd;                                              \
+                    q0 += vd;                                                                          \
                     q1 += ad;                                                                          \
-                    q2 += b[s] * d[s];                                                                 \
-                    q3 += ad * b[s];                                                                   \
-                    out[s] += d[s] * (c1 + c3 * b[s]);                                                 \
+                    q2 += vb * vd;                                                                     \
+                    q3 += ad * vb;                                                                     \
+                    out[s] += vd * (c1 + c3 * vb);                                                     \
                 }                                                                                      \
                 gc[4 * g] = q0; gc[4 * g + 1] = q1; gc[4 * g + 2] = q2; gc[4 * g + 3] = q3;           \
             } else { /* x[i] is B, other is A */                                                       \
-                const T *a = x + ia[g] * batch, c2 = c[4 * g + 2];                                     \
+                const S *a = x + ia[g] * batch;                                                        \
+                const T c2 = c[4 * g + 2];                                                             \
                 _Pragma("omp simd")                                                                    \
-                for (int64_t s = 0; s < batch; s++) out[s] += d[s] * (c2 + c3 * a[s]);                 \
+                for (int64_t s = 0; s < batch; s++)                                                    \
+                    out[s] += ld_##SUFFIX(d[s]) * (c2 + c3 * ld_##SUFFIX(a[s]));                       \
             }                                                                                          \
         }                                                                                              \
+        S *row = gx + i * batch;                                                                       \
+        _Pragma("omp simd")                                                                            \
+        for (int64_t s = 0; s < batch; s++) row[s] = st_##SUFFIX(out[s]);                              \
+    }                                                                                                  \
+    free(out);                                                                                         \
     }                                                                                                  \
 }
 
@@ -204,10 +241,12 @@ void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, int64
 DEFINE_COEF(float, f32)
 DEFINE_COEF(double, f64)
 
-DEFINE_KERNELS(float, f32)
-DEFINE_KERNELS(double, f64)
-DEFINE_BACKWARD(float, f32)
-DEFINE_BACKWARD(double, f64)
+DEFINE_KERNELS(float, float, f32)
+DEFINE_KERNELS(double, double, f64)
+DEFINE_KERNELS(bf16, float, bf16)
+DEFINE_BACKWARD(float, float, f32)
+DEFINE_BACKWARD(double, double, f64)
+DEFINE_BACKWARD(bf16, float, bf16)
 
 /* Fused logic-tree convolution with OR pooling (LogicConv2d), feature-major as above.
  *

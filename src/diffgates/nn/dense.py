@@ -152,7 +152,8 @@ class LogicDense(GateLayer):
         x = self._scaled_input(x)
         if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
             return dense_reference(x, self.ia, self.ib, self.weight.to(x.dtype), self.parametrization)
-        c = self.coefficients().to(x.dtype)
+        c = self.coefficients()  # float32 kept for bfloat16 activations: the kernels widen them
+        c = c if x.dtype == torch.bfloat16 else c.to(x.dtype)
         return logic_dense(x, self.ia, self.ib, c, "torch" if self.engine == "reference" else self.engine)
 
     def extra_repr(self) -> str:

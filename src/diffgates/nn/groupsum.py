@@ -15,13 +15,14 @@ class _GroupSumFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, k, tau):
-        ctx.shape, ctx.tau = x.shape, tau
-        return (x.reshape(k, -1, x.shape[-1]).sum(1).T / tau).contiguous()
+        ctx.shape, ctx.tau, ctx.dtype = x.shape, tau, x.dtype
+        total = torch.promote_types(x.dtype, torch.float32)  # bfloat16 bits are counted in float32
+        return (x.reshape(k, -1, x.shape[-1]).sum(1, dtype=total).T / tau).contiguous()
 
     @staticmethod
     def backward(ctx, g):
         n, batch = ctx.shape
-        rows = (g.T / ctx.tau).contiguous()  # (k, batch)
+        rows = (g.T / ctx.tau).to(ctx.dtype).contiguous()  # (k, batch)
         return rows[:, None, :].expand(rows.shape[0], n // rows.shape[0], batch).reshape(n, batch), None, None
 
 

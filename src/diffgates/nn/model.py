@@ -14,6 +14,9 @@ from .conv import ConvSpec, LogicConv2d, block_shapes
 from .dense import LogicDense, sort_wiring
 from .groupsum import GroupSum
 
+# dtype the dense layers store activations (and their gradients) in; None: the input's own
+ACTIVATIONS = {"float32": None, "bfloat16": torch.bfloat16}
+
 
 @dataclass
 class ModelConfig:
@@ -32,6 +35,7 @@ class ModelConfig:
     forward: str = "relaxed"
     gumbel_scale: float = 1.0
     grad_factor: float = 1.0
+    activations: str = "float32"
     tau: float = 10.0
     seed: int = 0
     image_shape: list[int] | None = None
@@ -80,6 +84,9 @@ class LogicNet(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        if c.activations not in ACTIVATIONS:
+            raise DiffgatesError(f"activations must be one of {', '.join(ACTIVATIONS)}, got {c.activations!r}.")
+        self.activation_dtype = ACTIVATIONS[c.activations]
         self.encoder = ThermometerEncoder(c.encoder_bits, c.encoder_strategy, c.encoder_thresholds)
         in_features = c.n_features * self.encoder.n_bits
         convs = []
@@ -158,7 +165,10 @@ class LogicNet(nn.Module):
 
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
-        return self.head(self.layers(self.convs(self.first_layer_input(bits))))
+        h = self.convs(self.first_layer_input(bits))
+        if self.activation_dtype is not None:
+            h = h.to(self.activation_dtype)
+        return self.head(self.layers(h))
 
     def forward(self, x: torch.Tensor, encoded: bool = False) -> torch.Tensor:
         """Scores from raw features, or from input bits when ``encoded`` (the training path)."""
