@@ -173,15 +173,38 @@ def conv_worker(impl: str, preset: str, batch: int, threads: int, steps: int, pa
     return {**row, "ms_per_step": ms, "peak_mb": peak, "steps": steps}
 
 
-def bench_conv(impls, preset, batches, threads, steps, param, timeout=900.0, echo=None) -> list[dict]:
+def bench_conv(impls, preset, batches, threads, steps, param, rounds=1, timeout=900.0, echo=None) -> list[dict]:
     """Training step of a convolutional preset per implementation, each in its own process."""
+
+    def args(impl, b, t):
+        n = steps if impl != "reference" else max(5, steps // 3)
+        return ["conv", impl, preset, str(b), str(t), str(n), param]
+
+    return _interleaved(impls, batches, threads, args, {"model": preset}, rounds, timeout, echo)
+
+
+def _interleaved(impls, batches, threads, make_args, extra, rounds, timeout, echo) -> list[dict]:
+    """One row per (batch, threads, impl). With ``rounds`` > 1 the implementations take turns,
+    round after round, so each sees the same minutes of a noisy machine; the row then gives the
+    median ms per step over the rounds (``ms_rounds`` lists them) and the largest peak."""
     rows = []
     for b in batches:
         for t in threads:
+            runs = {impl: [] for impl in impls}
+            for _ in range(rounds):
+                for impl in impls:
+                    row = run_worker(make_args(impl, b, t), timeout)
+                    runs[impl].append({**row, **extra, "impl": impl, "batch": b, "threads": t})
             for impl in impls:
-                n = steps if impl != "reference" else max(5, steps // 3)
-                row = run_worker(["conv", impl, preset, str(b), str(t), str(n), param], timeout)
-                row.update({"impl": impl, "model": preset, "batch": b, "threads": t})
+                done = [r for r in runs[impl] if "error" not in r]
+                row = done[0] if done else runs[impl][0]
+                if len(done) > 1:
+                    ms = [r["ms_per_step"] for r in done]
+                    row.update(
+                        ms_per_step=statistics.median(ms),
+                        ms_rounds=ms,
+                        peak_mb=max(r["peak_mb"] for r in done),
+                    )
                 rows.append(row)
                 if echo:
                     echo(row)
@@ -205,19 +228,12 @@ def run_worker(args: list[str], timeout: float) -> dict | None:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def bench_train(impls, n_in, widths, batches, threads, steps, param, timeout=900.0, echo=None) -> list[dict]:
-    rows = []
-    for b in batches:
-        for t in threads:
-            for impl in impls:
-                n = steps if impl != "reference" else max(10, steps // 3)
-                args = ["train", impl, str(n_in), ",".join(map(str, widths)), str(b), str(t), str(n), param]
-                row = run_worker(args, timeout)
-                row.update({"impl": impl, "batch": b, "threads": t})
-                rows.append(row)
-                if echo:
-                    echo(row)
-    return rows
+def bench_train(impls, n_in, widths, batches, threads, steps, param, rounds=1, timeout=900.0, echo=None) -> list[dict]:
+    def args(impl, b, t):
+        n = steps if impl != "reference" else max(10, steps // 3)
+        return ["train", impl, str(n_in), ",".join(map(str, widths)), str(b), str(t), str(n), param]
+
+    return _interleaved(impls, batches, threads, args, {}, rounds, timeout, echo)
 
 
 def bench_epoch(engines, dataset, widths, threads, param, echo=None) -> list[dict]:

@@ -226,13 +226,27 @@ def cmd_bench(args) -> int:
     from . import bench
 
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
+    if args.rounds < 1 or args.steps < 1:
+        raise DiffgatesError("--rounds and --steps must be at least 1.")
+    if args.what == "train" and args.widths[-1] % 10:
+        raise DiffgatesError(f"the last width ({args.widths[-1]}) must be a multiple of the 10 classes.")
     if args.what == "train":
         rows = bench.bench_train(
-            args.impls, args.n_in, args.widths, args.batches, args.threads, args.steps, args.param, echo=echo
+            args.impls,
+            args.n_in,
+            args.widths,
+            args.batches,
+            args.threads,
+            args.steps,
+            args.param,
+            rounds=args.rounds,
+            echo=echo,
         )
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
     elif args.what == "conv":
-        rows = bench.bench_conv(args.impls, args.model, args.batches, args.threads, args.steps, args.param, echo=echo)
+        rows = bench.bench_conv(
+            args.impls, args.model, args.batches, args.threads, args.steps, args.param, rounds=args.rounds, echo=echo
+        )
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
     elif args.what == "infer":
         rows = bench.bench_infer(
@@ -473,7 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batches", type=_parse_list(int), default=[128, 256], help="train: batch sizes")
     p.add_argument("--threads", type=_parse_list(int), default=[1, 2], help="thread counts")
-    p.add_argument("--steps", type=int, default=20, help="train: timed steps (median reported)")
+    p.add_argument("--steps", type=int, default=20, help="train/conv: timed steps (median reported)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="train/conv: run the implementations in turn this many times and report each one's median "
+        "(evens out a noisy machine)",
+    )
     p.add_argument("--samples", type=int, default=200_000, help="infer: samples per timing")
     p.add_argument("--repeats", type=int, default=5, help="infer: timings (best reported)")
     p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")

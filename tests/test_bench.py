@@ -1,0 +1,37 @@
+"""The benchmark driver: rows, rounds and the bfloat16 row, on tiny models."""
+
+import json
+
+from diffgates import bench
+from diffgates.cli import main
+
+
+def test_rounds_take_turns_and_report_the_median(monkeypatch):
+    calls = []
+    times = {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
+
+    def fake_worker(args, timeout):
+        calls.append(args[1])
+        return {"ms_per_step": next(times[args[1]]), "peak_mb": 10.0 + len(calls)}
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    rows = bench.bench_train(["a", "b"], 8, [4], [16], [1], 3, "truth4", rounds=3)
+    assert calls == ["a", "b", "a", "b", "a", "b"]  # interleaved, not one implementation after the other
+    a, b = rows
+    assert (a["impl"], a["ms_per_step"], a["ms_rounds"], a["peak_mb"]) == ("a", 3.0, [5.0, 1.0, 3.0], 15.0)
+    assert (b["impl"], b["ms_per_step"], b["peak_mb"]) == ("b", 4.0, 16.0)
+
+
+def test_bench_train_runs_the_fused_and_bfloat16_layers(capsys):
+    argv = ["bench", "train", "--json", "--impls", "diffgates,diffgates-bf16", "--widths", "60,60"]
+    assert main([*argv, "--n-in", "32", "--batches", "16", "--threads", "1", "--steps", "2"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["impl"] for r in rows] == ["diffgates", "diffgates-bf16"]
+    assert all("error" not in r and r["ms_per_step"] > 0 and r["model"] == "32->2x60->GroupSum(10)" for r in rows)
+
+
+def test_bench_refuses_bad_options_before_running_anything(capsys):
+    assert main(["bench", "train", "--rounds", "0"]) == 2
+    assert "--rounds" in capsys.readouterr().err
+    assert main(["bench", "train", "--widths", "64,64"]) == 2
+    assert "multiple of the 10 classes" in capsys.readouterr().err
