@@ -10,7 +10,7 @@ from diffgates.errors import DiffgatesError
 from diffgates.kernels import cpu, logic_dense, resolve_engine
 from diffgates.kernels.reference import dense_reference
 from diffgates.kernels.torch_ops import dense_torch
-from diffgates.nn import LogicDense
+from diffgates.nn import GroupSum, LogicDense
 from diffgates.nn import parametrization as P
 
 pytestmark = pytest.mark.skipif(not cpu.available(), reason="needs a C compiler for the fused kernels")
@@ -115,7 +115,7 @@ def test_bfloat16_kernels_equal_float64_math_up_to_one_rounding(n_in, n_out, bat
     bfloat16 inputs, rounded once (relative error <= 2**-9); the coefficient sums stay float32."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    layer = LogicDense(n_in, n_out, init="gaussian", seed=seed, connections="random")
+    layer = LogicDense(n_in, n_out, "truth4", init="gaussian", seed=seed, connections="random")
     c = P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_()
     x = torch.rand(n_in, batch).to(torch.bfloat16).requires_grad_()
     y = logic_dense(x, layer.ia, layer.ib, c, engine="cpu")
@@ -134,7 +134,7 @@ def test_bfloat16_kernels_equal_float64_math_up_to_one_rounding(n_in, n_out, bat
 def test_bfloat16_torch_engine_matches_the_c_kernels():
     """The torch engine (the GPU path) also computes bfloat16 activations in float32 and stores
     the result in bfloat16, so both engines give the same layer."""
-    layer = LogicDense(50, 80, init="gaussian", seed=3)
+    layer = LogicDense(50, 80, "truth4", init="gaussian", seed=3)
     c = P.relaxed_coefficients(layer.weight.detach(), "truth4")
     x = torch.rand(50, 33).to(torch.bfloat16)
     y_cpu = logic_dense(x, layer.ia, layer.ib, c, engine="cpu")
@@ -147,3 +147,44 @@ def test_cpu_engine_refuses_bfloat16_where_no_kernel_takes_it():
     with pytest.raises(DiffgatesError, match="does not take torch.bfloat16"):
         resolve_engine("cpu", torch.zeros(1, dtype=torch.bfloat16))
     assert resolve_engine("auto", torch.zeros(1, dtype=torch.bfloat16)) == "torch"  # e.g. the conv kernels
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_in=st.integers(2, 40),
+    k=st.integers(1, 5),
+    per=st.integers(1, 150),  # > 64: several blocks per class
+    batch=st.integers(1, 40),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 1000),
+)
+def test_fused_last_layer_with_groupsum_equals_the_two_steps(n_in, k, per, batch, threads, seed):
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    layer = LogicDense(n_in, k * per, "truth4", init="gaussian", seed=seed, connections="random")
+    c = P.relaxed_coefficients(layer.weight.detach().double(), "truth4").requires_grad_()
+    x = torch.rand(n_in, batch, dtype=torch.float64, requires_grad=True)
+    scores = cpu.dense_groupsum(x, layer.ia, layer.ib, c, k, 3.0)
+    scores_ref = GroupSum(k, 3.0)(dense_torch(x, layer.ia, layer.ib, c))
+    assert_fused_equals_reference(scores, scores_ref, (x, c))
+
+
+def test_fused_last_layer_in_bfloat16_and_without_input_gradient():
+    layer = LogicDense(30, 200, "truth4", init="gaussian", seed=4)
+    c = P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_()
+    x = torch.rand(30, 21)
+    xb = x.to(torch.bfloat16).requires_grad_()
+    scores = cpu.dense_groupsum(xb, layer.ia, layer.ib, c, 10, 2.0)
+    assert scores.dtype == torch.float32
+    x64 = xb.detach().double().requires_grad_()
+    c64 = c.detach().double().requires_grad_()
+    ref = GroupSum(10, 2.0)(dense_torch(x64, layer.ia, layer.ib, c64))
+    torch.testing.assert_close(scores.double(), ref, rtol=1e-5, atol=1e-5)  # summed in float32
+    g = torch.randn(21, 10).to(torch.bfloat16).float()  # with tau = 2 the gradient rows stay exact in bfloat16
+    gx, gc = torch.autograd.grad(scores, (xb, c), g)
+    gx_ref, gc_ref = torch.autograd.grad(ref, (x64, c64), g.double())
+    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-6)  # rounded once, when stored
+    torch.testing.assert_close(gc.double(), gc_ref, rtol=1e-5, atol=1e-5)
+    (gc_only,) = torch.autograd.grad(cpu.dense_groupsum(x, layer.ia, layer.ib, c, 10, 2.0), c, g)  # a first layer
+    (gc_want,) = torch.autograd.grad(GroupSum(10, 2.0)(dense_torch(x, layer.ia, layer.ib, c)), c, g)
+    torch.testing.assert_close(gc_only, gc_want, rtol=1e-5, atol=1e-5)

@@ -36,7 +36,11 @@ def _reset_peak() -> None:
 
 
 def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: float, param: str):
-    """A (module, layout) pair: layout 'feature' takes (in, batch), 'batch' takes (batch, in)."""
+    """(module, forward): ``forward`` takes 0/1 input bits (batch, n_in) and returns scores (batch, k).
+
+    The diffgates rows run LogicNet's own dense path (wiring order, the fused last layer with its
+    GroupSum, bfloat16 activations for ``diffgates-bf16``); the reference row is the same network
+    on the 16-term oracle."""
     import torch
 
     if impl == "torchlogix":
@@ -46,17 +50,22 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
         for w in widths:
             layers.append(tl.LogicDense(prev, w, parametrization="raw"))
             prev = w
-        return torch.nn.Sequential(*layers, tl.GroupSum(k, tau)), "batch"
-    from .nn import GroupSum, LogicDense
-    from .nn.dense import sort_wiring
+        model = torch.nn.Sequential(*layers, tl.GroupSum(k, tau))
+        return model, model
+    from .nn.model import LogicNet, ModelConfig
 
     engine = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
-    layers, prev = [], n_in
-    for i, w in enumerate(widths):
-        layers.append(LogicDense(prev, w, parametrization=param, seed=i, engine=engine))
-        prev = w
-    sort_wiring(layers, k)  # as LogicNet does
-    return torch.nn.Sequential(*layers, GroupSum(k, tau)), "feature"
+    config = ModelConfig(
+        n_features=n_in,
+        n_classes=k,
+        widths=list(widths),
+        encoder_bits=1,
+        parametrization=param,
+        tau=tau,
+        activations="bfloat16" if impl == "diffgates-bf16" else "float32",
+    )
+    model = LogicNet(config, engine=engine)
+    return model, model.forward_bits
 
 
 def _time_steps(forward, params, x, y, steps: int) -> tuple[float, float]:
@@ -98,15 +107,11 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
 
     _setup(threads)
     k, tau = 10, 10.0
-    model, layout = build_train_model(impl, n_in, widths, k, tau, param)
+    model, forward = build_train_model(impl, n_in, widths, k, tau, param)
     model.train()
     x = torch.randint(0, 2, (batch, n_in)).float()
-    if layout == "feature":
-        x = x.T.contiguous()
-    if impl == "diffgates-bf16":  # activations and their gradients stored in bfloat16
-        x = x.to(torch.bfloat16)
     y = torch.randint(0, k, (batch,))
-    ms, peak = _time_steps(model, model.parameters(), x, y, steps)
+    ms, peak = _time_steps(forward, model.parameters(), x, y, steps)
     return {
         "impl": impl,
         "param": param,

@@ -79,36 +79,76 @@ class _DenseFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, ia, ib, c = ctx.saved_tensors
-        gy = gy.contiguous()
+        return _dense_backward(ctx.needs_input_grad, x, ia, ib, c, gy.contiguous(), 1)
+
+
+def _dense_backward(needs, x, ia, ib, c, gy, per):
+    """(gx, None, None, gc) of a dense layer; row g // per of ``gy`` is gate g's output gradient."""
+    n_out, batch = ia.numel(), x.shape[1]
+    threads = ctypes.c_int(torch.get_num_threads())
+    lib, suffix = _lib(), _SUFFIX[x.dtype]
+    gc = torch.empty(n_out, 4, dtype=c.dtype)
+    if needs[0]:  # both gradients in one sweep over the inputs
+        n_in = x.shape[0]
+        ptr, gate, side = reverse_index(ia, ib, n_in)
+        gx = torch.empty_like(x)
+        getattr(lib, f"dense_backward_{suffix}")(
+            _p(x),
+            ctypes.c_int64(batch),
+            _p(ia),
+            _p(ib),
+            _p(c),
+            _p(gy),
+            ctypes.c_int64(per),
+            ctypes.c_int64(n_in),
+            _p(ptr),
+            _p(gate),
+            _p(side),
+            _p(gc),
+            _p(gx),
+            threads,
+        )
+    else:
+        gx = None
+        getattr(lib, f"dense_grad_coef_{suffix}")(
+            _p(x),
+            ctypes.c_int64(batch),
+            _p(ia),
+            _p(ib),
+            _p(gy),
+            ctypes.c_int64(per),
+            ctypes.c_int64(n_out),
+            _p(gc),
+            threads,
+        )
+    return gx, None, None, (gc if needs[3] else None)
+
+
+class _DenseGroupSumFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, ia, ib, c, k, tau):
         n_out, batch = ia.numel(), x.shape[1]
-        threads = ctypes.c_int(torch.get_num_threads())
-        lib, suffix = _lib(), _SUFFIX[x.dtype]
-        gc = torch.empty(n_out, 4, dtype=c.dtype)
-        if ctx.needs_input_grad[0]:  # both gradients in one sweep over the inputs
-            n_in = x.shape[0]
-            ptr, gate, side = reverse_index(ia, ib, n_in)
-            gx = torch.empty_like(x)
-            getattr(lib, f"dense_backward_{suffix}")(
-                _p(x),
-                ctypes.c_int64(batch),
-                _p(ia),
-                _p(ib),
-                _p(c),
-                _p(gy),
-                ctypes.c_int64(n_in),
-                _p(ptr),
-                _p(gate),
-                _p(side),
-                _p(gc),
-                _p(gx),
-                threads,
-            )
-        else:
-            gx = None
-            getattr(lib, f"dense_grad_coef_{suffix}")(
-                _p(x), ctypes.c_int64(batch), _p(ia), _p(ib), _p(gy), ctypes.c_int64(n_out), _p(gc), threads
-            )
-        return gx, None, None, (gc if ctx.needs_input_grad[3] else None)
+        sums = torch.empty(k, batch, dtype=c.dtype)
+        getattr(_lib(), f"dense_groupsum_forward_{_SUFFIX[x.dtype]}")(
+            _p(x),
+            ctypes.c_int64(batch),
+            _p(ia),
+            _p(ib),
+            _p(c),
+            ctypes.c_int64(n_out),
+            ctypes.c_int64(k),
+            _p(sums),
+            ctypes.c_int(torch.get_num_threads()),
+        )
+        ctx.save_for_backward(x, ia, ib, c)
+        ctx.k, ctx.tau = k, tau
+        return (sums.T / tau).contiguous()
+
+    @staticmethod
+    def backward(ctx, g):
+        x, ia, ib, c = ctx.saved_tensors
+        rows = (g.T / ctx.tau).to(x.dtype).contiguous()  # (k, batch): one gradient row per class
+        return (*_dense_backward(ctx.needs_input_grad, x, ia, ib, c, rows, ia.numel() // ctx.k), None, None)
 
 
 def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -116,6 +156,17 @@ def dense(x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor) 
     bfloat16, computed in float32), c (out, 4)."""
     x = x.contiguous()
     return _DenseFn.apply(x, ia.contiguous(), ib.contiguous(), c.to(compute_dtype(x.dtype)).contiguous())
+
+
+def dense_groupsum(
+    x: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, c: torch.Tensor, k: int, tau: float
+) -> torch.Tensor:
+    """GroupSum(k, tau) of a fused dense layer, in one pass: scores (batch, k) in the compute
+    dtype. The layer's (out, batch) output is neither stored nor its gradient broadcast."""
+    x = x.contiguous()
+    return _DenseGroupSumFn.apply(
+        x, ia.contiguous(), ib.contiguous(), c.to(compute_dtype(x.dtype)).contiguous(), k, float(tau)
+    )
 
 
 class _CoefFn(torch.autograd.Function):

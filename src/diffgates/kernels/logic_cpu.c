@@ -48,6 +48,10 @@ INLINE bf16 st_bf16(float f) {
     return (bf16)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* Row of gy holding gate g's output gradient: its own (per == 1), or, when the layer feeds a
+ * GroupSum directly, its class's row (per = gates per class): the broadcast is never written. */
+#define GY_ROW(g, per) ((per) == 1 ? (g) : (g) / (per))
+
 #define DEFINE_KERNELS(S, T, SUFFIX)                                                               \
 void dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,       \
                             const int64_t *restrict ib, const T *restrict c, int64_t n_out,        \
@@ -70,11 +74,11 @@ void dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *r
 }                                                                                                  \
                                                                                                    \
 void dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,     \
-                              const int64_t *restrict ib, const S *restrict gy, int64_t n_out,     \
-                              T *restrict gc, int threads) {                                       \
+                              const int64_t *restrict ib, const S *restrict gy, int64_t per,       \
+                              int64_t n_out, T *restrict gc, int threads) {                        \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
-        const S *a = x + ia[g] * batch, *b = x + ib[g] * batch, *d = gy + g * batch;               \
+        const S *a = x + ia[g] * batch, *b = x + ib[g] * batch, *d = gy + GY_ROW(g, per) * batch;  \
         T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                          \
         _Pragma("omp simd reduction(+ : s0, s1, s2, s3)")                                          \
         for (int64_t s = 0; s < batch; s++) {                                                      \
@@ -88,11 +92,54 @@ void dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t 
     }                                                                                              \
 }
 
+/* A last layer and its GroupSum in one pass: sums[k][s] = sum of the outputs of class k's gates
+ * (the per = n_out / k consecutive gates g in [k per, (k + 1) per)); the layer's output rows are
+ * never stored. Blocks of GS_BLOCK gates add into rows of their own, then each class adds its
+ * blocks in a fixed order, so the result does not depend on the thread count. */
+#define GS_BLOCK 64
+#define DEFINE_GROUPED(S, T, SUFFIX)                                                               \
+void dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,                          \
+                                     const int64_t *restrict ia, const int64_t *restrict ib,       \
+                                     const T *restrict c, int64_t n_out, int64_t k,                \
+                                     T *restrict sums, int threads) {                              \
+    const int64_t per = n_out / k, nb = (per + GS_BLOCK - 1) / GS_BLOCK;                           \
+    T *part = malloc(sizeof(T) * k * nb * batch);                                                  \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    for (int64_t t = 0; t < k * nb; t++) {                                                         \
+        const int64_t first = (t / nb) * per + (t % nb) * GS_BLOCK;                                \
+        const int64_t end = first + GS_BLOCK < (t / nb + 1) * per ? first + GS_BLOCK : (t / nb + 1) * per; \
+        T *restrict acc = part + t * batch;                                                        \
+        memset(acc, 0, sizeof(T) * batch);                                                         \
+        for (int64_t g = first; g < end; g++) {                                                    \
+            if (g + PF_DIST < end) {                                                               \
+                prefetch_row(x + ia[g + PF_DIST] * batch, batch * sizeof(S));                      \
+                prefetch_row(x + ib[g + PF_DIST] * batch, batch * sizeof(S));                      \
+            }                                                                                      \
+            const S *a = x + ia[g] * batch, *b = x + ib[g] * batch;                                \
+            const T c0 = c[4 * g], c1 = c[4 * g + 1], c2 = c[4 * g + 2], c3 = c[4 * g + 3];        \
+            _Pragma("omp simd")                                                                    \
+            for (int64_t s = 0; s < batch; s++) {                                                  \
+                const T va = ld_##SUFFIX(a[s]);                                                    \
+                acc[s] += c0 + c1 * va + (c2 + c3 * va) * ld_##SUFFIX(b[s]);                       \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    for (int64_t cls = 0; cls < k; cls++) {                                                        \
+        T *restrict out = sums + cls * batch;                                                      \
+        memset(out, 0, sizeof(T) * batch);                                                         \
+        for (int64_t j = 0; j < nb; j++) {                                                         \
+            const T *p = part + (cls * nb + j) * batch;                                            \
+            for (int64_t s = 0; s < batch; s++) out[s] += p[s];                                    \
+        }                                                                                          \
+    }                                                                                              \
+    free(part);                                                                                    \
+}
+
 /* The input gradient row of x[i] builds up in a per-thread T buffer and is stored once. */
 #define DEFINE_BACKWARD(S, T, SUFFIX)                                                               \
 void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,          \
                             const int64_t *restrict ib, const T *restrict c, const S *restrict gy,     \
-                            int64_t n_in, const int64_t *restrict rev_ptr,                             \
+                            int64_t per, int64_t n_in, const int64_t *restrict rev_ptr,                             \
                             const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
                             T *restrict gc, S *restrict gx, int threads) {                             \
     const int64_t n_rev = rev_ptr[n_in];                                                               \
@@ -106,11 +153,11 @@ void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
         for (int64_t k = rev_ptr[i]; k < rev_ptr[i + 1]; k++) {                                        \
             if (k + PF_DIST < n_rev) {                                                                 \
                 const int64_t h = rev_gate[k + PF_DIST];                                               \
-                prefetch_row(gy + h * batch, batch * sizeof(S));                                       \
+                prefetch_row(gy + GY_ROW(h, per) * batch, batch * sizeof(S));                         \
                 prefetch_row(x + (rev_side[k + PF_DIST] ? ia[h] : ib[h]) * batch, batch * sizeof(S));  \
             }                                                                                          \
             const int64_t g = rev_gate[k];                                                             \
-            const S *d = gy + g * batch;                                                               \
+            const S *d = gy + GY_ROW(g, per) * batch;                                                  \
             const T c3 = c[4 * g + 3];                                                                 \
             if (rev_side[k] == 0) { /* x[i] is A, other is B */                                        \
                 const S *b = x + ib[g] * batch;                                                        \
@@ -244,6 +291,9 @@ DEFINE_COEF(double, f64)
 DEFINE_KERNELS(float, float, f32)
 DEFINE_KERNELS(double, double, f64)
 DEFINE_KERNELS(bf16, float, bf16)
+DEFINE_GROUPED(float, float, f32)
+DEFINE_GROUPED(double, double, f64)
+DEFINE_GROUPED(bf16, float, bf16)
 DEFINE_BACKWARD(float, float, f32)
 DEFINE_BACKWARD(double, double, f64)
 DEFINE_BACKWARD(bf16, float, bf16)

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from ..errors import DiffgatesError
-from ..kernels import logic_dense
+from ..kernels import DENSE_CPU_DTYPES, logic_dense, resolve_engine
 from ..kernels.reference import dense_reference
 from . import parametrization as P
+from .groupsum import GroupSum
 
 CONNECTIONS = ("random", "unique")
 FORWARDS = ("relaxed", "hard", "gumbel")
@@ -144,17 +145,36 @@ class LogicDense(GateLayer):
     def gate_ids(self) -> torch.Tensor:
         return self._gate_ids()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 2 or x.shape[0] != self.in_features:
             raise DiffgatesError(
                 f"LogicDense expects feature-major input of shape ({self.in_features}, batch), got {tuple(x.shape)}."
             )
+
+    def _kernel_coefficients(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.coefficients()  # float32 kept for bfloat16 activations: the kernels widen them
+        return c if x.dtype == torch.bfloat16 else c.to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         x = self._scaled_input(x)
         if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
             return dense_reference(x, self.ia, self.ib, self.weight.to(x.dtype), self.parametrization)
-        c = self.coefficients()  # float32 kept for bfloat16 activations: the kernels widen them
-        c = c if x.dtype == torch.bfloat16 else c.to(x.dtype)
+        c = self._kernel_coefficients(x)
         return logic_dense(x, self.ia, self.ib, c, "torch" if self.engine == "reference" else self.engine)
+
+    def grouped(self, x: torch.Tensor, head: GroupSum) -> torch.Tensor:
+        """``head(self(x))``; on the C kernels in one pass that never stores this layer's output
+        nor broadcasts its gradient (what a last layer before GroupSum spends most on)."""
+        if resolve_engine(self.engine, x, DENSE_CPU_DTYPES) != "cpu":
+            return head(self(x))
+        self._check_input(x)
+        if self.out_features % head.k:
+            return head(self(x))  # GroupSum's own error
+        from ..kernels import cpu
+
+        x = self._scaled_input(x)
+        return cpu.dense_groupsum(x, self.ia, self.ib, self._kernel_coefficients(x), head.k, head.tau)
 
     def extra_repr(self) -> str:
         return (

@@ -168,7 +168,10 @@ class LogicNet(nn.Module):
         h = self.convs(self.first_layer_input(bits))
         if self.activation_dtype is not None:
             h = h.to(self.activation_dtype)
-        return self.head(self.layers(h))
+        *hidden, last = self.layers
+        for layer in hidden:
+            h = layer(h)
+        return last.grouped(h, self.head)
 
     def forward(self, x: torch.Tensor, encoded: bool = False) -> torch.Tensor:
         """Scores from raw features, or from input bits when ``encoded`` (the training path)."""
