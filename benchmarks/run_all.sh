@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 out=benchmarks/results
 mkdir -p "$out"
 dg=.venv/bin/diffgates
-$dg bench train --json --steps 15 > "$out/train.json"
-$dg bench train --json --steps 15 --param truth4 --impls diffgates,diffgates-torch --batches 128 --threads 2 > "$out/train_truth4.json"
+$dg bench train --json --steps 15 --rounds 3 > "$out/train.json"
+$dg bench train --json --steps 15 --rounds 5 --batches 128 --threads 2 > "$out/train_b128_t2_rounds5.json"
 $dg bench infer --json > "$out/infer.json"
 $dg bench epoch --json --threads 2 > "$out/epoch.json"
 # the trained Fashion-MNIST model (train it first: see BENCHMARKS.md, Accuracy)
@@ -16,4 +16,4 @@ if [ -f runs/fmnist-dense48k/circuit.npz ]; then
   $dg bench infer --json --circuit runs/fmnist-dense48k/circuit.npz --samples 100000 > "$out/infer_fashion.json"
 fi
 # convolutional training step (MNIST-S architecture, 150K gates) side by side
-$dg bench conv --json --model mnist-s --batches 128 --threads 2 --steps 10 > "$out/conv_train_mnist-s.json"
+$dg bench conv --json --model mnist-s --batches 128 --threads 2 --steps 10 --rounds 3 > "$out/conv_train_mnist-s.json"

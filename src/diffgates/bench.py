@@ -35,6 +35,13 @@ def _reset_peak() -> None:
         pass
 
 
+_ENGINES = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}
+
+
+def _activations(impl: str) -> str:
+    return "bfloat16" if impl == "diffgates-bf16" else "float32"
+
+
 def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: float, param: str):
     """(module, forward): ``forward`` takes 0/1 input bits (batch, n_in) and returns scores (batch, k).
 
@@ -54,7 +61,6 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
         return model, model
     from .nn.model import LogicNet, ModelConfig
 
-    engine = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}[impl]
     config = ModelConfig(
         n_features=n_in,
         n_classes=k,
@@ -62,9 +68,9 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
         encoder_bits=1,
         parametrization=param,
         tau=tau,
-        activations="bfloat16" if impl == "diffgates-bf16" else "float32",
+        activations=_activations(impl),
     )
-    model = LogicNet(config, engine=engine)
+    model = LogicNet(config, engine=_ENGINES[impl])
     return model, model.forward_bits
 
 
@@ -137,10 +143,8 @@ def build_conv_model(impl: str, preset: str, param: str):
     if impl != "torchlogix":
         from .nn.model import LogicNet
 
-        engine = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}[
-            impl
-        ]
-        net = LogicNet(p.model_config(parametrization=param), engine=engine)
+        config = p.model_config(parametrization=param, activations=_activations(impl))
+        net = LogicNet(config, engine=_ENGINES[impl])
         return (lambda bits: net(bits, encoded=True)), net, c * h * w * n_bits
     import torchlogix.layers as tl
 
