@@ -38,6 +38,18 @@ def _p(t: torch.Tensor) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr())
 
 
+def _call(name: str, dtype: torch.dtype, *args) -> None:
+    """Run kernel ``name`` for ``dtype`` with ``args`` and torch's thread count last: tensors go
+    as pointers, None as NULL, Python ints as int64; ctypes values (``c_int``) pass as they are."""
+
+    def arg(a):
+        if isinstance(a, torch.Tensor):
+            return _p(a)
+        return ctypes.c_int64(a) if isinstance(a, int) else a
+
+    getattr(_lib(), f"{name}_{_SUFFIX[dtype]}")(*map(arg, args), ctypes.c_int(torch.get_num_threads()))
+
+
 def reverse_index(ia: torch.Tensor, ib: torch.Tensor, n_in: int):
     """CSR of the gates reading each input: (rev_ptr, rev_gate, rev_side); side 0 = A, 1 = B."""
     key = (id(ia), id(ib), ia._version, ib._version, n_in)
@@ -62,17 +74,7 @@ class _DenseFn(torch.autograd.Function):
     def forward(ctx, x, ia, ib, c):
         n_out, batch = ia.numel(), x.shape[1]
         y = torch.empty(n_out, batch, dtype=x.dtype)
-        fn = getattr(_lib(), f"dense_forward_{_SUFFIX[x.dtype]}")
-        fn(
-            _p(x),
-            ctypes.c_int64(batch),
-            _p(ia),
-            _p(ib),
-            _p(c),
-            ctypes.c_int64(n_out),
-            _p(y),
-            ctypes.c_int(torch.get_num_threads()),
-        )
+        _call("dense_forward", x.dtype, x, batch, ia, ib, c, n_out, y)
         ctx.save_for_backward(x, ia, ib, c)
         return y
 
@@ -85,42 +87,14 @@ class _DenseFn(torch.autograd.Function):
 def _dense_backward(needs, x, ia, ib, c, gy, per):
     """(gx, None, None, gc) of a dense layer; row g // per of ``gy`` is gate g's output gradient."""
     n_out, batch = ia.numel(), x.shape[1]
-    threads = ctypes.c_int(torch.get_num_threads())
-    lib, suffix = _lib(), _SUFFIX[x.dtype]
     gc = torch.empty(n_out, 4, dtype=c.dtype)
     if needs[0]:  # both gradients in one sweep over the inputs
-        n_in = x.shape[0]
-        ptr, gate, side = reverse_index(ia, ib, n_in)
+        ptr, gate, side = reverse_index(ia, ib, x.shape[0])
         gx = torch.empty_like(x)
-        getattr(lib, f"dense_backward_{suffix}")(
-            _p(x),
-            ctypes.c_int64(batch),
-            _p(ia),
-            _p(ib),
-            _p(c),
-            _p(gy),
-            ctypes.c_int64(per),
-            ctypes.c_int64(n_in),
-            _p(ptr),
-            _p(gate),
-            _p(side),
-            _p(gc),
-            _p(gx),
-            threads,
-        )
+        _call("dense_backward", x.dtype, x, batch, ia, ib, c, gy, per, x.shape[0], ptr, gate, side, gc, gx)
     else:
         gx = None
-        getattr(lib, f"dense_grad_coef_{suffix}")(
-            _p(x),
-            ctypes.c_int64(batch),
-            _p(ia),
-            _p(ib),
-            _p(gy),
-            ctypes.c_int64(per),
-            ctypes.c_int64(n_out),
-            _p(gc),
-            threads,
-        )
+        _call("dense_grad_coef", x.dtype, x, batch, ia, ib, gy, per, n_out, gc)
     return gx, None, None, (gc if needs[3] else None)
 
 
@@ -129,17 +103,7 @@ class _DenseGroupSumFn(torch.autograd.Function):
     def forward(ctx, x, ia, ib, c, k, tau):
         n_out, batch = ia.numel(), x.shape[1]
         sums = torch.empty(k, batch, dtype=c.dtype)
-        getattr(_lib(), f"dense_groupsum_forward_{_SUFFIX[x.dtype]}")(
-            _p(x),
-            ctypes.c_int64(batch),
-            _p(ia),
-            _p(ib),
-            _p(c),
-            ctypes.c_int64(n_out),
-            ctypes.c_int64(k),
-            _p(sums),
-            ctypes.c_int(torch.get_num_threads()),
-        )
+        _call("dense_groupsum_forward", x.dtype, x, batch, ia, ib, c, n_out, k, sums)
         ctx.save_for_backward(x, ia, ib, c)
         ctx.k, ctx.tau = k, tau
         return (sums.T / tau).contiguous()
@@ -175,15 +139,7 @@ class _CoefFn(torch.autograd.Function):
         n, m = w.shape
         c = torch.empty(n, 4, dtype=w.dtype)
         probs = torch.empty_like(w)
-        getattr(_lib(), f"coef_forward_{_SUFFIX[w.dtype]}")(
-            _p(w),
-            ctypes.c_int64(n),
-            ctypes.c_int(m),
-            _p(basis),
-            _p(c),
-            _p(probs),
-            ctypes.c_int(torch.get_num_threads()),
-        )
+        _call("coef_forward", w.dtype, w, n, ctypes.c_int(m), basis, c, probs)
         ctx.save_for_backward(probs, basis)
         return c
 
@@ -192,15 +148,7 @@ class _CoefFn(torch.autograd.Function):
         probs, basis = ctx.saved_tensors
         n, m = probs.shape
         gw = torch.empty_like(probs)
-        getattr(_lib(), f"coef_backward_{_SUFFIX[probs.dtype]}")(
-            _p(probs),
-            _p(gc.contiguous()),
-            ctypes.c_int64(n),
-            ctypes.c_int(m),
-            _p(basis),
-            _p(gw),
-            ctypes.c_int(torch.get_num_threads()),
-        )
+        _call("coef_backward", probs.dtype, probs, gc.contiguous(), n, ctypes.c_int(m), basis, gw)
         return gw, None
 
 
@@ -219,18 +167,19 @@ class _ConvFn(torch.autograd.Function):
         batch, n_out = x.shape[1], k * n_pos
         y = torch.empty(n_out, batch, dtype=x.dtype)
         arg = torch.empty(n_out, batch, dtype=torch.uint8) if window > 1 else None
-        getattr(_lib(), f"conv_forward_{_SUFFIX[x.dtype]}")(
-            _p(x),
-            ctypes.c_int64(batch),
-            _p(idx),
-            ctypes.c_int64(n_out),
-            ctypes.c_int64(n_pos),
+        _call(
+            "conv_forward",
+            x.dtype,
+            x,
+            batch,
+            idx,
+            n_out,
+            n_pos,
             ctypes.c_int(window),
             ctypes.c_int(n_leaves),
-            _p(c),
-            _p(y),
-            _p(arg) if arg is not None else None,
-            ctypes.c_int(torch.get_num_threads()),
+            c,
+            y,
+            arg,
         )
         ctx.save_for_backward(x, idx, c, arg)
         ctx.shape = (n_pos, window, n_leaves)
@@ -243,22 +192,11 @@ class _ConvFn(torch.autograd.Function):
         gy = gy.contiguous()
         gc = torch.empty_like(c)
         gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        getattr(_lib(), f"conv_backward_{_SUFFIX[x.dtype]}")(
-            _p(x),
-            ctypes.c_int64(x.shape[1]),
-            ctypes.c_int64(x.shape[0]),
-            _p(idx),
-            ctypes.c_int64(gy.shape[0]),
-            ctypes.c_int64(n_pos),
-            ctypes.c_int(window),
-            ctypes.c_int(n_leaves),
-            ctypes.c_int64(c.shape[0]),
-            _p(c),
-            _p(gy),
-            _p(arg) if arg is not None else None,
-            _p(gc),
-            _p(gx) if gx is not None else None,
-            ctypes.c_int(torch.get_num_threads()),
+        _call(
+            "conv_backward",
+            x.dtype,
+            *(x, x.shape[1], x.shape[0], idx, gy.shape[0], n_pos, ctypes.c_int(window), ctypes.c_int(n_leaves)),
+            *(c.shape[0], c, gy, arg, gc, gx),
         )
         return gx, None, gc, None
 

@@ -48,6 +48,13 @@ INLINE bf16 st_bf16(float f) {
     return (bf16)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* Ask for both input rows of gate h (of a layer reading rows of x). */
+#define PREFETCH_GATE(x, batch, ia, ib, h)                                                        \
+    do {                                                                                           \
+        prefetch_row((x) + (ia)[h] * (batch), (batch) * sizeof(*(x)));                             \
+        prefetch_row((x) + (ib)[h] * (batch), (batch) * sizeof(*(x)));                             \
+    } while (0)
+
 /* Row of gy holding gate g's output gradient: its own (per == 1), or, when the layer feeds a
  * GroupSum directly, its class's row (per = gates per class): the broadcast is never written. */
 #define GY_ROW(g, per) ((per) == 1 ? (g) : (g) / (per))
@@ -58,10 +65,7 @@ void dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *r
                             S *restrict y, int threads) {                                          \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
-        if (g + PF_DIST < n_out) {                                                                 \
-            prefetch_row(x + ia[g + PF_DIST] * batch, batch * sizeof(S));                          \
-            prefetch_row(x + ib[g + PF_DIST] * batch, batch * sizeof(S));                          \
-        }                                                                                          \
+        if (g + PF_DIST < n_out) PREFETCH_GATE(x, batch, ia, ib, g + PF_DIST);                     \
         const S *a = x + ia[g] * batch, *b = x + ib[g] * batch;                                    \
         const T c0 = c[4 * g], c1 = c[4 * g + 1], c2 = c[4 * g + 2], c3 = c[4 * g + 3];            \
         S *out = y + g * batch;                                                                    \
@@ -111,10 +115,7 @@ void dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,        
         T *restrict acc = part + t * batch;                                                        \
         memset(acc, 0, sizeof(T) * batch);                                                         \
         for (int64_t g = first; g < end; g++) {                                                    \
-            if (g + PF_DIST < end) {                                                               \
-                prefetch_row(x + ia[g + PF_DIST] * batch, batch * sizeof(S));                      \
-                prefetch_row(x + ib[g + PF_DIST] * batch, batch * sizeof(S));                      \
-            }                                                                                      \
+            if (g + PF_DIST < end) PREFETCH_GATE(x, batch, ia, ib, g + PF_DIST);                   \
             const S *a = x + ia[g] * batch, *b = x + ib[g] * batch;                                \
             const T c0 = c[4 * g], c1 = c[4 * g + 1], c2 = c[4 * g + 2], c3 = c[4 * g + 3];        \
             _Pragma("omp simd")                                                                    \
