@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--impls",
         type=_parse_list(str),
         default=["diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix"],
-        help="train: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations)",
+        help="train/conv: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations)",
     )
     p.add_argument(
         "--engines",
