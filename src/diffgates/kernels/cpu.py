@@ -195,8 +195,20 @@ class _ConvFn(torch.autograd.Function):
         _call(
             "conv_backward",
             x.dtype,
-            *(x, x.shape[1], x.shape[0], idx, gy.shape[0], n_pos, ctypes.c_int(window), ctypes.c_int(n_leaves)),
-            *(c.shape[0], c, gy, arg, gc, gx),
+            x,
+            x.shape[1],
+            x.shape[0],
+            idx,
+            gy.shape[0],
+            n_pos,
+            ctypes.c_int(window),
+            ctypes.c_int(n_leaves),
+            c.shape[0],
+            c,
+            gy,
+            arg,
+            gc,
+            gx,
         )
         return gx, None, gc, None
 
