@@ -141,3 +141,14 @@ def test_eval_refuses_a_dataset_the_model_was_not_built_for(tmp_path, capsys):
     )
     assert main(["eval", str(run)]) == 2
     assert "but the model expects 64 features" in capsys.readouterr().err
+
+
+def test_unknown_activation_dtype_is_refused(capsys):
+    from diffgates.cli import main
+    from diffgates.nn import LogicNet, ModelConfig
+
+    with pytest.raises(DiffgatesError, match="activations must be one of float32, bfloat16"):
+        LogicNet(ModelConfig(n_features=4, n_classes=2, widths=[8], activations="float16"))
+    with pytest.raises(SystemExit) as stop:  # argparse refuses it before anything runs
+        main(["train", "--activations", "float16", "--epochs", "1"])
+    assert stop.value.code == 2 and "invalid choice: 'float16'" in capsys.readouterr().err
