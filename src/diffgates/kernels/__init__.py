@@ -20,6 +20,12 @@ CPU_DTYPES = (torch.float32, torch.float64)  # what every C kernel takes
 DENSE_CPU_DTYPES = (*CPU_DTYPES, torch.bfloat16)  # the dense kernels also store in bfloat16
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a layer computes in (and keeps its coefficients in) for activations of ``dtype``:
+    bfloat16 activations are widened to float32 for the arithmetic, on every engine."""
+    return torch.float32 if dtype == torch.bfloat16 else dtype
+
+
 def resolve_engine(engine: str, x: torch.Tensor, dtypes: tuple = CPU_DTYPES) -> str:
     """The engine that runs for ``engine`` on tensors like ``x``; the C kernels take ``dtypes``."""
     if engine not in ENGINES:

@@ -12,15 +12,10 @@ from pathlib import Path
 import torch
 
 from .. import native
+from . import compute_dtype
 
 _SOURCE = Path(__file__).with_name("logic_cpu.c")
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the kernels compute in (and keep coefficients in) for activations of ``dtype``:
-    bfloat16 activations are widened to float32 for the arithmetic."""
-    return torch.float32 if dtype == torch.bfloat16 else dtype
 
 
 _REV_CACHE: dict[tuple, tuple] = {}

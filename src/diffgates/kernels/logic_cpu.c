@@ -140,7 +140,7 @@ void dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,        
 #define DEFINE_BACKWARD(S, T, SUFFIX)                                                               \
 void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,          \
                             const int64_t *restrict ib, const T *restrict c, const S *restrict gy,     \
-                            int64_t per, int64_t n_in, const int64_t *restrict rev_ptr,                             \
+                            int64_t per, int64_t n_in, const int64_t *restrict rev_ptr,                \
                             const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
                             T *restrict gc, S *restrict gx, int threads) {                             \
     const int64_t n_rev = rev_ptr[n_in];                                                               \

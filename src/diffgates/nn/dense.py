@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..errors import DiffgatesError
-from ..kernels import DENSE_CPU_DTYPES, logic_dense, resolve_engine
+from ..kernels import DENSE_CPU_DTYPES, compute_dtype, logic_dense, resolve_engine
 from ..kernels.reference import dense_reference
 from . import parametrization as P
 from .groupsum import GroupSum
@@ -152,8 +152,7 @@ class LogicDense(GateLayer):
             )
 
     def _kernel_coefficients(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.coefficients()  # float32 kept for bfloat16 activations: the kernels widen them
-        return c if x.dtype == torch.bfloat16 else c.to(x.dtype)
+        return self.coefficients().to(compute_dtype(x.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
