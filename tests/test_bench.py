@@ -23,11 +23,12 @@ def test_rounds_take_turns_and_report_the_median(monkeypatch):
 
 
 def test_bench_train_runs_the_fused_and_bfloat16_layers(capsys):
-    argv = ["bench", "train", "--json", "--impls", "diffgates,diffgates-bf16", "--widths", "60,60"]
+    argv = ["bench", "train", "--json", "--impls", "diffgates,diffgates-bf16,diffgates-learned", "--widths", "60,60"]
     assert main([*argv, "--n-in", "32", "--batches", "16", "--threads", "1", "--steps", "2"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["impl"] for r in rows] == ["diffgates", "diffgates-bf16"]
-    assert all("error" not in r and r["ms_per_step"] > 0 and r["model"] == "32->2x60->GroupSum(10)" for r in rows)
+    assert [r["impl"] for r in rows] == ["diffgates", "diffgates-bf16", "diffgates-learned"]
+    assert all("error" not in r and r["ms_per_step"] > 0 for r in rows)
+    assert [r["model"] for r in rows] == ["32->2x60->GroupSum(10)"] * 2 + ["32->2x60->GroupSum(10) learned 8"]
 
 
 def test_bench_refuses_bad_options_before_running_anything(capsys):
@@ -35,3 +36,5 @@ def test_bench_refuses_bad_options_before_running_anything(capsys):
     assert "--rounds" in capsys.readouterr().err
     assert main(["bench", "train", "--widths", "64,64"]) == 2
     assert "multiple of the 10 classes" in capsys.readouterr().err
+    assert main(["bench", "conv", "--impls", "diffgates-learned"]) == 2
+    assert "bench train" in capsys.readouterr().err

@@ -35,19 +35,30 @@ def _reset_peak() -> None:
         pass
 
 
-_ENGINES = {"diffgates": "cpu", "diffgates-bf16": "cpu", "diffgates-torch": "torch", "reference": "reference"}
+_ENGINES = {
+    "diffgates": "cpu",
+    "diffgates-bf16": "cpu",
+    "diffgates-torch": "torch",
+    "diffgates-learned": "cpu",
+    "diffgates-learned-torch": "torch",
+    "reference": "reference",
+}
 
 
 def _activations(impl: str) -> str:
     return "bfloat16" if impl == "diffgates-bf16" else "float32"
 
 
+def _learned(impl: str) -> bool:
+    return impl.startswith("diffgates-learned")
+
+
 def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: float, param: str):
     """(module, forward): ``forward`` takes 0/1 input bits (batch, n_in) and returns scores (batch, k).
 
     The diffgates rows run LogicNet's own dense path (wiring order, the fused last layer with its
-    GroupSum, bfloat16 activations for ``diffgates-bf16``); the reference row is the same network
-    on the 16-term oracle."""
+    GroupSum, bfloat16 activations for ``diffgates-bf16``, learned connections among 8 candidates
+    for ``diffgates-learned*``); the reference row is the same network on the 16-term oracle."""
     import torch
 
     if impl == "torchlogix":
@@ -69,6 +80,7 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
         parametrization=param,
         tau=tau,
         activations=_activations(impl),
+        connections="learned" if _learned(impl) else "unique",
     )
     model = LogicNet(config, engine=_ENGINES[impl])
     return model, model.forward_bits
@@ -121,7 +133,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     return {
         "impl": impl,
         "param": param,
-        "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})",
+        "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})" + (" learned 8" if _learned(impl) else ""),
         "batch": batch,
         "threads": threads,
         "ms_per_step": ms,

@@ -228,6 +228,8 @@ def cmd_bench(args) -> int:
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
     if args.rounds < 1 or args.steps < 1:
         raise DiffgatesError("--rounds and --steps must be at least 1.")
+    if args.what == "conv" and any("-learned" in impl for impl in args.impls):
+        raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")
     if args.what == "train" and args.widths[-1] % 10:
         raise DiffgatesError(f"the last width ({args.widths[-1]}) must be a multiple of the 10 classes.")
     if args.what == "train":
@@ -469,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--impls",
         type=_parse_list(str),
         default=["diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix"],
-        help="train/conv: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations)",
+        help="train/conv: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations; "
+        "train also: diffgates-learned[-torch]: learned connections among 8 candidates, fused or torch ops)",
     )
     p.add_argument(
         "--engines",

@@ -41,7 +41,12 @@ class TrainConfig:
     random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)")
     flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)")
     parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
-    connections: str = opt("unique", "random wiring scheme", ("unique", "random"))
+    connections: str = opt(
+        "unique",
+        "dense wiring: fixed random (unique reads every input), or learned among --candidates random inputs",
+        ("unique", "random", "learned"),
+    )
+    candidates: int = opt(8, "candidate inputs per gate input for --connections learned")
     init: str = opt("residual", "weight init: residual biases gates toward pass-through A", ("residual", "gaussian"))
     residual_strength: float | None = opt(None, "residual init logit (default 5 for softmax16, 3 for truth4)")
     forward: str = opt(

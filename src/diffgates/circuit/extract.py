@@ -73,9 +73,8 @@ def from_model(model: LogicNet) -> Circuit:
             signals = _unroll_conv(conv, signals, zero, build, layer)
             layer += 1
     for dense in model.layers:
-        signals = build.add(
-            dense.gate_ids().cpu().numpy(), signals[dense.ia.cpu().numpy()], signals[dense.ib.cpu().numpy()], layer
-        )
+        ia, ib = (w.cpu().numpy() for w in dense.wiring())
+        signals = build.add(dense.gate_ids().cpu().numpy(), signals[ia], signals[ib], layer)
         layer += 1
     return Circuit(
         n_features=enc.n_features,

@@ -45,23 +45,64 @@ def _call(name: str, dtype: torch.dtype, *args) -> None:
     getattr(_lib(), f"{name}_{_SUFFIX[dtype]}")(*map(arg, args), ctypes.c_int(torch.get_num_threads()))
 
 
-def reverse_index(ia: torch.Tensor, ib: torch.Tensor, n_in: int):
-    """CSR of the gates reading each input: (rev_ptr, rev_gate, rev_side); side 0 = A, 1 = B."""
-    key = (id(ia), id(ib), ia._version, ib._version, n_in)
+def _cached(tensors: tuple[torch.Tensor, ...], n_in: int, build):
+    """``build()``, remembered for these index tensors (same objects, unmodified) and ``n_in``."""
+    key = (build.__name__, *(id(t) for t in tensors), *(t._version for t in tensors), n_in)
     hit = _REV_CACHE.get(key)
-    if hit is not None and hit[0] is ia and hit[1] is ib:  # the cache holds ia, ib: ids stay unique
-        return hit[2]
-    n_out = ia.numel()
-    idx = torch.cat([ia, ib])
-    order = torch.argsort(idx, stable=True)
-    gate = torch.arange(n_out).repeat(2)[order].contiguous()
-    side = (order >= n_out).to(torch.uint8).contiguous()
-    ptr = torch.zeros(n_in + 1, dtype=torch.int64)
-    ptr[1:] = torch.cumsum(torch.bincount(idx, minlength=n_in), 0)
+    if hit is not None and all(a is b for a, b in zip(hit[0], tensors)):  # the cache holds them: ids stay unique
+        return hit[1]
     if len(_REV_CACHE) > 256:
         _REV_CACHE.clear()
-    _REV_CACHE[key] = (ia, ib, (ptr, gate, side))
-    return ptr, gate, side
+    value = build()
+    _REV_CACHE[key] = (tensors, value)
+    return value
+
+
+def _csr(idx: torch.Tensor, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ptr, order): the positions of ``idx`` holding input i are order[ptr[i]:ptr[i + 1]]."""
+    order = torch.argsort(idx, stable=True)
+    ptr = torch.zeros(n_in + 1, dtype=torch.int64)
+    ptr[1:] = torch.cumsum(torch.bincount(idx, minlength=n_in), 0)
+    return ptr, order
+
+
+def reverse_index(ia: torch.Tensor, ib: torch.Tensor, n_in: int):
+    """CSR of the gates reading each input: (rev_ptr, rev_gate, rev_side); side 0 = A, 1 = B."""
+
+    def gates_by_input():
+        n_out = ia.numel()
+        ptr, order = _csr(torch.cat([ia, ib]), n_in)
+        return ptr, (order % n_out).contiguous(), (order >= n_out).to(torch.uint8).contiguous()
+
+    return _cached((ia, ib), n_in, gates_by_input)
+
+
+class _SelectFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, cand, p):
+        (n_rows, k), batch = cand.shape, x.shape[1]
+        sel = torch.empty(n_rows, batch, dtype=x.dtype)
+        _call("select_forward", x.dtype, x, batch, cand, p, n_rows, k, sel)
+        ctx.save_for_backward(x, cand, p)
+        return sel
+
+    @staticmethod
+    def backward(ctx, gsel):
+        x, cand, p = ctx.saved_tensors
+        (n_rows, k), (n_in, batch) = cand.shape, x.shape
+        need_x, _, need_p = ctx.needs_input_grad
+        gx = torch.empty_like(x) if need_x else None
+        gp = torch.empty_like(p) if need_p else None
+        ptr, entry = _cached((cand,), n_in, lambda: _csr(cand.view(-1), n_in)) if need_x else (None, None)
+        _call("select_backward", x.dtype, x, batch, cand, p, gsel.contiguous(), n_rows, k, n_in, ptr, entry, gp, gx)
+        return gx, None, gp
+
+
+def select(x: torch.Tensor, cand: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Learned-connection mixtures (rows, batch): row r = sum_j p[r, j] x[cand[r, j]], for
+    candidate indices ``cand`` and weights ``p`` (rows, k), differentiable in ``x`` and ``p``."""
+    x = x.contiguous()
+    return _SelectFn.apply(x, cand.contiguous(), p.to(compute_dtype(x.dtype)).contiguous())
 
 
 class _DenseFn(torch.autograd.Function):

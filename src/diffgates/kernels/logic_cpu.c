@@ -191,6 +191,73 @@ void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
     }                                                                                                  \
 }
 
+/* Learned connections: row r of sel (one per gate input) mixes its k candidate rows of x,
+ *   sel[r] = sum_j p[r k + j] x[cand[r k + j]].
+ * backward: gp[e] = sum_s gsel[e / k][s] x[cand[e]][s] (one writer per entry e = r k + j);
+ *           gx[i] = sum over the entries e reading i of p[e] gsel[e / k], gathered through a
+ *                   reverse index (CSR rev_ptr, rev_entry), so threads own disjoint rows of gx.
+ * Rows build up in a per-thread T buffer and are stored once (bfloat16 is rounded once). */
+#define DEFINE_SELECT(S, T, SUFFIX)                                                                 \
+void select_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand,      \
+                             const T *restrict p, int64_t n_rows, int64_t k, S *restrict sel,       \
+                             int threads) {                                                         \
+    _Pragma("omp parallel num_threads(threads)")                                                    \
+    {                                                                                               \
+    T *restrict acc = malloc(sizeof(T) * batch);                                                    \
+    _Pragma("omp for schedule(static)")                                                             \
+    for (int64_t r = 0; r < n_rows; r++) {                                                          \
+        memset(acc, 0, sizeof(T) * batch);                                                          \
+        for (int64_t j = 0; j < k; j++) {                                                           \
+            const S *xr = x + cand[r * k + j] * batch;                                              \
+            const T pj = p[r * k + j];                                                              \
+            _Pragma("omp simd")                                                                     \
+            for (int64_t s = 0; s < batch; s++) acc[s] += pj * ld_##SUFFIX(xr[s]);                  \
+        }                                                                                           \
+        S *out = sel + r * batch;                                                                   \
+        _Pragma("omp simd")                                                                         \
+        for (int64_t s = 0; s < batch; s++) out[s] = st_##SUFFIX(acc[s]);                           \
+    }                                                                                               \
+    free(acc);                                                                                      \
+    }                                                                                               \
+}                                                                                                   \
+                                                                                                    \
+void select_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand,     \
+                              const T *restrict p, const S *restrict gsel, int64_t n_rows,          \
+                              int64_t k, int64_t n_in, const int64_t *restrict rev_ptr,             \
+                              const int64_t *restrict rev_entry, T *restrict gp, S *restrict gx,    \
+                              int threads) {                                                        \
+    if (gp) {                                                                                       \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                           \
+        for (int64_t e = 0; e < n_rows * k; e++) {                                                  \
+            const S *d = gsel + (e / k) * batch, *xr = x + cand[e] * batch;                         \
+            T acc = 0;                                                                              \
+            _Pragma("omp simd reduction(+ : acc)")                                                  \
+            for (int64_t s = 0; s < batch; s++) acc += ld_##SUFFIX(d[s]) * ld_##SUFFIX(xr[s]);      \
+            gp[e] = acc;                                                                            \
+        }                                                                                           \
+    }                                                                                               \
+    if (!gx) return;                                                                                \
+    _Pragma("omp parallel num_threads(threads)")                                                    \
+    {                                                                                               \
+    T *restrict out = malloc(sizeof(T) * batch);                                                    \
+    _Pragma("omp for schedule(dynamic, 16)")                                                        \
+    for (int64_t i = 0; i < n_in; i++) {                                                            \
+        memset(out, 0, sizeof(T) * batch);                                                          \
+        for (int64_t q = rev_ptr[i]; q < rev_ptr[i + 1]; q++) {                                     \
+            const int64_t e = rev_entry[q];                                                         \
+            const S *d = gsel + (e / k) * batch;                                                    \
+            const T pe = p[e];                                                                      \
+            _Pragma("omp simd")                                                                     \
+            for (int64_t s = 0; s < batch; s++) out[s] += pe * ld_##SUFFIX(d[s]);                   \
+        }                                                                                           \
+        S *row = gx + i * batch;                                                                    \
+        _Pragma("omp simd")                                                                         \
+        for (int64_t s = 0; s < batch; s++) row[s] = st_##SUFFIX(out[s]);                           \
+    }                                                                                               \
+    free(out);                                                                                      \
+    }                                                                                               \
+}
+
 /* Relaxed coefficients from the gate weights in one pass, in place of a dozen small torch ops
  * per layer. m == 16 (softmax16): probs = softmax(w), c = probs @ basis (16 x 4); m == 4
  * (truth4): probs = sigmoid(w), c = probs @ basis (4 x 4). Forward keeps probs for backward:
@@ -298,6 +365,9 @@ DEFINE_GROUPED(bf16, float, bf16)
 DEFINE_BACKWARD(float, float, f32)
 DEFINE_BACKWARD(double, double, f64)
 DEFINE_BACKWARD(bf16, float, bf16)
+DEFINE_SELECT(float, float, f32)
+DEFINE_SELECT(double, double, f64)
+DEFINE_SELECT(bf16, float, bf16)
 
 /* Fused logic-tree convolution with OR pooling (LogicConv2d), feature-major as above.
  *

@@ -1,8 +1,9 @@
-"""LogicDense: a layer of learnable two-input gates with fixed random wiring."""
+"""LogicDense: a layer of learnable two-input gates with fixed random or learned wiring."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DiffgatesError
@@ -11,7 +12,7 @@ from ..kernels.reference import dense_reference
 from . import parametrization as P
 from .groupsum import GroupSum
 
-CONNECTIONS = ("random", "unique")
+CONNECTIONS = ("random", "unique", "learned")
 FORWARDS = ("relaxed", "hard", "gumbel")
 
 
@@ -23,7 +24,7 @@ def random_wiring(
     ``unique`` draws from concatenated permutations so every input is read at least once when
     ``2 * out_features >= in_features``; ``random`` draws inputs independently.
     """
-    P.check_choice("connections", connections, CONNECTIONS)
+    P.check_choice("connections", connections, CONNECTIONS[:2])
     if in_features < 2:
         raise DiffgatesError(f"a logic layer needs at least 2 inputs, got {in_features}.")
     n = 2 * out_features
@@ -95,7 +96,15 @@ class GateLayer(nn.Module):
 
 
 class LogicDense(GateLayer):
-    """A layer of ``out_features`` learnable two-input gates, each wired to two fixed inputs.
+    """A layer of ``out_features`` learnable two-input gates, each wired to two inputs.
+
+    The wiring is fixed and random (``connections="unique"`` or ``"random"``), or learned
+    (``"learned"``): each gate input then holds ``candidates`` random candidate inputs and
+    learnable logits over them; training reads the softmax mixture of the candidates (one-hot
+    with straight-through gradients for ``forward="hard"``/``"gumbel"``), and the discrete layer
+    reads each input's strongest candidate (``wiring()``), so the circuit is a plain gate list
+    again (Mommen et al. 2025, "A Method for Optimizing Connections in Differentiable Logic Gate
+    Networks").
 
     Activations are feature-major: input (in_features, batch), output (out_features, batch), so
     the wiring gathers whole contiguous rows. In ``train()`` mode the gates are relaxed
@@ -112,6 +121,7 @@ class LogicDense(GateLayer):
         out_features: int,
         parametrization: str = "softmax16",
         connections: str = "unique",
+        candidates: int = 8,
         init: str = "residual",
         residual_strength: float | None = None,
         seed: int | None = None,
@@ -126,17 +136,66 @@ class LogicDense(GateLayer):
         )
         self.in_features = in_features
         self.out_features = out_features
+        P.check_choice("connections", connections, CONNECTIONS)
         self.connections = connections
+        self.learned = connections == "learned"
+        self.candidates = candidates if self.learned else 1
+        if self.learned and candidates < 2:
+            raise DiffgatesError(f"learned connections need at least 2 candidates per gate input, got {candidates}.")
         self.weight = nn.Parameter(torch.empty(out_features, P.n_weights(parametrization)))
         self.register_buffer("ia", torch.empty(out_features, dtype=torch.long))
         self.register_buffer("ib", torch.empty(out_features, dtype=torch.long))
+        if self.learned:  # rows [A inputs; B inputs] of candidates, (2 out, candidates), and their logits
+            self.register_buffer("candidate_idx", torch.empty(2 * out_features, candidates, dtype=torch.long))
+            self.connection_weight = nn.Parameter(torch.empty(2 * out_features, candidates))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        ia, ib = random_wiring(self.in_features, self.out_features, self.connections, self._generator())
-        self.ia.copy_(ia)
-        self.ib.copy_(ib)
+        gen = self._generator()
+        if self.learned:
+            # candidate k of every gate is one "unique" wiring draw: all inputs stay reachable
+            draws = [random_wiring(self.in_features, self.out_features, "unique", gen) for _ in range(self.candidates)]
+            self.candidate_idx.copy_(torch.stack([torch.cat(d) for d in draws], dim=-1))
+            nn.init.zeros_(self.connection_weight)
+            self.wiring()
+        else:
+            ia, ib = random_wiring(self.in_features, self.out_features, self.connections, gen)
+            self.ia.copy_(ia)
+            self.ib.copy_(ib)
         P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
+
+    @torch.no_grad()
+    def wiring(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ia, ib): the inputs each discrete gate reads. With learned connections each input's
+        strongest candidate (first on a tie), also written to the ``ia``/``ib`` buffers."""
+        if self.learned:
+            best = self.connection_weight.argmax(-1, keepdim=True)
+            chosen = self.candidate_idx.gather(-1, best).squeeze(-1)
+            self.ia.copy_(chosen[: self.out_features])
+            self.ib.copy_(chosen[self.out_features :])
+        return self.ia, self.ib
+
+    def _gate_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, ia, ib) the gate kernels read: ``x`` and the wiring; in training with learned
+        connections, the selected A and B inputs stacked as rows [A; B] and wiring 0..n-1, n..2n-1."""
+        if not (self.learned and self.training):
+            return (x, *self.wiring())
+        w = self.connection_weight
+        probs = torch.softmax(w, dim=-1)
+        if self.forward_mode != "relaxed":  # one-hot forward, softmax gradient
+            if self.forward_mode == "gumbel" and torch.is_grad_enabled():
+                w = w + P.gumbel_noise(w, self.gumbel_scale)
+            hard = F.one_hot(w.detach().argmax(-1), self.candidates).to(probs.dtype)
+            probs = hard + (probs - probs.detach())
+        if resolve_engine(self.engine, x, DENSE_CPU_DTYPES) == "cpu":
+            from ..kernels import cpu
+
+            selected = cpu.select(x, self.candidate_idx, probs)
+        else:
+            rows = F.embedding(self.candidate_idx, x)  # (2 out, candidates, batch)
+            selected = torch.matmul(probs.to(rows.dtype).unsqueeze(-2), rows).squeeze(-2)
+        n = torch.arange(self.out_features, device=x.device)
+        return selected, n, n + self.out_features
 
     def coefficients(self) -> torch.Tensor:
         """(out, 4) coefficients in {1, a, b, ab} for the current mode."""
@@ -156,11 +215,11 @@ class LogicDense(GateLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        x = self._scaled_input(x)
+        x, ia, ib = self._gate_inputs(self._scaled_input(x))
         if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
-            return dense_reference(x, self.ia, self.ib, self.weight.to(x.dtype), self.parametrization)
+            return dense_reference(x, ia, ib, self.weight.to(x.dtype), self.parametrization)
         c = self._kernel_coefficients(x)
-        return logic_dense(x, self.ia, self.ib, c, "torch" if self.engine == "reference" else self.engine)
+        return logic_dense(x, ia, ib, c, "torch" if self.engine == "reference" else self.engine)
 
     def grouped(self, x: torch.Tensor, head: GroupSum) -> torch.Tensor:
         """``head(self(x))``; on the C kernels in one pass that never stores this layer's output
@@ -172,13 +231,14 @@ class LogicDense(GateLayer):
             return head(self(x))  # GroupSum's own error
         from ..kernels import cpu
 
-        x = self._scaled_input(x)
-        return cpu.dense_groupsum(x, self.ia, self.ib, self._kernel_coefficients(x), head.k, head.tau)
+        x, ia, ib = self._gate_inputs(self._scaled_input(x))
+        return cpu.dense_groupsum(x, ia, ib, self._kernel_coefficients(x), head.k, head.tau)
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"parametrization={self.parametrization!r}, forward={self.forward_mode!r}"
+            f"parametrization={self.parametrization!r}, forward={self.forward_mode!r}, "
+            f"connections={self.connections!r}" + (f", candidates={self.candidates}" if self.learned else "")
         )
 
 

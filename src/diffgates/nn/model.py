@@ -30,6 +30,7 @@ class ModelConfig:
     encoder_thresholds: list[float] | None = None
     parametrization: str = "softmax16"
     connections: str = "unique"
+    candidates: int = 8
     init: str = "residual"
     residual_strength: float | None = None
     forward: str = "relaxed"
@@ -124,6 +125,7 @@ class LogicNet(nn.Module):
                     width,
                     parametrization=c.parametrization,
                     connections=c.connections,
+                    candidates=c.candidates,
                     init=c.init,
                     residual_strength=c.residual_strength,
                     seed=c.seed * 1000 + i,
@@ -134,7 +136,8 @@ class LogicNet(nn.Module):
                 )
             )
             in_features = width
-        sort_wiring(layers, c.n_classes)
+        if c.connections != "learned":  # learned wiring moves in training; the kernels gather it anyway
+            sort_wiring(layers, c.n_classes)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(c.n_classes, c.tau)
 
