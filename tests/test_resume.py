@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -38,11 +39,13 @@ def metrics_without_timing(run):
     return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
 
 
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("connections", ["unique", "learned"])
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, connections):
     ref, run = tmp_path / "ref", tmp_path / "run"
-    subprocess.run(cli(*COMMON, "--out", str(ref)), check=True, capture_output=True)
+    common = [*COMMON, "--connections", connections]
+    subprocess.run(cli(*common, "--out", str(ref)), check=True, capture_output=True)
 
-    proc = subprocess.Popen(cli(*COMMON, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli(*common, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "train_state.safetensors"
     deadline = time.time() + 120
     killed_at = None
