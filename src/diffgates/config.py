@@ -80,6 +80,12 @@ class TrainConfig:
     init_from: str | None = opt(
         None, "start from the weights of this run directory (same architecture), e.g. to fine-tune with --forward hard"
     )
+    teacher: list[str] | None = opt(
+        None,
+        "knowledge distillation: run directories whose circuits teach, comma separated; the student also fits "
+        "their averaged class scores on each training image",
+    )
+    distill_weight: float = opt(0.5, "with --teacher: weight of the teacher's soft targets against the labels (0-1)")
     checkpoint_every: int = opt(500, "save the training state every N steps (and after every epoch); 0: epochs only")
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)")
@@ -156,6 +162,12 @@ class TrainConfig:
             raise DiffgatesError("lr and tau must be positive.")
         if self.random_crop < 0 or not 0 <= self.flip <= 1:
             raise DiffgatesError("random_crop must be >= 0 and flip a probability in [0, 1].")
+        if not 0 <= self.distill_weight <= 1:
+            raise DiffgatesError(f"distill_weight must be in [0, 1], got {self.distill_weight}.")
+        if self.teacher and (self.random_crop or self.flip):
+            raise DiffgatesError(
+                "--teacher scores each training image once, so it cannot be combined with --random-crop or --flip."
+            )
         if (self.random_crop or self.flip) and not (self.conv or self.image_shape):
             raise DiffgatesError("augmentation needs images: give --image-shape or convolution blocks (--conv).")
         return self

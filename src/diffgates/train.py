@@ -104,6 +104,27 @@ def start_from(model: LogicNet, run: Path) -> None:
     model.load_state_dict(state)
 
 
+def teacher_scores(runs: list[str], ds: Dataset) -> torch.Tensor:
+    """(n_train, classes) float32: the class scores (counts / tau) of the runs' circuits on the
+    training set, averaged over the runs: the soft targets of knowledge distillation."""
+    from .circuit import Circuit
+
+    total = None
+    for run in runs:
+        path = Path(run) / "circuit.npz"
+        if not path.is_file():
+            raise DiffgatesError(f"teacher {run} is not a finished run (no circuit.npz).")
+        circuit = Circuit.load(path)
+        if circuit.n_features != ds.n_features or circuit.n_classes != ds.n_classes:
+            raise DiffgatesError(
+                f"teacher {run} takes {circuit.n_features} features into {circuit.n_classes} classes, "
+                f"but {ds.name} has {ds.n_features} and {ds.n_classes}."
+            )
+        scores = torch.as_tensor(predict_counts(circuit, ds.x_train), dtype=torch.float32) / circuit.tau
+        total = scores if total is None else total + scores
+    return total / len(runs)
+
+
 @torch.no_grad()
 def accuracy(model: LogicNet, bits: torch.Tensor, y: torch.Tensor, training: bool, batch: int = 2048) -> float:
     """Accuracy in training mode (the network being optimised) or eval mode (discrete)."""
@@ -155,6 +176,7 @@ def train(
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
+    taught = teacher_scores(cfg.teacher, ds) if cfg.teacher else None  # before anything is written
     dist = Distributed.from_env(cfg.device)
     if not resume and dist.rank == 0:
         prepare_out_dir(out, overwrite)
@@ -197,6 +219,7 @@ def train(
     encode = lambda x: model.encoder(torch.as_tensor(x, device=device)).to(torch.uint8)  # noqa: E731
     xtr, xte = encode(ds.x_train), encode(ds.x_test)
     ytr = torch.as_tensor(ds.y_train, device=device)
+    soft = None if taught is None else torch.softmax(taught, 1).to(device)
     yte = torch.as_tensor(ds.y_test, device=device)
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
@@ -220,7 +243,11 @@ def train(
                 scores = net(bits.float(), encoded=True)
                 # sum over the share / global batch size, times world: DDP's gradient average is
                 # then exactly the gradient of the mean loss over the whole global batch
-                loss = F.cross_entropy(scores, ytr[idx], reduction="sum") * (dist.world / len(batch))
+                loss = F.cross_entropy(scores, ytr[idx], reduction="sum")
+                if soft is not None:  # cross-entropy against the teacher's probabilities (KL + a constant)
+                    w = cfg.distill_weight
+                    loss = (1 - w) * loss + w * F.cross_entropy(scores, soft[idx], reduction="sum")
+                loss = loss * (dist.world / len(batch))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.lr_schedule == "cosine":  # a function of the position alone, so resume repeats it
