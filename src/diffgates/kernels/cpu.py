@@ -77,24 +77,42 @@ def reverse_index(ia: torch.Tensor, ib: torch.Tensor, n_in: int):
     return _cached((ia, ib), n_in, gates_by_input)
 
 
+def _gather_plans(cand: torch.Tensor, n_in: int):
+    """(forward, backward) plans (ptr, entry, src_row) of ``weighted_gather`` for candidates
+    ``cand`` (rows, k) over ``n_in`` inputs: each row reads its own k entries; each input gathers
+    the entries that read it, from the gradient row of their selection."""
+
+    def plans():
+        n_rows, k = cand.shape
+        entry = torch.arange(n_rows * k)
+        forward = (torch.arange(0, n_rows * k + 1, k), entry, cand.reshape(-1).contiguous())
+        ptr, order = _csr(cand.reshape(-1), n_in)
+        return forward, (ptr, order, (order // k).contiguous())
+
+    return _cached((cand,), n_in, plans)
+
+
 class _SelectFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, cand, p):
-        (n_rows, k), batch = cand.shape, x.shape[1]
+        (n_in, batch), n_rows = x.shape, cand.shape[0]
         sel = torch.empty(n_rows, batch, dtype=x.dtype)
-        _call("select_forward", x.dtype, x, batch, cand, p, n_rows, k, sel)
+        _call("weighted_gather", x.dtype, x, batch, *_gather_plans(cand, n_in)[0], p, n_rows, sel)
         ctx.save_for_backward(x, cand, p)
         return sel
 
     @staticmethod
     def backward(ctx, gsel):
         x, cand, p = ctx.saved_tensors
-        (n_rows, k), (n_in, batch) = cand.shape, x.shape
+        (n_in, batch), gsel = x.shape, gsel.contiguous()
         need_x, _, need_p = ctx.needs_input_grad
-        gx = torch.empty_like(x) if need_x else None
-        gp = torch.empty_like(p) if need_p else None
-        ptr, entry = _cached((cand,), n_in, lambda: _csr(cand.view(-1), n_in)) if need_x else (None, None)
-        _call("select_backward", x.dtype, x, batch, cand, p, gsel.contiguous(), n_rows, k, n_in, ptr, entry, gp, gx)
+        gx = gp = None
+        if need_x:
+            gx = torch.empty_like(x)
+            _call("weighted_gather", x.dtype, gsel, batch, *_gather_plans(cand, n_in)[1], p, n_in, gx)
+        if need_p:
+            gp = torch.empty_like(p)
+            _call("select_grad_weights", x.dtype, x, batch, cand, gsel, p.numel(), cand.shape[1], gp)
         return gx, None, gp
 
 

@@ -192,69 +192,47 @@ void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
 }
 
 /* Learned connections: row r of sel (one per gate input) mixes its k candidate rows of x,
- *   sel[r] = sum_j p[r k + j] x[cand[r k + j]].
- * backward: gp[e] = sum_s gsel[e / k][s] x[cand[e]][s] (one writer per entry e = r k + j);
- *           gx[i] = sum over the entries e reading i of p[e] gsel[e / k], gathered through a
- *                   reverse index (CSR rev_ptr, rev_entry), so threads own disjoint rows of gx.
- * Rows build up in a per-thread T buffer and are stored once (bfloat16 is rounded once). */
+ *   sel[r] = sum_j p[r k + j] x[cand[r k + j]],
+ * and its input gradient gx[i] is the sum over the entries e = r k + j reading i of
+ * p[e] gsel[r]. Both are one weighted gather: out[i] = sum over q in [ptr[i], ptr[i + 1]) of
+ * w[entry[q]] src[src_row[q]] (forward: ptr = 0, k, 2k, ..., entry = q, src_row = cand; backward:
+ * the reverse index of cand, src_row = entry / k), so threads own disjoint output rows. Rows
+ * build up in a per-thread T buffer and are stored once (bfloat16 is rounded once).
+ * select_grad_weights: gp[e] = sum_s gsel[e / k][s] x[cand[e]][s] (one writer per entry). */
 #define DEFINE_SELECT(S, T, SUFFIX)                                                                 \
-void select_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand,      \
-                             const T *restrict p, int64_t n_rows, int64_t k, S *restrict sel,       \
-                             int threads) {                                                         \
+void weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t *restrict ptr,    \
+                              const int64_t *restrict entry, const int64_t *restrict src_row,       \
+                              const T *restrict w, int64_t n_out, S *restrict out, int threads) {   \
     _Pragma("omp parallel num_threads(threads)")                                                    \
     {                                                                                               \
     T *restrict acc = malloc(sizeof(T) * batch);                                                    \
-    _Pragma("omp for schedule(static)")                                                             \
-    for (int64_t r = 0; r < n_rows; r++) {                                                          \
+    _Pragma("omp for schedule(dynamic, 16)")                                                        \
+    for (int64_t i = 0; i < n_out; i++) {                                                           \
         memset(acc, 0, sizeof(T) * batch);                                                          \
-        for (int64_t j = 0; j < k; j++) {                                                           \
-            const S *xr = x + cand[r * k + j] * batch;                                              \
-            const T pj = p[r * k + j];                                                              \
+        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                             \
+            const S *row = src + src_row[q] * batch;                                                \
+            const T wq = w[entry[q]];                                                               \
             _Pragma("omp simd")                                                                     \
-            for (int64_t s = 0; s < batch; s++) acc[s] += pj * ld_##SUFFIX(xr[s]);                  \
+            for (int64_t s = 0; s < batch; s++) acc[s] += wq * ld_##SUFFIX(row[s]);                 \
         }                                                                                           \
-        S *out = sel + r * batch;                                                                   \
+        S *o = out + i * batch;                                                                     \
         _Pragma("omp simd")                                                                         \
-        for (int64_t s = 0; s < batch; s++) out[s] = st_##SUFFIX(acc[s]);                           \
+        for (int64_t s = 0; s < batch; s++) o[s] = st_##SUFFIX(acc[s]);                             \
     }                                                                                               \
     free(acc);                                                                                      \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
-void select_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand,     \
-                              const T *restrict p, const S *restrict gsel, int64_t n_rows,          \
-                              int64_t k, int64_t n_in, const int64_t *restrict rev_ptr,             \
-                              const int64_t *restrict rev_entry, T *restrict gp, S *restrict gx,    \
-                              int threads) {                                                        \
-    if (gp) {                                                                                       \
-        _Pragma("omp parallel for schedule(static) num_threads(threads)")                           \
-        for (int64_t e = 0; e < n_rows * k; e++) {                                                  \
-            const S *d = gsel + (e / k) * batch, *xr = x + cand[e] * batch;                         \
-            T acc = 0;                                                                              \
-            _Pragma("omp simd reduction(+ : acc)")                                                  \
-            for (int64_t s = 0; s < batch; s++) acc += ld_##SUFFIX(d[s]) * ld_##SUFFIX(xr[s]);      \
-            gp[e] = acc;                                                                            \
-        }                                                                                           \
-    }                                                                                               \
-    if (!gx) return;                                                                                \
-    _Pragma("omp parallel num_threads(threads)")                                                    \
-    {                                                                                               \
-    T *restrict out = malloc(sizeof(T) * batch);                                                    \
-    _Pragma("omp for schedule(dynamic, 16)")                                                        \
-    for (int64_t i = 0; i < n_in; i++) {                                                            \
-        memset(out, 0, sizeof(T) * batch);                                                          \
-        for (int64_t q = rev_ptr[i]; q < rev_ptr[i + 1]; q++) {                                     \
-            const int64_t e = rev_entry[q];                                                         \
-            const S *d = gsel + (e / k) * batch;                                                    \
-            const T pe = p[e];                                                                      \
-            _Pragma("omp simd")                                                                     \
-            for (int64_t s = 0; s < batch; s++) out[s] += pe * ld_##SUFFIX(d[s]);                   \
-        }                                                                                           \
-        S *row = gx + i * batch;                                                                    \
-        _Pragma("omp simd")                                                                         \
-        for (int64_t s = 0; s < batch; s++) row[s] = st_##SUFFIX(out[s]);                           \
-    }                                                                                               \
-    free(out);                                                                                      \
+void select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand, \
+                                  const S *restrict gsel, int64_t n_entries, int64_t k,             \
+                                  T *restrict gp, int threads) {                                    \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
+    for (int64_t e = 0; e < n_entries; e++) {                                                       \
+        const S *d = gsel + (e / k) * batch, *xr = x + cand[e] * batch;                             \
+        T acc = 0;                                                                                  \
+        _Pragma("omp simd reduction(+ : acc)")                                                      \
+        for (int64_t s = 0; s < batch; s++) acc += ld_##SUFFIX(d[s]) * ld_##SUFFIX(xr[s]);          \
+        gp[e] = acc;                                                                                \
     }                                                                                               \
 }
 
