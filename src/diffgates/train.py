@@ -107,8 +107,6 @@ def start_from(model: LogicNet, run: Path) -> None:
 def teacher_scores(runs: list[str], ds: Dataset) -> torch.Tensor:
     """(n_train, classes) float32: the class scores (counts / tau) of the runs' circuits on the
     training set, averaged over the runs: the soft targets of knowledge distillation."""
-    from .circuit import Circuit
-
     total = None
     for run in runs:
         path = Path(run) / "circuit.npz"
