@@ -97,7 +97,8 @@ class _SelectFn(torch.autograd.Function):
     def forward(ctx, x, cand, p):
         (n_in, batch), n_rows = x.shape, cand.shape[0]
         sel = torch.empty(n_rows, batch, dtype=x.dtype)
-        _call("weighted_gather", x.dtype, x, batch, *_gather_plans(cand, n_in)[0], p, n_rows, sel)
+        forward_plan, ctx.backward_plan = _gather_plans(cand, n_in)  # cand is the layer's own buffer here
+        _call("weighted_gather", x.dtype, x, batch, *forward_plan, p, n_rows, sel)
         ctx.save_for_backward(x, cand, p)
         return sel
 
@@ -109,7 +110,7 @@ class _SelectFn(torch.autograd.Function):
         gx = gp = None
         if need_x:
             gx = torch.empty_like(x)
-            _call("weighted_gather", x.dtype, gsel, batch, *_gather_plans(cand, n_in)[1], p, n_in, gx)
+            _call("weighted_gather", x.dtype, gsel, batch, *ctx.backward_plan, p, n_in, gx)
         if need_p:
             gp = torch.empty_like(p)
             _call("select_grad_weights", x.dtype, x, batch, cand, gsel, p.numel(), cand.shape[1], gp)

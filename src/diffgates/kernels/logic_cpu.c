@@ -203,6 +203,7 @@ void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
 void weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t *restrict ptr,    \
                               const int64_t *restrict entry, const int64_t *restrict src_row,       \
                               const T *restrict w, int64_t n_out, S *restrict out, int threads) {   \
+    const int64_t n_entries = ptr[n_out], row_bytes = batch * sizeof(S);                            \
     _Pragma("omp parallel num_threads(threads)")                                                    \
     {                                                                                               \
     T *restrict acc = malloc(sizeof(T) * batch);                                                    \
@@ -210,6 +211,7 @@ void weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_
     for (int64_t i = 0; i < n_out; i++) {                                                           \
         memset(acc, 0, sizeof(T) * batch);                                                          \
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                             \
+            if (q + PF_DIST < n_entries) prefetch_row(src + src_row[q + PF_DIST] * batch, row_bytes);\
             const S *row = src + src_row[q] * batch;                                                \
             const T wq = w[entry[q]];                                                               \
             _Pragma("omp simd")                                                                     \
@@ -228,6 +230,7 @@ void select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int6
                                   T *restrict gp, int threads) {                                    \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
     for (int64_t e = 0; e < n_entries; e++) {                                                       \
+        if (e + PF_DIST < n_entries) prefetch_row(x + cand[e + PF_DIST] * batch, batch * sizeof(S));\
         const S *d = gsel + (e / k) * batch, *xr = x + cand[e] * batch;                             \
         T acc = 0;                                                                                  \
         _Pragma("omp simd reduction(+ : acc)")                                                      \

@@ -148,6 +148,9 @@ class LogicDense(GateLayer):
         if self.learned:  # rows [A inputs; B inputs] of candidates, (2 out, candidates), and their logits
             self.register_buffer("candidate_idx", torch.empty(2 * out_features, candidates, dtype=torch.long))
             self.connection_weight = nn.Parameter(torch.empty(2 * out_features, candidates))
+            # the wiring of the gates over the selected rows [A; B]: kept, so kernel caches keyed on it hit
+            self.register_buffer("select_ia", torch.arange(out_features), persistent=False)
+            self.register_buffer("select_ib", torch.arange(out_features, 2 * out_features), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -194,8 +197,7 @@ class LogicDense(GateLayer):
         else:
             rows = F.embedding(self.candidate_idx, x)  # (2 out, candidates, batch)
             selected = torch.matmul(probs.to(rows.dtype).unsqueeze(-2), rows).squeeze(-2)
-        n = torch.arange(self.out_features, device=x.device)
-        return selected, n, n + self.out_features
+        return selected, self.select_ia, self.select_ib
 
     def coefficients(self) -> torch.Tensor:
         """(out, 4) coefficients in {1, a, b, ab} for the current mode."""
