@@ -17,3 +17,10 @@ if [ -f runs/fmnist-dense48k/circuit.npz ]; then
 fi
 # convolutional training step (MNIST-S architecture, 150K gates) side by side
 $dg bench conv --json --model mnist-s --batches 128 --threads 2 --steps 10 --rounds 3 > "$out/conv_train_mnist-s.json"
+# learned connections against fixed wiring, same network
+$dg bench train --json --impls diffgates,diffgates-learned,diffgates-learned-torch --batches 128 --threads 2 --steps 15 --rounds 3 > "$out/train_learned.json"
+# ensembles of the convolutional Fashion-MNIST runs (train them first: see BENCHMARKS.md)
+if [ -f runs/fashion-conv-t15/circuit.npz ]; then
+  .venv/bin/python benchmarks/ensemble.py results/fashion-conv runs/fashion-conv-t15 runs/fashion-conv-d4 \
+    runs/fashion-conv-tau16 runs/fashion-conv-flip80 > "$out/ensemble_fashion_conv.txt"
+fi
