@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 ARGS = ["train", "--widths", "300,300", "--epochs", "2", "--batch-size", "32", "--threads", "1", "--quiet"]
@@ -16,11 +17,13 @@ def torchrun() -> str:
     return path
 
 
-def test_two_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("connections", ["unique", "learned"])
+def test_two_processes_match_one_process(tmp_path, connections):
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable, "-m", "diffgates.cli", *ARGS, "--out", str(one)], check=True, capture_output=True)
+    args = [*ARGS, "--connections", connections]
+    subprocess.run([sys.executable, "-m", "diffgates.cli", *args, "--out", str(one)], check=True, capture_output=True)
     r = subprocess.run(
-        [torchrun(), "--standalone", "--nproc-per-node", "2", "-m", "diffgates.cli", *ARGS, "--out", str(two)],
+        [torchrun(), "--standalone", "--nproc-per-node", "2", "-m", "diffgates.cli", *args, "--out", str(two)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -29,10 +32,15 @@ def test_two_processes_match_one_process(tmp_path):
     a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
-        if k.endswith(("ia", "ib", "thresholds_")):
-            assert (a[k] == b[k]).all(), k  # same wiring and encoder
+        if k.endswith(("candidate_idx", "thresholds_")) or (k.endswith(("ia", "ib")) and connections != "learned"):
+            assert (a[k] == b[k]).all(), k  # same wiring (learned: the same candidates) and encoder
+        elif k.endswith(("ia", "ib")):
+            continue  # learned wiring: the strongest candidate, which a near tie may settle either way
         else:
-            assert (a[k] - b[k]).abs().max() < 1e-3, k  # same training up to float summation order
+            # same training up to float summation order; with learned connections a few weights
+            # drift further (Adam's step on a near-zero gradient amplifies the order), the rest agree
+            d = (a[k] - b[k]).abs()
+            assert d.max() < (1e-2 if connections == "learned" else 1e-3) and d.mean() < 1e-4, k
     ma = [json.loads(x) for x in (one / "metrics.jsonl").read_text().splitlines()]
     mb = [json.loads(x) for x in (two / "metrics.jsonl").read_text().splitlines()]
     assert len(ma) == len(mb) == 2

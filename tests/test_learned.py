@@ -167,3 +167,26 @@ def test_training_learns_the_wiring_and_the_circuit_is_exact(tmp_path):
     first = model.layers[0]
     moved = (first.connection_weight.argmax(-1) != 0).float().mean()
     assert moved > 0.3  # zeros at the start pick candidate 0 everywhere; training moved most inputs
+
+
+@pytest.mark.skipif(not cpu.available(), reason="needs a C compiler for the fused kernels")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bfloat16_selection_equals_float64_math_up_to_one_rounding(threads):
+    """bfloat16 storage, float32 arithmetic: each selected row and input-gradient row is the
+    float64 mixture of the same bfloat16 values, rounded once; the weight gradient stays float32."""
+    torch.set_num_threads(threads)
+    layer = LogicDense(40, 30, "truth4", connections="learned", candidates=5, seed=1)
+    torch.nn.init.normal_(layer.connection_weight)
+    p = torch.softmax(layer.connection_weight.detach(), -1).requires_grad_()
+    x = torch.rand(40, 37).to(torch.bfloat16).requires_grad_()
+    sel = cpu.select(x, layer.candidate_idx, p)
+    assert sel.dtype == torch.bfloat16
+    x64, p64 = x.detach().double().requires_grad_(), p.detach().double().requires_grad_()
+    ref = torch.einsum("rk,rkb->rb", p64, x64[layer.candidate_idx])
+    torch.testing.assert_close(sel.double(), ref, rtol=2**-8, atol=1e-6)
+    g = torch.randn(sel.shape).to(torch.bfloat16)
+    gx, gp = torch.autograd.grad(sel, (x, p), g)
+    gx_ref, gp_ref = torch.autograd.grad(ref, (x64, p64), g.double())
+    assert gx.dtype == torch.bfloat16 and gp.dtype == torch.float32
+    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-5)
+    torch.testing.assert_close(gp.double(), gp_ref, rtol=1e-4, atol=1e-4)
