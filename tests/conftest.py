@@ -64,3 +64,21 @@ def assert_fused_equals_reference(y, y_ref, inputs):
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-11)
+
+
+def assert_bfloat16_op_equals_float64(op, reference, x, w):
+    """``op(x, w)`` with bfloat16 ``x`` and float32 ``w`` stores bfloat16 outputs and input
+    gradients that are ``reference`` in float64 on the same values, rounded once (relative error
+    <= 2**-9, checked at 2**-8); the gradient of ``w`` stays float32."""
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    y = op(x, w)
+    assert y.dtype == torch.bfloat16
+    x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    y_ref = reference(x64, w64)
+    torch.testing.assert_close(y.double(), y_ref, rtol=2**-8, atol=1e-6)
+    g = torch.randn(y.shape).to(torch.bfloat16)
+    gx, gw = torch.autograd.grad(y, (x, w), g)
+    gx_ref, gw_ref = torch.autograd.grad(y_ref, (x64, w64), g.double())
+    assert gx.dtype == torch.bfloat16 and gw.dtype == torch.float32
+    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-5)
+    torch.testing.assert_close(gw.double(), gw_ref, rtol=1e-4, atol=1e-4)

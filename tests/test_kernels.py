@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_fused_equals_reference
+from conftest import assert_bfloat16_op_equals_float64, assert_fused_equals_reference
 from diffgates.errors import DiffgatesError
 from diffgates.kernels import cpu, logic_dense, resolve_engine
 from diffgates.kernels.reference import dense_reference
@@ -116,19 +116,12 @@ def test_bfloat16_kernels_equal_float64_math_up_to_one_rounding(n_in, n_out, bat
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     layer = LogicDense(n_in, n_out, "truth4", init="gaussian", seed=seed, connections="random")
-    c = P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_()
-    x = torch.rand(n_in, batch).to(torch.bfloat16).requires_grad_()
-    y = logic_dense(x, layer.ia, layer.ib, c, engine="cpu")
-    assert y.dtype == torch.bfloat16
-    x64, c64 = x.detach().double().requires_grad_(), c.detach().double().requires_grad_()
-    y_ref = dense_torch(x64, layer.ia, layer.ib, c64)
-    torch.testing.assert_close(y.double(), y_ref, rtol=2**-8, atol=1e-6)
-    g = torch.randn(y.shape).to(torch.bfloat16)
-    gx, gc = torch.autograd.grad(y, (x, c), g)
-    gx_ref, gc_ref = torch.autograd.grad(y_ref, (x64, c64), g.double())
-    assert gx.dtype == torch.bfloat16 and gc.dtype == torch.float32
-    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-5)
-    torch.testing.assert_close(gc.double(), gc_ref, rtol=1e-4, atol=1e-4)
+    assert_bfloat16_op_equals_float64(
+        lambda x, c: logic_dense(x, layer.ia, layer.ib, c, engine="cpu"),
+        lambda x, c: dense_torch(x, layer.ia, layer.ib, c),
+        torch.rand(n_in, batch).to(torch.bfloat16),
+        P.relaxed_coefficients(layer.weight.detach(), "truth4"),
+    )
 
 
 def test_bfloat16_torch_engine_matches_the_c_kernels():

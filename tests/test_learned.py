@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_bfloat16_op_equals_float64
 from diffgates import Circuit, load_model, save_model
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
@@ -177,16 +178,9 @@ def test_bfloat16_selection_equals_float64_math_up_to_one_rounding(threads):
     torch.set_num_threads(threads)
     layer = LogicDense(40, 30, "truth4", connections="learned", candidates=5, seed=1)
     torch.nn.init.normal_(layer.connection_weight)
-    p = torch.softmax(layer.connection_weight.detach(), -1).requires_grad_()
-    x = torch.rand(40, 37).to(torch.bfloat16).requires_grad_()
-    sel = cpu.select(x, layer.candidate_idx, p)
-    assert sel.dtype == torch.bfloat16
-    x64, p64 = x.detach().double().requires_grad_(), p.detach().double().requires_grad_()
-    ref = torch.einsum("rk,rkb->rb", p64, x64[layer.candidate_idx])
-    torch.testing.assert_close(sel.double(), ref, rtol=2**-8, atol=1e-6)
-    g = torch.randn(sel.shape).to(torch.bfloat16)
-    gx, gp = torch.autograd.grad(sel, (x, p), g)
-    gx_ref, gp_ref = torch.autograd.grad(ref, (x64, p64), g.double())
-    assert gx.dtype == torch.bfloat16 and gp.dtype == torch.float32
-    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-5)
-    torch.testing.assert_close(gp.double(), gp_ref, rtol=1e-4, atol=1e-4)
+    assert_bfloat16_op_equals_float64(
+        lambda x, p: cpu.select(x, layer.candidate_idx, p),
+        lambda x, p: torch.einsum("rk,rkb->rb", p, x[layer.candidate_idx]),
+        torch.rand(40, 37).to(torch.bfloat16),
+        torch.softmax(layer.connection_weight.detach(), -1),
+    )
