@@ -97,7 +97,7 @@ class _SelectFn(torch.autograd.Function):
     def forward(ctx, x, cand, p):
         (n_in, batch), n_rows = x.shape, cand.shape[0]
         sel = torch.empty(n_rows, batch, dtype=x.dtype)
-        forward_plan, ctx.backward_plan = _gather_plans(cand, n_in)  # cand is the layer's own buffer here
+        forward_plan, ctx.backward_plan = _gather_plans(cand, n_in)  # the backward plan rides on ctx
         _call("weighted_gather", x.dtype, x, batch, *forward_plan, p, n_rows, sel)
         ctx.save_for_backward(x, cand, p)
         return sel
