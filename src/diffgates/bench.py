@@ -49,7 +49,8 @@ def _activations(impl: str) -> str:
     return "bfloat16" if impl == "diffgates-bf16" else "float32"
 
 
-def _learned(impl: str) -> bool:
+def learned_impl(impl: str) -> bool:
+    """Whether bench row ``impl`` trains learned connections (``diffgates-learned*``)."""
     return impl.startswith("diffgates-learned")
 
 
@@ -80,7 +81,7 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
         parametrization=param,
         tau=tau,
         activations=_activations(impl),
-        connections="learned" if _learned(impl) else "unique",
+        connections="learned" if learned_impl(impl) else "unique",
     )
     model = LogicNet(config, engine=_ENGINES[impl])
     return model, model.forward_bits
@@ -133,7 +134,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     return {
         "impl": impl,
         "param": param,
-        "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})" + (" learned 8" if _learned(impl) else ""),
+        "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})" + (" learned 8" if learned_impl(impl) else ""),
         "batch": batch,
         "threads": threads,
         "ms_per_step": ms,

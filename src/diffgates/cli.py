@@ -228,7 +228,7 @@ def cmd_bench(args) -> int:
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
     if args.rounds < 1 or args.steps < 1:
         raise DiffgatesError("--rounds and --steps must be at least 1.")
-    if args.what == "conv" and any("-learned" in impl for impl in args.impls):
+    if args.what == "conv" and any(map(bench.learned_impl, args.impls)):
         raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")
     if args.what == "train" and args.widths[-1] % 10:
         raise DiffgatesError(f"the last width ({args.widths[-1]}) must be a multiple of the 10 classes.")

@@ -184,12 +184,9 @@ class LogicDense(GateLayer):
         if not (self.learned and self.training):
             return (x, *self.wiring())
         w = self.connection_weight
-        probs = torch.softmax(w, dim=-1)
-        if self.forward_mode != "relaxed":  # one-hot forward, softmax gradient
-            if self.forward_mode == "gumbel" and torch.is_grad_enabled():
-                w = w + P.gumbel_noise(w, self.gumbel_scale)
-            hard = F.one_hot(w.detach().argmax(-1), self.candidates).to(probs.dtype)
-            probs = hard + (probs - probs.detach())
+        soft = torch.softmax(w, dim=-1)
+        one_hot = lambda v: F.one_hot(v.argmax(-1), self.candidates).to(soft.dtype)  # noqa: E731
+        probs = P.training_choice(w, soft, one_hot, self.forward_mode, self.gumbel_scale)
         if resolve_engine(self.engine, x, DENSE_CPU_DTYPES) == "cpu":
             from ..kernels import cpu
 

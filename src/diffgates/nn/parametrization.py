@@ -110,12 +110,18 @@ def mode_coefficients(
     if not training:
         return hard_coefficients(weight, parametrization)
     relaxed = relaxed_coefficients(weight, parametrization, fused)
+    return training_choice(weight, relaxed, lambda w: hard_coefficients(w, parametrization), forward, gumbel_scale)
+
+
+def training_choice(weight, relaxed: torch.Tensor, hard_of, forward: str, gumbel_scale: float) -> torch.Tensor:
+    """What a learnable choice (a gate, a connection) gives in training: ``relaxed`` for
+    ``forward="relaxed"``, else ``hard_of(weight)`` (with Gumbel noise on the logits for
+    ``"gumbel"``) in the forward pass and ``relaxed``'s gradient (straight-through)."""
     if forward == "relaxed":
         return relaxed
     if forward == "gumbel" and torch.is_grad_enabled():
         weight = weight + gumbel_noise(weight, gumbel_scale)
-    hard = hard_coefficients(weight.detach(), parametrization)
-    return hard + (relaxed - relaxed.detach())  # straight-through: exactly hard in forward
+    return hard_of(weight.detach()) + (relaxed - relaxed.detach())  # exactly hard in forward
 
 
 def gumbel_noise(weight: torch.Tensor, scale: float) -> torch.Tensor:
