@@ -86,6 +86,12 @@ class TrainConfig:
         "their averaged class scores on each training image",
     )
     distill_weight: float = opt(0.5, "with --teacher: weight of the teacher's soft targets against the labels (0-1)")
+    gate_cost: float = opt(
+        0.0,
+        "penalise circuit size: adds GATE_COST x (expected live two-input gates and pooling ORs / gates of the "
+        "unrolled network) to the loss; constants, wires, inverters and unread gates compile away, so a larger "
+        "cost gives a smaller optimised circuit for some accuracy (try 0.5-2)",
+    )
     checkpoint_every: int = opt(500, "save the training state every N steps (and after every epoch); 0: epochs only")
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)")
@@ -162,6 +168,8 @@ class TrainConfig:
             raise DiffgatesError("lr and tau must be positive.")
         if self.random_crop < 0 or not 0 <= self.flip <= 1:
             raise DiffgatesError("random_crop must be >= 0 and flip a probability in [0, 1].")
+        if self.gate_cost < 0:
+            raise DiffgatesError(f"gate_cost must be >= 0, got {self.gate_cost}.")
         if not 0 <= self.distill_weight <= 1:
             raise DiffgatesError(f"distill_weight must be in [0, 1], got {self.distill_weight}.")
         if self.teacher and (self.random_crop or self.flip):

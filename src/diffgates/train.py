@@ -26,6 +26,7 @@ from .config import CONFIG_FILE, TrainConfig
 from .data import IMAGE_SHAPES, Dataset, load_dataset
 from .data.augment import augment_bits
 from .errors import DiffgatesError
+from .nn.cost import expected_gates
 from .nn.model import LogicNet, ModelConfig
 from .progress import progress_bar
 
@@ -246,8 +247,11 @@ def train(
                     w = cfg.distill_weight
                     loss = (1 - w) * loss + w * F.cross_entropy(scores, soft[idx], reduction="sum")
                 loss = loss * (dist.world / len(batch))
+                objective = loss
+                if cfg.gate_cost:  # the same on every process, so DDP's average keeps it
+                    objective = loss + cfg.gate_cost * expected_gates(model) / model.n_gates
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 if cfg.lr_schedule == "cosine":  # a function of the position alone, so resume repeats it
                     done = ((epoch - 1) * steps + s) / (cfg.epochs * steps)
                     for group in opt.param_groups:
@@ -273,6 +277,7 @@ def train(
                 "train_acc": correct / n,
                 "test_acc_relaxed": accuracy(model, xte, yte, training=True),
                 "test_acc_discrete": accuracy(model, xte, yte, training=False),
+                "live_gates": round(float(expected_gates(model, discrete=True))),
                 "epoch_seconds": epoch_seconds,
             }
             with open(metrics_path, "a") as f:

@@ -167,6 +167,10 @@ class LogicDense(GateLayer):
             self.ib.copy_(ib)
         P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
 
+    @property
+    def n_gates(self) -> int:
+        return self.out_features
+
     @torch.no_grad()
     def wiring(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(ia, ib): the inputs each discrete gate reads. With learned connections each input's

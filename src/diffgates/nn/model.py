@@ -145,7 +145,7 @@ class LogicNet(nn.Module):
     def n_gates(self) -> int:
         """Gates of the unrolled network: trees at every position, OR pooling, dense layers."""
         conv = sum(layer.n_gates + layer.n_pool_gates for layer in self.convs)
-        return conv + sum(layer.out_features for layer in self.layers)
+        return conv + sum(layer.n_gates for layer in self.layers)
 
     def set_engine(self, engine: str) -> None:
         for layer in (*self.convs, *self.layers):

@@ -130,6 +130,25 @@ def gumbel_noise(weight: torch.Tensor, scale: float) -> torch.Tensor:
     return -scale * torch.log(-torch.log(u))
 
 
+#: ROLES[g]: whether gate g reads input A, reads B, reads both (else it is a constant, a wire or
+#: an inverted wire, which compile to nothing).
+ROLES = torch.as_tensor(list(zip(gates.READS_A, gates.READS_B, gates.TWO_INPUT)), dtype=torch.float32)
+
+
+def role_probabilities(weight: torch.Tensor, parametrization: str) -> torch.Tensor:
+    """(n, 3) probability that each gate's choice reads A, reads B, reads both (the discrete
+    gate drawn from the relaxed choice), differentiable in ``weight``. For ``truth4`` the four
+    table entries are independent Bernoulli(sigmoid(w)), in closed form."""
+    if parametrization == "softmax16":
+        return torch.softmax(weight, dim=-1) @ ROLES.to(weight)
+    q0, q1, q2, q3 = torch.sigmoid(weight).unbind(-1)  # P(1) for patterns 00, 01, 10, 11
+    same = lambda x, y: x * y + (1 - x) * (1 - y)  # noqa: E731
+    ignores_a = same(q0, q2) * same(q1, q3)
+    ignores_b = same(q0, q1) * same(q2, q3)
+    constant = q0 * q1 * q2 * q3 + (1 - q0) * (1 - q1) * (1 - q2) * (1 - q3)
+    return torch.stack([1 - ignores_a, 1 - ignores_b, 1 - ignores_a - ignores_b + constant], -1)
+
+
 def entropy_bits(weight: torch.Tensor, parametrization: str) -> float:
     """Mean entropy of the gate choice, in bits (0 when every gate is decided)."""
     with torch.no_grad():
