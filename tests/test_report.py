@@ -1,3 +1,5 @@
+import json
+
 from diffgates.cli import main
 
 
@@ -17,6 +19,16 @@ def test_report_writes_html_and_non_trivial_figures(tmp_path, capsys):
         assert (gray < 0.5).mean() > 0.005, f"{name} has almost no ink"
     assert page.count("data:image/png;base64,") == 4
     assert "test_acc_discrete" in page and "gates (optimised)" in page
+    assert mpimg.imread(out / "curves.png").shape[1] == 1800  # four panels: live gates are logged
+
+    old = tmp_path / "old"  # a run from before live_gates was logged: three panels
+    old.mkdir()
+    for name in ("model.safetensors", "circuit.npz", "summary.json", "config.yaml"):
+        (old / name).write_bytes((run / name).read_bytes())
+    rows = [{k: v for k, v in json.loads(line).items() if k != "live_gates"} for line in (run / "metrics.jsonl").open()]
+    (old / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(old)]) == 0
+    assert mpimg.imread(old / "report" / "curves.png").shape[1] == 1400
 
 
 def test_report_of_a_missing_run_is_a_clear_error(tmp_path, capsys):

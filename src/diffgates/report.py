@@ -40,7 +40,8 @@ def _metrics(run: Path) -> list[dict]:
 
 def figure_curves(plt, rows: list[dict], path: Path) -> None:
     epochs = [r["epoch"] for r in rows]
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
+    live = [(r["epoch"], r["live_gates"]) for r in rows if "live_gates" in r]  # runs since --gate-cost
+    fig, (ax1, ax2, ax3, *ax4) = plt.subplots(1, 4 if live else 3, figsize=(18 if live else 14, 4))
     ax1.plot(epochs, [r["loss"] for r in rows], marker="o")
     ax1.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
     for key, label in (
@@ -55,6 +56,9 @@ def figure_curves(plt, rows: list[dict], path: Path) -> None:
     ax3.bar(epochs, gap, color=["tab:red" if g > 0 else "tab:green" for g in gap])
     ax3.axhline(0, color="black", linewidth=0.8)
     ax3.set(title="discretisation gap (relaxed - discrete)", xlabel="epoch", ylabel="accuracy points")
+    if live:
+        ax4[0].plot(*zip(*live), marker="o")
+        ax4[0].set(title="live gates of the discrete network", xlabel="epoch", ylabel="gates", ylim=(0, None))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
