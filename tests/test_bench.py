@@ -22,13 +22,15 @@ def test_rounds_take_turns_and_report_the_median(monkeypatch):
     assert (b["impl"], b["ms_per_step"], b["peak_mb"]) == ("b", 4.0, 16.0)
 
 
-def test_bench_train_runs_the_fused_and_bfloat16_layers(capsys):
-    argv = ["bench", "train", "--json", "--impls", "diffgates,diffgates-bf16,diffgates-learned", "--widths", "60,60"]
+def test_bench_train_runs_the_fused_bfloat16_learned_and_gate_cost_rows(capsys):
+    impls = "diffgates,diffgates-bf16,diffgates-learned,diffgates-gate-cost"
+    argv = ["bench", "train", "--json", "--impls", impls, "--widths", "60,60"]
     assert main([*argv, "--n-in", "32", "--batches", "16", "--threads", "1", "--steps", "2"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["impl"] for r in rows] == ["diffgates", "diffgates-bf16", "diffgates-learned"]
+    assert [r["impl"] for r in rows] == impls.split(",")
     assert all("error" not in r and r["ms_per_step"] > 0 for r in rows)
-    assert [r["model"] for r in rows] == ["32->2x60->GroupSum(10)"] * 2 + ["32->2x60->GroupSum(10) learned 8"]
+    plain, learned = "32->2x60->GroupSum(10)", "32->2x60->GroupSum(10) learned 8"
+    assert [r["model"] for r in rows] == [plain, plain, learned, plain]
 
 
 def test_bench_refuses_bad_options_before_running_anything(capsys):

@@ -41,6 +41,7 @@ _ENGINES = {
     "diffgates-torch": "torch",
     "diffgates-learned": "cpu",
     "diffgates-learned-torch": "torch",
+    "diffgates-gate-cost": "cpu",
     "reference": "reference",
 }
 
@@ -87,14 +88,26 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
     return model, model.forward_bits
 
 
-def _time_steps(forward, params, x, y, steps: int) -> tuple[float, float]:
-    """(median ms per step, peak MB above the resident memory before the first step)."""
+def _gate_cost_term(impl: str, model):
+    """For the ``diffgates-gate-cost`` row, the --gate-cost term (cost 1) added to every step's loss."""
+    if impl != "diffgates-gate-cost":
+        return None
+    from .nn.cost import expected_gates
+
+    return lambda: expected_gates(model) / model.n_gates
+
+
+def _time_steps(forward, params, x, y, steps: int, extra=None) -> tuple[float, float]:
+    """(median ms per step, peak MB above the resident memory before the first step); ``extra``:
+    a term added to the loss."""
     import torch
 
     opt = torch.optim.Adam(params, lr=0.01, fused=True)  # the same optimiser for all
 
     def step():
         loss = torch.nn.functional.cross_entropy(forward(x), y)
+        if extra is not None:
+            loss = loss + extra()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -130,7 +143,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     model.train()
     x = torch.randint(0, 2, (batch, n_in)).float()
     y = torch.randint(0, k, (batch,))
-    ms, peak = _time_steps(forward, model.parameters(), x, y, steps)
+    ms, peak = _time_steps(forward, model.parameters(), x, y, steps, _gate_cost_term(impl, model))
     return {
         "impl": impl,
         "param": param,
@@ -190,7 +203,7 @@ def conv_worker(impl: str, preset: str, batch: int, threads: int, steps: int, pa
     net.train()
     x = torch.randint(0, 2, (batch, n_bits)).float()
     y = torch.randint(0, 10, (batch,))
-    ms, peak = _time_steps(forward, net.parameters(), x, y, steps)
+    ms, peak = _time_steps(forward, net.parameters(), x, y, steps, _gate_cost_term(impl, net))
     row = {"impl": impl, "param": param, "model": preset, "batch": batch, "threads": threads}
     return {**row, "ms_per_step": ms, "peak_mb": peak, "steps": steps}
 

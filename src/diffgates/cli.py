@@ -472,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_parse_list(str),
         default=["diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix"],
         help="train/conv: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations; "
+        "diffgates-gate-cost: the fused kernels plus the --gate-cost estimate in every step; "
         "train also: diffgates-learned[-torch]: learned connections among 8 candidates, fused or torch ops)",
     )
     p.add_argument(
