@@ -17,10 +17,14 @@ def torchrun() -> str:
     return path
 
 
-@pytest.mark.parametrize("connections", ["unique", "learned"])
-def test_two_processes_match_one_process(tmp_path, connections):
+@pytest.mark.parametrize(
+    "connections,extra",
+    [("unique", []), ("learned", []), ("unique", ["--gate-cost", "1"])],
+    ids=["unique", "learned", "gate-cost"],
+)
+def test_two_processes_match_one_process(tmp_path, connections, extra):
     one, two = tmp_path / "one", tmp_path / "two"
-    args = [*ARGS, "--connections", connections]
+    args = [*ARGS, "--connections", connections, *extra]  # --gate-cost: each process adds the same term
     subprocess.run([sys.executable, "-m", "diffgates.cli", *args, "--out", str(one)], check=True, capture_output=True)
     r = subprocess.run(
         [torchrun(), "--standalone", "--nproc-per-node", "2", "-m", "diffgates.cli", *args, "--out", str(two)],
