@@ -24,3 +24,7 @@ if [ -f runs/fashion-conv-t15/circuit.npz ]; then
   .venv/bin/python benchmarks/ensemble.py results/fashion-conv runs/fashion-conv-t15 runs/fashion-conv-d4 \
     runs/fashion-conv-tau16 runs/fashion-conv-flip80 > "$out/ensemble_fashion_conv.txt"
 fi
+# what the --gate-cost estimate adds to a training step
+$dg bench conv --json --impls diffgates,diffgates-gate-cost --model fashion-conv --batches 128 --threads 2 --steps 10 --rounds 3 > "$out/conv_train_gate_cost.json"
+$dg bench conv --json --impls diffgates,diffgates-gate-cost --model fashion-conv --param truth4 --batches 128 --threads 2 --steps 10 --rounds 3 > "$out/conv_train_gate_cost_truth4.json"
+$dg bench train --json --impls diffgates,diffgates-gate-cost --batches 128 --threads 2 --steps 15 --rounds 3 > "$out/train_gate_cost.json"
