@@ -24,7 +24,7 @@ _SURE = 1 - 1e-6  # keeps log(1 - p) finite, so its gradient is too
 def _roles_of(layer, discrete: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """P(reads A), P(reads B), P(reads both) of each gate of ``layer`` (weight rows)."""
     if discrete:
-        r = P.ROLES.to(layer.weight.device)[layer._gate_ids()]
+        r = P.ROLES.to(layer.weight.device)[layer.gate_ids().reshape(-1)]
     else:
         r = P.role_probabilities(layer.weight, layer.parametrization)
     return r.unbind(-1)
