@@ -93,9 +93,9 @@ NEG_A = _derive(lambda t: t[[2, 3, 0, 1]])
 NEG_B = _derive(lambda t: t[[1, 0, 3, 2]])
 SWAP = _derive(lambda t: t[[0, 2, 1, 3]])
 
-#: READS_A[g] / READS_B[g]: whether gate g's output depends on input A / B.
-READS_A = (TRUTH != TRUTH[:, [2, 3, 0, 1]]).any(axis=1)
-READS_B = (TRUTH != TRUTH[:, [1, 0, 3, 2]]).any(axis=1)
+#: READS_A[g] / READS_B[g]: whether gate g's output depends on input A / B (inverting it changes g).
+READS_A = NEG_A != np.arange(N_GATES)
+READS_B = NEG_B != np.arange(N_GATES)
 
 #: Gates that read both inputs: the rest (constants, wires, inverted wires) cost nothing in a
 #: compiled circuit, whose passes fold them into their neighbours.

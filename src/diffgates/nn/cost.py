@@ -46,10 +46,10 @@ def _dense(layer, live: torch.Tensor, discrete: bool, first: bool) -> tuple[torc
     return (live * both).sum(), _live_inputs(layer.in_features, rows, torch.cat([live * reads_a, live * reads_b]))
 
 
-def _tree_use(layer, discrete: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _tree_use(layer, reads_a: torch.Tensor, reads_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(kernels, gates) P(each tree gate is on a live path to its root), (kernels, leaves) the same
-    for the leaves: gate g reads nodes 2g and 2g+1, nodes 0..leaves-1 being the leaves."""
-    reads_a, reads_b, _ = (r.view(layer.kernels, -1) for r in _roles_of(layer, discrete))
+    for the leaves, from the gates' (kernels, gates) read probabilities: gate g reads nodes 2g and
+    2g+1, nodes 0..leaves-1 being the leaves."""
     n_leaves = layer.n_leaves
     use = [None] * (2 * n_leaves - 1)
     use[-1] = reads_a.new_ones(layer.kernels)
@@ -59,20 +59,28 @@ def _tree_use(layer, discrete: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(use[n_leaves:], 1), torch.stack(use[:n_leaves], 1)
 
 
-def _conv(layer, live: torch.Tensor, discrete: bool, first: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    k, ho, wo = layer.conv_shape
-    size, pad = layer.spec.pool, layer.spec.pool_padding
-    live = live.view(k, -1)
-    # which pooled output (if any) each conv position feeds, and the valid slots of each window
-    windows = pool_windows(torch.arange(ho * wo, device=live.device).view(1, ho, wo), size, pad, -1)[0]
-    slots = (windows >= 0).sum(1)
+def _pool_owner(layer) -> tuple[torch.Tensor, torch.Tensor]:
+    """(conv positions,) the pooled output each position feeds (the number of windows: none), and
+    (windows,) the valid slots of each window."""
+    _, ho, wo = layer.conv_shape
+    dev = layer.leaf_channel.device
+    windows = pool_windows(
+        torch.arange(ho * wo, device=dev).view(1, ho, wo), layer.spec.pool, layer.spec.pool_padding, -1
+    )[0]
     n_windows = len(windows)
-    owner = torch.full((ho * wo + 1,), n_windows, device=live.device)  # n_windows: fed to no window
-    owner[torch.where(windows < 0, ho * wo, windows)] = torch.arange(n_windows, device=live.device).unsqueeze(1)
-    position_live = torch.cat([live, live.new_zeros(k, 1)], 1)[:, owner[: ho * wo]]
-    gate_use, leaf_use = _tree_use(layer, discrete)
-    _, _, both = _roles_of(layer, discrete)
-    per_tree = (gate_use * both.view(k, -1)).sum(1)  # live two-input gates of a tree with a live root
+    owner = torch.full((ho * wo + 1,), n_windows, device=dev)
+    owner[torch.where(windows < 0, ho * wo, windows)] = torch.arange(n_windows, device=dev).unsqueeze(1)
+    return owner[: ho * wo], (windows >= 0).sum(1)
+
+
+def _conv(layer, live: torch.Tensor, discrete: bool, first: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    k = layer.kernels
+    live = live.view(k, -1)
+    owner, slots = layer._derived("pool_owner", _pool_owner)  # fixed by the shapes: computed once
+    position_live = torch.cat([live, live.new_zeros(k, 1)], 1)[:, owner]
+    reads_a, reads_b, both = (r.view(k, -1) for r in _roles_of(layer, discrete))
+    gate_use, leaf_use = _tree_use(layer, reads_a, reads_b)
+    per_tree = (gate_use * both).sum(1)  # live two-input gates of a tree with a live root
     ors = (live * (slots - 1).clamp(min=0)).sum()
     cost = (per_tree.unsqueeze(1) * position_live).sum() + ors
     if first:
