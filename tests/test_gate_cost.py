@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_model
 from diffgates import gates
 from diffgates.circuit import Circuit
 from diffgates.circuit.passes import optimize
 from diffgates.cli import main
-from diffgates.nn import LogicNet
 from diffgates.nn import parametrization as P
 from diffgates.nn.cost import expected_gates
-from diffgates.nn.model import ModelConfig
 from test_conv import conv_model
 
 
@@ -68,23 +67,6 @@ def live_two_input_gates(circuit: Circuit) -> int:
     return int(sum(all(reads_inputs(int(op))) for op in circuit.ops[live[n_in:]]))
 
 
-def dense_model(seed, param):
-    cfg = ModelConfig(
-        n_features=12, n_classes=3, widths=[50, 40, 30], parametrization=param, init="gaussian", seed=seed
-    )
-    model = LogicNet(cfg, engine="torch")
-    randomise(model, seed)
-    return model.eval()
-
-
-def randomise(model, seed):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 4)
-    model.encoder.fit(np.random.default_rng(seed).normal(size=(50, model.config.n_features)))
-
-
 @pytest.mark.parametrize(
     "seed,param,conv,shape",
     [
@@ -97,13 +79,13 @@ def randomise(model, seed):
     ],
 )
 def test_discrete_cost_counts_the_live_gates_of_the_unrolled_circuit(seed, param, conv, shape):
-    model = conv_model(seed, param, conv, shape) if conv else dense_model(seed, param)
+    model = conv_model(seed, param, conv, shape) if conv else random_model(widths=(50, 40, 30), param=param, seed=seed)
     live = live_two_input_gates(Circuit.from_model(model))
     assert float(expected_gates(model, discrete=True)) == live
     assert live < model.n_gates  # the random gates leave some constants, wires and unread gates
     with torch.no_grad():
         for layer in (*model.convs, *model.layers):
-            layer.weight.mul_(1e3)  # saturated: the expectation becomes the discrete count
+            layer.weight.mul_(1e6)  # saturated: the expectation becomes the discrete count
     model.train()
     relaxed = expected_gates(model)
     assert relaxed.requires_grad
