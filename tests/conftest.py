@@ -1,7 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from diffgates.circuit import Circuit
 from diffgates.nn.model import LogicNet, ModelConfig
 
 
@@ -24,6 +27,12 @@ def random_model(n_features=12, widths=(40, 30), n_classes=3, bits=2, param="sof
     rng = np.random.default_rng(seed)
     model.encoder.fit(rng.normal(size=(64, n_features)))
     return model.eval()
+
+
+def assert_same_circuit(c: Circuit, d: Circuit) -> None:
+    """Every field of two circuits equal: arrays, sizes and temperature."""
+    for field in dataclasses.fields(Circuit):
+        np.testing.assert_array_equal(getattr(c, field.name), getattr(d, field.name), err_msg=field.name)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import random_model
+from conftest import assert_same_circuit, random_model
 from diffgates import Circuit, DiffgatesError, load_model, save_model
 from diffgates.circuit.execute import encode_bits, pack_bits, predict_counts, run_numpy, unpack_bits
 
@@ -43,8 +43,7 @@ def test_circuit_save_load_identical(tmp_path, rng):
     c = Circuit.from_model(model)
     c.save(tmp_path / "c.npz")
     d = Circuit.load(tmp_path / "c.npz")
-    for name in ("in_feature", "in_threshold", "ops", "a", "b", "outputs", "layer"):
-        assert np.array_equal(getattr(c, name), getattr(d, name))
+    assert_same_circuit(c, d)
     x = rng.normal(size=(70, 12))
     assert np.array_equal(predict_counts(c, x), predict_counts(d, x))
 

@@ -3,7 +3,6 @@ figures in BENCHMARKS.md were measured on: a change to the checkpoint format, th
 tables, the extraction or the passes that would make `diffgates eval results/...` disagree fails
 here, without the dataset (which `diffgates eval` needs and CI does not install)."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_same_circuit
 from diffgates.circuit import Circuit, program
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import load_run
@@ -29,9 +29,7 @@ def test_committed_run_gives_its_circuit(run):
     summary = json.loads((run / "summary.json").read_text())
     assert model.n_gates == summary["gates"]
 
-    extracted = Circuit.from_model(model)
-    for field in dataclasses.fields(Circuit):
-        np.testing.assert_array_equal(getattr(extracted, field.name), getattr(saved, field.name), err_msg=field.name)
+    assert_same_circuit(Circuit.from_model(model), saved)
 
     if program.available():
         assert program.Executor(saved.on_bits(), threads=1).circuit.n_gates == summary["gates_optimised"]
