@@ -94,15 +94,19 @@ def test_or_pool_is_or_on_bits_and_routes_gradient_to_first_maximum():
     assert x.grad.view(-1).tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
-def test_leaves_use_at_most_two_channels_of_their_group_and_distinct_pairs():
-    layer = LogicConv2d((8, 6, 6), 12, 3, depth=3, groups=4, seed=0)
+@pytest.mark.parametrize("tree_channels", [2, 4])
+def test_leaves_use_at_most_tree_channels_of_their_group_and_distinct_pairs(tree_channels):
+    layer = LogicConv2d((16, 6, 6), 12, 3, depth=3, groups=2, tree_channels=tree_channels, seed=0)
+    widest = 0
     for k in range(12):
         used = set(layer.leaf_channel[k].tolist())
-        assert len(used) <= 2
-        group = k // 3
-        assert all(2 * group <= c < 2 * group + 2 for c in used)
+        assert len(used) <= tree_channels
+        widest = max(widest, len(used))
+        group = k // 6
+        assert all(8 * group <= c < 8 * group + 8 for c in used)
         leaves = list(zip(layer.leaf_channel[k].tolist(), layer.leaf_dy[k].tolist(), layer.leaf_dx[k].tolist()))
         assert all(leaves[2 * i] != leaves[2 * i + 1] for i in range(4))
+    assert widest == tree_channels  # 8 leaves among 9 x tree_channels slots: some tree uses them all
     assert 0 <= int(layer.leaf_dy.min()) and int(layer.leaf_dy.max()) < 3
 
 
@@ -123,11 +127,11 @@ def test_conv_spec_parsing():
             ConvSpec.parse(bad)
 
 
-def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape=(2, 9, 8), bits=2):
+def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape=(2, 9, 8), bits=2, **options):
     n_features = int(np.prod(shape))
     cfg = ModelConfig(
         n_features=n_features, n_classes=3, widths=[60, 30], encoder_bits=bits, parametrization=param,
-        init="gaussian", image_shape=list(shape), conv=list(conv), seed=seed,
+        init="gaussian", image_shape=list(shape), conv=list(conv), seed=seed, **options,
     )  # fmt: skip
     model = LogicNet(cfg, engine="torch")
     torch.manual_seed(seed)
@@ -139,16 +143,18 @@ def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape
 
 
 @pytest.mark.parametrize(
-    "seed,param,conv,shape",
+    "seed,param,conv,shape,options",
     [
-        (0, "softmax16", ("6:3:1:2:1", "8:2:0:2:0"), (2, 9, 8)),
-        (1, "truth4", ("4:3:0:1", "6:3:1:3:1"), (1, 10, 10)),
-        (2, "truth4", ("5:2:1:2:0",), (3, 7, 7)),
-        (3, "softmax16", ("4:3:1:1:0:2", "6:2:0:2:1"), (2, 9, 9)),
+        (0, "softmax16", ("6:3:1:2:1", "8:2:0:2:0"), (2, 9, 8), {}),
+        (1, "truth4", ("4:3:0:1", "6:3:1:3:1"), (1, 10, 10), {}),
+        (2, "truth4", ("5:2:1:2:0",), (3, 7, 7), {}),
+        (3, "softmax16", ("4:3:1:1:0:2", "6:2:0:2:1"), (2, 9, 9), {}),
+        # the head reads all three blocks; trees draw from up to 3 channels
+        (4, "truth4", ("4:3:1:2:0", "6:3:1:2:1", "5:2:0:1"), (2, 8, 8), {"head_blocks": 3, "tree_channels": 3}),
     ],
 )
-def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape):
-    model = conv_model(seed, param, conv, shape)
+def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape, options):
+    model = conv_model(seed, param, conv, shape, **options)
     x = np.random.default_rng(seed).normal(size=(1000, int(np.prod(shape)))).astype(np.float32)
     expected = model.counts(torch.as_tensor(x)).numpy()
     circuit = Circuit.from_model(model)
@@ -158,7 +164,7 @@ def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape):
     bits = model.encoder(torch.as_tensor(x)).numpy().astype(np.uint8)
     assert np.array_equal(run_numpy(circuit, bits), expected)
     if cpu.available():
-        fused = conv_model(seed, param, conv, shape)
+        fused = conv_model(seed, param, conv, shape, **options)
         fused.set_engine("cpu")
         assert np.array_equal(fused.counts(torch.as_tensor(x)).numpy(), expected)
 

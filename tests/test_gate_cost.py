@@ -68,18 +68,24 @@ def live_two_input_gates(circuit: Circuit) -> int:
 
 
 @pytest.mark.parametrize(
-    "seed,param,conv,shape",
+    "seed,param,conv,shape,options",
     [
-        (0, "softmax16", (), None),
-        (1, "truth4", (), None),
-        (2, "softmax16", ("6:3:0:2:0", "8:2:0:2:0"), (2, 9, 8)),
-        (3, "truth4", ("4:3:0:1", "6:3:0:3:0"), (1, 10, 10)),
-        (4, "softmax16", ("4:3:1:1:0:2", "6:2:0:2:0"), (2, 9, 9)),
-        (5, "truth4", ("5:3:1:2:0", "4:3:1:2:0"), (3, 8, 8)),
+        (0, "softmax16", (), None, {}),
+        (1, "truth4", (), None, {}),
+        (2, "softmax16", ("6:3:0:2:0", "8:2:0:2:0"), (2, 9, 8), {}),
+        (3, "truth4", ("4:3:0:1", "6:3:0:3:0"), (1, 10, 10), {}),
+        (4, "softmax16", ("4:3:1:1:0:2", "6:2:0:2:0"), (2, 9, 9), {}),
+        (5, "truth4", ("5:3:1:2:0", "4:3:1:2:0"), (3, 8, 8), {}),
+        (6, "softmax16", ("5:3:1:2:0", "4:3:1:2:0", "3:2:0:1"), (2, 8, 8), {"head_blocks": 2}),
+        (7, "truth4", ("5:3:1:2:0", "4:3:1:2:0"), (2, 8, 8), {"head_blocks": 2}),
     ],
 )
-def test_discrete_cost_counts_the_live_gates_of_the_unrolled_circuit(seed, param, conv, shape):
-    model = conv_model(seed, param, conv, shape) if conv else random_model(widths=(50, 40, 30), param=param, seed=seed)
+def test_discrete_cost_counts_the_live_gates_of_the_unrolled_circuit(seed, param, conv, shape, options):
+    model = (
+        conv_model(seed, param, conv, shape, **options)
+        if conv
+        else random_model(widths=(50, 40, 30), param=param, seed=seed)
+    )
     live = live_two_input_gates(Circuit.from_model(model))
     assert float(expected_gates(model, discrete=True)) == live
     assert live < model.n_gates  # the random gates leave some constants, wires and unread gates

@@ -38,6 +38,10 @@ class TrainConfig:
     )
     tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)")
     conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first")
+    tree_channels: int = opt(2, "input channels one convolution tree's leaves are drawn from (the paper: 2)")
+    head_blocks: int = opt(
+        1, "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)"
+    )
     random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)")
     flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)")
     parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
@@ -82,8 +86,11 @@ class TrainConfig:
     )
     teacher: list[str] | None = opt(
         None,
-        "knowledge distillation: run directories whose circuits teach, comma separated; the student also fits "
-        "their averaged class scores on each training image",
+        "knowledge distillation: logic runs (their circuits) or 'diffgates teacher' runs (a CNN) that teach, "
+        "comma separated; the student also fits their averaged class scores on each training image",
+    )
+    teacher_temperature: float = opt(
+        1.0, "with --teacher: divide the teachers' averaged scores by this before the softmax (try 2 for a CNN)"
     )
     distill_weight: float = opt(0.5, "with --teacher: weight of the teacher's soft targets against the labels (0-1)")
     gate_cost: float = opt(
@@ -158,6 +165,8 @@ class TrainConfig:
             "encoder_bits": self.encoder_bits,
             "tree_depth": self.tree_depth,
             "conv_groups": self.conv_groups,
+            "tree_channels": self.tree_channels,
+            "head_blocks": self.head_blocks,
         }
         for name, value in positive.items():
             if value < 1:
@@ -170,6 +179,8 @@ class TrainConfig:
             raise DiffgatesError("random_crop must be >= 0 and flip a probability in [0, 1].")
         if self.gate_cost < 0:
             raise DiffgatesError(f"gate_cost must be >= 0, got {self.gate_cost}.")
+        if self.teacher_temperature <= 0:
+            raise DiffgatesError(f"teacher_temperature must be positive, got {self.teacher_temperature}.")
         if not 0 <= self.distill_weight <= 1:
             raise DiffgatesError(f"distill_weight must be in [0, 1], got {self.distill_weight}.")
         if self.teacher and (self.random_crop or self.flip):

@@ -69,9 +69,12 @@ def from_model(model: LogicNet) -> Circuit:
     layer = 0
     if len(model.convs):
         zero = int(build.add(gates.FALSE, [0], [0], 0)[0])
+        outputs = []
         for conv in model.convs:
             signals = _unroll_conv(conv, signals, zero, build, layer)
+            outputs.append(signals)
             layer += 1
+        signals = np.concatenate(outputs[-model.config.head_blocks :])  # what the dense layers read
     for dense in model.layers:
         ia, ib = (w.cpu().numpy() for w in dense.wiring())
         signals = build.add(dense.gate_ids().cpu().numpy(), signals[ia], signals[ib], layer)

@@ -77,13 +77,15 @@ def block_shapes(in_shape, spec: ConvSpec) -> tuple[tuple[int, int, int], tuple[
     return (spec.kernels, ho, wo), (spec.kernels, hp, wp)
 
 
-def random_leaves(kernels: int, channels: int, groups: int, size: int, n_leaves: int, gen: torch.Generator):
-    """(channel, dy, dx) of every leaf, each (kernels, n_leaves): at most two channels per kernel,
-    from the kernel's group; distinct positions when the field has enough, and never the same
-    input twice for one first-level gate."""
+def random_leaves(
+    kernels: int, channels: int, groups: int, size: int, n_leaves: int, gen: torch.Generator, tree_channels: int = 2
+):
+    """(channel, dy, dx) of every leaf, each (kernels, n_leaves): at most ``tree_channels``
+    channels per kernel, from the kernel's group; distinct positions when the field has enough,
+    and never the same input twice for one first-level gate."""
     per_group = channels // groups
     group = torch.arange(kernels) // (kernels // groups)
-    n_ch = min(2, per_group)
+    n_ch = min(tree_channels, per_group)
     pair = torch.rand(kernels, per_group, generator=gen).argsort(1)[:, :n_ch] + (group * per_group)[:, None]
     n_cand = n_ch * size * size
     if n_cand >= n_leaves:
@@ -120,6 +122,7 @@ class LogicConv2d(GateLayer):
         padding: int = 0,
         depth: int = 3,
         groups: int = 1,
+        tree_channels: int = 2,
         pool: int = 1,
         pool_padding: int = 0,
         parametrization: str = "softmax16",
@@ -142,7 +145,9 @@ class LogicConv2d(GateLayer):
         if channels % groups or kernels % groups:
             raise DiffgatesError(f"groups={groups} must divide the {channels} input channels and {kernels} kernels.")
         self.spec = ConvSpec(kernels, size, padding, pool, pool_padding, stride)
-        self.depth, self.groups = depth, groups
+        if tree_channels < 1:
+            raise DiffgatesError(f"tree_channels must be at least 1, got {tree_channels}.")
+        self.depth, self.groups, self.tree_channels = depth, groups, tree_channels
         self.conv_shape, self.out_shape = block_shapes(self.in_shape, self.spec)
         n_leaves = 2**depth
         self.weight = nn.Parameter(torch.empty(kernels * (n_leaves - 1), P.n_weights(parametrization)))
@@ -182,7 +187,9 @@ class LogicConv2d(GateLayer):
 
     def reset_parameters(self) -> None:
         gen = self._generator()
-        leaves = random_leaves(self.kernels, self.in_shape[0], self.groups, self.spec.size, self.n_leaves, gen)
+        leaves = random_leaves(
+            self.kernels, self.in_shape[0], self.groups, self.spec.size, self.n_leaves, gen, self.tree_channels
+        )
         for buf, value in zip((self.leaf_channel, self.leaf_dy, self.leaf_dx), leaves):
             buf.copy_(value)
         P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
@@ -236,7 +243,8 @@ class LogicConv2d(GateLayer):
         s = self.spec
         return (
             f"{self.in_shape} -> {self.out_shape}, kernels={s.kernels}, size={s.size}, stride={self.stride}, "
-            f"padding={s.padding}, depth={self.depth}, groups={self.groups}, pool={s.pool}, "
+            f"padding={s.padding}, depth={self.depth}, groups={self.groups}, tree_channels={self.tree_channels}, "
+            f"pool={s.pool}, "
             f"parametrization={self.parametrization!r}"
         )
 

@@ -16,7 +16,6 @@ import torch
 
 from ..kernels.torch_ops import pool_windows
 from . import parametrization as P
-from .conv import LogicConv2d
 
 _SURE = 1 - 1e-6  # keeps log(1 - p) finite, so its gradient is too
 
@@ -92,10 +91,23 @@ def _conv(layer, live: torch.Tensor, discrete: bool, first: bool) -> tuple[torch
 def expected_gates(model, discrete: bool = False) -> torch.Tensor:
     """Expected live two-input gates and pooling ORs of ``model``'s circuit (differentiable in the
     gate weights unless ``discrete``, which counts those of the discrete network exactly)."""
-    layers = [*model.convs, *model.layers]
-    live = layers[-1].weight.new_ones(layers[-1].out_features)  # GroupSum reads every output
+    convs, dense = list(model.convs), list(model.layers)
+    live = dense[-1].weight.new_ones(dense[-1].out_features)  # GroupSum reads every output
     total = live.new_zeros(())
-    for i, layer in reversed(list(enumerate(layers))):
-        cost, live = (_conv if isinstance(layer, LogicConv2d) else _dense)(layer, live, discrete, i == 0)
+    for i in range(len(dense) - 1, -1, -1):
+        cost, live = _dense(dense[i], live, discrete, first=i == 0 and not convs)
+        total = total + cost
+    if not convs:
+        return total
+    # the head reads the last head_blocks blocks' outputs, one after the other
+    read_by_head = [None] * len(convs)
+    fed = convs[-model.config.head_blocks :]
+    for j, part in zip(range(len(convs) - len(fed), len(convs)), live.split([c.out_features for c in fed])):
+        read_by_head[j] = part
+    live = None  # read by the next block
+    for j in range(len(convs) - 1, -1, -1):
+        parts = [p for p in (live, read_by_head[j]) if p is not None]
+        out_live = parts[0] if len(parts) == 1 else 1 - (1 - parts[0]) * (1 - parts[1])
+        cost, live = _conv(convs[j], out_live, discrete, first=j == 0)
         total = total + cost
     return total

@@ -43,6 +43,8 @@ class ModelConfig:
     conv: list[str] = field(default_factory=list)
     tree_depth: int = 3
     conv_groups: int = 1
+    tree_channels: int = 2
+    head_blocks: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +104,7 @@ class LogicNet(nn.Module):
                     padding=spec.padding,
                     depth=c.tree_depth,
                     groups=c.conv_groups if i else 1,
+                    tree_channels=c.tree_channels,
                     pool=spec.pool,
                     pool_padding=spec.pool_padding,
                     parametrization=c.parametrization,
@@ -115,7 +118,11 @@ class LogicNet(nn.Module):
                 )
                 convs.append(conv)
                 shape = conv.out_shape
-            in_features = conv.out_features
+            if not 1 <= c.head_blocks <= len(convs):
+                raise DiffgatesError(
+                    f"head_blocks must be 1 to the {len(convs)} convolution blocks, got {c.head_blocks}."
+                )
+            in_features = sum(conv.out_features for conv in convs[-c.head_blocks :])
         self.convs = nn.Sequential(*convs)
         layers = []
         for i, width in enumerate(c.widths):
@@ -166,9 +173,20 @@ class LogicNet(nn.Module):
         """Encoder bit feeding each row of the first layer's input (identity for dense models)."""
         return self.first_layer_input(torch.arange(self.encoder.out_features).view(1, -1))[:, 0]
 
+    def head_input(self, bits: torch.Tensor) -> torch.Tensor:
+        """The dense layers' feature-major input from encoded bits: the encoder's bits, or the
+        outputs of the last ``config.head_blocks`` convolution blocks one after the other."""
+        h = self.first_layer_input(bits)
+        outputs = []
+        for conv in self.convs:
+            h = conv(h)
+            outputs.append(h)
+        k = self.config.head_blocks
+        return h if len(outputs) < 2 or k == 1 else torch.cat(outputs[-k:])
+
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
-        h = self.convs(self.first_layer_input(bits))
+        h = self.head_input(bits)
         if self.activation_dtype is not None:
             h = h.to(self.activation_dtype)
         *hidden, last = self.layers
