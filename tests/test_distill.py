@@ -1,5 +1,7 @@
 """Knowledge distillation: --teacher RUNS makes the student fit the teachers' circuit scores."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -71,10 +73,60 @@ def test_full_distillation_ignores_the_labels_and_zero_weight_ignores_the_teache
 def test_bad_teacher_options_are_clear_errors(teachers, tmp_path, capsys):
     out = str(tmp_path / "s")
     assert main(["train", *SMALL, "--teacher", str(tmp_path / "none"), "--out", out]) == 2
-    assert "no circuit.npz" in capsys.readouterr().err
+    assert "neither a finished run (no circuit.npz)" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # refused before anything was written
     assert main(["train", *SMALL, "--teacher", teachers[0], "--distill-weight", "1.5", "--out", out]) == 2
     assert "distill_weight" in capsys.readouterr().err
     args = ["--dataset", "fashion-mnist", "--conv", "4:3:1:2", "--flip", "0.5"]
     assert main(["train", *SMALL, *args, "--teacher", teachers[0], "--out", out]) == 2
     assert "--random-crop or --flip" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def cnn_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cnn") / "teacher"
+    args = ["teacher", "--dataset", "digits", "--image-shape", "1,8,8", "--channels", "8,16", "--epochs", "12"]
+    assert main([*args, "--flip", "0", "--shift", "1", "--threads", "1", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_cnn_teacher_trains_and_its_logits_are_the_soft_targets(cnn_teacher):
+    from diffgates.teacher import TEACHER_FILE, load_teacher
+
+    summary = json.loads((cnn_teacher / "summary.json").read_text())
+    assert summary["test_acc"] > 0.9  # a real classifier, not noise
+    cnn = load_teacher(cnn_teacher / TEACHER_FILE)
+    ds = load_dataset("digits")
+    assert float((cnn.logits(ds.x_test).argmax(1).numpy() == ds.y_test).mean()) == summary["test_acc"]
+    torch.testing.assert_close(teacher_scores([str(cnn_teacher)], ds), cnn.logits(ds.x_train))
+
+
+def test_a_cnn_teacher_and_its_temperature_steer_the_student(cnn_teacher, tmp_path):
+    teach = ["--teacher", str(cnn_teacher), "--distill-weight", "1", "--epochs", "15"]
+    runs = {}
+    for name, extra in [("t1", []), ("t1_again", []), ("t4", ["--teacher-temperature", "4"])]:
+        runs[name] = tmp_path / name
+        assert main(["train", "--dataset", "digits", *SMALL, *teach, *extra, "--out", str(runs[name])]) == 0
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    w = {name: weights(run) for name, run in runs.items()}
+    assert same(w["t1"], w["t1_again"])
+    assert not same(w["t1"], w["t4"])  # softer targets train another network
+    summary = json.loads((runs["t1"] / "summary.json").read_text())
+    assert summary["test_acc_relaxed"] > 0.5  # learnt the digits from the teacher's logits alone
+
+
+def test_bad_cnn_teacher_options_are_clear_errors(cnn_teacher, tmp_path, capsys):
+    out = str(tmp_path / "s")
+    assert main(["train", *SMALL, "--teacher", str(cnn_teacher), "--teacher-temperature", "0", "--out", out]) == 2
+    assert "teacher_temperature" in capsys.readouterr().err
+    data = tmp_path / "wide.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x_train=rng.random((50, 10)), y_train=rng.integers(0, 10, 50), x_test=rng.random((20, 10)),
+             y_test=rng.integers(0, 10, 20))  # fmt: skip
+    assert main(["train", "--dataset", str(data), *SMALL, "--teacher", str(cnn_teacher), "--out", out]) == 2
+    assert "takes 64 features into 10 classes" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+    assert main(["teacher", "--dataset", str(data), "--out", out]) == 2
+    assert "needs images" in capsys.readouterr().err
+    assert main(["teacher", "--dataset", "digits", "--image-shape", "1,8,8", "--out", str(cnn_teacher)]) == 2
+    assert "already exists" in capsys.readouterr().err

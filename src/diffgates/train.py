@@ -105,23 +105,33 @@ def start_from(model: LogicNet, run: Path) -> None:
     model.load_state_dict(state)
 
 
+def _teacher(run: str):
+    """(features, classes, scores of raw features) of one teacher run: a logic run's circuit
+    (counts / tau) or a ``diffgates teacher`` CNN (logits)."""
+    from .teacher import TEACHER_FILE, load_teacher
+
+    if (Path(run) / TEACHER_FILE).is_file():
+        cnn = load_teacher(Path(run) / TEACHER_FILE)
+        return math.prod(cnn.config.image_shape), cnn.config.n_classes, cnn.logits
+    path = Path(run) / "circuit.npz"
+    if not path.is_file():
+        raise DiffgatesError(f"teacher {run} is neither a finished run (no circuit.npz) nor a 'diffgates teacher' run.")
+    circuit = Circuit.load(path)
+    score = lambda x: torch.as_tensor(predict_counts(circuit, x), dtype=torch.float32) / circuit.tau  # noqa: E731
+    return circuit.n_features, circuit.n_classes, score
+
+
 def teacher_scores(runs: list[str], ds: Dataset) -> torch.Tensor:
-    """(n_train, classes) float32: the class scores (counts / tau) of the runs' circuits on the
-    training set, averaged over the runs: the soft targets of knowledge distillation."""
-    total = None
-    for run in runs:
-        path = Path(run) / "circuit.npz"
-        if not path.is_file():
-            raise DiffgatesError(f"teacher {run} is not a finished run (no circuit.npz).")
-        circuit = Circuit.load(path)
-        if circuit.n_features != ds.n_features or circuit.n_classes != ds.n_classes:
+    """(n_train, classes) float32: the teachers' class scores on the training set, averaged over
+    the runs: the soft targets of knowledge distillation."""
+    teachers = [_teacher(run) for run in runs]  # every run is checked before any is scored
+    for run, (n_features, n_classes, _) in zip(runs, teachers):
+        if n_features != ds.n_features or n_classes != ds.n_classes:
             raise DiffgatesError(
-                f"teacher {run} takes {circuit.n_features} features into {circuit.n_classes} classes, "
+                f"teacher {run} takes {n_features} features into {n_classes} classes, "
                 f"but {ds.name} has {ds.n_features} and {ds.n_classes}."
             )
-        scores = torch.as_tensor(predict_counts(circuit, ds.x_train), dtype=torch.float32) / circuit.tau
-        total = scores if total is None else total + scores
-    return total / len(runs)
+    return sum(score(ds.x_train) for _, _, score in teachers) / len(teachers)
 
 
 @torch.no_grad()
@@ -218,7 +228,7 @@ def train(
     encode = lambda x: model.encoder(torch.as_tensor(x, device=device)).to(torch.uint8)  # noqa: E731
     xtr, xte = encode(ds.x_train), encode(ds.x_test)
     ytr = torch.as_tensor(ds.y_train, device=device)
-    soft = None if taught is None else torch.softmax(taught, 1).to(device)
+    soft = None if taught is None else torch.softmax(taught / cfg.teacher_temperature, 1).to(device)
     yte = torch.as_tensor(ds.y_test, device=device)
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
