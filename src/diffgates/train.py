@@ -184,14 +184,14 @@ def train(
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)
+    if cfg.threads:  # before the teachers score the training set
+        torch.set_num_threads(cfg.threads)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     taught = teacher_scores(cfg.teacher, ds) if cfg.teacher else None  # before anything is written
     dist = Distributed.from_env(cfg.device)
     if not resume and dist.rank == 0:
         prepare_out_dir(out, overwrite)
     dist.barrier()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     device = dist.device or torch.device(cfg.device)
