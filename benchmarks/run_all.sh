@@ -28,3 +28,5 @@ fi
 $dg bench conv --json --impls diffgates,diffgates-gate-cost --model fashion-conv --batches 128 --threads 2 --steps 10 --rounds 3 > "$out/conv_train_gate_cost.json"
 $dg bench conv --json --impls diffgates,diffgates-gate-cost --model fashion-conv --param truth4 --batches 128 --threads 2 --steps 10 --rounds 3 > "$out/conv_train_gate_cost_truth4.json"
 $dg bench train --json --impls diffgates,diffgates-gate-cost --batches 128 --threads 2 --steps 15 --rounds 3 > "$out/train_gate_cost.json"
+# where a convolutional circuit loses accuracy: float probes on its blocks' discrete outputs
+.venv/bin/python benchmarks/probe_features.py results/fashion-conv-kd --threads 2 > "$out/probe_fashion_conv_kd.jsonl"

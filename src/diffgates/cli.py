@@ -116,7 +116,7 @@ def cmd_teacher(args) -> int:
         f"{ds.name}: CNN teacher with {s['parameters']:,} parameters, {s['train_seconds']:.0f} s of training; "
         f"test accuracy {s['test_acc']:.4f} (train {s['train_acc']:.4f})"
     )
-    print(f"written to {out}; distil it with: diffgates train --teacher {out} --teacher-temperature 2 ...")
+    print(f"written to {out}; distil it with: diffgates train --teacher {out} --distill-weight 0.9 ...")
     return 0
 
 
@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a float CNN teacher for --teacher (knowledge distillation)",
         description="Train a small conventional CNN (batch norm, ReLU, max pooling; random shifts and flips) "
         "whose logits a logic network can then learn from with 'diffgates train --teacher RUN'. "
-        "About 20 minutes on 2 CPU cores for Fashion-MNIST.",
+        "About 30 minutes on 2 CPU cores for Fashion-MNIST.",
         data_dir=True,
     )
     p.add_argument("--dataset", default="fashion-mnist", help="an image dataset or .npz file (default: fashion-mnist)")
