@@ -33,15 +33,15 @@ def block_features(model, x, level: int, batch: int = 2000) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def probe(ftr, ytr, fte, yte, hidden: int, epochs: int, seed: int = 0) -> dict:
+def probe(ftr, ytr, fte, yte, n_classes: int, hidden: int, epochs: int, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     n = ftr.shape[1]
     if hidden:
         net = torch.nn.Sequential(
-            torch.nn.Linear(n, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(hidden, 10)
+            torch.nn.Linear(n, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(hidden, n_classes)
         )
     else:
-        net = torch.nn.Linear(n, 10)
+        net = torch.nn.Linear(n, n_classes)
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-2)
     for _ in range(epochs):
         net.train()
@@ -73,7 +73,7 @@ def main() -> None:
         ftr, fte = block_features(model, ds.x_train, level), block_features(model, ds.x_test, level)
         for hidden in (0, 1024):
             row = {"run": args.run, "block": level, "features": ftr.shape[1], "probe": "mlp" if hidden else "linear"}
-            print(json.dumps({**row, **probe(ftr, ytr, fte, yte, hidden, args.epochs)}), flush=True)
+            print(json.dumps({**row, **probe(ftr, ytr, fte, yte, ds.n_classes, hidden, args.epochs)}), flush=True)
 
 
 if __name__ == "__main__":
