@@ -91,3 +91,9 @@ def assert_bfloat16_op_equals_float64(op, reference, x, w):
     assert gx.dtype == torch.bfloat16 and gw.dtype == torch.float32
     torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-8, atol=1e-5)
     torch.testing.assert_close(gw.double(), gw_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(monkeypatch, tmp_path_factory):
+    """Teacher scores are cached under the test session's temporary directory, not the user's."""
+    monkeypatch.setenv("DIFFGATES_CACHE", str(tmp_path_factory.getbasetemp() / "diffgates-cache"))

@@ -11,6 +11,9 @@ from diffgates.circuit import Circuit
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
 from diffgates.data import load_dataset
+from diffgates.data.augment import augment_bits, n_variants, variants
+from diffgates.nn.model import LogicNet, ModelConfig
+from diffgates.teacher import TEACHER_FILE, load_teacher
 from diffgates.train import teacher_scores
 
 SMALL = ["--widths", "200,200", "--epochs", "3", "--threads", "1", "--quiet"]
@@ -77,9 +80,6 @@ def test_bad_teacher_options_are_clear_errors(teachers, tmp_path, capsys):
     assert not (tmp_path / "s").exists()  # refused before anything was written
     assert main(["train", *SMALL, "--teacher", teachers[0], "--distill-weight", "1.5", "--out", out]) == 2
     assert "distill_weight" in capsys.readouterr().err
-    args = ["--dataset", "fashion-mnist", "--conv", "4:3:1:2", "--flip", "0.5"]
-    assert main(["train", *SMALL, *args, "--teacher", teachers[0], "--out", out]) == 2
-    assert "--random-crop or --flip" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,6 @@ def cnn_teacher(tmp_path_factory):
 
 
 def test_cnn_teacher_trains_and_its_logits_are_the_soft_targets(cnn_teacher):
-    from diffgates.teacher import TEACHER_FILE, load_teacher
-
     summary = json.loads((cnn_teacher / "summary.json").read_text())
     assert summary["test_acc"] > 0.9  # a real classifier, not noise
     cnn = load_teacher(cnn_teacher / TEACHER_FILE)
@@ -113,6 +111,54 @@ def test_a_cnn_teacher_and_its_temperature_steer_the_student(cnn_teacher, tmp_pa
     assert not same(w["t1"], w["t4"])  # softer targets train another network
     summary = json.loads((runs["t1"] / "summary.json").read_text())
     assert summary["test_acc_relaxed"] > 0.5  # learnt the digits from the teacher's logits alone
+
+
+def test_augmented_students_learn_the_teachers_scores_of_the_image_they_see(cnn_teacher, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFGATES_CACHE", str(tmp_path / "cache"))
+    ds, shape, crop, flip = load_dataset("digits"), (1, 8, 8), 1, 0.5
+    cnn = load_teacher(cnn_teacher / TEACHER_FILE)
+    table = teacher_scores([str(cnn_teacher)], ds, shape, crop, flip)
+    assert table.shape == (len(ds.y_train), n_variants(crop, flip), 10) == (len(ds.y_train), 18, 10)
+    # the student's bits of an augmented image are the encoded bits of the variant the teacher scored
+    fixed = {"encoder_strategy": "fixed", "encoder_thresholds": [2.0, 6.0, 10.0]}  # shared by all pixels
+    model = LogicNet(ModelConfig(n_features=64, n_classes=10, widths=[20], image_shape=list(shape), **fixed))
+    model.encoder.fit(ds.x_train)
+    raw = torch.as_tensor(ds.x_train[:300], dtype=torch.float32)
+    bits, v = augment_bits(model.encoder(raw), shape, model.encoder.n_bits, crop, flip, with_variant=True)
+    assert len(set(v.tolist())) == 18
+    seen = dict(variants(raw, shape, crop, flip))
+    for i in range(300):
+        assert torch.equal(bits[i], model.encoder(seen[int(v[i])][i : i + 1])[0])
+    for k in (0, 4, 17):  # variant 8 is the image itself, unflipped
+        torch.testing.assert_close(table[:300, k], cnn.logits(seen[k].numpy()))
+    torch.testing.assert_close(table[:, 8], cnn.logits(ds.x_train))
+    assert not torch.equal(table[:, 0], table[:, 8])
+    # cached: a second call reads the file back; another augmentation is another table
+    (cached,) = (tmp_path / "cache" / "teacher-scores").iterdir()
+    torch.save(torch.zeros_like(table), cached)  # what a cache hit would return
+    assert not teacher_scores([str(cnn_teacher)], ds, shape, crop, flip).any()
+    assert teacher_scores([str(cnn_teacher)], ds, shape, crop, 0.0).shape[1] == 9
+    monkeypatch.setenv("DIFFGATES_CACHE", "off")
+    torch.testing.assert_close(teacher_scores([str(cnn_teacher)], ds, shape, crop, flip), table)
+    assert len(list((tmp_path / "cache" / "teacher-scores").iterdir())) == 2
+
+
+def test_an_augmented_student_fits_the_teacher_alone_at_weight_one(cnn_teacher, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFGATES_CACHE", "off")
+    true, shuffled = digits_npz(tmp_path / "true.npz", False), digits_npz(tmp_path / "shuffled.npz", True)
+    aug = ["--image-shape", "1,8,8", "--random-crop", "1", "--flip", "0.5", "--teacher", str(cnn_teacher)]
+    runs = {}
+    for name, data, extra in [
+        ("w1_true", true, ["--distill-weight", "1"]),
+        ("w1_shuffled", shuffled, ["--distill-weight", "1"]),
+        ("half", true, ["--distill-weight", "0.5"]),
+    ]:
+        runs[name] = tmp_path / name
+        assert main(["train", "--dataset", data, *SMALL, *aug, *extra, "--out", str(runs[name])]) == 0
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    w = {name: weights(run) for name, run in runs.items()}
+    assert same(w["w1_true"], w["w1_shuffled"])  # only the teacher's scores are fitted
+    assert not same(w["w1_true"], w["half"])
 
 
 def test_bad_cnn_teacher_options_are_clear_errors(cnn_teacher, tmp_path, capsys):

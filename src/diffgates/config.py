@@ -87,7 +87,9 @@ class TrainConfig:
     teacher: list[str] | None = opt(
         None,
         "knowledge distillation: logic runs (their circuits) or 'diffgates teacher' runs (a CNN) that teach, "
-        "comma separated; the student also fits their averaged class scores on each training image",
+        "comma separated; the student also fits their averaged class scores on each training image "
+        "(with --random-crop/--flip: on the augmented image; the scores are cached in $DIFFGATES_CACHE, "
+        "default ~/.cache/diffgates)",
     )
     teacher_temperature: float = opt(
         1.0,
@@ -185,10 +187,6 @@ class TrainConfig:
             raise DiffgatesError(f"teacher_temperature must be positive, got {self.teacher_temperature}.")
         if not 0 <= self.distill_weight <= 1:
             raise DiffgatesError(f"distill_weight must be in [0, 1], got {self.distill_weight}.")
-        if self.teacher and (self.random_crop or self.flip):
-            raise DiffgatesError(
-                "--teacher scores each training image once, so it cannot be combined with --random-crop or --flip."
-            )
         if (self.random_crop or self.flip) and not (self.conv or self.image_shape):
             raise DiffgatesError("augmentation needs images: give --image-shape or convolution blocks (--conv).")
         return self

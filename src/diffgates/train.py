@@ -6,6 +6,7 @@ A run directory holds ``config.yaml`` (resolved options), ``model.safetensors``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from .circuit import Circuit
 from .circuit.execute import predict_counts
 from .config import CONFIG_FILE, TrainConfig
 from .data import IMAGE_SHAPES, Dataset, load_dataset
-from .data.augment import augment_bits
+from .data.augment import augment_bits, n_variants, variants
 from .errors import DiffgatesError
 from .nn.cost import expected_gates
 from .nn.model import LogicNet, ModelConfig
@@ -78,13 +79,20 @@ class Distributed:
             tdist.destroy_process_group()
 
 
+def image_shape(cfg: TrainConfig, ds: Dataset) -> list[int] | None:
+    """The images' (channels, height, width): given, or known for the dataset when convolutions
+    or augmentation need it."""
+    if cfg.image_shape or not (cfg.conv or cfg.random_crop or cfg.flip):
+        return cfg.image_shape
+    if ds.name not in IMAGE_SHAPES:
+        raise DiffgatesError(f"convolutions and augmentation need --image-shape C,H,W for dataset {ds.name}.")
+    return list(IMAGE_SHAPES[ds.name])
+
+
 def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
     mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
-    if (cfg.conv or cfg.random_crop or cfg.flip) and mc.image_shape is None:
-        if ds.name not in IMAGE_SHAPES:
-            raise DiffgatesError(f"convolutions and augmentation need --image-shape C,H,W for dataset {ds.name}.")
-        mc.image_shape = list(IMAGE_SHAPES[ds.name])
+    mc.image_shape = image_shape(cfg, ds)
     if cfg.widths[-1] % ds.n_classes:
         raise DiffgatesError(
             f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
@@ -106,32 +114,72 @@ def start_from(model: LogicNet, run: Path) -> None:
 
 
 def _teacher(run: str):
-    """(features, classes, scores of raw features) of one teacher run: a logic run's circuit
-    (counts / tau) or a ``diffgates teacher`` CNN (logits)."""
+    """(features, classes, scores of raw features, weights file) of one teacher run: a logic
+    run's circuit (counts / tau) or a ``diffgates teacher`` CNN (logits)."""
     from .teacher import TEACHER_FILE, load_teacher
 
     if (Path(run) / TEACHER_FILE).is_file():
         cnn = load_teacher(Path(run) / TEACHER_FILE)
-        return math.prod(cnn.config.image_shape), cnn.config.n_classes, cnn.logits
+        return math.prod(cnn.config.image_shape), cnn.config.n_classes, cnn.logits, Path(run) / TEACHER_FILE
     path = Path(run) / "circuit.npz"
     if not path.is_file():
         raise DiffgatesError(f"teacher {run} is neither a finished run (no circuit.npz) nor a 'diffgates teacher' run.")
     circuit = Circuit.load(path)
     score = lambda x: torch.as_tensor(predict_counts(circuit, x), dtype=torch.float32) / circuit.tau  # noqa: E731
-    return circuit.n_features, circuit.n_classes, score
+    return circuit.n_features, circuit.n_classes, score, path
 
 
-def teacher_scores(runs: list[str], ds: Dataset) -> torch.Tensor:
-    """(n_train, classes) float32: the teachers' class scores on the training set, averaged over
-    the runs: the soft targets of knowledge distillation."""
+def cache_dir() -> Path | None:
+    """Where teacher scores are kept between runs: ``$DIFFGATES_CACHE`` (``off``: nowhere), else
+    ``~/.cache/diffgates``."""
+    where = os.environ.get("DIFFGATES_CACHE", str(Path.home() / ".cache" / "diffgates"))
+    return None if where == "off" else Path(where)
+
+
+def teacher_scores(
+    runs: list[str], ds: Dataset, image_shape=None, crop: int = 0, flip: float = 0.0, quiet: bool = True
+) -> torch.Tensor:
+    """float32 class scores of the teachers on the training set, averaged over the runs: the soft
+    targets of knowledge distillation. (n_train, classes) without augmentation; with a crop or
+    flip (n_train, n_variants, classes), every image scored in every variant of
+    :mod:`diffgates.data.augment`, so the student learns the scores of the image it sees.
+
+    Scoring every variant takes minutes for a CNN, so the table is cached (:func:`cache_dir`)
+    under a hash of the teachers' files, the training images and the augmentation."""
     teachers = [_teacher(run) for run in runs]  # every run is checked before any is scored
-    for run, (n_features, n_classes, _) in zip(runs, teachers):
+    for run, (n_features, n_classes, _, _) in zip(runs, teachers):
         if n_features != ds.n_features or n_classes != ds.n_classes:
             raise DiffgatesError(
                 f"teacher {run} takes {n_features} features into {n_classes} classes, "
                 f"but {ds.name} has {ds.n_features} and {ds.n_classes}."
             )
-    return sum(score(ds.x_train) for _, _, score in teachers) / len(teachers)
+    augmented = bool(crop or flip)
+    x = np.ascontiguousarray(ds.x_train, dtype=np.float32)
+    key = hashlib.sha256(repr((augmented and tuple(image_shape), crop, bool(flip))).encode())
+    for *_, path in teachers:
+        key.update(hashlib.sha256(path.read_bytes()).digest())
+    key.update(x.tobytes())
+    cached = cache_dir() and cache_dir() / "teacher-scores" / f"{key.hexdigest()[:32]}.pt"
+    if cached and cached.is_file():
+        return torch.load(cached)
+    if not augmented:
+        table = sum(score(x) for _, _, score, _ in teachers) / len(teachers)
+    else:
+        table = torch.empty(len(x), n_variants(crop, flip), ds.n_classes)
+        with progress_bar(quiet) as bar:
+            task = bar.add_task("teacher scores", total=n_variants(crop, flip))
+            for v, xv in variants(torch.from_numpy(x), image_shape, crop, flip):
+                table[:, v] = sum(score(xv.numpy()) for _, _, score, _ in teachers) / len(teachers)
+                bar.update(task, advance=1)
+    if cached:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".tmp{os.getpid()}")
+            torch.save(table, tmp)
+            os.replace(tmp, cached)
+        except OSError:  # a read-only cache only costs the time to score again
+            pass
+    return table
 
 
 @torch.no_grad()
@@ -187,7 +235,9 @@ def train(
     if cfg.threads:  # before the teachers score the training set
         torch.set_num_threads(cfg.threads)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
-    taught = teacher_scores(cfg.teacher, ds) if cfg.teacher else None  # before anything is written
+    taught = None  # scored before anything is written
+    if cfg.teacher:
+        taught = teacher_scores(cfg.teacher, ds, image_shape(cfg, ds), cfg.random_crop, cfg.flip, quiet)
     dist = Distributed.from_env(cfg.device)
     if not resume and dist.rank == 0:
         prepare_out_dir(out, overwrite)
@@ -228,7 +278,7 @@ def train(
     encode = lambda x: model.encoder(torch.as_tensor(x, device=device)).to(torch.uint8)  # noqa: E731
     xtr, xte = encode(ds.x_train), encode(ds.x_test)
     ytr = torch.as_tensor(ds.y_train, device=device)
-    soft = None if taught is None else torch.softmax(taught / cfg.teacher_temperature, 1).to(device)
+    soft = None if taught is None else torch.softmax(taught / cfg.teacher_temperature, -1).to(device)
     yte = torch.as_tensor(ds.y_test, device=device)
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
@@ -246,16 +296,18 @@ def train(
                 batch = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 idx = batch[dist.rank :: dist.world]  # this process's share of the global batch
                 bits = xtr[idx]
+                target = idx
                 if cfg.random_crop or cfg.flip:
                     shape = model.config.image_shape
-                    bits = augment_bits(bits, shape, model.encoder.n_bits, cfg.random_crop, cfg.flip)
+                    bits, v = augment_bits(bits, shape, model.encoder.n_bits, cfg.random_crop, cfg.flip, True)
+                    target = (idx, v)  # the teacher's scores of the variant the student sees
                 scores = net(bits.float(), encoded=True)
                 # sum over the share / global batch size, times world: DDP's gradient average is
                 # then exactly the gradient of the mean loss over the whole global batch
                 loss = F.cross_entropy(scores, ytr[idx], reduction="sum")
                 if soft is not None:  # cross-entropy against the teacher's probabilities (KL + a constant)
                     w = cfg.distill_weight
-                    loss = (1 - w) * loss + w * F.cross_entropy(scores, soft[idx], reduction="sum")
+                    loss = (1 - w) * loss + w * F.cross_entropy(scores, soft[target], reduction="sum")
                 loss = loss * (dist.world / len(batch))
                 objective = loss
                 if cfg.gate_cost:  # the same on every process, so DDP's average keeps it
