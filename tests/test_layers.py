@@ -101,6 +101,31 @@ def test_hard_forward_uses_discrete_gates_with_straight_through_gradient():
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("param", ["softmax16", "truth4"])
+def test_gumbel_forward_samples_gates_at_their_probabilities_with_the_perturbed_gradient(param):
+    n = 20000
+    w = torch.randn(n, P.n_weights(param)) * 1.5
+    torch.manual_seed(3)
+    noisy = w + (P.gumbel_noise if param == "softmax16" else P.logistic_noise)(w, 1.0)
+    torch.manual_seed(3)
+    wg = w.clone().requires_grad_()
+    c = P.mode_coefficients(wg, param, True, "gumbel", 1.0, fused=False)
+    assert torch.equal(c.detach(), P.hard_coefficients(noisy, param))  # the sampled discrete gates
+    c.pow(2).sum().backward()
+    # straight-through: the gradient is the relaxation's at the noisy logits, taken at the hard output
+    ref = noisy.clone().requires_grad_()
+    relaxed = P.relaxed_coefficients_torch(ref, param)
+    (relaxed * 2 * P.hard_coefficients(noisy, param)).sum().backward()
+    torch.testing.assert_close(wg.grad, ref.grad)
+    # the samples follow the distribution of the relaxed choice: sigmoid per truth4 entry
+    # (symmetric noise; plain Gumbel noise would bias every entry towards 1), softmax over 16 gates
+    if param == "truth4":
+        torch.testing.assert_close((noisy > 0).float().mean(), torch.sigmoid(w).mean(), atol=0.01, rtol=0)
+    else:
+        picked = torch.nn.functional.one_hot(noisy.argmax(1), 16).float().mean(0)
+        torch.testing.assert_close(picked, torch.softmax(w, 1).mean(0), atol=0.01, rtol=0)
+
+
 def test_wrong_input_shape_is_a_clear_error():
     from diffgates import DiffgatesError
 

@@ -55,10 +55,13 @@ class TrainConfig:
     residual_strength: float | None = opt(None, "residual init logit (default 5 for softmax16, 3 for truth4)")
     forward: str = opt(
         "relaxed",
-        "training forward: relaxed gates, or discrete with straight-through gradients",
+        "training forward: relaxed gates; discrete with straight-through gradients (hard); or discrete gates "
+        "drawn from noisy logits, with the gradient of the noisy relaxation (gumbel, Gumbel-ST)",
         ("relaxed", "hard", "gumbel"),
     )
-    gumbel_scale: float = opt(1.0, "Gumbel noise scale for --forward gumbel")
+    gumbel_scale: float = opt(
+        1.0, "noise scale for --forward gumbel (Gumbel noise for softmax16, logistic noise for truth4's entries)"
+    )
     grad_factor: float = opt(1.0, "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)")
     activations: str = opt(
         "float32",

@@ -188,8 +188,8 @@ class LogicDense(GateLayer):
         if not (self.learned and self.training):
             return (x, *self.wiring())
         w = self.connection_weight
-        soft = torch.softmax(w, dim=-1)
-        one_hot = lambda v: F.one_hot(v.argmax(-1), self.candidates).to(soft.dtype)  # noqa: E731
+        soft = lambda v: torch.softmax(v, dim=-1)  # noqa: E731
+        one_hot = lambda v: F.one_hot(v.argmax(-1), self.candidates).to(w.dtype)  # noqa: E731
         probs = P.training_choice(w, soft, one_hot, self.forward_mode, self.gumbel_scale)
         if resolve_engine(self.engine, x, DENSE_CPU_DTYPES) == "cpu":
             from ..kernels import cpu

@@ -105,29 +105,45 @@ def mode_coefficients(
     weight: torch.Tensor, parametrization: str, training: bool, forward: str, gumbel_scale: float, fused: bool = True
 ) -> torch.Tensor:
     """(n, 4) coefficients for a layer's mode: discrete in eval; in training relaxed, or discrete
-    with straight-through gradients (``hard``, ``gumbel`` adds Gumbel noise to the logits).
+    with straight-through gradients (``hard``; ``gumbel`` draws the gate from noisy logits).
     ``fused``: as in :func:`relaxed_coefficients`."""
     if not training:
         return hard_coefficients(weight, parametrization)
-    relaxed = relaxed_coefficients(weight, parametrization, fused)
-    return training_choice(weight, relaxed, lambda w: hard_coefficients(w, parametrization), forward, gumbel_scale)
+    return training_choice(
+        weight,
+        lambda w: relaxed_coefficients(w, parametrization, fused),
+        lambda w: hard_coefficients(w, parametrization),
+        forward,
+        gumbel_scale,
+        binary=parametrization != "softmax16",
+    )
 
 
-def training_choice(weight, relaxed: torch.Tensor, hard_of, forward: str, gumbel_scale: float) -> torch.Tensor:
-    """What a learnable choice (a gate, a connection) gives in training: ``relaxed`` for
-    ``forward="relaxed"``, else ``hard_of(weight)`` (with Gumbel noise on the logits for
-    ``"gumbel"``) in the forward pass and ``relaxed``'s gradient (straight-through)."""
+def training_choice(weight, relaxed_of, hard_of, forward: str, gumbel_scale: float, binary: bool = False):
+    """What a learnable choice (a gate, a connection) gives in training: ``relaxed_of(weight)``
+    for ``forward="relaxed"``, else ``hard_of(weight)`` in the forward pass with the gradient of
+    ``relaxed_of(weight)`` (straight-through). ``"gumbel"`` perturbs the logits first, forward
+    and backward (Gumbel-ST: a sampled discrete choice, the gradient of the perturbed relaxation):
+    Gumbel noise for a softmax over options, logistic noise (the difference of two Gumbels, which
+    keeps P(1) = sigmoid(w)) for ``binary`` independent sigmoid logits like truth4's."""
+    if forward == "gumbel" and torch.is_grad_enabled():
+        weight = weight + (logistic_noise if binary else gumbel_noise)(weight, gumbel_scale)
+    relaxed = relaxed_of(weight)
     if forward == "relaxed":
         return relaxed
-    if forward == "gumbel" and torch.is_grad_enabled():
-        weight = weight + gumbel_noise(weight, gumbel_scale)
     return hard_of(weight.detach()) + (relaxed - relaxed.detach())  # exactly hard in forward
 
 
 def gumbel_noise(weight: torch.Tensor, scale: float) -> torch.Tensor:
-    """Gumbel(0, scale) noise shaped like ``weight`` (for noisy hard forward)."""
+    """Gumbel(0, scale) noise shaped like ``weight``: argmax(w + noise) samples softmax(w / scale)."""
     u = torch.rand_like(weight).clamp_(1e-9, 1 - 1e-9)
     return -scale * torch.log(-torch.log(u))
+
+
+def logistic_noise(weight: torch.Tensor, scale: float) -> torch.Tensor:
+    """Logistic(0, scale) noise shaped like ``weight``: w + noise > 0 with probability sigmoid(w / scale)."""
+    u = torch.rand_like(weight).clamp_(1e-9, 1 - 1e-9)
+    return scale * (torch.log(u) - torch.log1p(-u))
 
 
 #: ROLES[g]: whether gate g reads input A, reads B, reads both (else it is a constant, a wire or
