@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from diffgates.circuit import Circuit
 from diffgates.circuit.execute import predict_counts
@@ -135,7 +135,7 @@ def test_augmented_students_learn_the_teachers_scores_of_the_image_they_see(cnn_
     assert not torch.equal(table[:, 0], table[:, 8])
     # cached: a second call reads the file back; another augmentation is another table
     (cached,) = (tmp_path / "cache" / "teacher-scores").iterdir()
-    torch.save(torch.zeros_like(table), cached)  # what a cache hit would return
+    save_file({"scores": torch.zeros_like(table)}, str(cached))  # what a cache hit would return
     assert not teacher_scores([str(cnn_teacher)], ds, shape, crop, flip).any()
     assert teacher_scores([str(cnn_teacher)], ds, shape, crop, 0.0).shape[1] == 9
     monkeypatch.setenv("DIFFGATES_CACHE", "off")

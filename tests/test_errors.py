@@ -118,7 +118,7 @@ def test_full_disk_during_a_save_keeps_the_old_file_and_says_so(tmp_path, monkey
     with pytest.raises(OSError):
         save_model(random_model(seed=1), path)
     assert path.read_bytes() == before
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp*"))
     rc = main(["train", "--epochs", "1", "--widths", "20", "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "No space left on device" in err and "Traceback" not in err

@@ -59,8 +59,9 @@ STATE_FORMAT = "diffgates-train-state"
 
 
 def _atomic_save(tensors: dict, path: Path, meta: dict) -> None:
-    """Temporary file, fsync, rename: a crash or a full disk never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Temporary file, fsync, rename: a crash or a full disk never leaves a half-written file
+    (the temporary name is the process's own, so two runs writing one file do not mix)."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
         with open(tmp, "rb+") as f:

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from . import native
-from .checkpoint import load_training_state, save_model, save_training_state
+from .checkpoint import _atomic_save, load_training_state, save_model, save_training_state
 from .circuit import Circuit
 from .circuit.execute import predict_counts
 from .config import CONFIG_FILE, TrainConfig
@@ -158,10 +159,11 @@ def teacher_scores(
     key = hashlib.sha256(repr((augmented and tuple(image_shape), crop, bool(flip))).encode())
     for *_, path in teachers:
         key.update(hashlib.sha256(path.read_bytes()).digest())
-    key.update(x.tobytes())
-    cached = cache_dir() and cache_dir() / "teacher-scores" / f"{key.hexdigest()[:32]}.pt"
+    key.update(x)  # the array's buffer, without a copy
+    where = cache_dir()
+    cached = where and where / "teacher-scores" / f"{key.hexdigest()[:32]}.safetensors"
     if cached and cached.is_file():
-        return torch.load(cached)
+        return load_file(str(cached))["scores"]
     if not augmented:
         table = sum(score(x) for _, _, score, _ in teachers) / len(teachers)
     else:
@@ -174,9 +176,7 @@ def teacher_scores(
     if cached:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".tmp{os.getpid()}")
-            torch.save(table, tmp)
-            os.replace(tmp, cached)
+            _atomic_save({"scores": table}, cached, {"format": "diffgates-teacher-scores"})
         except OSError:  # a read-only cache only costs the time to score again
             pass
     return table
