@@ -4,13 +4,14 @@ from .checkpoint import load_model, save_model
 from .circuit import Circuit
 from .encode import ThermometerEncoder
 from .errors import DiffgatesError
-from .nn import GroupSum, LogicDense, LogicNet, ModelConfig
+from .nn import Ensemble, GroupSum, LogicDense, LogicNet, ModelConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Circuit",
     "DiffgatesError",
+    "Ensemble",
     "GroupSum",
     "LogicDense",
     "LogicNet",

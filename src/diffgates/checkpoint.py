@@ -11,15 +11,22 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import DiffgatesError
+from .nn.ensemble import Ensemble
 from .nn.model import LogicNet, ModelConfig
 
 FORMAT = "diffgates-model"
+ENSEMBLE_FORMAT = "diffgates-ensemble"  # every member's config in the metadata, tensors "members.i.*"
+ENSEMBLE_FILE = "ensemble.json"  # marks a directory 'diffgates merge' wrote: dataset and member runs
 VERSION = 1
 
 
-def save_model(model: LogicNet, path: str | os.PathLike) -> None:
-    """Write the model atomically (temporary file, fsync, rename)."""
-    meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(model.config.to_dict())}
+def save_model(model: LogicNet | Ensemble, path: str | os.PathLike) -> None:
+    """Write the model (or ensemble of models) atomically (temporary file, fsync, rename)."""
+    if isinstance(model, Ensemble):
+        configs = [m.config.to_dict() for m in model.members]
+        meta = {"format": ENSEMBLE_FORMAT, "version": str(VERSION), "configs": json.dumps(configs)}
+    else:
+        meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(model.config.to_dict())}
     _atomic_save(model.state_dict(), Path(path), meta)
 
 
@@ -30,8 +37,9 @@ def read_metadata(path: Path) -> dict:
         return f.metadata() or {}
 
 
-def _read(path: Path, fmt: str, what: str, missing: str) -> tuple[dict, dict]:
-    """(metadata, tensors) of a safetensors file of format ``fmt``, with errors a user can act on."""
+def _read(path: Path, fmt: str | tuple[str, ...], what: str, missing: str) -> tuple[dict, dict]:
+    """(metadata, tensors) of a safetensors file of format ``fmt`` (or one of several), with errors
+    a user can act on."""
     if not path.is_file():
         raise DiffgatesError(f"no {what} at {path}; {missing}.")
     try:
@@ -39,17 +47,23 @@ def _read(path: Path, fmt: str, what: str, missing: str) -> tuple[dict, dict]:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise DiffgatesError(f"{path} is not a readable {what} (corrupt or truncated): {e}.") from e
-    if meta.get("format") != fmt:
+    if meta.get("format") not in ((fmt,) if isinstance(fmt, str) else fmt):
         raise DiffgatesError(f"{path} is not a {what}.")
     if int(meta.get("version", "0")) > VERSION:
         raise DiffgatesError(f"{path} has format version {meta['version']}; upgrade diffgates to read it.")
     return meta, tensors
 
 
-def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet:
-    """Rebuild a model from its checkpoint; never unpickles anything."""
-    meta, state = _read(Path(path), FORMAT, "diffgates checkpoint", "train one with 'diffgates train'")
-    model = LogicNet(ModelConfig(**json.loads(meta["config"])), engine=engine)
+def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet | Ensemble:
+    """Rebuild a model (or an ensemble, as ``diffgates merge`` writes) from its checkpoint; never
+    unpickles anything."""
+    meta, state = _read(
+        Path(path), (FORMAT, ENSEMBLE_FORMAT), "diffgates checkpoint", "train one with 'diffgates train'"
+    )
+    if meta["format"] == ENSEMBLE_FORMAT:
+        model = Ensemble([LogicNet(ModelConfig(**c), engine=engine) for c in json.loads(meta["configs"])])
+    else:
+        model = LogicNet(ModelConfig(**json.loads(meta["config"])), engine=engine)
     model.load_state_dict(state)
     model.eval()
     return model

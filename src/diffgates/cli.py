@@ -121,12 +121,54 @@ def cmd_teacher(args) -> int:
 
 
 def load_run(run: str):
-    from .checkpoint import load_model
+    """(options, model, circuit) of a run directory, or of an ensemble directory that
+    ``diffgates merge`` wrote (its options name only the dataset)."""
+    from .checkpoint import ENSEMBLE_FILE, load_model
     from .circuit import Circuit
 
     run_dir = Path(run)
-    cfg = TrainConfig.from_run(run_dir)
+    if (run_dir / ENSEMBLE_FILE).is_file():
+        info = json.loads((run_dir / ENSEMBLE_FILE).read_text())
+        cfg = TrainConfig(dataset=info["dataset"], data_dir=info.get("data_dir"))
+    else:
+        cfg = TrainConfig.from_run(run_dir)
     return cfg, load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
+
+
+def cmd_merge(args) -> int:
+    from .checkpoint import ENSEMBLE_FILE, save_model
+    from .circuit import Circuit
+    from .data import load_dataset
+    from .nn import Ensemble
+    from .train import evaluate, prepare_out_dir, write_json
+
+    runs = [load_run(run) for run in args.runs]  # every run is read before anything is written
+    datasets = {(cfg.dataset, cfg.data_dir) for cfg, _, _ in runs}
+    if len(datasets) > 1:
+        raise DiffgatesError(
+            f"the runs were trained on different datasets ({', '.join(sorted(d for d, _ in datasets))})."
+        )
+    ensemble = Ensemble(
+        [m for _, model, _ in runs for m in (model.members if isinstance(model, Ensemble) else [model])]
+    )
+    cfg = runs[0][0]
+    ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
+    out = Path(args.out)
+    prepare_out_dir(out, args.overwrite)
+    circuit = Circuit.from_model(ensemble.eval())
+    save_model(ensemble, out / "model.safetensors")
+    circuit.save(out / "circuit.npz")
+    info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(args.runs)}
+    (out / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    summary = evaluate(ensemble, circuit, ds)
+    summary.update({"dataset": ds.name, "members": len(ensemble.members), "gates": ensemble.n_gates})
+    write_json(out / "summary.json", summary)
+    print(
+        f"{len(ensemble.members)} members, {ensemble.n_gates} gates ({summary.get('gates_optimised', '?')} after "
+        f"optimisation): discrete test accuracy {summary['test_acc_discrete']:.4f}, circuit "
+        f"{summary['test_acc_circuit']:.4f}, {summary['circuit_mismatches']} mismatches; written to {out}"
+    )
+    return 0 if summary["circuit_mismatches"] == 0 else 1
 
 
 def cmd_eval(args) -> int:
@@ -135,10 +177,10 @@ def cmd_eval(args) -> int:
 
     cfg, model, circuit = load_run(args.run)
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
-    if ds.n_features != model.config.n_features or ds.n_classes > model.config.n_classes:
+    if ds.n_features != circuit.n_features or ds.n_classes > circuit.n_classes:
         raise DiffgatesError(
             f"{ds.name} has {ds.n_features} features and labels up to {ds.n_classes - 1}, but the model expects "
-            f"{model.config.n_features} features and {model.config.n_classes} classes."
+            f"{circuit.n_features} features and {circuit.n_classes} classes."
         )
     result = evaluate(model, circuit, ds)
     for key in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit"):
@@ -152,13 +194,20 @@ def cmd_eval(args) -> int:
 
 def cmd_info(args) -> int:
     from . import gates
+    from .nn import Ensemble
 
     _, model, circuit = load_run(args.run)
-    for conv in model.convs:
-        print(f"conv: {conv.extra_repr()}, {conv.n_gates} tree gates + {conv.n_pool_gates} pooling ORs unrolled")
+    members = model.members if isinstance(model, Ensemble) else [model]
+    for i, member in enumerate(members):
+        prefix = f"member {i} " if len(members) > 1 else ""
+        for conv in member.convs:
+            print(f"{prefix}conv: {conv.extra_repr()}, {conv.n_gates} tree gates + {conv.n_pool_gates} pooling ORs")
+        print(
+            f"{prefix}model: {len(member.convs)} conv blocks + {len(member.layers)} dense layers, "
+            f"{member.n_gates} gates"
+        )
     print(
-        f"model: {len(model.convs)} conv blocks + {len(model.layers)} dense layers, {model.n_gates} gates, "
-        f"{circuit.n_inputs} input bits from {circuit.n_features} features, "
+        f"circuit: {circuit.n_gates} gates, {circuit.n_inputs} input bits from {circuit.n_features} features, "
         f"{circuit.n_classes} classes x {circuit.group_size} outputs, tau {circuit.tau:g}"
     )
     hist = circuit.op_histogram()
@@ -435,6 +484,20 @@ def build_parser() -> argparse.ArgumentParser:
         run=True,
         data_dir=True,
     )
+
+    p = _command(
+        sub,
+        "merge",
+        cmd_merge,
+        help="merge trained runs into one circuit that adds their class counts (an ensemble)",
+        description="Merge the circuits of trained runs on one dataset into a single circuit whose class counts "
+        "are the sum of theirs (an ensemble in hardware; shared input bits are read once). The directory it "
+        "writes works with eval, info, compile, verify and synth like a run directory.",
+        data_dir=True,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or merged directories) to merge")
+    p.add_argument("--out", required=True, help="directory to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
 
     _command(
         sub,

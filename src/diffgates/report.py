@@ -121,12 +121,15 @@ def _table(rows: list[tuple[str, object]]) -> str:
 
 def write_report(run: str | Path, data_dir: str | None = None) -> Path:
     """Write ``RUN/report/report.html`` (figures embedded) and the PNGs beside it."""
+    from .checkpoint import ENSEMBLE_FILE
     from .circuit.execute import predict_counts
     from .config import TrainConfig
     from .data import load_dataset
 
     plt = _pyplot()
     run = Path(run)
+    if (run / ENSEMBLE_FILE).is_file():
+        raise DiffgatesError(f"{run} is an ensemble that 'diffgates merge' wrote; report its member runs instead.")
     cfg = TrainConfig.from_run(run)
     rows = _metrics(run)
     circuit = Circuit.load(run / "circuit.npz")

@@ -12,8 +12,10 @@ import torch
 
 from .. import gates
 from ..kernels.torch_ops import pool_windows
+from ..nn.ensemble import Ensemble
 from ..nn.model import LogicNet
 from .ir import Circuit
+from .merge import merge
 
 
 class _Builder:
@@ -61,7 +63,9 @@ def _unroll_conv(conv, signals: np.ndarray, zero: int, build: _Builder, layer: i
 
 
 @torch.no_grad()
-def from_model(model: LogicNet) -> Circuit:
+def from_model(model: LogicNet | Ensemble) -> Circuit:
+    if isinstance(model, Ensemble):  # one circuit adding the members' class counts
+        return merge([from_model(m) for m in model.members])
     enc = model.encoder
     n_in = enc.out_features
     build = _Builder(n_in)

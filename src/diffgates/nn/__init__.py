@@ -1,7 +1,8 @@
 """Trainable logic modules."""
 
 from .dense import LogicDense
+from .ensemble import Ensemble
 from .groupsum import GroupSum
 from .model import LogicNet, ModelConfig
 
-__all__ = ["LogicDense", "GroupSum", "LogicNet", "ModelConfig"]
+__all__ = ["Ensemble", "LogicDense", "GroupSum", "LogicNet", "ModelConfig"]
