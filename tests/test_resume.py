@@ -1,6 +1,7 @@
 """Runs survive SIGKILL: resuming gives exactly the weights and metrics of an uninterrupted run."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,10 +40,9 @@ def metrics_without_timing(run):
     return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
 
 
-@pytest.mark.parametrize("connections", ["unique", "learned"])
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, connections):
+def kill_and_resume_equals_uninterrupted(tmp_path, common, before_resume=lambda: None):
+    """Train ``common`` once through and once killed mid-epoch then resumed; both must end alike."""
     ref, run = tmp_path / "ref", tmp_path / "run"
-    common = [*COMMON, "--connections", connections]
     subprocess.run(cli(*common, "--out", str(ref)), check=True, capture_output=True)
 
     proc = subprocess.Popen(cli(*common, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,6 +64,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, connec
     assert killed_at is not None
     assert not (run / "summary.json").exists()
 
+    before_resume()
     r = subprocess.run(cli("train", "--resume", str(run), "--quiet"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert metrics_without_timing(run) == metrics_without_timing(ref)
@@ -71,6 +72,20 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, connec
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
     assert sa["test_acc_discrete"] == sb["test_acc_discrete"] and sa["test_acc_relaxed"] == sb["test_acc_relaxed"]
+
+
+@pytest.mark.parametrize("connections", ["unique", "learned"])
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, connections):
+    kill_and_resume_equals_uninterrupted(tmp_path, [*COMMON, "--connections", connections])
+
+
+def test_resume_of_a_run_on_a_trunk_needs_the_trunk_no_more(tmp_path):
+    trunk = tmp_path / "trunk"
+    conv = ["--image-shape", "1,8,8", "--conv", "6:3:1:2:0,8:3:1:2:1"]
+    base = ["train", "--dataset", "digits", *conv, "--widths", "100", "--epochs", "2", "--quiet"]
+    subprocess.run(cli(*base, "--out", str(trunk)), check=True, capture_output=True)
+    common = [*COMMON, "--trunk", str(trunk), "--trunk-blocks", "1", "--connections", "learned"]
+    kill_and_resume_equals_uninterrupted(tmp_path, common, before_resume=lambda: shutil.rmtree(trunk))
 
 
 def test_resume_refuses_other_options_and_missing_runs(tmp_path):

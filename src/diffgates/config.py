@@ -42,6 +42,12 @@ class TrainConfig:
     head_blocks: int = opt(
         1, "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)"
     )
+    trunk: str | None = opt(
+        None,
+        "keep the first --trunk-blocks convolution blocks of this run (with its encoder) as trained, discrete and "
+        "fixed, and train only the layers after them; the run's convolution, encoder and gate options replace these",
+    )
+    trunk_blocks: int = opt(0, "how many convolution blocks of --trunk to keep (0: all)")
     random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)")
     flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)")
     parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
@@ -184,6 +190,8 @@ class TrainConfig:
             raise DiffgatesError("lr and tau must be positive.")
         if self.random_crop < 0 or not 0 <= self.flip <= 1:
             raise DiffgatesError("random_crop must be >= 0 and flip a probability in [0, 1].")
+        if self.trunk_blocks < 0:
+            raise DiffgatesError(f"trunk_blocks must be >= 0, got {self.trunk_blocks}.")
         if self.gate_cost < 0:
             raise DiffgatesError(f"gate_cost must be >= 0, got {self.gate_cost}.")
         if self.teacher_temperature <= 0:

@@ -95,6 +95,7 @@ def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
     mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
     mc.image_shape = image_shape(cfg, ds)
+    mc.frozen_blocks = cfg.trunk_blocks if cfg.trunk else 0
     if cfg.widths[-1] % ds.n_classes:
         raise DiffgatesError(
             f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
@@ -102,6 +103,47 @@ def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     model = LogicNet(mc, engine=cfg.engine)
     model.encoder.fit(ds.x_train)
     return model
+
+
+#: what a trunk's blocks and encoder are made of: taken from the trunk run, whatever the options say
+TRUNK_OPTIONS = (
+    "image_shape",
+    "tree_depth",
+    "conv_groups",
+    "tree_channels",
+    "encoder_bits",
+    "encoder_strategy",
+    "encoder_thresholds",
+    "parametrization",
+)
+
+
+def with_trunk(cfg: TrainConfig, ds: Dataset) -> tuple[TrainConfig, LogicNet]:
+    """``cfg`` with the architecture of its ``--trunk`` run's first ``trunk_blocks`` convolution
+    blocks and encoder, and that run's model (whose blocks :func:`take_trunk` copies)."""
+    from .checkpoint import load_model
+
+    path = Path(cfg.trunk) / "model.safetensors"
+    if not path.is_file():
+        raise DiffgatesError(f"--trunk {cfg.trunk} is not a finished run directory (no model.safetensors).")
+    trunk = load_model(path)
+    mc = trunk.config
+    if not mc.conv:
+        raise DiffgatesError(f"--trunk {cfg.trunk} has no convolution blocks to keep.")
+    n = cfg.trunk_blocks or len(mc.conv)
+    if n > len(mc.conv):
+        raise DiffgatesError(f"--trunk-blocks {n}: {cfg.trunk} has {len(mc.conv)} convolution blocks.")
+    if mc.n_features != ds.n_features:
+        raise DiffgatesError(f"--trunk {cfg.trunk} reads {mc.n_features} features, but {ds.name} has {ds.n_features}.")
+    taken = {k: getattr(mc, k) for k in TRUNK_OPTIONS}
+    return TrainConfig.from_dict({**cfg.to_dict(), **taken, "conv": list(mc.conv[:n]), "trunk_blocks": n}), trunk
+
+
+def take_trunk(model: LogicNet, trunk: LogicNet) -> None:
+    """Copy the encoder and the first ``model.config.frozen_blocks`` convolution blocks of ``trunk``."""
+    model.encoder.load_state_dict(trunk.encoder.state_dict())
+    for ours, theirs in zip(model.convs[: model.config.frozen_blocks], trunk.convs):
+        ours.load_state_dict(theirs.state_dict())
 
 
 def start_from(model: LogicNet, run: Path) -> None:
@@ -236,6 +278,9 @@ def train(
     if cfg.threads:  # before the teachers score the training set
         torch.set_num_threads(cfg.threads)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
+    trunk = None
+    if cfg.trunk and not resume:  # a resumed run's state holds the trunk's blocks already
+        cfg, trunk = with_trunk(cfg, ds)
     taught = None  # scored before anything is written
     if cfg.teacher:
         taught = teacher_scores(cfg.teacher, ds, image_shape(cfg, ds), cfg.random_crop, cfg.flip, quiet)
@@ -247,6 +292,8 @@ def train(
     native.keep_freed_memory()
     device = dist.device or torch.device(cfg.device)
     model = build_model(cfg, ds)
+    if trunk is not None:
+        take_trunk(model, trunk)
     if cfg.init_from and not resume:
         start_from(model, Path(cfg.init_from))
     model = model.to(device)

@@ -45,6 +45,7 @@ class ModelConfig:
     conv_groups: int = 1
     tree_channels: int = 2
     head_blocks: int = 1
+    frozen_blocks: int = 0  # the first N conv blocks are fixed: discrete in training too, no gradient
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +124,12 @@ class LogicNet(nn.Module):
                     f"head_blocks must be 1 to the {len(convs)} convolution blocks, got {c.head_blocks}."
                 )
             in_features = sum(conv.out_features for conv in convs[-c.head_blocks :])
+        if not 0 <= c.frozen_blocks <= len(convs):
+            raise DiffgatesError(
+                f"frozen_blocks must be 0 to the {len(convs)} convolution blocks, got {c.frozen_blocks}."
+            )
+        for conv in convs[: c.frozen_blocks]:
+            conv.requires_grad_(False)
         self.convs = nn.Sequential(*convs)
         layers = []
         for i, width in enumerate(c.widths):
@@ -147,6 +154,13 @@ class LogicNet(nn.Module):
             sort_wiring(layers, c.n_classes)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(c.n_classes, c.tau)
+
+    def train(self, mode: bool = True) -> LogicNet:
+        """Training mode for every layer except the frozen convolution blocks, which stay discrete."""
+        super().train(mode)
+        for conv in self.convs[: self.config.frozen_blocks]:
+            conv.train(False)
+        return self
 
     @property
     def n_gates(self) -> int:
