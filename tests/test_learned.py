@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from safetensors.torch import load_file
 
 from conftest import assert_bfloat16_op_equals_float64
 from diffgates import Circuit, load_model, save_model
@@ -143,11 +144,16 @@ def test_discrete_model_with_learned_connections_equals_its_circuit(seed, batch)
 def test_saved_model_keeps_the_learned_wiring(tmp_path):
     model = learned_model(7)
     save_model(model, tmp_path / "m.safetensors")
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
     loaded = load_model(tmp_path / "m.safetensors").eval()
     for a, b in zip(model.layers, loaded.layers):
         assert all(torch.equal(u, v) for u, v in zip(a.wiring(), b.wiring()))
     x = torch.randn(50, 10)
     assert torch.equal(model.counts(x), loaded.counts(x))
+    stored = load_file(str(tmp_path / "m.safetensors"))  # indices stored as int32, loaded back as int64
+    assert stored["layers.0.candidate_idx"].dtype == torch.int32
+    assert all(torch.equal(stored[k].long(), v) for k, v in saved.items() if v.dtype == torch.int64)
+    assert all(b.dtype == torch.int64 for b in loaded.buffers() if not b.is_floating_point())
 
 
 def test_fewer_than_two_candidates_is_a_clear_error():

@@ -27,7 +27,14 @@ def save_model(model: LogicNet | Ensemble, path: str | os.PathLike) -> None:
         meta = {"format": ENSEMBLE_FORMAT, "version": str(VERSION), "configs": json.dumps(configs)}
     else:
         meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(model.config.to_dict())}
-    _atomic_save(model.state_dict(), Path(path), meta)
+    _atomic_save({k: _narrow(v) for k, v in model.state_dict().items()}, Path(path), meta)
+
+
+def _narrow(t: torch.Tensor) -> torch.Tensor:
+    """Wiring indices as int32 (half the file; loading widens them back to the model's int64)."""
+    if t.dtype == torch.int64 and (t.numel() == 0 or (t.min() >= -(2**31) and t.max() < 2**31)):
+        return t.to(torch.int32)
+    return t
 
 
 def read_metadata(path: Path) -> dict:
