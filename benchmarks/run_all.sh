@@ -30,3 +30,13 @@ $dg bench conv --json --impls diffgates,diffgates-gate-cost --model fashion-conv
 $dg bench train --json --impls diffgates,diffgates-gate-cost --batches 128 --threads 2 --steps 15 --rounds 3 > "$out/train_gate_cost.json"
 # where a convolutional circuit loses accuracy: float probes on its blocks' discrete outputs
 .venv/bin/python benchmarks/probe_features.py results/fashion-conv-kd --threads 2 > "$out/probe_fashion_conv_kd.jsonl"
+# dense heads on the committed convolutional trunks (session 10; about 15 min each on 1 thread;
+# the training runs themselves, not side by side): accuracy and gates in runs/NAME*/summary.json
+if [ "${DIFFGATES_TRAIN_HEADS:-0}" = 1 ]; then
+  benchmarks/fashion_members.sh dense tks2 --trunk results/fashion-conv-small --trunk-blocks 2
+  benchmarks/fashion_members.sh dense tkw --trunk results/fashion-conv-kd --trunk-blocks 2 \
+    --widths 16000,16000,16000,16000 --tau 28
+  benchmarks/fashion_members.sh dense tk2 --trunk results/fashion-conv-kd --trunk-blocks 2
+  benchmarks/fashion_members.sh dense tk2b --trunk results/fashion-conv-kd --trunk-blocks 2 --seed 1
+  $dg merge runs/tk2-s1 runs/tk2b-s1 --out runs/two-heads --overwrite
+fi
