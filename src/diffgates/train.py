@@ -226,13 +226,17 @@ def teacher_scores(
 
 
 @torch.no_grad()
-def accuracy(model: LogicNet, bits: torch.Tensor, y: torch.Tensor, training: bool, batch: int = 2048) -> float:
-    """Accuracy in training mode (the network being optimised) or eval mode (discrete)."""
+def accuracy(
+    model: LogicNet | Ensemble, bits: torch.Tensor, y: torch.Tensor, training: bool, batch: int = 2048, forward=None
+) -> float:
+    """Accuracy in training mode (the network being optimised) or eval mode (discrete), of
+    ``forward`` (default: ``model.forward_bits`` on encoded bits; ``model`` itself on raw features)."""
+    forward = forward or model.forward_bits
     was = model.training
     model.train(training)
     correct = 0
     for i in range(0, len(y), batch):
-        scores = model.forward_bits(bits[i : i + batch].float())
+        scores = forward(bits[i : i + batch].float())
         correct += int((scores.argmax(1) == y[i : i + batch]).sum())
     model.train(was)
     return correct / len(y)
@@ -449,18 +453,16 @@ def _timed(fn) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: LogicNet | Ensemble, circuit: Circuit, ds: Dataset, batch: int = 2048) -> dict:
+def evaluate(model: LogicNet | Ensemble, circuit: Circuit, ds: Dataset) -> dict:
     """Test accuracy of the relaxed model, the discrete model and the circuit, plus agreement."""
     model = model.cpu()
     x = torch.as_tensor(ds.x_test)
-    model.train()
-    relaxed = torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    model.eval()
+    relaxed = accuracy(model, x, torch.as_tensor(ds.y_test), training=True, forward=model)
     model_counts = model.counts(x).numpy()
     circuit_counts = predict_counts(circuit, ds.x_test)
     mismatches = int((model_counts != circuit_counts).any(axis=1).sum())
     return {
-        "test_acc_relaxed": float((relaxed.numpy() == ds.y_test).mean()),
+        "test_acc_relaxed": relaxed,
         "test_acc_discrete": float((model_counts.argmax(1) == ds.y_test).mean()),
         "test_acc_circuit": float((circuit_counts.argmax(1) == ds.y_test).mean()),
         "circuit_mismatches": mismatches,

