@@ -151,6 +151,8 @@ def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape
         (3, "softmax16", ("4:3:1:1:0:2", "6:2:0:2:1"), (2, 9, 9), {}),
         # the head reads all three blocks; trees draw from up to 3 channels
         (4, "truth4", ("4:3:1:2:0", "6:3:1:2:1", "5:2:0:1"), (2, 8, 8), {"head_blocks": 3, "tree_channels": 3}),
+        # the head reads the encoder's bits beside the last two blocks
+        (5, "softmax16", ("4:3:1:2:0", "6:3:1:2:1"), (2, 8, 8), {"head_blocks": 2, "head_input": "blocks+bits"}),
     ],
 )
 def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape, options):
@@ -176,6 +178,22 @@ def test_conv_model_saves_and_reloads_exactly(tmp_path):
     x = torch.randn(50, model.config.n_features)
     assert torch.equal(model.counts(x), again.counts(x))
     assert torch.equal(model.convs[0].leaf_rows(), again.convs[0].leaf_rows())
+
+
+def test_head_input_bits_feed_the_encoder_bits_to_the_head_and_survive_a_reload(tmp_path):
+    model = conv_model(5, head_input="blocks+bits")
+    plain = conv_model(5)
+    n_bits = model.config.n_features * model.encoder.n_bits
+    assert model.layers[0].in_features == plain.layers[0].in_features + n_bits
+    save_model(model, tmp_path / "m.safetensors")
+    again = load_model(tmp_path / "m.safetensors")
+    assert again.config.head_input == "blocks+bits"
+    x = torch.randn(50, model.config.n_features)
+    assert torch.equal(model.counts(x), again.counts(x))
+    bits = model.encoder(x)
+    assert torch.equal(model.head_input(bits)[:n_bits], model.first_layer_input(bits))
+    with pytest.raises(DiffgatesError, match="needs convolution blocks"):
+        LogicNet(ModelConfig(n_features=4, n_classes=2, widths=[4], head_input="blocks+bits"))
 
 
 def test_gate_counts_from_shapes_match_the_built_model():

@@ -78,6 +78,7 @@ def live_two_input_gates(circuit: Circuit) -> int:
         (5, "truth4", ("5:3:1:2:0", "4:3:1:2:0"), (3, 8, 8), {}),
         (6, "softmax16", ("5:3:1:2:0", "4:3:1:2:0", "3:2:0:1"), (2, 8, 8), {"head_blocks": 2}),
         (7, "truth4", ("5:3:1:2:0", "4:3:1:2:0"), (2, 8, 8), {"head_blocks": 2}),
+        (8, "truth4", ("5:3:1:2:0", "4:3:1:2:0"), (2, 8, 8), {"head_input": "blocks+bits"}),
     ],
 )
 def test_discrete_cost_counts_the_live_gates_of_the_unrolled_circuit(seed, param, conv, shape, options):

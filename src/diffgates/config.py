@@ -42,6 +42,12 @@ class TrainConfig:
     head_blocks: int = opt(
         1, "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)"
     )
+    head_input: str = opt(
+        "blocks",
+        "what the dense layers read: the convolution blocks' outputs (--head-blocks), or those and the encoder's bits "
+        "beside them (a skip connection around the convolutions)",
+        ("blocks", "blocks+bits"),
+    )
     trunk: str | None = opt(
         None,
         "keep the first --trunk-blocks convolution blocks of this run (with its encoder) as trained, discrete and "

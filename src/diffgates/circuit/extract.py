@@ -73,12 +73,13 @@ def from_model(model: LogicNet | Ensemble) -> Circuit:
     layer = 0
     if len(model.convs):
         zero = int(build.add(gates.FALSE, [0], [0], 0)[0])
-        outputs = []
+        bits, outputs = signals, []
         for conv in model.convs:
             signals = _unroll_conv(conv, signals, zero, build, layer)
             outputs.append(signals)
             layer += 1
-        signals = np.concatenate(outputs[-model.config.head_blocks :])  # what the dense layers read
+        read = outputs[-model.config.head_blocks :]  # what the dense layers read
+        signals = np.concatenate([bits, *read] if model.config.head_input == "blocks+bits" else read)
     for dense in model.layers:
         ia, ib = (w.cpu().numpy() for w in dense.wiring())
         signals = build.add(dense.gate_ids().cpu().numpy(), signals[ia], signals[ib], layer)

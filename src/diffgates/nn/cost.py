@@ -99,10 +99,14 @@ def expected_gates(model, discrete: bool = False) -> torch.Tensor:
         total = total + cost
     if not convs:
         return total
-    # the head reads the last head_blocks blocks' outputs, one after the other
+    # the head reads the last head_blocks blocks' outputs, one after the other (after the input
+    # bits, which cost nothing, for head_input "blocks+bits")
     read_by_head = [None] * len(convs)
     fed = convs[-model.config.head_blocks :]
-    for j, part in zip(range(len(convs) - len(fed), len(convs)), live.split([c.out_features for c in fed])):
+    sizes = [c.out_features for c in fed]
+    if model.config.head_input == "blocks+bits":
+        live = live[live.numel() - sum(sizes) :]
+    for j, part in zip(range(len(convs) - len(fed), len(convs)), live.split(sizes)):
         read_by_head[j] = part
     live = None  # read by the next block
     for j in range(len(convs) - 1, -1, -1):

@@ -45,6 +45,7 @@ class ModelConfig:
     conv_groups: int = 1
     tree_channels: int = 2
     head_blocks: int = 1
+    head_input: str = "blocks"  # "blocks+bits": the dense layers also read the encoder's bits
     frozen_blocks: int = 0  # the first N conv blocks are fixed: discrete in training too, no gradient
 
     def to_dict(self) -> dict:
@@ -124,6 +125,10 @@ class LogicNet(nn.Module):
                     f"head_blocks must be 1 to the {len(convs)} convolution blocks, got {c.head_blocks}."
                 )
             in_features = sum(conv.out_features for conv in convs[-c.head_blocks :])
+            if c.head_input == "blocks+bits":
+                in_features += c.n_features * self.encoder.n_bits
+        elif c.head_input != "blocks":
+            raise DiffgatesError(f"head_input {c.head_input!r} needs convolution blocks to read beside the bits.")
         if not 0 <= c.frozen_blocks <= len(convs):
             raise DiffgatesError(
                 f"frozen_blocks must be 0 to the {len(convs)} convolution blocks, got {c.frozen_blocks}."
@@ -189,14 +194,19 @@ class LogicNet(nn.Module):
 
     def head_input(self, bits: torch.Tensor) -> torch.Tensor:
         """The dense layers' feature-major input from encoded bits: the encoder's bits, or the
-        outputs of the last ``config.head_blocks`` convolution blocks one after the other."""
+        outputs of the last ``config.head_blocks`` convolution blocks one after the other, after
+        the encoder's bits when ``config.head_input`` is "blocks+bits"."""
         h = self.first_layer_input(bits)
-        outputs = []
+        outputs = [h] if self.config.head_input == "blocks+bits" else []
         for conv in self.convs:
             h = conv(h)
             outputs.append(h)
-        k = self.config.head_blocks
-        return h if len(outputs) < 2 or k == 1 else torch.cat(outputs[-k:])
+        if not len(self.convs):
+            return h
+        read = outputs[-self.config.head_blocks :]
+        if self.config.head_input == "blocks+bits":
+            read = [outputs[0], *read]
+        return read[0] if len(read) == 1 else torch.cat(read)
 
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
