@@ -39,4 +39,9 @@ if [ "${DIFFGATES_TRAIN_HEADS:-0}" = 1 ]; then
   benchmarks/fashion_members.sh dense tk2 --trunk results/fashion-conv-kd --trunk-blocks 2
   benchmarks/fashion_members.sh dense tk2b --trunk results/fashion-conv-kd --trunk-blocks 2 --seed 1
   $dg merge runs/tk2-s1 runs/tk2b-s1 --out runs/two-heads --overwrite
+  # session 11: the head also reads the encoder's bits (results/fashion-conv-head-bits = tkxbw-c2)
+  benchmarks/fashion_members.sh dense tkxbw --trunk results/fashion-conv-xs --trunk-blocks 2 \
+    --head-input blocks+bits --widths 16000,16000,16000,16000 --tau 28
+  $dg train --config runs/tkxbw/config.yaml --init-from runs/tkxbw --gate-cost 2 --epochs 4 --lr 0.005 \
+    --lr-schedule cosine --threads 1 --quiet --out runs/tkxbw-c2 --overwrite
 fi
