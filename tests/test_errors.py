@@ -87,6 +87,15 @@ def test_unknown_config_keys_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_an_impossible_architecture_is_refused_before_the_run_directory_is_made(tmp_path, capsys):
+    from diffgates.cli import main
+
+    args = ["train", "--epochs", "1", "--widths", "20", "--quiet", "--head-input", "blocks+bits"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    assert "needs convolution blocks" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_unwritable_output_directory_is_a_clear_error(tmp_path, capsys):
     from diffgates.cli import main
 

@@ -289,17 +289,17 @@ def train(
     if cfg.teacher:
         taught = teacher_scores(cfg.teacher, ds, image_shape(cfg, ds), cfg.random_crop, cfg.flip, quiet)
     dist = Distributed.from_env(cfg.device)
-    if not resume and dist.rank == 0:
-        prepare_out_dir(out, overwrite)
-    dist.barrier()
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     device = dist.device or torch.device(cfg.device)
-    model = build_model(cfg, ds)
+    model = build_model(cfg, ds)  # before the run directory: a bad architecture leaves nothing behind
     if trunk is not None:
         take_trunk(model, trunk)
     if cfg.init_from and not resume:
         start_from(model, Path(cfg.init_from))
+    if not resume and dist.rank == 0:
+        prepare_out_dir(out, overwrite)
+    dist.barrier()
     model = model.to(device)
     net = dist.wrap(model)  # the module that trains: DistributedDataParallel when launched by torchrun
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
