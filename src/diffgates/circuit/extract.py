@@ -78,8 +78,7 @@ def from_model(model: LogicNet | Ensemble) -> Circuit:
             signals = _unroll_conv(conv, signals, zero, build, layer)
             outputs.append(signals)
             layer += 1
-        read = outputs[-model.config.head_blocks :]  # what the dense layers read
-        signals = np.concatenate([bits, *read] if model.config.head_input == "blocks+bits" else read)
+        signals = np.concatenate(model.head_sources(bits, outputs))  # what the dense layers read
     for dense in model.layers:
         ia, ib = (w.cpu().numpy() for w in dense.wiring())
         signals = build.add(dense.gate_ids().cpu().numpy(), signals[ia], signals[ib], layer)

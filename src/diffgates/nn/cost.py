@@ -99,15 +99,13 @@ def expected_gates(model, discrete: bool = False) -> torch.Tensor:
         total = total + cost
     if not convs:
         return total
-    # the head reads the last head_blocks blocks' outputs, one after the other (after the input
-    # bits, which cost nothing, for head_input "blocks+bits")
+    # which blocks' outputs the head reads, one after the other (None: the input bits, which cost nothing)
     read_by_head = [None] * len(convs)
-    fed = convs[-model.config.head_blocks :]
-    sizes = [c.out_features for c in fed]
-    if model.config.head_input == "blocks+bits":
-        live = live[live.numel() - sum(sizes) :]
-    for j, part in zip(range(len(convs) - len(fed), len(convs)), live.split(sizes)):
-        read_by_head[j] = part
+    sources = model.head_sources(None, list(range(len(convs))))
+    sizes = [model.config.n_features * model.encoder.n_bits if j is None else convs[j].out_features for j in sources]
+    for j, part in zip(sources, live.split(sizes)):
+        if j is not None:
+            read_by_head[j] = part
     live = None  # read by the next block
     for j in range(len(convs) - 1, -1, -1):
         parts = [p for p in (live, read_by_head[j]) if p is not None]

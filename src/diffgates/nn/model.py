@@ -196,17 +196,21 @@ class LogicNet(nn.Module):
         """The dense layers' feature-major input from encoded bits: the encoder's bits, or the
         outputs of the last ``config.head_blocks`` convolution blocks one after the other, after
         the encoder's bits when ``config.head_input`` is "blocks+bits"."""
-        h = self.first_layer_input(bits)
-        outputs = [h] if self.config.head_input == "blocks+bits" else []
+        h = given = self.first_layer_input(bits)
+        outputs = []
         for conv in self.convs:
             h = conv(h)
             outputs.append(h)
         if not len(self.convs):
             return h
-        read = outputs[-self.config.head_blocks :]
-        if self.config.head_input == "blocks+bits":
-            read = [outputs[0], *read]
+        read = self.head_sources(given, outputs)
         return read[0] if len(read) == 1 else torch.cat(read)
+
+    def head_sources(self, given, outputs: list) -> list:
+        """What the dense layers read, in order: of the first convolution's input ``given`` and the
+        convolution blocks' ``outputs`` (one item per block: tensors, signal arrays or indices)."""
+        read = outputs[-self.config.head_blocks :]
+        return [given, *read] if self.config.head_input == "blocks+bits" else read
 
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
