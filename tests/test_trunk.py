@@ -61,7 +61,7 @@ def test_frozen_blocks_compute_their_discrete_gates_in_training_and_take_no_grad
     "options,message",
     [
         (["--trunk-blocks", "3"], "has 2 convolution blocks"),
-        (["--trunk-blocks", "-1"], "trunk_blocks must be >= 0"),
+        (["--trunk-blocks", "-1"], "trunk_blocks must be at least 0"),
     ],
 )
 def test_bad_trunk_options_are_refused_before_anything_is_written(trunk, tmp_path, capsys, options, message):

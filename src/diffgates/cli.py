@@ -3,27 +3,63 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import os
-import shutil
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from .config import TrainConfig
-from .errors import DiffgatesError
+from .errors import DiffgatesError, InternalError
 
 
-def _parse_list(kind):
+def _parse_list(kind, low=None):
+    item = _number(kind, low) if low is not None else kind
+
     def parse(text: str):
         try:
-            return [kind(v) for v in text.split(",") if v.strip()]
+            return [item(v) for v in text.split(",") if v.strip()]
         except ValueError as e:
             raise argparse.ArgumentTypeError(
                 f"expected a comma-separated list of {kind.__name__}s, got {text!r}"
             ) from e
 
     return parse
+
+
+def _number(kind, low=None, above=None, high=None):
+    """argparse type for an int or a finite float in a range; out of range is one clear line."""
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        for bad, words in (
+            (low is not None and v < low, f"at least {low}"),
+            (above is not None and v <= above, f"greater than {above}"),
+            (high is not None and v > high, f"at most {high}"),
+        ):
+            if bad:
+                raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def set_threads(threads: int | None) -> None:
+    """Honour --threads for torch (the executor takes it as an argument)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _arg_type(annotation):
@@ -69,7 +105,8 @@ def cmd_train(args) -> int:
     else:
         cfg = TrainConfig.load(args.config, **options) if args.config else TrainConfig.from_dict(options)
         out = args.out or f"runs/{Path(cfg.dataset).stem}"
-    s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet, resume=bool(args.resume))
+    inputs = [args.config] if args.config else []
+    s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet, resume=bool(args.resume), inputs=inputs)
     if not s:  # a torchrun process other than the first: rank 0 reports
         return 0
     print(f"{s['dataset']}: {s['gates']} gates ({s['parametrization']}), {s['train_seconds']:.1f} s of training")
@@ -82,14 +119,14 @@ def cmd_train(args) -> int:
             f"circuit: {s['gates_optimised']} gates after optimisation, "
             f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread (prepared in {s['circuit_prepare_s']:.2f} s)"
         )
-    print(f"run written to {out} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
+    print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
     return 0
 
 
 def cmd_teacher(args) -> int:
     from .data import IMAGE_SHAPES, load_dataset
+    from .outdir import staged
     from .teacher import TeacherConfig, train_teacher
-    from .train import prepare_out_dir
 
     ds = load_dataset(args.dataset, args.data_dir)
     shape = args.image_shape or IMAGE_SHAPES.get(ds.name)
@@ -105,13 +142,11 @@ def cmd_teacher(args) -> int:
         flip=args.flip,
         seed=args.seed,
     ).check()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = Path(args.out)
-    prepare_out_dir(out, args.overwrite)
-    s = train_teacher(cfg, ds, out, quiet=args.quiet)
+    data = [args.dataset] if args.dataset.endswith(".npz") else []
+    with staged(out, args.overwrite, "teacher", inputs=[*data, args.data_dir]) as work:
+        s = train_teacher(cfg, ds, work, quiet=args.quiet)
     print(
         f"{ds.name}: CNN teacher with {s['parameters']:,} parameters, {s['train_seconds']:.0f} s of training; "
         f"test accuracy {s['test_acc']:.4f} (train {s['train_acc']:.4f})"
@@ -140,7 +175,8 @@ def cmd_merge(args) -> int:
     from .circuit import Circuit
     from .data import load_dataset
     from .nn import Ensemble
-    from .train import evaluate, prepare_out_dir, write_json
+    from .outdir import staged
+    from .train import evaluate, write_json
 
     runs = [load_run(run) for run in args.runs]  # every run is read before anything is written
     datasets = {(cfg.dataset, cfg.data_dir) for cfg, _, _ in runs}
@@ -154,15 +190,20 @@ def cmd_merge(args) -> int:
     cfg = runs[0][0]
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
     out = Path(args.out)
-    prepare_out_dir(out, args.overwrite)
-    circuit = Circuit.from_model(ensemble.eval())
-    save_model(ensemble, out / "model.safetensors")
-    circuit.save(out / "circuit.npz")
-    info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(args.runs)}
-    (out / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    summary = evaluate(ensemble, circuit, ds)
-    summary.update({"dataset": ds.name, "members": len(ensemble.members), "gates": ensemble.n_gates})
-    write_json(out / "summary.json", summary)
+    with staged(out, args.overwrite, "ensemble", inputs=[*args.runs, args.data_dir]) as work:
+        circuit = Circuit.from_model(ensemble.eval())
+        save_model(ensemble, work / "model.safetensors")
+        circuit.save(work / "circuit.npz")
+        info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(args.runs)}
+        (work / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        summary = evaluate(ensemble, circuit, ds)
+        summary.update({"dataset": ds.name, "members": len(ensemble.members), "gates": ensemble.n_gates})
+        write_json(work / "summary.json", summary)
+        if summary["circuit_mismatches"]:
+            raise InternalError(
+                f"the merged circuit disagrees with the members on {summary['circuit_mismatches']} test samples; "
+                "this is a bug in diffgates, please report it."
+            )
     print(
         f"{len(ensemble.members)} members, {ensemble.n_gates} gates ({summary.get('gates_optimised', '?')} after "
         f"optimisation): discrete test accuracy {summary['test_acc_discrete']:.4f}, circuit "
@@ -223,16 +264,12 @@ def cmd_info(args) -> int:
 def cmd_compile(args) -> int:
     from .data import load_dataset
     from .export import INPUT_FORMATS, TARGETS, golden_vectors, write_export
+    from .outdir import EXPORT_KINDS, check_output, staged
 
     cfg, model, circuit = load_run(args.run)
     out = Path(args.out or Path(args.run) / "export")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise DiffgatesError(
-            f"export directory {out} already exists and is not empty; pick another --out or pass --overwrite."
-        )
+    check_output(out, args.overwrite, EXPORT_KINDS, [args.run, args.data_dir])  # before the data loads
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
-    if out.exists() and args.overwrite:  # no stale sources from an earlier export may remain
-        shutil.rmtree(out)
     x = ds.x_test[: args.vectors]
     fmt = INPUT_FORMATS.get(cfg.dataset)
     if args.input_bits or args.input_divisor:
@@ -241,9 +278,10 @@ def cmd_compile(args) -> int:
         base = fmt or InputFormat()
         fmt = InputFormat(args.input_bits or base.bits, args.input_divisor or base.divisor)
     targets = list(TARGETS) if args.target == "all" else [args.target]
-    report = write_export(
-        out, circuit, targets, x, golden_vectors(model, x), fmt, args.stage_levels, not args.no_optimize
-    )
+    with staged(out, args.overwrite, "export", inputs=[args.run, args.data_dir]) as work:
+        report = write_export(
+            work, circuit, targets, x, golden_vectors(model, x), fmt, args.stage_levels, not args.no_optimize
+        )
     print(f"{'pass':12s} {'gates':>9s} {'inputs':>7s}  per layer")
     for p in report["passes"]:
         layers = " ".join(f"{n}" for n in p["per_layer"].values())
@@ -309,8 +347,6 @@ def cmd_bench(args) -> int:
     from . import bench
 
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
-    if args.rounds < 1 or args.steps < 1:
-        raise DiffgatesError("--rounds and --steps must be at least 1.")
     if args.what == "conv" and any(map(bench.learned_impl, args.impls)):
         raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")
     if args.what == "train" and args.widths[-1] % 10:
@@ -442,16 +478,29 @@ def build_parser() -> argparse.ArgumentParser:
         data_dir=True,
     )
     p.add_argument("--dataset", default="fashion-mnist", help="an image dataset or .npz file (default: fashion-mnist)")
-    p.add_argument("--image-shape", type=_parse_list(int), help="channels,height,width (known for the image datasets)")
+    p.add_argument(
+        "--image-shape", type=_parse_list(int, low=1), help="channels,height,width (known for the image datasets)"
+    )
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--channels", type=_parse_list(int), default=[32, 64, 128], help="stage widths (default: 32,64,128)")
-    p.add_argument("--epochs", type=int, default=15, help="passes over the training set (default: 15)")
-    p.add_argument("--lr", type=float, default=0.004, help="peak AdamW learning rate (default: 0.004)")
-    p.add_argument("--shift", type=int, default=2, help="augmentation: random shift of up to N pixels (default: 2)")
-    p.add_argument("--flip", type=float, default=0.5, help="augmentation: horizontal flip probability (default: 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--channels", type=_parse_list(int, low=1), default=[32, 64, 128], help="stage widths (default: 32,64,128)"
+    )
+    p.add_argument("--epochs", type=_number(int, low=1), default=15, help="passes over the training set (default: 15)")
+    p.add_argument(
+        "--lr", type=_number(float, above=0), default=0.004, help="peak AdamW learning rate (default: 0.004)"
+    )
+    p.add_argument(
+        "--shift", type=_number(int, low=0), default=2, help="augmentation: random shift of up to N pixels (default: 2)"
+    )
+    p.add_argument(
+        "--flip",
+        type=_number(float, low=0, high=1),
+        default=0.5,
+        help="augmentation: horizontal flip probability (default: 0.5)",
+    )
+    p.add_argument("--seed", type=_number(int, low=0), default=0, help="seed (default: 0)")
+    p.add_argument("--threads", type=_number(int, low=1), help="CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     _command(
@@ -534,15 +583,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="export directory (default: RUN/export)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
-    p.add_argument("--vectors", type=int, default=10000, help="golden vectors from the test set (default: 10000)")
+    p.add_argument(
+        "--vectors", type=_number(int, low=1), default=10000, help="golden vectors from the test set (default: 10000)"
+    )
     p.add_argument(
         "--stage-levels",
-        type=int,
+        type=_number(int, low=0),
         default=0,
         help="Verilog: a register stage every N logic levels (default 0: combinational)",
     )
-    p.add_argument("--input-bits", type=int, help="Verilog: bits per input feature code (default from the dataset)")
-    p.add_argument("--input-divisor", type=float, help="Verilog: feature = code / divisor (default from the dataset)")
+    p.add_argument(
+        "--input-bits",
+        type=_number(int, low=1, high=32),
+        help="Verilog: bits per input feature code (default from the dataset)",
+    )
+    p.add_argument(
+        "--input-divisor",
+        type=_number(float, above=0),
+        help="Verilog: feature = code / divisor (default from the dataset)",
+    )
     p.add_argument("--no-optimize", action="store_true", help="export the circuit as extracted")
 
     p = _command(
@@ -601,26 +660,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=["torch", "cpu", "cpu-bf16"],
         help="epoch: engines to compare (cpu-bf16: --engine cpu --activations bfloat16)",
     )
-    p.add_argument("--n-in", type=int, default=784, help="input bits (default 784)")
-    p.add_argument("--widths", type=_parse_list(int), default=[8000] * 6, help="train/epoch: layer widths")
+    p.add_argument("--n-in", type=_number(int, low=1), default=784, help="input bits (default 784)")
+    p.add_argument("--widths", type=_parse_list(int, low=1), default=[8000] * 6, help="train/epoch: layer widths")
     p.add_argument(
         "--infer-widths",
-        type=_parse_list(int),
+        type=_parse_list(int, low=1),
         default=[8000, 64000],
         help="infer: random 6-layer networks of these widths",
     )
-    p.add_argument("--batches", type=_parse_list(int), default=[128, 256], help="train: batch sizes")
-    p.add_argument("--threads", type=_parse_list(int), default=[1, 2], help="thread counts")
-    p.add_argument("--steps", type=int, default=20, help="train/conv: timed steps (median reported)")
+    p.add_argument("--batches", type=_parse_list(int, low=1), default=[128, 256], help="train: batch sizes")
+    p.add_argument("--threads", type=_parse_list(int, low=1), default=[1, 2], help="thread counts")
+    p.add_argument("--steps", type=_number(int, low=1), default=20, help="train/conv: timed steps (median reported)")
     p.add_argument(
         "--rounds",
-        type=int,
+        type=_number(int, low=1),
         default=1,
         help="train/conv: run the implementations in turn this many times and report each one's median "
         "(evens out a noisy machine)",
     )
-    p.add_argument("--samples", type=int, default=200_000, help="infer: samples per timing")
-    p.add_argument("--repeats", type=int, default=5, help="infer: timings (best reported)")
+    p.add_argument("--samples", type=_number(int, low=1), default=200_000, help="infer: samples per timing")
+    p.add_argument("--repeats", type=_number(int, low=1), default=5, help="infer: timings (best reported)")
     p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")
     p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
     p.add_argument("--circuit", help="infer: a run's circuit.npz instead of the random networks")
@@ -630,7 +689,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, argparse's one line on stderr)
+        return stop.code
     try:
         return args.func(args)
     except DiffgatesError as e:
@@ -644,12 +706,31 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # full disk, unwritable directory, vanished file: the OS's reason, one line
         if args.debug:
             raise
-        where = f" ({e.filename})" if e.filename else ""
-        print(f"error: {e.strerror or e}{where}; free space or pick another --out, then run again.", file=sys.stderr)
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug in diffgates: say so, and where the details are
+        if args.debug:
+            raise
+        kind = "" if isinstance(e, InternalError) else f"internal error ({type(e).__name__}): "
+        print(f"error: {kind}{e}; run again with --debug for the traceback.", file=sys.stderr)
+        return 1
+
+
+def os_error_message(e: OSError) -> str:
+    """The operating system's reason for a failed file operation, with the fix that fits it."""
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space or pick another --out, then run again"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "pick a location you can write to, or fix its permissions"
+    elif e.errno == errno.ENOENT:
+        fix = "check the path"
+    else:
+        fix = "check the path and the disk, then run again"
+    return f"{e.strerror or e}{where}; {fix}."
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from .errors import DiffgatesError
 CONFIG_FILE = "config.yaml"
 
 
-def opt(default, help: str, choices=None):
-    meta = {"help": help, "choices": choices}
+def opt(default, help: str, choices=None, low=None, above=None, high=None):
+    """A field with its help, allowed choices and range (``low <= v``, ``above < v``, ``v <= high``;
+    for lists, of each item): the CLI, config files and the Python API all check against these."""
+    meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -26,8 +29,8 @@ class TrainConfig:
         "digits", "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test"
     )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
-    widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)")
-    encoder_bits: int = opt(4, "thresholds per input feature (thermometer code)")
+    widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)", low=1)
+    encoder_bits: int = opt(4, "thresholds per input feature (thermometer code)", low=1)
     encoder_strategy: str = opt("uniform", "how thresholds are placed", ("uniform", "quantile", "fixed"))
     encoder_thresholds: list[float] | None = opt(None, "thresholds for --encoder-strategy fixed, comma separated")
     image_shape: list[int] | None = opt(
@@ -36,11 +39,11 @@ class TrainConfig:
     conv: list[str] = opt(
         [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated"
     )
-    tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)")
-    conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first")
-    tree_channels: int = opt(2, "input channels one convolution tree's leaves are drawn from (the paper: 2)")
+    tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)", low=1, high=6)
+    conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first", low=1)
+    tree_channels: int = opt(2, "input channels one convolution tree's leaves are drawn from (the paper: 2)", low=1)
     head_blocks: int = opt(
-        1, "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)"
+        1, "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)", low=1
     )
     head_input: str = opt(
         "blocks",
@@ -53,16 +56,16 @@ class TrainConfig:
         "keep the first --trunk-blocks convolution blocks of this run (with its encoder) as trained, discrete and "
         "fixed, and train only the layers after them; the run's convolution, encoder and gate options replace these",
     )
-    trunk_blocks: int = opt(0, "how many convolution blocks of --trunk to keep (0: all)")
-    random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)")
-    flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)")
+    trunk_blocks: int = opt(0, "how many convolution blocks of --trunk to keep (0: all)", low=0)
+    random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)", low=0)
+    flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)", low=0, high=1)
     parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
     connections: str = opt(
         "unique",
         "dense wiring: fixed random (unique reads every input), or learned among --candidates random inputs",
         ("unique", "random", "learned"),
     )
-    candidates: int = opt(8, "candidate inputs per gate input for --connections learned")
+    candidates: int = opt(8, "candidate inputs per gate input for --connections learned", low=1)
     init: str = opt("residual", "weight init: residual biases gates toward pass-through A", ("residual", "gaussian"))
     residual_strength: float | None = opt(None, "residual init logit (default 5 for softmax16, 3 for truth4)")
     forward: str = opt(
@@ -72,24 +75,28 @@ class TrainConfig:
         ("relaxed", "hard", "gumbel"),
     )
     gumbel_scale: float = opt(
-        1.0, "noise scale for --forward gumbel (Gumbel noise for softmax16, logistic noise for truth4's entries)"
+        1.0,
+        "noise scale for --forward gumbel (Gumbel noise for softmax16, logistic noise for truth4's entries)",
+        above=0,
     )
-    grad_factor: float = opt(1.0, "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)")
+    grad_factor: float = opt(
+        1.0, "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)", above=0
+    )
     activations: str = opt(
         "float32",
         "dtype the dense layers keep activations and their gradients in; bfloat16 halves the memory traffic "
         "of the fused CPU kernels (arithmetic stays float32)",
         ("float32", "bfloat16"),
     )
-    tau: float = opt(10.0, "GroupSum temperature (scores = counts / tau)")
-    lr: float = opt(0.05, "Adam learning rate")
+    tau: float = opt(10.0, "GroupSum temperature (scores = counts / tau)", above=0)
+    lr: float = opt(0.05, "Adam learning rate", above=0)
     lr_schedule: str = opt(
         "constant", "learning-rate schedule: constant, or cosine decay to 0 over the run", ("constant", "cosine")
     )
-    weight_decay: float = opt(0.0, "AdamW weight decay")
-    batch_size: int = opt(128, "training batch size")
-    epochs: int = opt(60, "passes over the training set")
-    seed: int = opt(0, "seed for wiring, initialisation and data order")
+    weight_decay: float = opt(0.0, "AdamW weight decay", low=0)
+    batch_size: int = opt(128, "training batch size", low=1)
+    epochs: int = opt(60, "passes over the training set", low=1)
+    seed: int = opt(0, "seed for wiring, initialisation and data order", low=0)
     engine: str = opt(
         "auto",
         "logic-layer kernels: auto picks the fused CPU kernels when they build, torch ops elsewhere (GPU); "
@@ -110,17 +117,23 @@ class TrainConfig:
         1.0,
         "with --teacher: divide the teachers' averaged scores by this before the softmax "
         "(above 1 softens the targets, which widened the relaxed-to-discrete gap on Fashion-MNIST)",
+        above=0,
     )
-    distill_weight: float = opt(0.5, "with --teacher: weight of the teacher's soft targets against the labels (0-1)")
+    distill_weight: float = opt(
+        0.5, "with --teacher: weight of the teacher's soft targets against the labels (0-1)", low=0, high=1
+    )
     gate_cost: float = opt(
         0.0,
         "penalise circuit size: adds GATE_COST x (expected live two-input gates and pooling ORs / gates of the "
         "unrolled network) to the loss; constants, wires, inverters and unread gates compile away, so a larger "
         "cost gives a smaller optimised circuit for some accuracy (try 0.5-2)",
+        low=0,
     )
-    checkpoint_every: int = opt(500, "save the training state every N steps (and after every epoch); 0: epochs only")
+    checkpoint_every: int = opt(
+        500, "save the training state every N steps (and after every epoch); 0: epochs only", low=0
+    )
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
-    threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)")
+    threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)", low=1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +148,7 @@ class TrainConfig:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path, **overrides) -> TrainConfig:
+    def load(cls, path: str | Path, strict: bool = True, **overrides) -> TrainConfig:
         """Options from a YAML or JSON file, then ``overrides`` on top; unknown keys are refused."""
         path = Path(path)
         if not path.is_file():
@@ -146,10 +159,10 @@ class TrainConfig:
             raise DiffgatesError(f"{path} is not valid YAML or JSON: {e}".rstrip() + ".") from e
         if not isinstance(data, dict):
             raise DiffgatesError(f"{path} must hold a mapping of option names to values.")
-        return cls.from_dict({**data, **overrides})
+        return cls.from_dict({**data, **overrides}, strict)
 
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: dict, strict: bool = True) -> TrainConfig:
         """Options from a mapping; a ``model`` preset fills in every option the mapping leaves out."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -160,7 +173,7 @@ class TrainConfig:
 
             d = {**preset(d["model"]).options, **d}
         cfg = cls(**d)
-        cfg.check()
+        cfg.check(strict)
         return cfg
 
     @classmethod
@@ -170,40 +183,107 @@ class TrainConfig:
             raise DiffgatesError(
                 f"{run} is not a run directory (no {CONFIG_FILE}); pass the --out of 'diffgates train'."
             )
-        return cls.load(path)
+        return cls.load(path, strict=False)
 
-    def check(self) -> TrainConfig:
+    def check(self, strict: bool = True) -> TrainConfig:
+        """Check every option's type and range against its field, then the combinations.
+
+        An option that does nothing in the given combination (``--encoder-bits`` with fixed
+        thresholds, ``--candidates`` without learned connections, ...) is refused when it differs
+        from its default; ``strict=False`` (a saved run's options) resets it instead."""
         for f in fields(self):
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            if choices and value not in choices:
-                raise DiffgatesError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}.")
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "encoder_bits": self.encoder_bits,
-            "tree_depth": self.tree_depth,
-            "conv_groups": self.conv_groups,
-            "tree_channels": self.tree_channels,
-            "head_blocks": self.head_blocks,
+            setattr(self, f.name, check_value(f, getattr(self, f.name)))
+        if not self.widths:
+            raise DiffgatesError("widths must list at least one layer size.")
+        if self.image_shape is not None and len(self.image_shape) != 3:
+            raise DiffgatesError(f"image_shape must be channels,height,width, got {self.image_shape}.")
+        if self.encoder_strategy == "fixed":
+            if not self.encoder_thresholds:
+                raise DiffgatesError("--encoder-strategy fixed needs --encoder-thresholds, e.g. 0.25,0.5,0.75.")
+            n = len(self.encoder_thresholds)
+            if strict and self.encoder_bits not in (n, _default("encoder_bits")):
+                raise DiffgatesError(
+                    f"--encoder-bits {self.encoder_bits} conflicts with the {n} --encoder-thresholds; "
+                    "fixed thresholds set the bit count, so leave --encoder-bits out."
+                )
+            self.encoder_bits = n  # what the encoder really has, so config.yaml records it
+        unused = {
+            "encoder_thresholds": (self.encoder_strategy != "fixed", "--encoder-strategy fixed"),
+            "candidates": (self.connections != "learned", "--connections learned"),
+            "gumbel_scale": (self.forward != "gumbel", "--forward gumbel"),
+            "residual_strength": (self.init != "residual", "--init residual"),
+            "teacher_temperature": (not self.teacher, "--teacher"),
+            "distill_weight": (not self.teacher, "--teacher"),
+            "trunk_blocks": (not self.trunk, "--trunk"),
         }
-        for name, value in positive.items():
-            if value < 1:
-                raise DiffgatesError(f"{name} must be at least 1, got {value}.")
-        if not self.widths or min(self.widths) < 1:
-            raise DiffgatesError(f"widths must be a non-empty list of positive layer sizes, got {self.widths}.")
-        if self.lr <= 0 or self.tau <= 0:
-            raise DiffgatesError("lr and tau must be positive.")
-        if self.random_crop < 0 or not 0 <= self.flip <= 1:
-            raise DiffgatesError("random_crop must be >= 0 and flip a probability in [0, 1].")
-        if self.trunk_blocks < 0:
-            raise DiffgatesError(f"trunk_blocks must be >= 0, got {self.trunk_blocks}.")
-        if self.gate_cost < 0:
-            raise DiffgatesError(f"gate_cost must be >= 0, got {self.gate_cost}.")
-        if self.teacher_temperature <= 0:
-            raise DiffgatesError(f"teacher_temperature must be positive, got {self.teacher_temperature}.")
-        if not 0 <= self.distill_weight <= 1:
-            raise DiffgatesError(f"distill_weight must be in [0, 1], got {self.distill_weight}.")
+        for name in ("tree_depth", "conv_groups", "tree_channels", "head_blocks", "head_input"):
+            unused[name] = (not self.conv, "--conv (convolution blocks)")
+        for name, (idle, needs) in unused.items():
+            if idle and getattr(self, name) != _default(name):
+                if strict:
+                    flag = "--" + name.replace("_", "-")
+                    raise DiffgatesError(
+                        f"{flag} does nothing without {needs}; leave it out or add {needs.split()[0]}."
+                    )
+                setattr(self, name, _default(name))
         if (self.random_crop or self.flip) and not (self.conv or self.image_shape):
             raise DiffgatesError("augmentation needs images: give --image-shape or convolution blocks (--conv).")
         return self
+
+
+def _default(name: str):
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    return f.default_factory() if callable(f.default_factory) else f.default
+
+
+def _kind(annotation) -> tuple[str, bool, bool]:
+    """(item type name, is a list, may be None) of a field annotation such as ``list[int] | None``."""
+    text = str(annotation).replace(" ", "")
+    optional = text.endswith("|None")
+    base = text.removesuffix("|None")
+    if base.startswith("list["):
+        return base[5:-1], True, optional
+    return base, False, optional
+
+
+def check_value(f, value):
+    """``value`` checked (and numbers normalised) against field ``f``'s type, choices and range."""
+    kind, is_list, optional = _kind(f.type)
+    if value is None:
+        if optional:
+            return None
+        raise DiffgatesError(f"{f.name} needs a value, got none.")
+    if is_list:
+        if not isinstance(value, (list, tuple)):
+            raise DiffgatesError(f"{f.name} must be a list of {kind} values (e.g. [1, 2] in YAML), got {value!r}.")
+        return [_check_item(f, kind, v) for v in value]
+    return _check_item(f, kind, value)
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a finite number", "str": "a string"}
+
+
+def _check_item(f, kind: str, v):
+    if kind == "float" and isinstance(v, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            v = float(v)
+        except ValueError:
+            pass
+    ok = {
+        "int": isinstance(v, int) and not isinstance(v, bool),
+        "float": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "str": isinstance(v, str),
+    }[kind]
+    if not ok:
+        raise DiffgatesError(f"{f.name} must be {_TYPE_NAMES[kind]}, got {v!r}.")
+    v = float(v) if kind == "float" else v
+    m = f.metadata
+    if m.get("choices") and v not in m["choices"]:
+        raise DiffgatesError(f"{f.name} must be one of {', '.join(m['choices'])}, got {v!r}.")
+    if m.get("low") is not None and v < m["low"]:
+        raise DiffgatesError(f"{f.name} must be at least {m['low']}, got {v!r}.")
+    if m.get("above") is not None and v <= m["above"]:
+        raise DiffgatesError(f"{f.name} must be greater than {m['above']}, got {v!r}.")
+    if m.get("high") is not None and v > m["high"]:
+        raise DiffgatesError(f"{f.name} must be at most {m['high']}, got {v!r}.")
+    return v

@@ -1,5 +1,9 @@
-"""The one exception type for problems a user can fix (bad input, missing file, bad config)."""
+"""The exception types the command line turns into one sentence and an exit code."""
 
 
 class DiffgatesError(Exception):
-    """A user-facing error: its message is one sentence that names the problem and the fix."""
+    """Bad input a user can fix: its message is one sentence that names the problem and the fix (exit 2)."""
+
+
+class InternalError(Exception):
+    """diffgates failed its own check (e.g. a circuit that disagrees with its model): a bug (exit 1)."""

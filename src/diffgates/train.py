@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -20,14 +19,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from . import native
+from . import native, outdir
 from .checkpoint import _atomic_save, load_training_state, save_model, save_training_state
 from .circuit import Circuit
 from .circuit.execute import encode_bits, predict_counts
 from .config import CONFIG_FILE, TrainConfig
 from .data import IMAGE_SHAPES, Dataset, load_dataset
 from .data.augment import augment_bits, n_variants, variants
-from .errors import DiffgatesError
+from .errors import DiffgatesError, InternalError
 from .nn.cost import expected_gates
 from .nn.ensemble import Ensemble
 from .nn.model import LogicNet, ModelConfig
@@ -242,22 +241,6 @@ def accuracy(
     return correct / len(y)
 
 
-def prepare_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise DiffgatesError(
-                f"run directory {out} already exists and is not empty; pick another --out or pass --overwrite."
-            )
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise DiffgatesError(f"cannot write to run directory {out}: {e.strerror}.") from e
-
-
 def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -267,18 +250,34 @@ def write_json(path: Path, data: dict) -> None:
 STATE_FILE = "train_state.safetensors"
 
 
+def inputs_of(cfg: TrainConfig) -> list[str]:
+    """The files and directories a training run reads (an --out must not replace them)."""
+    data = [cfg.dataset] if cfg.dataset.endswith(".npz") else []
+    return [*data, cfg.data_dir, cfg.trunk, cfg.init_from, *(cfg.teacher or [])]
+
+
 def train(
-    cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, quiet: bool = False, resume: bool = False
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    quiet: bool = False,
+    resume: bool = False,
+    inputs: tuple = (),
 ) -> dict:
-    """Train, evaluate relaxed/discrete/circuit, write the run directory; returns the summary.
+    """Train, evaluate relaxed/discrete/circuit, write the run directory; returns the summary
+    (``summary["run_dir"]``: where the run is).
 
     A training state is saved atomically every ``cfg.checkpoint_every`` steps and after every
-    epoch; ``resume=True`` continues from it exactly (same batches, same numbers).
+    epoch; ``resume=True`` continues from it exactly (same batches, same numbers). Replacing an
+    existing run (``overwrite``) trains in ``.NAME.partial`` beside it and swaps it in at the end,
+    so the old run survives any failure; ``--resume .NAME.partial`` finishes such a run.
     """
     cfg.check()
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)
+    if not resume:  # refused before any work: an --out that would lose data
+        replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, *inputs_of(cfg)])
     if cfg.threads:  # before the teachers score the training set
         torch.set_num_threads(cfg.threads)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
@@ -298,7 +297,12 @@ def train(
     if cfg.init_from and not resume:
         start_from(model, Path(cfg.init_from))
     if not resume and dist.rank == 0:
-        prepare_out_dir(out, overwrite)
+        if replacing:
+            out = outdir.start_partial(out, "run")
+            if not quiet:
+                print(f"training in {out}; it replaces {out.parent / outdir.marker(out)['replaces']} when complete")
+        else:
+            outdir.make_writable(out, "run")
     dist.barrier()
     model = model.to(device)
     net = dist.wrap(model)  # the module that trains: DistributedDataParallel when launched by torchrun
@@ -428,6 +432,12 @@ def train(
         }
     )
     write_json(out / "summary.json", summary)
+    if summary["circuit_mismatches"]:  # a run that failed its proof does not replace a good one
+        raise InternalError(
+            f"the extracted circuit disagrees with the model on {summary['circuit_mismatches']} test samples "
+            f"(the run is in {out}); this is a bug in diffgates, please report it."
+        )
+    summary["run_dir"] = str(outdir.finish(out))
     return summary
 
 

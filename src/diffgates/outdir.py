@@ -1,0 +1,165 @@
+"""Output directories that never lose data.
+
+Every directory diffgates writes (a run, a merged ensemble, a CNN teacher, an export) carries a
+marker file, ``.diffgates``, naming its kind. ``--overwrite`` replaces only such a directory, never
+one that is an input of the same command, and never by deleting first: the new result is built in
+a sibling directory (``.NAME.partial``) and renamed into place once complete, so a failure leaves
+the old result as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import DiffgatesError
+
+MARKER = ".diffgates"
+RUN_KINDS = ("run", "ensemble", "teacher")  # what 'train', 'merge' and 'teacher' write
+EXPORT_KINDS = ("export",)  # what 'compile' writes
+
+#: files that identify directories written before the marker existed
+_SIGNATURES = {
+    "ensemble": ("ensemble.json",),
+    "teacher": ("teacher.safetensors",),
+    "run": ("config.yaml", "model.safetensors"),
+    "export": ("compile.json", "golden_counts.txt"),
+}
+
+
+def kind_of(path: Path) -> str | None:
+    """The kind of diffgates directory ``path`` is, or None if diffgates did not write it."""
+    marker = path / MARKER
+    if marker.is_file():
+        try:
+            kind = json.loads(marker.read_text()).get("kind")
+        except (ValueError, AttributeError, OSError):
+            kind = None
+        return kind if isinstance(kind, str) else None
+    for kind, names in _SIGNATURES.items():
+        if all((path / n).is_file() for n in names):
+            return kind
+    return None
+
+
+def mark(path: Path, kind: str, **extra) -> None:
+    (path / MARKER).write_text(json.dumps({"kind": kind, **extra}) + "\n")
+
+
+def marker(path: Path) -> dict:
+    try:
+        data = json.loads((path / MARKER).read_text())
+    except (ValueError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def check_output(out: Path, overwrite: bool, kinds: tuple[str, ...], inputs: Iterable = ()) -> bool:
+    """Refuse an output directory that would lose data; True when it holds a result to replace.
+
+    ``inputs`` are the files and directories the command reads: ``out`` may lie inside one (as
+    ``RUN/export`` does) but may neither be one nor contain one."""
+    here = out.resolve()
+    for given in inputs:
+        if given and _inside(Path(given).resolve(), here):
+            raise DiffgatesError(f"--out {out} would replace {given}, which this command reads; pick another --out.")
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise DiffgatesError(f"--out {out} is a file, not a directory; pick another --out.")
+    if not any(out.iterdir()):
+        return False
+    if not overwrite:
+        raise DiffgatesError(f"{out} already exists and is not empty; pick another --out or pass --overwrite.")
+    kind = kind_of(out)
+    if kind not in kinds:
+        what = f"a diffgates {kind} directory" if kind else "files that diffgates did not write"
+        raise DiffgatesError(
+            f"{out} holds {what}; --overwrite only replaces a {' or '.join(kinds)} directory, "
+            "so pick another --out or move it away yourself."
+        )
+    return True
+
+
+def partial_dir(out: Path) -> Path:
+    """Where a result that will replace ``out`` is built."""
+    return out.parent / f".{out.name}.partial"
+
+
+def make_writable(path: Path, kind: str, **extra) -> None:
+    """Create ``path`` (and its parents) with its marker, or say in one sentence why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        mark(path, kind, **extra)
+    except OSError as e:
+        raise DiffgatesError(f"cannot write to {path}: {e.strerror or e}.") from e
+
+
+def start_partial(out: Path, kind: str) -> Path:
+    """A fresh ``.NAME.partial`` beside ``out``, marked as replacing it (an earlier one that
+    diffgates left behind is removed; anything else there is refused)."""
+    work = partial_dir(out)
+    if work.exists():
+        if marker(work).get("replaces") != out.name:
+            raise DiffgatesError(f"{work} exists and was not left by diffgates; move it away and run again.")
+        shutil.rmtree(work)
+    make_writable(work, kind, replaces=out.name)
+    return work
+
+
+def swap_in(work: Path, out: Path) -> None:
+    """Put the completed ``work`` directory where ``out`` is, by renames only: the old ``out`` is
+    moved aside first and removed last."""
+    old = out.parent / f".{out.name}.old{os.getpid()}"
+    had_old = out.exists()
+    if had_old:
+        os.replace(out, old)
+    try:
+        os.replace(work, out)
+    except OSError:
+        if had_old:
+            os.replace(old, out)
+        raise
+    info = marker(out)
+    if info.pop("replaces", None) is not None:
+        mark(out, **info)
+    if had_old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def finish(work: Path) -> Path:
+    """For a directory that :func:`start_partial` made: swap it into place and return where the
+    result now is. Any other directory is already in place."""
+    replaces = marker(work).get("replaces")
+    if not replaces or not work.name.endswith(".partial"):
+        return work
+    out = work.parent / replaces
+    swap_in(work, out)
+    return out
+
+
+@contextmanager
+def staged(out: str | os.PathLike, overwrite: bool, kind: str, inputs: Iterable = ()) -> Iterator[Path]:
+    """Yield a directory to write the result into; it becomes ``out`` only if the block completes.
+
+    >>> with staged("runs/merged", overwrite, "ensemble", inputs=runs) as work:
+    ...     save(work / "model.safetensors")
+    """
+    out = Path(out)
+    kinds = EXPORT_KINDS if kind in EXPORT_KINDS else RUN_KINDS
+    check_output(out, overwrite, kinds, inputs)
+    work = start_partial(out, kind)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    swap_in(work, out)
