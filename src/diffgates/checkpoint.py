@@ -67,11 +67,15 @@ def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet | Ense
     meta, state = _read(
         Path(path), (FORMAT, ENSEMBLE_FORMAT), "diffgates checkpoint", "train one with 'diffgates train'"
     )
-    if meta["format"] == ENSEMBLE_FORMAT:
-        model = Ensemble([LogicNet(ModelConfig(**c), engine=engine) for c in json.loads(meta["configs"])])
-    else:
-        model = LogicNet(ModelConfig(**json.loads(meta["config"])), engine=engine)
-    model.load_state_dict(state)
+    try:
+        if meta["format"] == ENSEMBLE_FORMAT:
+            model = Ensemble([LogicNet(ModelConfig(**c), engine=engine) for c in json.loads(meta["configs"])])
+        else:
+            model = LogicNet(ModelConfig(**json.loads(meta["config"])), engine=engine)
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DiffgatesError(f"{path} is not a valid diffgates checkpoint ({first.rstrip('.')}).") from e
     model.eval()
     return model
 

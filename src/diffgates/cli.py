@@ -160,11 +160,14 @@ def load_run(run: str):
     ``diffgates merge`` wrote (its options name only the dataset)."""
     from .checkpoint import ENSEMBLE_FILE, load_model
     from .circuit import Circuit
+    from .outdir import read_json
 
     run_dir = Path(run)
     if (run_dir / ENSEMBLE_FILE).is_file():
-        info = json.loads((run_dir / ENSEMBLE_FILE).read_text())
-        cfg = TrainConfig(dataset=info["dataset"], data_dir=info.get("data_dir"))
+        info = read_json(run_dir / ENSEMBLE_FILE)
+        if not isinstance(info, dict) or not isinstance(info.get("dataset"), str):
+            raise DiffgatesError(f"{run_dir / ENSEMBLE_FILE} is corrupt (it must name the dataset).")
+        cfg = TrainConfig.from_dict({"dataset": info["dataset"], "data_dir": info.get("data_dir")})
     else:
         cfg = TrainConfig.from_run(run_dir)
     return cfg, load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")

@@ -26,7 +26,9 @@ def opt(default, help: str, choices=None, low=None, above=None, high=None):
 class TrainConfig:
     model: str | None = opt(None, "a named architecture from 'diffgates models'; explicit options override it")
     dataset: str = opt(
-        "digits", "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test"
+        "digits",
+        "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test "
+        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are)",
     )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
     widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)", low=1)
@@ -39,7 +41,7 @@ class TrainConfig:
     conv: list[str] = opt(
         [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated"
     )
-    tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)", low=1, high=6)
+    tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)", low=1, high=5)
     conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first", low=1)
     tree_channels: int = opt(2, "input channels one convolution tree's leaves are drawn from (the paper: 2)", low=1)
     head_blocks: int = opt(

@@ -44,6 +44,8 @@ class ThermometerEncoder(nn.Module):
             if thresholds is None:
                 raise DiffgatesError("strategy 'fixed' needs a list of thresholds.")
             n_bits = len(thresholds)
+            if not np.isfinite(np.asarray(thresholds, dtype=np.float64)).all():
+                raise DiffgatesError(f"fixed thresholds must be finite numbers, got {list(thresholds)}.")
         if n_bits < 1:
             raise DiffgatesError(f"n_bits must be at least 1, got {n_bits}.")
         self.n_bits = n_bits

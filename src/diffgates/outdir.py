@@ -82,8 +82,9 @@ def check_output(out: Path, overwrite: bool, kinds: tuple[str, ...], inputs: Ite
     kind = kind_of(out)
     if kind not in kinds:
         what = f"a diffgates {kind} directory" if kind else "files that diffgates did not write"
+        wanted = "an export" if kinds == EXPORT_KINDS else "a run"
         raise DiffgatesError(
-            f"{out} holds {what}; --overwrite only replaces a {' or '.join(kinds)} directory, "
+            f"{out} holds {what}; --overwrite only replaces {wanted} directory that diffgates wrote, "
             "so pick another --out or move it away yourself."
         )
     return True
@@ -163,3 +164,35 @@ def staged(out: str | os.PathLike, overwrite: bool, kind: str, inputs: Iterable 
         shutil.rmtree(work, ignore_errors=True)
         raise
     swap_in(work, out)
+
+
+def read_json(path: Path, what: str = "file"):
+    """The JSON in ``path``, or one sentence saying it is missing or corrupt."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DiffgatesError(f"no {what} at {path}.") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DiffgatesError(f"{path} is corrupt (not valid JSON: {e}); restore it or write it again.") from None
+
+
+def read_jsonl(path: Path, what: str = "file") -> list[dict]:
+    """One JSON object per line (blank lines skipped), or one sentence naming the bad line."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise DiffgatesError(f"no {what} at {path}.") from None
+    except UnicodeDecodeError as e:
+        raise DiffgatesError(f"{path} is corrupt (not text: {e}).") from None
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise DiffgatesError(f"{path} line {i} is corrupt (not valid JSON: {e}).") from None
+        if not isinstance(row, dict):
+            raise DiffgatesError(f"{path} line {i} is not a JSON object.")
+        rows.append(row)
+    return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from . import gates
 from .circuit.ir import Circuit
 from .circuit.passes import optimize
 from .errors import DiffgatesError
+from .outdir import read_json, read_jsonl
 
 
 def _pyplot():
@@ -31,11 +32,28 @@ def _pyplot():
     return plt
 
 
+#: what every line of metrics.jsonl holds (live_gates too, in runs since --gate-cost)
+METRIC_KEYS = ("epoch", "loss", "train_acc", "test_acc_relaxed", "test_acc_discrete")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _metrics(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.is_file():
         raise DiffgatesError(f"{run} has no metrics.jsonl; is it a run directory?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)
+    for i, row in enumerate(rows, 1):
+        bad = [k for k in METRIC_KEYS if not _number(row.get(k))] + (
+            ["live_gates"] if "live_gates" in row and not _number(row["live_gates"]) else []
+        )
+        if bad:
+            raise DiffgatesError(f"{path} row {i} lacks numbers for {', '.join(bad)}; the file is corrupt.")
+    if not rows:
+        raise DiffgatesError(f"{path} has no epochs yet; report a run that finished at least one epoch.")
+    return rows
 
 
 def figure_curves(plt, rows: list[dict], path: Path) -> None:
@@ -151,7 +169,9 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
     np.add.at(confusion, (ds.y_test, pred), 1)
     figure_confusion(plt, confusion, out / "confusion.png")
 
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
+    if not isinstance(summary, dict):
+        raise DiffgatesError(f"{run / 'summary.json'} is corrupt (not a JSON object).")
     facts = [
         ("dataset", cfg.dataset),
         *([("conv blocks", ", ".join(cfg.conv))] if cfg.conv else []),
@@ -160,7 +180,9 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
         ("epochs", len(rows)),
     ]
     facts += [
-        (k, f"{summary[k]:.4f}") for k in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit") if k in summary
+        (k, f"{summary[k]:.4f}")
+        for k in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit")
+        if _number(summary.get(k))
     ]
     facts += [
         ("gates (trained)", log[0].gates),
@@ -171,7 +193,8 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
     export = run / "export"
     for name in ("compile.json", "synth.json"):
         if (export / name).is_file():
-            data = json.loads((export / name).read_text())
+            data = read_json(export / name)
+            data = data if isinstance(data, dict) else {}
             keep = ("gates_after", "latency_cycles", "vectors", "gates2", "luts6", "depth", "flipflops", "tool")
             hardware += [(k, v) for k, v in data.items() if k in keep]
     body = [f"<h1>diffgates run: {html.escape(str(run))}</h1>", "<h2>Summary</h2>", _table(facts)]

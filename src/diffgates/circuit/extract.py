@@ -94,4 +94,4 @@ def from_model(model: LogicNet | Ensemble) -> Circuit:
         layer=build.cat(build.layer),
         n_classes=model.head.k,
         tau=model.head.tau,
-    ).validate()
+    )

@@ -51,8 +51,14 @@ class Circuit:
     tau: float = 1.0
 
     def __post_init__(self):
+        """Arrays are checked before they are cast (a value out of the stored type's range is
+        refused, not wrapped), then every structural invariant: see :meth:`validate`."""
         for name, dtype in _ARRAYS.items():
-            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
+            setattr(self, name, _cast(name, getattr(self, name), dtype))
+        self.n_features = _scalar("n_features", self.n_features, integer=True)
+        self.n_classes = _scalar("n_classes", self.n_classes, integer=True)
+        self.tau = _scalar("tau", self.tau, integer=False)
+        self.validate()
 
     @property
     def n_inputs(self) -> int:
@@ -90,7 +96,10 @@ class Circuit:
         """Check the structural invariants; raise DiffgatesError naming the first one broken."""
         n_in, n = self.n_inputs, self.n_gates
         checks = [
+            (self.n_features >= 1, "n_features must be at least 1"),
+            (self.tau > 0, "tau must be positive"),
             (len(self.in_threshold) == n_in, "in_threshold must have one entry per input bit"),
+            (bool(np.isfinite(self.in_threshold).all()), "input thresholds must be finite numbers"),
             (len(self.a) == n and len(self.b) == n and len(self.layer) == n, "gate arrays differ in length"),
             (bool(np.all(self.ops < 16)), "gate ops must be in 0..15"),
             (
@@ -143,17 +152,15 @@ class Circuit:
             raise DiffgatesError(f"{path} is not a readable circuit file (corrupt or truncated): {e}.") from e
         if str(data.get("format", "")) != FORMAT:
             raise DiffgatesError(f"{path} is not a diffgates circuit file.")
-        if int(data["version"]) > VERSION:
+        if _scalar("version", data.get("version"), integer=True) > VERSION:
             raise DiffgatesError(f"{path} has circuit format version {int(data['version'])}; upgrade diffgates.")
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise DiffgatesError(f"{path} lacks circuit fields {', '.join(missing)}.")
-        return cls(
-            n_features=int(data["n_features"]),
-            n_classes=int(data["n_classes"]),
-            tau=float(data["tau"]),
-            **{name: data[name] for name in _ARRAYS},
-        ).validate()
+        try:
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
+        except DiffgatesError as e:
+            raise DiffgatesError(f"{path}: {e}") from None
 
     def layer_counts(self) -> dict[int, int]:
         ids, counts = np.unique(self.layer, return_counts=True)
@@ -166,3 +173,27 @@ class Circuit:
             ops, counts = np.unique(self.ops[self.layer == layer], return_counts=True)
             out[int(layer)] = {int(o): int(c) for o, c in zip(ops, counts)}
         return out
+
+
+def _cast(name: str, value, dtype) -> np.ndarray:
+    """``value`` as a 1-d contiguous array of ``dtype``, refusing what the cast would change."""
+    a = np.asarray(value)
+    if a.ndim != 1 or a.dtype.kind not in "biuf":
+        raise DiffgatesError(f"invalid circuit: {name} must be a 1-d numeric array, got {a.dtype} of shape {a.shape}.")
+    if np.issubdtype(dtype, np.integer) and a.size:
+        if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+            raise DiffgatesError(f"invalid circuit: {name} must hold integers.")
+        info = np.iinfo(dtype)
+        if a.min() < info.min or a.max() > info.max:
+            raise DiffgatesError(f"invalid circuit: {name} holds values outside {info.min}..{info.max}.")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _scalar(name: str, value, integer: bool):
+    """A number stored as a 0-d array or given as a Python number, checked for its kind."""
+    a = np.asarray(value)
+    ok = a.shape == () and a.dtype.kind in ("iu" if integer else "iuf") and np.isfinite(a)
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        raise DiffgatesError(f"invalid circuit: {name} must be {kind}, got {value!r}.")
+    return int(a) if integer else float(a)

@@ -145,8 +145,19 @@ def _p(array: np.ndarray) -> ctypes.c_void_p:
     return ctypes.c_void_p(array.ctypes.data)
 
 
+def check_threads(threads) -> int:
+    """A thread count as given (a positive integer), or every core for None."""
+    if threads is None:
+        return os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 4096:
+        raise DiffgatesError(f"threads must be an integer from 1 to 4096 (or None: every core), got {threads!r}.")
+    return int(threads)
+
+
 def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Class counts (batch, n_classes) int32 from input bits (batch, n_inputs) uint8 (0/1)."""
+    """Class counts (batch, n_classes) int32 from input bits (batch, n_inputs) uint8 (0/1), on
+    ``threads`` threads (None: every core)."""
+    threads = check_threads(threads)
     bits = np.ascontiguousarray(bits, dtype=np.uint8)
     if bits.ndim != 2 or bits.shape[1] != program.n_inputs:
         raise DiffgatesError(f"expected input bits of shape (batch, {program.n_inputs}), got {bits.shape}.")
@@ -170,7 +181,7 @@ def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.nd
         i64(program.n_pos),
         i64(program.n_neg),
         _p(counts),
-        ctypes.c_int(threads or os.cpu_count() or 1),
+        ctypes.c_int(threads),
     )
     if rc != 0:
         raise MemoryError("the circuit executor could not allocate its signal buffers")
@@ -188,9 +199,11 @@ class Executor:
     def __init__(self, circuit: Circuit, optimise: bool = True, threads: int | None = None):
         from .passes import optimize
 
+        if not isinstance(circuit, Circuit):
+            raise DiffgatesError(f"Executor takes a Circuit, got {type(circuit).__name__}.")
+        self.threads = check_threads(threads) if threads is not None else None
         self.circuit = optimize(circuit)[0] if optimise else circuit
         self.program = prepare(self.circuit)
-        self.threads = threads
 
     def counts_from_bits(self, bits: np.ndarray) -> np.ndarray:
         return run(self.program, bits, self.threads)

@@ -8,8 +8,9 @@
   archive, extracted on first use) in the same places.
 - ``diffgates download mnist|cifar10`` fetches MNIST or CIFAR-10 into ``~/.cache/diffgates/<name>``,
   checking each file's SHA-256.
-- a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test``.
-Pixels are scaled to [0, 1].
+- a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test``; features of dtype uint8
+  (pixels 0-255) are scaled to [0, 1], other numeric dtypes are used as they are.
+The bundled image datasets' pixels are scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def validate(ds: Dataset) -> Dataset:
             raise DiffgatesError(f"dataset {ds.name}: x_{split} contains NaN or infinite values.")
         if y.min() < 0:
             raise DiffgatesError(f"dataset {ds.name}: y_{split} has negative labels; labels must be 0..k-1.")
+        if y.max() >= 65536:
+            raise DiffgatesError(f"dataset {ds.name}: y_{split} has a label {y.max()}; labels must be 0..k-1.")
     if ds.x_train.shape[1] != ds.x_test.shape[1]:
         raise DiffgatesError(
             f"dataset {ds.name}: train has {ds.x_train.shape[1]} features but test has {ds.x_test.shape[1]}."
@@ -134,25 +137,35 @@ def _idx(name: str, data_dir: str | None) -> Dataset:
 
 
 def _npz(path: str) -> Dataset:
+    """x_train, y_train, x_test, y_test from an .npz file; uint8 features (pixels) are scaled to [0, 1]
+    like the bundled image datasets, other numeric features are used as they are."""
     p = Path(path)
     if not p.is_file():
         raise DiffgatesError(f"no dataset file at {p}.")
+    if not zipfile.is_zipfile(p):
+        raise DiffgatesError(f"{p} is not an .npz file (not a zip archive); save one with numpy.savez.")
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(p, allow_pickle=False) as z:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            missing = [k for k in keys if k not in z.files]
             if missing:
-                raise DiffgatesError(
-                    f"{p} lacks arrays {', '.join(missing)}; it needs x_train, y_train, x_test, y_test."
-                )
-            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+                raise DiffgatesError(f"{p} lacks arrays {', '.join(missing)}; it needs {', '.join(keys)}.")
+            arrays = {k: z[k] for k in keys}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DiffgatesError(f"{p} is not a readable .npz file: {e}.") from e
+        raise DiffgatesError(f"{p} is not a readable .npz file (object arrays are not allowed): {e}.") from e
     for k in ("x_train", "x_test"):
-        arrays[k] = arrays[k].reshape(len(arrays[k]), -1).astype(np.float32)
+        x = arrays[k]
+        if x.dtype.kind not in "biuf":
+            raise DiffgatesError(f"{p}: {k} must hold numbers, got {x.dtype}.")
+        if x.ndim < 2 or x.shape[0] == 0 or x[0].size == 0:
+            raise DiffgatesError(f"{p}: {k} must be (samples, features...) with at least one of each, got {x.shape}.")
+        flat = x.reshape(len(x), -1).astype(np.float32)
+        arrays[k] = flat / 255.0 if x.dtype == np.uint8 else flat
     for k in ("y_train", "y_test"):
-        if not np.issubdtype(arrays[k].dtype, np.integer):
-            raise DiffgatesError(f"{p}: {k} must hold integer class labels, got {arrays[k].dtype}.")
-        arrays[k] = arrays[k].astype(np.int64)
+        y = arrays[k]
+        if y.dtype.kind not in "iu" or y.ndim != 1:
+            raise DiffgatesError(f"{p}: {k} must be a 1-d array of integer class labels, got {y.dtype} {y.shape}.")
+        arrays[k] = y.astype(np.int64)
     return Dataset(p.stem, **arrays)
 
 

@@ -4,6 +4,7 @@ golden vectors that ``diffgates compile`` wrote (counts computed by the software
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +28,46 @@ class Check:
         return self.mismatches == 0
 
 
-def _golden_counts(d: Path) -> np.ndarray:
-    return np.loadtxt(d / "golden_counts.txt", dtype=np.int64, ndmin=2)
+def _golden(d: Path, name: str, dtype) -> np.ndarray:
+    """A golden-vector table of ``d``, or one sentence saying it is missing or corrupt."""
+    path = d / name
+    if not path.is_file():
+        raise DiffgatesError(f"{path} is missing; run 'diffgates compile' again to write the golden vectors.")
+    try:
+        with warnings.catch_warnings():  # an empty file is reported below, not warned about
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(path, dtype=dtype, ndmin=2)
+    except ValueError as e:
+        raise DiffgatesError(f"{path} is corrupt ({e}); run 'diffgates compile' again.") from None
+    if table.size == 0 or (dtype is np.float32 and not np.isfinite(table).all()):
+        raise DiffgatesError(f"{path} is corrupt (empty or not finite); run 'diffgates compile' again.")
+    return table
+
+
+def golden_counts(d: Path) -> np.ndarray:
+    """The expected class counts, checked against the features file beside them."""
+    counts = _golden(d, "golden_counts.txt", np.int64)
+    features = _golden(d, "golden_features.txt", np.float32)
+    if (d / "circuit.npz").is_file():
+        from ..circuit.ir import Circuit
+
+        circuit = Circuit.load(d / "circuit.npz")
+        if features.shape[1] != circuit.n_features or counts.shape[1] != circuit.n_classes:
+            raise DiffgatesError(
+                f"{d}: the golden vectors are {features.shape[1]} features -> {counts.shape[1]} counts but the "
+                f"circuit takes {circuit.n_features} -> {circuit.n_classes}; run 'diffgates compile' again."
+            )
+    if len(features) != len(counts):
+        raise DiffgatesError(
+            f"{d}: golden_features.txt has {len(features)} rows but golden_counts.txt {len(counts)}; "
+            "run 'diffgates compile' again."
+        )
+    return counts
 
 
 def verify_c(d: Path, timeout: float = 600) -> Check:
     cc = tools.require("verifying C", "gcc", "cc", "clang", hint="install gcc")
-    expected = _golden_counts(d)
+    expected = golden_counts(d)
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(tmp) / "model"
         tools.run([cc, *C_FLAGS, "model.c", "main.c", "-o", str(exe), "-lm"], d, timeout, "compiling the C export")
@@ -44,7 +78,14 @@ def verify_c(d: Path, timeout: float = 600) -> Check:
         r = subprocess.run([str(exe)], input=text, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         raise DiffgatesError(f"the compiled C model failed: {r.stderr.strip()}")
-    got = np.array([line.split() for line in r.stdout.splitlines()], dtype=np.int64).reshape(len(expected), -1)
+    try:
+        got = np.array([line.split() for line in r.stdout.splitlines()], dtype=np.int64)
+        got = got.reshape(len(expected), expected.shape[1] + 1)
+    except ValueError:
+        raise DiffgatesError(
+            f"the compiled C model printed {len(r.stdout.splitlines())} lines that do not match the "
+            f"{len(expected)} golden vectors; run 'diffgates compile' again."
+        ) from None
     bad = (got[:, 1:] != expected).any(1) | (got[:, 0] != expected.argmax(1))
     return Check("c", len(expected), int(bad.sum()), cc)
 
@@ -99,7 +140,7 @@ def verify_verilog(d: Path, prefer: str = "auto", timeout: float = 1800) -> Chec
             )
             r = tools.run([str(build / "Vtb")], d, timeout, "simulating with Verilator")
     out = r.stdout
-    n = len(_golden_counts(d))
+    n = len(golden_counts(d))
     if f"PASS {n} vectors" in out:
         return Check("verilog", n, 0, kind)
     fail = [line for line in out.splitlines() if line.startswith("FAIL")]

@@ -185,6 +185,9 @@ class LogicConv2d(GateLayer):
         """2-input OR gates of the unrolled pooling (window slots minus one per pooled output)."""
         return 0 if self.spec.pool == 1 else self.out_features * (self.spec.pool**2 - 1)
 
+    def index_bounds(self) -> dict[str, int]:
+        return {"leaf_channel": self.in_shape[0], "leaf_dy": self.spec.size, "leaf_dx": self.spec.size}
+
     def reset_parameters(self) -> None:
         gen = self._generator()
         leaves = random_leaves(

@@ -74,6 +74,12 @@ class GateLayer(nn.Module):
         self.gumbel_scale = gumbel_scale
         self.grad_factor = grad_factor
         self.engine = engine
+        self.register_load_state_dict_post_hook(_check_indices)
+
+    def index_bounds(self) -> dict[str, int]:
+        """Wiring buffer name -> the exclusive upper bound of its indices (checked on load: an index
+        out of range would read outside the fused kernels' buffers)."""
+        return {}
 
     def _generator(self) -> torch.Generator:
         gen = torch.Generator()
@@ -93,6 +99,16 @@ class GateLayer(nn.Module):
 
     def _gate_ids(self) -> torch.Tensor:
         return P.gate_ids(self.weight.detach(), self.parametrization)
+
+
+def _check_indices(module: GateLayer, incompatible) -> None:
+    for name, bound in module.index_bounds().items():
+        t = getattr(module, name)
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= bound):
+            raise DiffgatesError(
+                f"{name} of a loaded {type(module).__name__} holds indices outside 0..{bound - 1}; "
+                "the checkpoint is corrupt."
+            )
 
 
 class LogicDense(GateLayer):
@@ -152,6 +168,10 @@ class LogicDense(GateLayer):
             self.register_buffer("select_ia", torch.arange(out_features), persistent=False)
             self.register_buffer("select_ib", torch.arange(out_features, 2 * out_features), persistent=False)
         self.reset_parameters()
+
+    def index_bounds(self) -> dict[str, int]:
+        bounds = {"ia": self.in_features, "ib": self.in_features}
+        return {**bounds, "candidate_idx": self.in_features} if self.learned else bounds
 
     def reset_parameters(self) -> None:
         gen = self._generator()

@@ -33,4 +33,4 @@ def remove_dead(circuit: Circuit) -> Circuit:
         b=new_index[circuit.b[keep]],
         layer=circuit.layer[keep],
         outputs=new_index[circuit.outputs],
-    ).validate()
+    )

@@ -30,4 +30,4 @@ def remove_unused_inputs(circuit: Circuit) -> Circuit:
         a=new_index[circuit.a],
         b=new_index[circuit.b],
         outputs=new_index[circuit.outputs],
-    ).validate()
+    )

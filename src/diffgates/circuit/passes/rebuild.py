@@ -90,6 +90,4 @@ def rebuild(circuit: Circuit, decide: Decide) -> Circuit:
         out_lits[special] = 2 * (n_in + n_new + inverse)
         n_new += len(uniq)
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
-    return circuit.replace(
-        ops=cat(new_ops), a=cat(new_a), b=cat(new_b), layer=cat(new_layer), outputs=out_lits >> 1
-    ).validate()
+    return circuit.replace(ops=cat(new_ops), a=cat(new_a), b=cat(new_b), layer=cat(new_layer), outputs=out_lits >> 1)
