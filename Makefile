@@ -1,15 +1,17 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both create .venv if missing.
+# constraints.txt pins the versions installed here (torch: the CPU wheel); pyproject.toml states
+# what diffgates requires.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+WHEEL_VENV := build/wheel-venv
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format wheel-test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,hw,report]'
+	$(PY) -m pip install -q -c constraints.txt 'setuptools>=68' -e '.[test,hw,report]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,6 +20,23 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check src tests
 	$(PY) -m pytest
+	$(MAKE) wheel-test
+
+# Build the wheel from the working tree, install it (not editable) into a fresh virtual
+# environment and run train -> compile -> verify from it, outside the source tree.
+wheel-test: $(STAMP)
+	rm -rf build/dist $(WHEEL_VENV) build/wheel-run
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w build/dist .
+	python3 -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q -c constraints.txt "$$(ls build/dist/diffgates-*.whl)[hw]"
+	mkdir -p build/wheel-run
+	cd build/wheel-run && ../wheel-venv/bin/python -c "import diffgates, pathlib, sys; \
+		from diffgates.circuit import program; \
+		assert 'site-packages' in diffgates.__file__, diffgates.__file__; \
+		assert program.available(), 'the native executor did not build from the wheel'"
+	cd build/wheel-run && ../wheel-venv/bin/diffgates train --dataset digits --epochs 5 --widths 1000,1000 --parametrization softmax16 --quiet --out run
+	cd build/wheel-run && ../wheel-venv/bin/python -m diffgates compile run --vectors 500
+	cd build/wheel-run && ../wheel-venv/bin/diffgates verify run/export
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from conftest import random_circuit, random_model
-from diffgates import Circuit, DiffgatesError, gates
+from diffgates import DiffgatesError, gates
 from diffgates.backends.blif import to_blif
 from diffgates.backends.verilog import InputFormat
-from diffgates.circuit.execute import encode_bits, predict_counts
+from diffgates.circuit import encode_bits, predict_counts
 from diffgates.export import golden_vectors, write_export
 from diffgates.hw import tools
 from diffgates.hw.verify import verify_c, verify_verilog
+from diffgates.nn import to_circuit
 
 FMT = InputFormat(bits=4, divisor=4.0)  # features are codes 0..15 divided by 4
 
@@ -28,7 +29,7 @@ def model_export(tmp_path, targets, stage_levels=0, n=300, param="softmax16", se
     with torch.no_grad():  # thresholds on the code grid and between codes
         model.encoder.thresholds_.copy_(torch.tensor(np.linspace(0.1, 3.6, 30).reshape(10, 3), dtype=torch.float32))
     x = coded_inputs(10, n, seed)
-    report = write_export(tmp_path, Circuit.from_model(model), targets, x, golden_vectors(model, x), FMT, stage_levels)
+    report = write_export(tmp_path, to_circuit(model), targets, x, golden_vectors(model, x), FMT, stage_levels)
     return model, x, report
 
 
@@ -190,7 +191,7 @@ def test_convolutional_model_exports_bit_exact_c_and_verilog(tmp_path):
         model.encoder.thresholds_.copy_(torch.tensor([[0.6, 2.1]] * 72, dtype=torch.float32))
     x = coded_inputs(72, 1000, 5)
     counts = golden_vectors(model, x)
-    circuit = Circuit.from_model(model)
+    circuit = to_circuit(model)
     assert np.array_equal(predict_counts(circuit, x), counts)
     write_export(tmp_path, circuit, ["c", "verilog"], x, counts, FMT)
     assert verify_c(tmp_path).ok

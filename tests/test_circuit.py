@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 
 from conftest import assert_same_circuit, random_model
 from diffgates import Circuit, DiffgatesError, load_model, save_model
-from diffgates.circuit.execute import encode_bits, pack_bits, predict_counts, run_numpy, unpack_bits
+from diffgates.circuit import encode_bits
+from diffgates.circuit.execute import pack_bits, predict_counts, run_numpy, unpack_bits
+from diffgates.nn import to_circuit
 
 
 @settings(max_examples=25, deadline=None)
@@ -25,7 +27,7 @@ def test_discrete_model_equals_circuit_executor(n_features, widths, n_classes, b
         widths[-1] = n_classes * max(1, widths[-1] // n_classes)
     model = random_model(n_features, widths, n_classes, bits, param, seed)
     x = np.random.default_rng(seed).normal(size=(batch, n_features)).astype(np.float32)
-    circuit = Circuit.from_model(model)
+    circuit = to_circuit(model)
     expected = model.counts(torch.as_tensor(x)).numpy()
     assert np.array_equal(predict_counts(circuit, x), expected)
 
@@ -40,7 +42,7 @@ def test_pack_unpack_round_trip(rng):
 
 def test_circuit_save_load_identical(tmp_path, rng):
     model = random_model()
-    c = Circuit.from_model(model)
+    c = to_circuit(model)
     c.save(tmp_path / "c.npz")
     d = Circuit.load(tmp_path / "c.npz")
     assert_same_circuit(c, d)
@@ -49,7 +51,7 @@ def test_circuit_save_load_identical(tmp_path, rng):
 
 
 def test_circuit_file_with_newer_version_is_refused(tmp_path):
-    c = Circuit.from_model(random_model())
+    c = to_circuit(random_model())
     c.save(tmp_path / "c.npz")
     with np.load(tmp_path / "c.npz") as z:
         data = dict(z)
@@ -60,7 +62,7 @@ def test_circuit_file_with_newer_version_is_refused(tmp_path):
 
 
 def test_truncated_circuit_file_is_a_clear_error(tmp_path):
-    Circuit.from_model(random_model()).save(tmp_path / "c.npz")
+    to_circuit(random_model()).save(tmp_path / "c.npz")
     raw = (tmp_path / "c.npz").read_bytes()
     (tmp_path / "bad.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DiffgatesError, match="not a readable circuit file"):
@@ -68,7 +70,7 @@ def test_truncated_circuit_file_is_a_clear_error(tmp_path):
 
 
 def test_circuit_validation_rejects_non_topological_gates():
-    c = Circuit.from_model(random_model())
+    c = to_circuit(random_model())
     with pytest.raises(DiffgatesError, match="topological"):
         c.replace(a=np.full_like(c.a, c.n_signals - 1))
 
@@ -88,13 +90,13 @@ def test_model_save_load_gives_identical_outputs(tmp_path, rng, param):
 def test_encoder_bits_match_model_encoder(rng):
     model = random_model()
     x = rng.normal(size=(40, 12)).astype(np.float32)
-    c = Circuit.from_model(model)
+    c = to_circuit(model)
     assert np.array_equal(encode_bits(c, x), model.encoder(torch.as_tensor(x)).numpy().astype(np.uint8))
 
 
 def test_executor_on_bits_with_no_layers_passes_inputs_through():
     model = random_model(widths=(6,), n_classes=2)
-    c = Circuit.from_model(model)
+    c = to_circuit(model)
     bits = np.random.default_rng(0).integers(0, 2, size=(10, c.n_inputs), dtype=np.uint8)
     counts = run_numpy(c, bits)
     assert counts.shape == (10, 2) and counts.max() <= 3
@@ -133,11 +135,11 @@ def test_executor_api_matches_the_model(rng):
 
     model = random_model(n_features=12, widths=(80, 60), n_classes=3)
     x = rng.normal(size=(700, 12)).astype(np.float32)
-    ex = Executor(Circuit.from_model(model), threads=2)
+    ex = Executor(to_circuit(model), threads=2)
     expected = model.counts(torch.as_tensor(x)).numpy()
     assert np.array_equal(ex.counts(x), expected)
     assert np.array_equal(ex.predict(x), expected.argmax(1))
-    assert ex.circuit.n_gates <= Circuit.from_model(model).n_gates
+    assert ex.circuit.n_gates <= to_circuit(model).n_gates
 
 
 def test_count_plan_skips_constant_outputs_and_absorbs_output_inverters():

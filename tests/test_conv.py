@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_fused_equals_reference
-from diffgates import Circuit, DiffgatesError, load_model, save_model
+from diffgates import DiffgatesError, load_model, save_model
 from diffgates.circuit.execute import predict_counts, run_numpy
 from diffgates.circuit.passes import optimize
 from diffgates.data.augment import augment_bits
@@ -15,6 +15,7 @@ from diffgates.kernels import cpu
 from diffgates.kernels.reference import tree_reference
 from diffgates.kernels.torch_ops import or_pool2d, tree_torch
 from diffgates.nn import parametrization as P
+from diffgates.nn import to_circuit
 from diffgates.nn.conv import ConvSpec, LogicConv2d, OrPool2d
 from diffgates.nn.model import LogicNet, ModelConfig
 
@@ -159,7 +160,7 @@ def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape, option
     model = conv_model(seed, param, conv, shape, **options)
     x = np.random.default_rng(seed).normal(size=(1000, int(np.prod(shape)))).astype(np.float32)
     expected = model.counts(torch.as_tensor(x)).numpy()
-    circuit = Circuit.from_model(model)
+    circuit = to_circuit(model)
     assert circuit.n_gates == model.n_gates + 1  # plus the one FALSE gate that padding reads
     assert np.array_equal(predict_counts(circuit, x), expected)
     assert np.array_equal(predict_counts(optimize(circuit)[0], x), expected)

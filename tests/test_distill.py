@@ -12,9 +12,9 @@ from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
 from diffgates.data import load_dataset
 from diffgates.data.augment import augment_bits, n_variants, variants
+from diffgates.distill import teacher_scores
 from diffgates.nn.model import LogicNet, ModelConfig
 from diffgates.teacher import TEACHER_FILE, load_teacher
-from diffgates.train import teacher_scores
 
 SMALL = ["--widths", "200,200", "--epochs", "3", "--threads", "1", "--quiet"]
 
@@ -79,7 +79,7 @@ def test_bad_teacher_options_are_clear_errors(teachers, tmp_path, capsys):
     assert "neither a finished run (no circuit.npz)" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # refused before anything was written
     assert main(["train", *SMALL, "--teacher", teachers[0], "--distill-weight", "1.5", "--out", out]) == 2
-    assert "distill_weight" in capsys.readouterr().err
+    assert "--distill-weight: must be at most 1" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_an_augmented_student_fits_the_teacher_alone_at_weight_one(cnn_teacher, 
 def test_bad_cnn_teacher_options_are_clear_errors(cnn_teacher, tmp_path, capsys):
     out = str(tmp_path / "s")
     assert main(["train", *SMALL, "--teacher", str(cnn_teacher), "--teacher-temperature", "0", "--out", out]) == 2
-    assert "teacher_temperature" in capsys.readouterr().err
+    assert "--teacher-temperature: must be greater than 0" in capsys.readouterr().err
     data = tmp_path / "wide.npz"
     rng = np.random.default_rng(0)
     np.savez(data, x_train=rng.random((50, 10)), y_train=rng.integers(0, 10, 50), x_test=rng.random((20, 10)),

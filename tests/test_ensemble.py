@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from conftest import random_circuit, random_model
-from diffgates import Circuit, DiffgatesError, Ensemble, load_model, save_model
+from diffgates import DiffgatesError, Ensemble, load_model, save_model
 from diffgates.circuit.execute import predict_counts, run_numpy
 from diffgates.circuit.merge import merge
 from diffgates.circuit.passes import optimize
 from diffgates.cli import main
 from diffgates.hw.tools import find
+from diffgates.nn import to_circuit
 
 
 def test_merged_circuit_counts_are_the_sum_of_the_members_counts(rng):
@@ -44,7 +45,7 @@ def test_ensemble_of_models_equals_its_circuit_and_reloads(tmp_path):
     x = torch.as_tensor(np.random.default_rng(5).normal(size=(400, 12)).astype(np.float32))
     counts = ensemble.counts(x)
     assert torch.equal(counts, sum(m.counts(x) for m in models))
-    circuit = Circuit.from_model(ensemble)
+    circuit = to_circuit(ensemble)
     np.testing.assert_array_equal(predict_counts(circuit, x.numpy()), counts.numpy())
     bits = (x.numpy()[:, circuit.in_feature] > circuit.in_threshold).astype(np.uint8)
     np.testing.assert_array_equal(run_numpy(circuit, bits), counts.numpy())

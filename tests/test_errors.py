@@ -10,6 +10,7 @@ from diffgates import Circuit, DiffgatesError, load_model
 from diffgates.circuit.execute import predict_counts
 from diffgates.data import load_dataset
 from diffgates.encode import ThermometerEncoder
+from diffgates.nn import to_circuit
 
 
 def test_wrong_feature_count_is_a_clear_error():
@@ -17,7 +18,7 @@ def test_wrong_feature_count_is_a_clear_error():
     with pytest.raises(DiffgatesError, match="expected 12 features per sample, got 11"):
         model(torch.zeros(3, 11))
     with pytest.raises(DiffgatesError, match="expected 12 features per sample, got 11"):
-        predict_counts(Circuit.from_model(model), np.zeros((3, 11)))
+        predict_counts(to_circuit(model), np.zeros((3, 11)))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -28,7 +29,7 @@ def test_non_finite_features_are_refused(bad):
     with pytest.raises(DiffgatesError, match="NaN or infinite"):
         model(torch.as_tensor(x))
     with pytest.raises(DiffgatesError, match="NaN or infinite"):
-        predict_counts(Circuit.from_model(model), x)
+        predict_counts(to_circuit(model), x)
 
 
 def test_unfitted_encoder_says_so():

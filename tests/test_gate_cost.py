@@ -12,6 +12,7 @@ from diffgates.circuit import Circuit
 from diffgates.circuit.passes import optimize
 from diffgates.cli import main
 from diffgates.nn import parametrization as P
+from diffgates.nn import to_circuit
 from diffgates.nn.cost import expected_gates
 from test_conv import conv_model
 
@@ -87,7 +88,7 @@ def test_discrete_cost_counts_the_live_gates_of_the_unrolled_circuit(seed, param
         if conv
         else random_model(widths=(50, 40, 30), param=param, seed=seed)
     )
-    live = live_two_input_gates(Circuit.from_model(model))
+    live = live_two_input_gates(to_circuit(model))
     assert float(expected_gates(model, discrete=True)) == live
     assert live < model.n_gates  # the random gates leave some constants, wires and unread gates
     with torch.no_grad():
@@ -131,5 +132,5 @@ def test_gate_cost_trains_a_smaller_circuit(tmp_path):
 def test_negative_gate_cost_is_refused(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--dataset", "digits", "--epochs", "1", "--gate-cost", "-1", "--out", str(out)]) == 2
-    assert "gate_cost" in capsys.readouterr().err
+    assert "--gate-cost: must be at least 0" in capsys.readouterr().err
     assert not out.exists()

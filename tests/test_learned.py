@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from conftest import assert_bfloat16_op_equals_float64
-from diffgates import Circuit, load_model, save_model
+from diffgates import load_model, save_model
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
 from diffgates.errors import DiffgatesError
 from diffgates.kernels import cpu
-from diffgates.nn import GroupSum, LogicDense
+from diffgates.nn import GroupSum, LogicDense, to_circuit
 from diffgates.nn import parametrization as P
 from diffgates.nn.model import LogicNet, ModelConfig
 
@@ -137,7 +137,7 @@ def learned_model(seed: int, n_features=10, widths=(30, 24), n_classes=3) -> Log
 def test_discrete_model_with_learned_connections_equals_its_circuit(seed, batch):
     model = learned_model(seed)
     x = np.random.default_rng(seed).normal(size=(batch, 10)).astype(np.float32)
-    circuit = Circuit.from_model(model)
+    circuit = to_circuit(model)
     assert np.array_equal(predict_counts(circuit, x), model.counts(torch.as_tensor(x)).numpy())
 
 

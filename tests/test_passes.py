@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from conftest import random_circuit, random_model
 from diffgates import Circuit, gates
-from diffgates.circuit.execute import levels, predict_counts
+from diffgates.circuit.execute import predict_counts
+from diffgates.circuit.graph import levels
 from diffgates.circuit.passes import (
     PIPELINE,
     fold_wires,
@@ -18,6 +19,7 @@ from diffgates.circuit.passes import (
     remove_unused_inputs,
 )
 from diffgates.circuit.passes.dead import live_signals
+from diffgates.nn import to_circuit
 
 PASSES = [fn for _, fn in PIPELINE]
 
@@ -44,7 +46,7 @@ def test_each_pass_keeps_the_function_of_random_circuits(seed, n_inputs, n_gates
 @pytest.mark.parametrize("param", ["softmax16", "truth4"])
 def test_pipeline_keeps_the_function_of_model_circuits(param):
     model = random_model(n_features=20, widths=(200, 150, 60), n_classes=3, param=param, seed=5)
-    c = Circuit.from_model(model)
+    c = to_circuit(model)
     opt, log = optimize(c)
     assert_same_function(c, opt)
     assert log[0].gates == c.n_gates and log[-1].gates == opt.n_gates < c.n_gates

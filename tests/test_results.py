@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from conftest import assert_same_circuit
-from diffgates.circuit import Circuit, program
+from diffgates.circuit import program
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import load_run
+from diffgates.nn import to_circuit
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 RUNS = sorted(p for p in RESULTS.iterdir() if (p / "model.safetensors").exists())
@@ -29,7 +30,7 @@ def test_committed_run_gives_its_circuit(run):
     summary = json.loads((run / "summary.json").read_text())
     assert model.n_gates == summary["gates"]
 
-    assert_same_circuit(Circuit.from_model(model), saved)
+    assert_same_circuit(to_circuit(model), saved)
 
     if program.available():
         assert program.Executor(saved.on_bits(), threads=1).circuit.n_gates == summary["gates_optimised"]

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from diffgates.cli import main
 
 
@@ -114,3 +116,63 @@ def test_bfloat16_activations_train_like_float32(tmp_path):
     assert bf["circuit_mismatches"] == 0 and bf["test_acc_circuit"] == bf["test_acc_discrete"]
     assert bf["test_acc_discrete"] > 0.8
     assert abs(bf["test_acc_discrete"] - runs["float32"]["test_acc_discrete"]) < 0.03
+
+
+@pytest.fixture
+def restore_threads():
+    import torch
+
+    from diffgates.kernels import set_threads
+
+    before = torch.get_num_threads()
+    yield
+    set_threads(None)
+    torch.set_num_threads(before)
+
+
+def test_threads_1_keeps_training_and_evaluation_on_one_core(tmp_path, monkeypatch, restore_threads):
+    import torch
+
+    from diffgates.circuit import program
+
+    seen = []
+    real = program.run
+
+    def spy(prog, bits, threads=None):
+        seen.append(program.check_threads(threads))
+        return real(prog, bits, threads)
+
+    monkeypatch.setattr(program, "run", spy)
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--widths", "20", "--quiet", "--threads", "1", "--out", str(run)]) == 0
+    assert torch.get_num_threads() == 1
+    assert main(["eval", str(run), "--threads", "1"]) == 0
+    assert seen and set(seen) == {1}
+
+
+def test_cache_off_keeps_nothing_and_builds_nowhere_in_the_working_directory(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "from diffgates.circuit import program; assert program.available()"
+    env = {**os.environ, "DIFFGATES_CACHE": "off"}
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_and_the_command_line_build_the_same_default_model():
+    import torch
+
+    from diffgates.build import build_model
+    from diffgates.config import TrainConfig
+    from diffgates.data import load_dataset
+    from diffgates.nn import LogicNet, ModelConfig
+
+    ds = load_dataset("digits")
+    cli_model = build_model(TrainConfig(), ds)  # what `diffgates train` with no options builds
+    python_model = LogicNet(ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes))
+    assert cli_model.config == python_model.config
+    for name, t in python_model.state_dict().items():
+        if "encoder" not in name:  # the encoder is fitted on the data in one of them only
+            assert torch.equal(t, cli_model.state_dict()[name]), name

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffgates import Circuit, load_model
+from diffgates import load_model
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
+from diffgates.nn import to_circuit
 
 CONV = ["--image-shape", "1,8,8", "--conv", "6:3:1:2:0,8:3:1:2:1"]
 
@@ -35,7 +36,7 @@ def test_trunk_blocks_and_encoder_stay_as_trained_and_the_circuit_is_exact(trunk
     summary = json.loads((out / "summary.json").read_text())
     assert summary["circuit_mismatches"] == 0 and summary["test_acc_discrete"] > 0.5
     x = np.random.default_rng(0).random((300, 64), dtype=np.float32)
-    np.testing.assert_array_equal(predict_counts(Circuit.from_model(model), x), model.counts(torch.as_tensor(x)))
+    np.testing.assert_array_equal(predict_counts(to_circuit(model), x), model.counts(torch.as_tensor(x)))
 
 
 def test_frozen_blocks_compute_their_discrete_gates_in_training_and_take_no_gradient(trunk, tmp_path):
@@ -61,7 +62,7 @@ def test_frozen_blocks_compute_their_discrete_gates_in_training_and_take_no_grad
     "options,message",
     [
         (["--trunk-blocks", "3"], "has 2 convolution blocks"),
-        (["--trunk-blocks", "-1"], "trunk_blocks must be at least 0"),
+        (["--trunk-blocks", "-1"], "--trunk-blocks: must be at least 0"),
     ],
 )
 def test_bad_trunk_options_are_refused_before_anything_is_written(trunk, tmp_path, capsys, options, message):

@@ -15,8 +15,8 @@ from .config import TrainConfig
 from .errors import DiffgatesError, InternalError
 
 
-def _parse_list(kind, low=None):
-    item = _number(kind, low) if low is not None else kind
+def _parse_list(kind, **limits):
+    item = _number(kind, **limits) if kind is not str else kind
 
     def parse(text: str):
         try:
@@ -54,26 +54,17 @@ def _number(kind, low=None, above=None, high=None):
     return parse
 
 
-def set_threads(threads: int | None) -> None:
-    """Honour --threads for torch (the executor takes it as an argument)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _arg_type(annotation):
-    """argparse type for a TrainConfig field annotation (a string under postponed evaluation)."""
-    text = str(annotation)
-    if "list[int]" in text:
-        return _parse_list(int)
-    if "list[float]" in text:
-        return _parse_list(float)
-    if "list[str]" in text:
-        return _parse_list(str)
+def _arg_type(f):
+    """argparse type for a TrainConfig field: its annotation's kind, checked against the range in
+    its metadata (so a bad value is refused before anything runs)."""
+    text = str(f.type)
+    limits = {k: f.metadata[k] for k in ("low", "above", "high") if f.metadata.get(k) is not None}
+    for name, kind in (("list[int]", int), ("list[float]", float), ("list[str]", str)):
+        if name in text:
+            return _parse_list(kind, **limits)
     for name, kind in (("int", int), ("float", float)):
         if text.startswith(name):
-            return kind
+            return _number(kind, **limits)
     return str
 
 
@@ -84,7 +75,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
-            type=_arg_type(f.type),
+            type=_arg_type(f),
             choices=f.metadata.get("choices"),
             default=argparse.SUPPRESS,
             help=f"{f.metadata['help']} (default: {shown})",
@@ -142,7 +133,6 @@ def cmd_teacher(args) -> int:
         flip=args.flip,
         seed=args.seed,
     ).check()
-    set_threads(args.threads)
     out = Path(args.out)
     data = [args.dataset] if args.dataset.endswith(".npz") else []
     with staged(out, args.overwrite, "teacher", inputs=[*data, args.data_dir]) as work:
@@ -175,11 +165,10 @@ def load_run(run: str):
 
 def cmd_merge(args) -> int:
     from .checkpoint import ENSEMBLE_FILE, save_model
-    from .circuit import Circuit
     from .data import load_dataset
-    from .nn import Ensemble
-    from .outdir import staged
-    from .train import evaluate, write_json
+    from .evaluate import evaluate
+    from .nn import Ensemble, to_circuit
+    from .outdir import staged, write_json
 
     runs = [load_run(run) for run in args.runs]  # every run is read before anything is written
     datasets = {(cfg.dataset, cfg.data_dir) for cfg, _, _ in runs}
@@ -194,7 +183,7 @@ def cmd_merge(args) -> int:
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
     out = Path(args.out)
     with staged(out, args.overwrite, "ensemble", inputs=[*args.runs, args.data_dir]) as work:
-        circuit = Circuit.from_model(ensemble.eval())
+        circuit = to_circuit(ensemble.eval())
         save_model(ensemble, work / "model.safetensors")
         circuit.save(work / "circuit.npz")
         info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(args.runs)}
@@ -217,7 +206,7 @@ def cmd_merge(args) -> int:
 
 def cmd_eval(args) -> int:
     from .data import load_dataset
-    from .train import evaluate
+    from .evaluate import evaluate
 
     cfg, model, circuit = load_run(args.run)
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
@@ -420,8 +409,9 @@ def cmd_models(args) -> int:
 
 def cmd_download(args) -> int:
     from .data.download import download
+    from .paths import data_home
 
-    dest = args.dir or Path(os.environ.get("DIFFGATES_DATA", Path.home() / ".cache" / "diffgates")) / args.name
+    dest = args.dir or data_home() / args.name
     download(args.name, dest, args.base_url)
     print(f"{args.name}: files verified (SHA-256) in {dest}")
     return 0
@@ -429,21 +419,35 @@ def cmd_download(args) -> int:
 
 RUN_HELP = "run directory written by 'diffgates train'"
 DATA_DIR_HELP = "directory holding the dataset files"
+THREADS_HELP = "CPU threads for torch, the kernels and the circuit executor (default: every core)"
 
 
 def _command(sub, name: str, func, help: str, description: str, run: bool = False, data_dir: bool = False):
-    """A subcommand parser with the positional RUN and --data-dir where the command takes them."""
+    """A subcommand parser with the positional RUN and --data-dir where the command takes them (a
+    command that reads a dataset evaluates circuits, so it also takes --threads)."""
     p = sub.add_parser(name, help=help, description=description)
     if run:
         p.add_argument("run", help=RUN_HELP)
     if data_dir:
         p.add_argument("--data-dir", help=DATA_DIR_HELP)
+        p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
     p.set_defaults(func=func)
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, like every other diffgates error (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help').\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .export import TARGETS
+    from .hw.verify import SIMULATORS
+    from .nn.parametrization import PARAMETRIZATIONS
+
+    parser = _Parser(
         prog="diffgates",
         description="Train logic gate networks by gradient descent and ship them as circuits.",
     )
@@ -503,7 +507,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="augmentation: horizontal flip probability (default: 0.5)",
     )
     p.add_argument("--seed", type=_number(int, low=0), default=0, help="seed (default: 0)")
-    p.add_argument("--threads", type=_number(int, low=1), help="CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     _command(
@@ -581,9 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
         run=True,
         data_dir=True,
     )
-    p.add_argument(
-        "--target", choices=["c", "verilog", "blif", "all"], default="all", help="what to export (default: all)"
-    )
+    p.add_argument("--target", choices=[*TARGETS, "all"], default="all", help="what to export (default: all)")
     p.add_argument("--out", help="export directory (default: RUN/export)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     p.add_argument(
@@ -618,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="export directory written by 'diffgates compile'")
     p.add_argument(
         "--simulator",
-        choices=["auto", "iverilog", "verilator"],
+        choices=SIMULATORS,
         default="auto",
         help="Verilog simulator (default: Icarus if installed, else Verilator)",
     )
@@ -683,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--samples", type=_number(int, low=1), default=200_000, help="infer: samples per timing")
     p.add_argument("--repeats", type=_number(int, low=1), default=5, help="infer: timings (best reported)")
-    p.add_argument("--param", choices=["softmax16", "truth4"], default="softmax16", help="gate parametrization")
+    p.add_argument("--param", choices=PARAMETRIZATIONS, default="softmax16", help="gate parametrization")
     p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
     p.add_argument("--circuit", help="infer: a run's circuit.npz instead of the random networks")
     p.add_argument("--model", default="fashion-conv-s", help="conv: the preset whose training step is timed")
@@ -697,6 +698,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0) or a usage error (2, argparse's one line on stderr)
         return stop.code
     try:
+        if isinstance(getattr(args, "threads", None), int):  # one count for torch, kernels and executor
+            from .kernels import set_threads
+
+            set_threads(args.threads)
         return args.func(args)
     except DiffgatesError as e:
         if args.debug:

@@ -8,9 +8,19 @@ from pathlib import Path
 
 import yaml
 
+from .encode import STRATEGIES
 from .errors import DiffgatesError
+from .kernels import ENGINES
+from .nn.dense import CONNECTIONS, FORWARDS
+from .nn.model import ACTIVATIONS, ModelConfig
+from .nn.parametrization import INITS, PARAMETRIZATIONS
 
 CONFIG_FILE = "config.yaml"
+
+
+def _model_default(name: str):
+    f = ModelConfig.__dataclass_fields__[name]
+    return f.default_factory() if callable(f.default_factory) else f.default
 
 
 def opt(default, help: str, choices=None, low=None, above=None, high=None):
@@ -31,24 +41,38 @@ class TrainConfig:
         "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are)",
     )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
-    widths: list[int] = opt([4000, 4000, 4000], "gates per layer, comma separated (e.g. 8000,8000,8000)", low=1)
-    encoder_bits: int = opt(4, "thresholds per input feature (thermometer code)", low=1)
-    encoder_strategy: str = opt("uniform", "how thresholds are placed", ("uniform", "quantile", "fixed"))
-    encoder_thresholds: list[float] | None = opt(None, "thresholds for --encoder-strategy fixed, comma separated")
+    widths: list[int] = opt(_model_default("widths"), "gates per layer, comma separated (e.g. 8000,8000,8000)", low=1)
+    encoder_bits: int = opt(_model_default("encoder_bits"), "thresholds per input feature (thermometer code)", low=1)
+    encoder_strategy: str = opt(_model_default("encoder_strategy"), "how thresholds are placed", STRATEGIES)
+    encoder_thresholds: list[float] | None = opt(
+        _model_default("encoder_thresholds"), "thresholds for --encoder-strategy fixed, comma separated"
+    )
     image_shape: list[int] | None = opt(
-        None, "channels,height,width of the images for convolutions; known for mnist, fashion-mnist, cifar10"
+        _model_default("image_shape"),
+        "channels,height,width of the images for convolutions; known for mnist, fashion-mnist, cifar10",
     )
     conv: list[str] = opt(
-        [], "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated"
+        _model_default("conv"),
+        "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated",
     )
-    tree_depth: int = opt(3, "depth of each convolution's logic-gate tree (2**depth leaves)", low=1, high=5)
-    conv_groups: int = opt(1, "channel groups without cross wiring in the convolutions after the first", low=1)
-    tree_channels: int = opt(2, "input channels one convolution tree's leaves are drawn from (the paper: 2)", low=1)
+    tree_depth: int = opt(
+        _model_default("tree_depth"), "depth of each convolution's logic-gate tree (2**depth leaves)", low=1, high=5
+    )
+    conv_groups: int = opt(
+        _model_default("conv_groups"), "channel groups without cross wiring in the convolutions after the first", low=1
+    )
+    tree_channels: int = opt(
+        _model_default("tree_channels"),
+        "input channels one convolution tree's leaves are drawn from (the paper: 2)",
+        low=1,
+    )
     head_blocks: int = opt(
-        1, "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)", low=1
+        _model_default("head_blocks"),
+        "the dense layers read the outputs of the last N convolution blocks (1: the last only, as the paper)",
+        low=1,
     )
     head_input: str = opt(
-        "blocks",
+        _model_default("head_input"),
         "what the dense layers read: the convolution blocks' outputs (--head-blocks), or those and the encoder's bits "
         "beside them (a skip connection around the convolutions)",
         ("blocks", "blocks+bits"),
@@ -61,36 +85,42 @@ class TrainConfig:
     trunk_blocks: int = opt(0, "how many convolution blocks of --trunk to keep (0: all)", low=0)
     random_crop: int = opt(0, "augmentation: pad images by N pixels and crop back at a random offset (0: off)", low=0)
     flip: float = opt(0.0, "augmentation: probability of a horizontal flip (0: off)", low=0, high=1)
-    parametrization: str = opt("truth4", "gate parametrization", ("softmax16", "truth4"))
+    parametrization: str = opt(_model_default("parametrization"), "gate parametrization", PARAMETRIZATIONS)
     connections: str = opt(
-        "unique",
+        _model_default("connections"),
         "dense wiring: fixed random (unique reads every input), or learned among --candidates random inputs",
-        ("unique", "random", "learned"),
+        CONNECTIONS,
     )
-    candidates: int = opt(8, "candidate inputs per gate input for --connections learned", low=1)
-    init: str = opt("residual", "weight init: residual biases gates toward pass-through A", ("residual", "gaussian"))
-    residual_strength: float | None = opt(None, "residual init logit (default 5 for softmax16, 3 for truth4)")
+    candidates: int = opt(
+        _model_default("candidates"), "candidate inputs per gate input for --connections learned", low=1
+    )
+    init: str = opt(_model_default("init"), "weight init: residual biases gates toward pass-through A", INITS)
+    residual_strength: float | None = opt(
+        _model_default("residual_strength"), "residual init logit (default 5 for softmax16, 3 for truth4)"
+    )
     forward: str = opt(
-        "relaxed",
+        _model_default("forward"),
         "training forward: relaxed gates; discrete with straight-through gradients (hard); or discrete gates "
         "drawn from noisy logits, with the gradient of the noisy relaxation (gumbel, Gumbel-ST)",
-        ("relaxed", "hard", "gumbel"),
+        FORWARDS,
     )
     gumbel_scale: float = opt(
-        1.0,
+        _model_default("gumbel_scale"),
         "noise scale for --forward gumbel (Gumbel noise for softmax16, logistic noise for truth4's entries)",
         above=0,
     )
     grad_factor: float = opt(
-        1.0, "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)", above=0
+        _model_default("grad_factor"),
+        "multiply each layer's input gradient by this factor (e.g. 1.5-2 for deep nets)",
+        above=0,
     )
     activations: str = opt(
-        "float32",
+        _model_default("activations"),
         "dtype the dense layers keep activations and their gradients in; bfloat16 halves the memory traffic "
         "of the fused CPU kernels (arithmetic stays float32)",
-        ("float32", "bfloat16"),
+        tuple(ACTIVATIONS),
     )
-    tau: float = opt(10.0, "GroupSum temperature (scores = counts / tau)", above=0)
+    tau: float = opt(_model_default("tau"), "GroupSum temperature (scores = counts / tau)", above=0)
     lr: float = opt(0.05, "Adam learning rate", above=0)
     lr_schedule: str = opt(
         "constant", "learning-rate schedule: constant, or cosine decay to 0 over the run", ("constant", "cosine")
@@ -98,12 +128,12 @@ class TrainConfig:
     weight_decay: float = opt(0.0, "AdamW weight decay", low=0)
     batch_size: int = opt(128, "training batch size", low=1)
     epochs: int = opt(60, "passes over the training set", low=1)
-    seed: int = opt(0, "seed for wiring, initialisation and data order", low=0)
+    seed: int = opt(_model_default("seed"), "seed for wiring, initialisation and data order", low=0)
     engine: str = opt(
         "auto",
         "logic-layer kernels: auto picks the fused CPU kernels when they build, torch ops elsewhere (GPU); "
         "reference is the slow 16-term oracle",
-        ("auto", "torch", "cpu", "reference"),
+        ENGINES,
     )
     init_from: str | None = opt(
         None, "start from the weights of this run directory (same architecture), e.g. to fine-tune with --forward hard"
@@ -135,7 +165,9 @@ class TrainConfig:
         500, "save the training state every N steps (and after every epoch); 0: epochs only", low=0
     )
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
-    threads: int | None = opt(None, "CPU threads for torch and the kernels (default: torch's choice)", low=1)
+    threads: int | None = opt(
+        None, "CPU threads for torch, the kernels and the circuit executor (default: every core)", low=1
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,20 +12,9 @@ import torch
 from torch import nn
 
 from .errors import DiffgatesError
+from .features import check_features
 
 STRATEGIES = ("uniform", "quantile", "fixed")
-
-
-def check_features(x, n_features: int | None) -> None:
-    """Raise a clear error for inputs that no encoder can take."""
-    shape = tuple(x.shape)
-    if len(shape) != 2:
-        raise DiffgatesError(f"expected a 2-d array (samples, features), got shape {shape}.")
-    if n_features is not None and shape[1] != n_features:
-        raise DiffgatesError(f"expected {n_features} features per sample, got {shape[1]}.")
-    finite = torch.isfinite(x).all() if isinstance(x, torch.Tensor) else np.isfinite(x).all()
-    if not bool(finite):
-        raise DiffgatesError("input contains NaN or infinite values; clean or impute them first.")
 
 
 class ThermometerEncoder(nn.Module):

@@ -1,7 +1,7 @@
 """Build and load the package's small C libraries with the machine's C compiler, on first use.
 
 Each ``.c`` file next to its Python module is compiled once per source, flags and CPU into a
-cache directory (``$DIFFGATES_CACHE`` or ``~/.cache/diffgates``) and loaded with ctypes, which
+cache directory (:func:`diffgates.paths.cache_dir`; a temporary one with the cache off) and loaded with ctypes, which
 releases the GIL during calls. No compiler means :class:`NativeUnavailable`, and callers fall back
 to their plain implementations.
 """
@@ -18,15 +18,26 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .paths import cache_dir, scratch_dir
+
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11", "-Wall"]
+
+
+_threads: int | None = None  # None: every core
+
+
+def set_threads(n: int | None) -> None:
+    """The thread count of the C libraries that do not follow torch's (the circuit executor)."""
+    global _threads
+    _threads = n
+
+
+def threads() -> int:
+    return _threads or os.cpu_count() or 1
 
 
 class NativeUnavailable(RuntimeError):
     """No C compiler, or the build failed: the native path cannot be used here."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DIFFGATES_CACHE", Path.home() / ".cache" / "diffgates"))
 
 
 def _cpu_signature() -> str:
@@ -51,7 +62,7 @@ def load(source: str | Path) -> ctypes.CDLL:
         raise NativeUnavailable("no C compiler found (install gcc or set CC)")
     text = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
     key = hashlib.sha256(text + " ".join([cc, *FLAGS]).encode() + _cpu_signature().encode()).hexdigest()[:16]
-    out = cache_dir() / f"{source.stem}-{key}.so"
+    out = (cache_dir() or scratch_dir()) / f"{source.stem}-{key}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)

@@ -196,3 +196,9 @@ def read_jsonl(path: Path, what: str = "file") -> list[dict]:
             raise DiffgatesError(f"{path} line {i} is not a JSON object.")
         rows.append(row)
     return rows
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

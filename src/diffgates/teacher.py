@@ -139,8 +139,8 @@ def accuracy(model: TeacherCNN, x: np.ndarray, y: np.ndarray) -> float:
 
 def train_teacher(config: TeacherConfig, ds, out: Path, quiet: bool = False) -> dict:
     """Train on ``ds`` (a :class:`~diffgates.data.Dataset`), write ``out``; returns the summary."""
+    from .outdir import write_json
     from .progress import progress_bar
-    from .train import write_json
 
     config.check()
     if math.prod(config.image_shape) != ds.n_features:

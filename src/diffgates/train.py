@@ -6,30 +6,28 @@ A run directory holds ``config.yaml`` (resolved options), ``model.safetensors``,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import time
-from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from . import native, outdir
-from .checkpoint import _atomic_save, load_training_state, save_model, save_training_state
-from .circuit import Circuit
-from .circuit.execute import encode_bits, predict_counts
+from .build import build_model, image_shape, start_from, take_trunk, with_trunk
+from .checkpoint import load_training_state, save_model, save_training_state
 from .config import CONFIG_FILE, TrainConfig
-from .data import IMAGE_SHAPES, Dataset, load_dataset
-from .data.augment import augment_bits, n_variants, variants
+from .data import load_dataset
+from .data.augment import augment_bits
+from .distill import teacher_scores
 from .errors import DiffgatesError, InternalError
+from .evaluate import accuracy, evaluate
+from .kernels import set_threads
+from .nn import to_circuit
 from .nn.cost import expected_gates
-from .nn.ensemble import Ensemble
-from .nn.model import LogicNet, ModelConfig
+from .outdir import write_json
 from .progress import progress_bar
 
 
@@ -80,173 +78,6 @@ class Distributed:
             tdist.destroy_process_group()
 
 
-def image_shape(cfg: TrainConfig, ds: Dataset) -> list[int] | None:
-    """The images' (channels, height, width): given, or known for the dataset when convolutions
-    or augmentation need it."""
-    if cfg.image_shape or not (cfg.conv or cfg.random_crop or cfg.flip):
-        return cfg.image_shape
-    if ds.name not in IMAGE_SHAPES:
-        raise DiffgatesError(f"convolutions and augmentation need --image-shape C,H,W for dataset {ds.name}.")
-    return list(IMAGE_SHAPES[ds.name])
-
-
-def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
-    shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
-    mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
-    mc.image_shape = image_shape(cfg, ds)
-    mc.frozen_blocks = cfg.trunk_blocks if cfg.trunk else 0
-    if cfg.widths[-1] % ds.n_classes:
-        raise DiffgatesError(
-            f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
-        )
-    model = LogicNet(mc, engine=cfg.engine)
-    model.encoder.fit(ds.x_train)
-    return model
-
-
-#: what a trunk's blocks and encoder are made of: taken from the trunk run, whatever the options say
-TRUNK_OPTIONS = (
-    "image_shape",
-    "tree_depth",
-    "conv_groups",
-    "tree_channels",
-    "encoder_bits",
-    "encoder_strategy",
-    "encoder_thresholds",
-    "parametrization",
-)
-
-
-def with_trunk(cfg: TrainConfig, ds: Dataset) -> tuple[TrainConfig, LogicNet]:
-    """``cfg`` with the architecture of its ``--trunk`` run's first ``trunk_blocks`` convolution
-    blocks and encoder, and that run's model (whose blocks :func:`take_trunk` copies)."""
-    from .checkpoint import load_model
-
-    path = Path(cfg.trunk) / "model.safetensors"
-    if not path.is_file():
-        raise DiffgatesError(f"--trunk {cfg.trunk} is not a finished run directory (no model.safetensors).")
-    trunk = load_model(path)
-    mc = trunk.config
-    if not mc.conv:
-        raise DiffgatesError(f"--trunk {cfg.trunk} has no convolution blocks to keep.")
-    n = cfg.trunk_blocks or len(mc.conv)
-    if n > len(mc.conv):
-        raise DiffgatesError(f"--trunk-blocks {n}: {cfg.trunk} has {len(mc.conv)} convolution blocks.")
-    if mc.n_features != ds.n_features:
-        raise DiffgatesError(f"--trunk {cfg.trunk} reads {mc.n_features} features, but {ds.name} has {ds.n_features}.")
-    taken = {k: getattr(mc, k) for k in TRUNK_OPTIONS}
-    return TrainConfig.from_dict({**cfg.to_dict(), **taken, "conv": list(mc.conv[:n]), "trunk_blocks": n}), trunk
-
-
-def take_trunk(model: LogicNet, trunk: LogicNet) -> None:
-    """Copy the encoder and the first ``model.config.frozen_blocks`` convolution blocks of ``trunk``."""
-    model.encoder.load_state_dict(trunk.encoder.state_dict())
-    for ours, theirs in zip(model.convs[: model.config.frozen_blocks], trunk.convs):
-        ours.load_state_dict(theirs.state_dict())
-
-
-def start_from(model: LogicNet, run: Path) -> None:
-    """Copy another run's weights, wiring and encoder into ``model`` (the shapes must match)."""
-    from .checkpoint import load_model
-
-    state = load_model(run / "model.safetensors").state_dict()
-    ours = model.state_dict()
-    if state.keys() != ours.keys() or any(state[k].shape != ours[k].shape for k in ours):
-        raise DiffgatesError(f"--init-from {run}: its model has another architecture; give the same layers.")
-    model.load_state_dict(state)
-
-
-def _teacher(run: str):
-    """(features, classes, scores of raw features, weights file) of one teacher run: a logic
-    run's circuit (counts / tau) or a ``diffgates teacher`` CNN (logits)."""
-    from .teacher import TEACHER_FILE, load_teacher
-
-    if (Path(run) / TEACHER_FILE).is_file():
-        cnn = load_teacher(Path(run) / TEACHER_FILE)
-        return math.prod(cnn.config.image_shape), cnn.config.n_classes, cnn.logits, Path(run) / TEACHER_FILE
-    path = Path(run) / "circuit.npz"
-    if not path.is_file():
-        raise DiffgatesError(f"teacher {run} is neither a finished run (no circuit.npz) nor a 'diffgates teacher' run.")
-    circuit = Circuit.load(path)
-    score = lambda x: torch.as_tensor(predict_counts(circuit, x), dtype=torch.float32) / circuit.tau  # noqa: E731
-    return circuit.n_features, circuit.n_classes, score, path
-
-
-def cache_dir() -> Path | None:
-    """Where teacher scores are kept between runs: ``$DIFFGATES_CACHE`` (``off``: nowhere), else
-    ``~/.cache/diffgates``."""
-    where = os.environ.get("DIFFGATES_CACHE", str(Path.home() / ".cache" / "diffgates"))
-    return None if where == "off" else Path(where)
-
-
-def teacher_scores(
-    runs: list[str], ds: Dataset, image_shape=None, crop: int = 0, flip: float = 0.0, quiet: bool = True
-) -> torch.Tensor:
-    """float32 class scores of the teachers on the training set, averaged over the runs: the soft
-    targets of knowledge distillation. (n_train, classes) without augmentation; with a crop or
-    flip (n_train, n_variants, classes), every image scored in every variant of
-    :mod:`diffgates.data.augment`, so the student learns the scores of the image it sees.
-
-    Scoring every variant takes minutes for a CNN, so the table is cached (:func:`cache_dir`)
-    under a hash of the teachers' files, the training images and the augmentation."""
-    teachers = [_teacher(run) for run in runs]  # every run is checked before any is scored
-    for run, (n_features, n_classes, _, _) in zip(runs, teachers):
-        if n_features != ds.n_features or n_classes != ds.n_classes:
-            raise DiffgatesError(
-                f"teacher {run} takes {n_features} features into {n_classes} classes, "
-                f"but {ds.name} has {ds.n_features} and {ds.n_classes}."
-            )
-    augmented = bool(crop or flip)
-    x = np.ascontiguousarray(ds.x_train, dtype=np.float32)
-    key = hashlib.sha256(repr((augmented and tuple(image_shape), crop, bool(flip))).encode())
-    for *_, path in teachers:
-        key.update(hashlib.sha256(path.read_bytes()).digest())
-    key.update(x)  # the array's buffer, without a copy
-    where = cache_dir()
-    cached = where and where / "teacher-scores" / f"{key.hexdigest()[:32]}.safetensors"
-    if cached and cached.is_file():
-        return load_file(str(cached))["scores"]
-    if not augmented:
-        table = sum(score(x) for _, _, score, _ in teachers) / len(teachers)
-    else:
-        table = torch.empty(len(x), n_variants(crop, flip), ds.n_classes)
-        with progress_bar(quiet) as bar:
-            task = bar.add_task("teacher scores", total=n_variants(crop, flip))
-            for v, xv in variants(torch.from_numpy(x), image_shape, crop, flip):
-                table[:, v] = sum(score(xv.numpy()) for _, _, score, _ in teachers) / len(teachers)
-                bar.update(task, advance=1)
-    if cached:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({"scores": table}, cached, {"format": "diffgates-teacher-scores"})
-        except OSError:  # a read-only cache only costs the time to score again
-            pass
-    return table
-
-
-@torch.no_grad()
-def accuracy(
-    model: LogicNet | Ensemble, bits: torch.Tensor, y: torch.Tensor, training: bool, batch: int = 2048, forward=None
-) -> float:
-    """Accuracy in training mode (the network being optimised) or eval mode (discrete), of
-    ``forward`` (default: ``model.forward_bits`` on encoded bits; ``model`` itself on raw features)."""
-    forward = forward or model.forward_bits
-    was = model.training
-    model.train(training)
-    correct = 0
-    for i in range(0, len(y), batch):
-        scores = forward(bits[i : i + batch].float())
-        correct += int((scores.argmax(1) == y[i : i + batch]).sum())
-    model.train(was)
-    return correct / len(y)
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 STATE_FILE = "train_state.safetensors"
 
 
@@ -278,8 +109,7 @@ def train(
     out = Path(out)
     if not resume:  # refused before any work: an --out that would lose data
         replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, *inputs_of(cfg)])
-    if cfg.threads:  # before the teachers score the training set
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)  # before the teachers score the training set
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     trunk = None
     if cfg.trunk and not resume:  # a resumed run's state holds the trunk's blocks already
@@ -415,7 +245,7 @@ def train(
         return {}
     model.eval()
     save_model(model.cpu(), out / "model.safetensors")
-    circuit = Circuit.from_model(model)
+    circuit = to_circuit(model)
     circuit.save(out / "circuit.npz")
     summary = evaluate(model, circuit, ds)
     summary.update(
@@ -439,43 +269,3 @@ def train(
         )
     summary["run_dir"] = str(outdir.finish(out))
     return summary
-
-
-def throughput(circuit: Circuit, bits: np.ndarray, samples: int = 200_000) -> dict:
-    """Circuit size after optimisation and executor speed (images/s, one thread, from input bits)."""
-    from .circuit import program
-
-    if not program.available():
-        return {}
-    t0 = time.perf_counter()
-    ex = program.Executor(circuit.on_bits(), threads=1)
-    prepare_s = time.perf_counter() - t0
-    used = ex.circuit.in_feature  # the input bits the optimised circuit still reads
-    tiled = np.ascontiguousarray(np.resize(bits[:, used], (samples, len(used))))
-    best = min(_timed(lambda: ex.counts_from_bits(tiled)) for _ in range(3))
-    return {"gates_optimised": ex.circuit.n_gates, "circuit_prepare_s": prepare_s, "circuit_img_per_s": samples / best}
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-@torch.no_grad()
-def evaluate(model: LogicNet | Ensemble, circuit: Circuit, ds: Dataset) -> dict:
-    """Test accuracy of the relaxed model, the discrete model and the circuit, plus agreement."""
-    model = model.cpu()
-    x = torch.as_tensor(ds.x_test)
-    relaxed = accuracy(model, x, torch.as_tensor(ds.y_test), training=True, forward=model)
-    model_counts = model.counts(x).numpy()
-    circuit_counts = predict_counts(circuit, ds.x_test)
-    mismatches = int((model_counts != circuit_counts).any(axis=1).sum())
-    return {
-        "test_acc_relaxed": relaxed,
-        "test_acc_discrete": float((model_counts.argmax(1) == ds.y_test).mean()),
-        "test_acc_circuit": float((circuit_counts.argmax(1) == ds.y_test).mean()),
-        "circuit_mismatches": mismatches,
-        **throughput(circuit, encode_bits(circuit, ds.x_test)),
-        "test_samples": len(x),
-    }

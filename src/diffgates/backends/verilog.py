@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import gates
-from ..circuit.execute import levels
+from ..circuit.graph import levels
 from ..circuit.ir import Circuit
 from ..errors import DiffgatesError
 

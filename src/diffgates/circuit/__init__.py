@@ -1,7 +1,7 @@
-"""The discrete world: the Circuit IR, extraction from a model, execution."""
+"""The discrete world: the Circuit IR, its graph facts, optimisation passes and execution.
+Nothing here imports torch; models are lowered to a Circuit by :func:`diffgates.nn.to_circuit`."""
 
 from .execute import predict_counts
-from .extract import from_model
-from .ir import Circuit
+from .ir import Circuit, encode_bits
 
-__all__ = ["Circuit", "from_model", "predict_counts"]
+__all__ = ["Circuit", "encode_bits", "predict_counts"]

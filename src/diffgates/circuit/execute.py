@@ -8,16 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import gates
-from ..encode import check_features
-from .ir import Circuit
-
-
-def encode_bits(circuit: Circuit, x: np.ndarray) -> np.ndarray:
-    """Raw features (batch, n_features) -> input bits (batch, n_inputs) as uint8."""
-    x = np.asarray(x)
-    check_features(x, circuit.n_features)
-    x = x.astype(np.float32, copy=False)
-    return (x[:, circuit.in_feature] > circuit.in_threshold).astype(np.uint8)
+from .graph import level_groups
+from .ir import Circuit, encode_bits
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -32,26 +24,6 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
 def unpack_bits(words: np.ndarray, batch: int) -> np.ndarray:
     """Inverse of :func:`pack_bits`: (n, words) uint64 -> (batch, n) uint8."""
     return np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :batch].T
-
-
-def levels(circuit: Circuit) -> np.ndarray:
-    """Logic depth of each gate (inputs are depth 0), by relaxation sweeps over the gate arrays."""
-    n_in = circuit.n_inputs
-    depth = np.zeros(circuit.n_signals, dtype=np.int64)
-    a, b = circuit.a.astype(np.int64), circuit.b.astype(np.int64)
-    while True:
-        new = 1 + np.maximum(depth[a], depth[b])
-        if np.array_equal(new, depth[n_in:]):
-            return new
-        depth[n_in:] = new
-
-
-def level_groups(circuit: Circuit) -> list[np.ndarray]:
-    """Gate indices level by level, shallowest first (gates of one level are independent)."""
-    depth = levels(circuit)
-    order = np.argsort(depth, kind="stable")
-    bounds = np.searchsorted(depth[order], np.arange(1, depth.max(initial=0) + 2))
-    return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def group_counts(out_bits: np.ndarray, n_classes: int) -> np.ndarray:

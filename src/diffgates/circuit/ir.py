@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiffgatesError
+from ..features import check_features
 
 FORMAT = "diffgates-circuit"
 VERSION = 1
@@ -75,13 +76,6 @@ class Circuit:
     @property
     def group_size(self) -> int:
         return len(self.outputs) // self.n_classes
-
-    @classmethod
-    def from_model(cls, model) -> Circuit:
-        """Extract the discrete network of a trained :class:`~diffgates.nn.LogicNet`."""
-        from .extract import from_model
-
-        return from_model(model)
 
     def on_bits(self) -> Circuit:
         """The same network reading its encoded input bits directly: feature j is input bit j
@@ -197,3 +191,11 @@ def _scalar(name: str, value, integer: bool):
         kind = "an integer" if integer else "a finite number"
         raise DiffgatesError(f"invalid circuit: {name} must be {kind}, got {value!r}.")
     return int(a) if integer else float(a)
+
+
+def encode_bits(circuit: Circuit, x: np.ndarray) -> np.ndarray:
+    """Raw features (batch, n_features) -> input bits (batch, n_inputs) as uint8."""
+    x = np.asarray(x)
+    check_features(x, circuit.n_features)
+    x = x.astype(np.float32, copy=False)
+    return (x[:, circuit.in_feature] > circuit.in_threshold).astype(np.uint8)

@@ -7,7 +7,6 @@ is compiled once per machine, never per network.
 from __future__ import annotations
 
 import ctypes
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import numpy as np
 
 from .. import gates, native
 from ..errors import DiffgatesError
-from .execute import levels
-from .ir import Circuit
-from .passes.dead import live_signals
+from .graph import levels, live_signals
+from .ir import Circuit, encode_bits
 
 _SOURCE = Path(__file__).with_name("executor.c")
 MAX_GROUP = 65535
@@ -146,9 +144,10 @@ def _p(array: np.ndarray) -> ctypes.c_void_p:
 
 
 def check_threads(threads) -> int:
-    """A thread count as given (a positive integer), or every core for None."""
+    """A thread count as given (a positive integer), or the process's setting for None
+    (:func:`diffgates.kernels.set_threads`; every core unless set)."""
     if threads is None:
-        return os.cpu_count() or 1
+        return native.threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 4096:
         raise DiffgatesError(f"threads must be an integer from 1 to 4096 (or None: every core), got {threads!r}.")
     return int(threads)
@@ -156,7 +155,7 @@ def check_threads(threads) -> int:
 
 def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Class counts (batch, n_classes) int32 from input bits (batch, n_inputs) uint8 (0/1), on
-    ``threads`` threads (None: every core)."""
+    ``threads`` threads (None: the process's setting)."""
     threads = check_threads(threads)
     bits = np.ascontiguousarray(bits, dtype=np.uint8)
     if bits.ndim != 2 or bits.shape[1] != program.n_inputs:
@@ -209,8 +208,6 @@ class Executor:
         return run(self.program, bits, self.threads)
 
     def counts(self, x: np.ndarray) -> np.ndarray:
-        from .execute import encode_bits
-
         return self.counts_from_bits(encode_bits(self.circuit, x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -15,13 +15,13 @@ The bundled image datasets' pixels are scaled to [0, 1].
 
 from __future__ import annotations
 
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import paths
 from ..errors import DiffgatesError
 from .idx import read_idx
 
@@ -91,13 +91,8 @@ def _digits() -> Dataset:
 
 def data_dirs(name: str, data_dir: str | None) -> list[Path]:
     """Where dataset ``name`` is looked for, in order."""
-    candidates = []
-    if data_dir:
-        candidates.append(Path(data_dir))
-    if os.environ.get("DIFFGATES_DATA"):
-        candidates.append(Path(os.environ["DIFFGATES_DATA"]) / name)
-    candidates.append(Path.home() / ".cache" / "diffgates" / name)
-    return candidates + [Path(d) for d in _SYSTEM_DIRS[name]]
+    given = [Path(data_dir)] if data_dir else []
+    return given + paths.data_dirs(name) + [Path(d) for d in _SYSTEM_DIRS[name]]
 
 
 def _not_found(name: str, candidates: list[Path]) -> DiffgatesError:

@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import torch
 
+from .. import native
 from ..errors import DiffgatesError
 from .torch_ops import dense_torch
 
 ENGINES = ("auto", "torch", "cpu", "reference")
 CPU_DTYPES = (torch.float32, torch.float64)  # what every C kernel takes
 DENSE_CPU_DTYPES = (*CPU_DTYPES, torch.bfloat16)  # the dense kernels also store in bfloat16
+
+
+def set_threads(n: int | None) -> None:
+    """``--threads``: the thread count of torch, the fused kernels (which follow torch's) and the
+    circuit executor; None leaves torch's choice and every core."""
+    if n is not None:
+        torch.set_num_threads(n)
+    native.set_threads(n)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -20,15 +20,16 @@ ACTIVATIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model's architecture (weights come from its state_dict)."""
+    """Everything needed to rebuild a model's architecture (weights come from its state_dict).
+    Its defaults are the defaults of ``diffgates train`` (TrainConfig takes them from here)."""
 
     n_features: int
     n_classes: int
-    widths: list[int] = field(default_factory=lambda: [2000, 2000, 2000, 2000])
-    encoder_bits: int = 3
+    widths: list[int] = field(default_factory=lambda: [4000, 4000, 4000])
+    encoder_bits: int = 4
     encoder_strategy: str = "uniform"
     encoder_thresholds: list[float] | None = None
-    parametrization: str = "softmax16"
+    parametrization: str = "truth4"
     connections: str = "unique"
     candidates: int = 8
     init: str = "residual"

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..execute import level_groups
+from ..graph import live_signals
 from ..ir import Circuit
-
-
-def live_signals(circuit: Circuit, roots: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask over signals: True where some output (or one of ``roots``) depends on it."""
-    n_in = circuit.n_inputs
-    live = np.zeros(circuit.n_signals, dtype=bool)
-    live[circuit.outputs if roots is None else roots] = True
-    for idx in reversed(level_groups(circuit)):  # deepest first: a gate's readers come before it
-        idx = idx[live[n_in + idx]]
-        live[circuit.a[idx]] = True
-        live[circuit.b[idx]] = True
-    return live
 
 
 def remove_dead(circuit: Circuit) -> Circuit:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ... import gates
-from ..execute import level_groups
+from ..graph import level_groups
 from ..ir import Circuit
 
 FALSE, TRUE = -2, -1

@@ -1,4 +1,4 @@
-"""Model -> Circuit: the only place the discrete world reads the trainable modules.
+"""Model -> Circuit: lowering a trained model to the discrete world (the only place that reads both).
 
 Convolutions are unrolled: every kernel at every position becomes its own tree of gates, and OR
 pooling becomes 2-input OR gates. Zero padding reads one FALSE gate, which constant propagation
@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from .. import gates
+from ..circuit.ir import Circuit
+from ..circuit.merge import merge
 from ..kernels.torch_ops import pool_windows
-from ..nn.ensemble import Ensemble
-from ..nn.model import LogicNet
-from .ir import Circuit
-from .merge import merge
+from .ensemble import Ensemble
+from .model import LogicNet
 
 
 class _Builder:
@@ -63,9 +63,10 @@ def _unroll_conv(conv, signals: np.ndarray, zero: int, build: _Builder, layer: i
 
 
 @torch.no_grad()
-def from_model(model: LogicNet | Ensemble) -> Circuit:
-    if isinstance(model, Ensemble):  # one circuit adding the members' class counts
-        return merge([from_model(m) for m in model.members])
+def to_circuit(model: LogicNet | Ensemble) -> Circuit:
+    """The discrete network of a trained model (an ensemble: one circuit adding the members' counts)."""
+    if isinstance(model, Ensemble):
+        return merge([to_circuit(m) for m in model.members])
     enc = model.encoder
     n_in = enc.out_features
     build = _Builder(n_in)

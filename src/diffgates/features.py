@@ -1,0 +1,19 @@
+"""The one check every entry point applies to raw features (model, executor, encoder)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DiffgatesError
+
+
+def check_features(x, n_features: int | None) -> None:
+    """Raise a clear error for inputs that no encoder can take."""
+    shape = tuple(x.shape)
+    if len(shape) != 2:
+        raise DiffgatesError(f"expected a 2-d array (samples, features), got shape {shape}.")
+    if n_features is not None and shape[1] != n_features:
+        raise DiffgatesError(f"expected {n_features} features per sample, got {shape[1]}.")
+    finite = x.isfinite().all() if hasattr(x, "isfinite") else np.isfinite(x).all()  # a torch tensor, or numpy
+    if not bool(finite):
+        raise DiffgatesError("input contains NaN or infinite values; clean or impute them first.")
