@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import torch
 
-from diffgates.cli import load_run
 from diffgates.data import load_dataset
+from diffgates.runs import load_run
 
 
 def main(runs: list[str]) -> None:

@@ -13,8 +13,8 @@ import torch
 from conftest import assert_same_circuit
 from diffgates.circuit import program
 from diffgates.circuit.execute import predict_counts
-from diffgates.cli import load_run
 from diffgates.nn import to_circuit
+from diffgates.runs import load_run
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 RUNS = sorted(p for p in RESULTS.iterdir() if (p / "model.safetensors").exists())

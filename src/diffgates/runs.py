@@ -1,0 +1,60 @@
+"""Reading finished run directories back, and merging runs into one ensemble circuit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .checkpoint import ENSEMBLE_FILE, load_model, save_model
+from .circuit import Circuit
+from .config import TrainConfig
+from .data import load_dataset
+from .errors import DiffgatesError, InternalError
+from .evaluate import evaluate
+from .nn import Ensemble, to_circuit
+from .outdir import read_json, staged, write_json
+
+
+def load_run(run: str):
+    """(options, model, circuit) of a run directory, or of an ensemble directory that
+    ``diffgates merge`` wrote (its options name only the dataset)."""
+    run_dir = Path(run)
+    if (run_dir / ENSEMBLE_FILE).is_file():
+        info = read_json(run_dir / ENSEMBLE_FILE)
+        if not isinstance(info, dict) or not isinstance(info.get("dataset"), str):
+            raise DiffgatesError(f"{run_dir / ENSEMBLE_FILE} is corrupt (it must name the dataset).")
+        cfg = TrainConfig.from_dict({"dataset": info["dataset"], "data_dir": info.get("data_dir")})
+    else:
+        cfg = TrainConfig.from_run(run_dir)
+    return cfg, load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
+
+
+def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir: str | None = None) -> dict:
+    """One circuit summing the class counts of trained runs (an ensemble), written to ``out`` with
+    its model, options and summary; returns the summary."""
+    runs = [load_run(run) for run in run_dirs]  # every run is read before anything is written
+    datasets = {(cfg.dataset, cfg.data_dir) for cfg, _, _ in runs}
+    if len(datasets) > 1:
+        raise DiffgatesError(
+            f"the runs were trained on different datasets ({', '.join(sorted(d for d, _ in datasets))})."
+        )
+    ensemble = Ensemble(
+        [m for _, model, _ in runs for m in (model.members if isinstance(model, Ensemble) else [model])]
+    )
+    cfg = runs[0][0]
+    ds = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+    with staged(out, overwrite, "ensemble", inputs=[*run_dirs, data_dir]) as work:
+        circuit = to_circuit(ensemble.eval())
+        save_model(ensemble, work / "model.safetensors")
+        circuit.save(work / "circuit.npz")
+        info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(run_dirs)}
+        (work / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        summary = evaluate(ensemble, circuit, ds)
+        summary.update({"dataset": ds.name, "members": len(ensemble.members), "gates": ensemble.n_gates})
+        write_json(work / "summary.json", summary)
+        if summary["circuit_mismatches"]:
+            raise InternalError(
+                f"the merged circuit disagrees with the members on {summary['circuit_mismatches']} test samples; "
+                "this is a bug in diffgates, please report it."
+            )
+    return summary
