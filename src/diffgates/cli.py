@@ -114,34 +114,30 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_teacher(args) -> int:
-    from .data import IMAGE_SHAPES, load_dataset
-    from .outdir import staged
-    from .teacher import TeacherConfig, train_teacher
+def cmd_recipe(args) -> int:
+    from .recipe import load_recipe, run_recipe
 
-    ds = load_dataset(args.dataset, args.data_dir)
-    shape = args.image_shape or IMAGE_SHAPES.get(ds.name)
-    if shape is None:
-        raise DiffgatesError(f"a CNN teacher needs images: give --image-shape C,H,W for dataset {ds.name}.")
-    cfg = TeacherConfig(
-        image_shape=list(shape),
-        n_classes=ds.n_classes,
-        channels=args.channels,
-        epochs=args.epochs,
-        lr=args.lr,
-        shift=args.shift,
-        flip=args.flip,
-        seed=args.seed,
-    ).check()
-    out = Path(args.out)
-    data = [args.dataset] if args.dataset.endswith(".npz") else []
-    with staged(out, args.overwrite, "teacher", inputs=[*data, args.data_dir]) as work:
-        s = train_teacher(cfg, ds, work, quiet=args.quiet)
+    recipe = load_recipe(args.file)
+    summaries = run_recipe(recipe, args.out and Path(args.out), quiet=args.quiet)
+    last = summaries[-1]
+    acc = last.get("test_acc_discrete", last.get("test_acc"))
+    where = Path(args.out or recipe.out) / recipe.stages[-1].name
+    print(f"recipe done: {len(summaries)} stages; the last, {where}, has test accuracy {acc:.4f}")
+    return 0
+
+
+def cmd_teacher(args) -> int:
+    from .teacher import run_teacher
+
+    options = {k: getattr(args, k) for k in ("channels", "epochs", "lr", "shift", "flip", "seed")}
+    s = run_teacher(
+        args.dataset, Path(args.out), args.overwrite, args.quiet, args.data_dir, args.image_shape, **options
+    )
     print(
-        f"{ds.name}: CNN teacher with {s['parameters']:,} parameters, {s['train_seconds']:.0f} s of training; "
+        f"{s['dataset']}: CNN teacher with {s['parameters']:,} parameters, {s['train_seconds']:.0f} s of training; "
         f"test accuracy {s['test_acc']:.4f} (train {s['train_acc']:.4f})"
     )
-    print(f"written to {out}; distil it with: diffgates train --teacher {out} --distill-weight 0.9 ...")
+    print(f"written to {args.out}; distil it with: diffgates train --teacher {args.out} --distill-weight 0.9 ...")
     return 0
 
 
@@ -429,6 +425,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (after a crash or kill)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_options(p)
+
+    p = _command(
+        sub,
+        "recipe",
+        cmd_recipe,
+        help="run a multi-stage training recipe (YAML), resuming where it stopped",
+        description="Run the stages of a recipe file in order (train or teacher runs, each with its options; "
+        "'@STAGE' in an option names an earlier stage's run directory, 'base: STAGE' starts from that stage's "
+        "options). Stage runs go to OUT/STAGE. Finished stages are skipped and an interrupted training resumes "
+        "from its checkpoint, so after a crash or a kill the same command continues. Recipes for the committed "
+        "results are in recipes/.",
+    )
+    p.add_argument("file", help="recipe file (YAML)")
+    p.add_argument("--out", help="directory for the stages' runs (default: the recipe's out)")
+    p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = _command(
         sub,

@@ -137,6 +137,34 @@ def accuracy(model: TeacherCNN, x: np.ndarray, y: np.ndarray) -> float:
     return float((model.logits(x).argmax(1).numpy() == y).mean())
 
 
+def run_teacher(
+    dataset: str,
+    out: Path,
+    overwrite: bool = False,
+    quiet: bool = False,
+    data_dir: str | None = None,
+    image_shape: list[int] | None = None,
+    **options,
+) -> dict:
+    """``diffgates teacher``: train a CNN teacher on ``dataset`` into the run directory ``out``
+    (``options``: the TeacherConfig fields); returns its summary."""
+    from .data import IMAGE_SHAPES, load_dataset
+    from .outdir import staged
+
+    ds = load_dataset(dataset, data_dir)
+    shape = image_shape or IMAGE_SHAPES.get(ds.name)
+    if shape is None:
+        raise DiffgatesError(f"a CNN teacher needs images: give --image-shape C,H,W for dataset {ds.name}.")
+    try:
+        cfg = TeacherConfig(image_shape=list(shape), n_classes=ds.n_classes, **options).check()
+    except TypeError as e:
+        raise DiffgatesError(f"unknown teacher options: {e}.") from None
+    data = [dataset] if dataset.endswith(".npz") else []
+    with staged(out, overwrite, "teacher", inputs=[*data, data_dir]) as work:
+        summary = train_teacher(cfg, ds, work, quiet=quiet)
+    return {**summary, "dataset": ds.name}
+
+
 def train_teacher(config: TeacherConfig, ds, out: Path, quiet: bool = False) -> dict:
     """Train on ``ds`` (a :class:`~diffgates.data.Dataset`), write ``out``; returns the summary."""
     from .outdir import write_json
