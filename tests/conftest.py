@@ -97,3 +97,16 @@ def assert_bfloat16_op_equals_float64(op, reference, x, w):
 def _cache_in_tmp(monkeypatch, tmp_path_factory):
     """Teacher scores are cached under the test session's temporary directory, not the user's."""
     monkeypatch.setenv("DIFFGATES_CACHE", str(tmp_path_factory.getbasetemp() / "diffgates-cache"))
+
+
+#: the smallest training the command-line tests need: digits, one epoch, 20 gates
+TINY = ["--epochs", "1", "--widths", "20", "--quiet"]
+
+
+def tiny_run(tmp_path_factory):
+    """A trained digits run directory (for module-scoped fixtures)."""
+    from diffgates.cli import main
+
+    path = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["train", *TINY, "--out", str(path)]) == 0
+    return path

@@ -172,6 +172,18 @@ def mutate_npz(path: Path, data) -> None:
     np.savez(path, **fields)
 
 
+def run_readers(work: Path, run: Path) -> None:
+    """The commands that read a run directory, each checked as :func:`check_outcome` says."""
+    out = old_output(work)
+    for args, verdicts in (
+        (["info", run], ()),
+        (["eval", run], (1,)),  # exit 1: the circuit disagrees with the model
+        (["compile", run, "--out", out, "--overwrite", "--target", "c", "--vectors", "8"], ()),
+    ):
+        before, before_out = snapshot(work), snapshot(out)
+        check_outcome(work, out, before, before_out, cli(args, verdicts))
+
+
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_fuzz_circuit_files(sandbox, data):
@@ -180,14 +192,7 @@ def test_fuzz_circuit_files(sandbox, data):
         run = work / "run"
         shutil.copytree(sandbox / "run", run)
         mutate_npz(run / "circuit.npz", data)
-        out = old_output(work)
-        for args, verdicts in (
-            (["info", run], ()),
-            (["eval", run], (1,)),  # exit 1: the circuit disagrees with the model
-            (["compile", run, "--out", out, "--overwrite", "--target", "c", "--vectors", "8"], ()),
-        ):
-            before, before_out = snapshot(work), snapshot(out)
-            check_outcome(work, out, before, before_out, cli(args, verdicts))
+        run_readers(work, run)
 
 
 @settings(FUZZ, max_examples=40)
@@ -210,14 +215,7 @@ def test_fuzz_checkpoints(sandbox, data):
             i = data.draw(st.integers(8, 8 + header - 1))
             raw[i] = data.draw(st.sampled_from(b'0129"{}[],:x '))
         path.write_bytes(bytes(raw))
-        out = old_output(work)
-        for args, verdicts in (
-            (["info", run], ()),
-            (["eval", run], (1,)),
-            (["compile", run, "--out", out, "--overwrite", "--target", "c", "--vectors", "8"], ()),
-        ):
-            before, before_out = snapshot(work), snapshot(out)
-            check_outcome(work, out, before, before_out, cli(args, verdicts))
+        run_readers(work, run)
 
 
 @settings(FUZZ, max_examples=15)

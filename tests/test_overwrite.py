@@ -5,17 +5,14 @@ import shutil
 
 import pytest
 
+from conftest import TINY, tiny_run
 from diffgates.cli import main
 from diffgates.outdir import MARKER, kind_of, partial_dir
-
-TINY = ["--epochs", "1", "--widths", "20", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("overwrite") / "run"
-    assert main(["train", *TINY, "--out", str(path)]) == 0
-    return path
+    return tiny_run(tmp_path_factory)
 
 
 def snapshot(path):

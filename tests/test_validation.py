@@ -7,21 +7,17 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import random_circuit
+from conftest import TINY, random_circuit, tiny_run
 from diffgates import Circuit, DiffgatesError
 from diffgates.circuit.program import Executor, available
 from diffgates.cli import main
 from diffgates.config import TrainConfig
 from diffgates.encode import ThermometerEncoder
 
-TINY = ["--epochs", "1", "--widths", "20", "--quiet"]
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("validation") / "run"
-    assert main(["train", *TINY, "--out", str(path)]) == 0
-    return path
+    return tiny_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
