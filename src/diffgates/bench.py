@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-IMPLS = ("diffgates", "diffgates-torch", "reference", "torchlogix")
-
 
 def _rss_kb(field: str) -> int:
     with open("/proc/self/status") as f:

@@ -12,7 +12,6 @@ gate in the basis {1, a, b, ab}; kernels only ever see those, so the per-sample 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
@@ -163,15 +162,3 @@ def role_probabilities(weight: torch.Tensor, parametrization: str) -> torch.Tens
     ignores_b = same(q0, q1) * same(q2, q3)
     constant = q0 * q1 * q2 * q3 + (1 - q0) * (1 - q1) * (1 - q2) * (1 - q3)
     return torch.stack([1 - ignores_a, 1 - ignores_b, 1 - ignores_a - ignores_b + constant], -1)
-
-
-def entropy_bits(weight: torch.Tensor, parametrization: str) -> float:
-    """Mean entropy of the gate choice, in bits (0 when every gate is decided)."""
-    with torch.no_grad():
-        if parametrization == "softmax16":
-            p = torch.softmax(weight, dim=-1)
-        else:
-            p = torch.sigmoid(weight)
-            p = torch.stack([p, 1 - p], dim=-1)
-        h = -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
-        return float(h.mean() / math.log(2))
