@@ -268,6 +268,27 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_fpga(args) -> int:
+    from .hw.fpga import device, implement, summary
+    from .outdir import staged
+
+    d = Path(args.dir)
+    export = d if (d / "compile.json").is_file() else d / "export"
+    if not (export / "compile.json").is_file():
+        raise DiffgatesError(f"{d} is neither an export nor a run with one; run 'diffgates compile {d}' first.")
+    dev = device(args.family, args.device)
+    out = Path(args.out or export / "fpga" / f"{dev.name}-{args.mode}")
+    with staged(out, args.overwrite, "fpga", inputs=[export / "compile.json", export / "circuit.npz"]) as work:
+        report = implement(
+            export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
+            args.vectors, simulate=not args.no_simulate, echo=lambda m: print(m, file=sys.stderr),
+        )  # fmt: skip
+    print(summary(report))
+    files = ["report.json", "summary.txt", "top.v", "mapped.v"] + ([report["bitstream"]] if report["bitstream"] else [])
+    print(f"written to {out} ({', '.join(files)})")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -395,7 +416,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backends.fpga_top import MODES
     from .export import TARGETS
+    from .hw.fpga import FAMILIES
     from .hw.verify import SIMULATORS
     from .nn.parametrization import PARAMETRIZATIONS
 
@@ -603,6 +626,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fast", action="store_true", help="ABC's fast scripts: much quicker on large designs, ~30%% larger"
     )
+
+    p = _command(
+        sub,
+        "fpga",
+        cmd_fpga,
+        help="place and route an export on an FPGA, write the bitstream, verify the mapped netlist",
+        description="Synthesise an export for an FPGA family (Yosys synth_<family>), place and route it "
+        "(nextpnr), write the bitstream and simulate the technology-mapped netlist through the top level against "
+        "the golden vectors (any mismatch fails). Writes report.json and summary.txt: LUTs, flip-flops, carry "
+        "cells, Fmax, latency, images/s. Uses native yosys/nextpnr where installed, else the yowasp wheels "
+        "(pip install diffgates[fpga]); the first run of a wheel compiles it (a minute or two).",
+    )
+    p.add_argument("dir", help="export directory ('diffgates compile'), or a run directory holding export/")
+    p.add_argument("--family", choices=list(FAMILIES), default="ecp5", help="FPGA family (default: ecp5)")
+    p.add_argument("--device", help="device (default: LFE5U-85F for ecp5, iCE40HX8K for ice40)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="stream",
+        help="stream: WORD_BITS of the image per clock on real pins (valid/ready), with a bitstream; wide: a whole "
+        "image per clock, placed out of context for use inside a larger design (ecp5) (default: stream)",
+    )
+    p.add_argument("--word-bits", type=_number(int, low=1, high=64), default=8, help="stream: input bits per clock")
+    p.add_argument("--target-mhz", type=_number(float, above=0), default=100.0, help="clock target (default: 100)")
+    p.add_argument(
+        "--stage-levels",
+        type=_number(int, low=0),
+        help="register stage every N logic levels (default: chosen from --target-mhz; 0: none)",
+    )
+    p.add_argument("--vectors", type=_number(int, low=1), help="golden vectors to simulate (default: all)")
+    p.add_argument("--no-simulate", action="store_true", help="skip the mapped-netlist simulation")
+    p.add_argument("--out", help="output directory (default: EXPORT/fpga/DEVICE-MODE)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier result of this command")
 
     p = _command(
         sub,

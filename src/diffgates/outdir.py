@@ -20,7 +20,7 @@ from .errors import DiffgatesError
 
 MARKER = ".diffgates"
 RUN_KINDS = ("run", "ensemble", "teacher")  # what 'train', 'merge' and 'teacher' write
-EXPORT_KINDS = ("export",)  # what 'compile' writes
+EXPORT_KINDS = ("export", "fpga")  # what 'compile' and 'fpga' write
 
 #: files that identify directories written before the marker existed
 _SIGNATURES = {

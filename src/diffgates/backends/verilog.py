@@ -70,6 +70,11 @@ def latency(circuit: Circuit, stage_levels: int) -> int:
     return int((levels(circuit).max() - 1) // stage_levels)
 
 
+def count_width(circuit: Circuit) -> int:
+    """Bits of one class count (0 .. group size)."""
+    return int(np.ceil(np.log2(circuit.group_size + 1))) if circuit.group_size else 1
+
+
 def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: str = "dg_model") -> str:
     """The model as one Verilog module; ``stage_levels > 0`` adds registers every that many levels."""
     n_in, n_f, k = circuit.n_inputs, circuit.n_features, circuit.n_classes
@@ -89,7 +94,7 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
     def ref(sig: int, at: int) -> str:
         return base[sig] if at == stage[sig] else f"{base[sig]}_p{at}"
 
-    count_w = int(np.ceil(np.log2(circuit.group_size + 1))) if circuit.group_size else 1
+    count_w = count_width(circuit)
     class_w = max(1, int(np.ceil(np.log2(k))))
     lines = [
         f"// {name}: logic gate network exported by diffgates: {n_f} features x {w} bits in,",
@@ -166,7 +171,7 @@ def testbench(
 ) -> dict[str, str]:
     """Self-checking testbench and its golden vectors: {filename: text}. Prints PASS or FAIL."""
     n, k, n_f, w = len(codes), circuit.n_classes, circuit.n_features, fmt.bits
-    count_w = int(np.ceil(np.log2(circuit.group_size + 1))) if circuit.group_size else 1
+    count_w = count_width(circuit)
     class_w = max(1, int(np.ceil(np.log2(k))))
     lat = latency(circuit, stage_levels)
     expected = np.concatenate([counts.argmax(1)[:, None], counts[:, ::-1]], axis=1)  # class, c_{k-1} .. c_0

