@@ -64,10 +64,28 @@ class InputFormat:
         return np.searchsorted(grid, np.asarray(t, dtype=np.float32), side="right")
 
 
-def latency(circuit: Circuit, stage_levels: int) -> int:
+def network_latency(circuit: Circuit, stage_levels: int) -> int:
+    """Register stages inside the gate network: one every ``stage_levels`` logic levels."""
     if stage_levels <= 0 or circuit.n_gates == 0:
         return 0
     return int((levels(circuit).max() - 1) // stage_levels)
+
+
+def head_latency(circuit: Circuit, stage_levels: int) -> int:
+    """Register stages of the pipelined head (with ``stage_levels > 0``): one per adder-tree level
+    of the class counts and one per level of the argmax tree."""
+    if stage_levels <= 0:
+        return 0
+    return _tree_depth(circuit.group_size) + _tree_depth(circuit.n_classes)
+
+
+def latency(circuit: Circuit, stage_levels: int) -> int:
+    """Clock cycles from the input to ``counts`` and ``class_out``."""
+    return network_latency(circuit, stage_levels) + head_latency(circuit, stage_levels)
+
+
+def _tree_depth(n: int) -> int:
+    return max(0, int(n - 1).bit_length())
 
 
 def count_width(circuit: Circuit) -> int:
@@ -83,7 +101,8 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
     stage = np.zeros(circuit.n_signals, dtype=np.int64)
     if stage_levels > 0:
         stage[n_in:] = (depth - 1) // stage_levels
-    last = latency(circuit, stage_levels)
+    last = network_latency(circuit, stage_levels)
+    piped = stage_levels > 0
     base = [f"i{j}" for j in range(n_in)] + [f"g{g}" for g in range(circuit.n_gates)]
     # how far each signal must be delayed: to the latest stage that reads it
     need = stage.copy()
@@ -99,7 +118,8 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
     class_w = max(1, int(np.ceil(np.log2(k))))
     lines = [
         f"// {name}: logic gate network exported by diffgates: {n_f} features x {w} bits in,",
-        f"// {circuit.n_gates} gates, {k} classes x {circuit.group_size} outputs. Latency: {last} clock cycles.",
+        f"// {circuit.n_gates} gates, {k} classes x {circuit.group_size} outputs. "
+        f"Latency: {latency(circuit, stage_levels)} clock cycles.",
         "`timescale 1ns/1ps",
         "// verilator lint_off DECLFILENAME",
         f"module {name} (",
@@ -126,9 +146,8 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
         lines.append("    end")
     for c in range(k):
         terms = [ref(int(s), last) for s in circuit.outputs[c * circuit.group_size : (c + 1) * circuit.group_size]]
-        lines += _adder_tree(f"c{c}", terms, count_w)
-    lines.append(f"    assign counts = {{{', '.join(f'c{c}' for c in reversed(range(k)))}}};")
-    lines += _argmax(k, count_w, class_w)
+        lines += _adder_tree(f"c{c}", terms, count_w, piped)
+    lines += _argmax(k, count_w, class_w, piped)
     read = np.zeros(circuit.n_signals, dtype=bool)
     read[circuit.a[reads_a]], read[circuit.b[reads_b]], read[circuit.outputs] = True, True, True
     unread = ", ".join(base[s] for s in np.flatnonzero(~read))  # in circuits exported unoptimised
@@ -142,21 +161,31 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
-def _adder_tree(name: str, terms: list[str], width: int) -> list[str]:
+def _node(name: str, width: int, expr: str, registered: bool) -> list[str]:
+    """A head node: a wire, or a register loaded every clock (a pipeline stage)."""
+    if not registered:
+        return [f"    wire [{width - 1}:0] {name} = {expr};"]
+    return [f"    reg [{width - 1}:0] {name};", f"    always @(posedge clk) {name} <= {expr};"]
+
+
+def _adder_tree(name: str, terms: list[str], width: int, piped: bool) -> list[str]:
     """Balanced tree of adders summing 1-bit terms into ``name`` (``width`` bits); every node is
-    exactly as wide as the largest sum it can hold, and its operands are zero-extended to it."""
+    exactly as wide as the largest sum it can hold, its operands zero-extended to it. ``piped``:
+    a register after every level (an odd node out is registered unchanged)."""
     lines = []
     level = [(t, 1) for t in terms] or [("1'b0", 0)]  # (signal, how many terms it sums)
     depth = 0
     while len(level) > 1:
         nxt = []
-        for i in range(0, len(level) - 1, 2):
-            (x, nx), (y, ny) = level[i], level[i + 1]
+        for i in range(0, len(level), 2):
+            (x, nx), (y, ny) = level[i], level[i + 1] if i + 1 < len(level) else (None, 0)
             z, wz = f"{name}_{depth}_{i // 2}", _bits(nx + ny)
-            lines.append(f"    wire [{wz - 1}:0] {z} = {_extend(x, _bits(nx), wz)} + {_extend(y, _bits(ny), wz)};")
+            if y is None and not piped:
+                nxt.append((x, nx))
+                continue
+            expr = _extend(x, _bits(nx), wz) + (f" + {_extend(y, _bits(ny), wz)}" if y is not None else "")
+            lines += _node(z, wz, expr, piped)
             nxt.append((z, nx + ny))
-        if len(level) % 2:
-            nxt.append(level[-1])
         level = nxt
         depth += 1
     signal, n = level[0]
@@ -168,13 +197,39 @@ def _extend(signal: str, width: int, to: int) -> str:
     return signal if to == width else f"{{{to - width}'d0, {signal}}}"
 
 
-def _argmax(k: int, count_w: int, class_w: int) -> list[str]:
-    lines = [f"    wire [{count_w - 1}:0] best0 = c0;", f"    wire [{class_w - 1}:0] arg0 = {class_w}'d0;"]
-    for c in range(1, k):
-        if c < k - 1:  # the last maximum is not read
-            lines.append(f"    wire [{count_w - 1}:0] best{c} = c{c} > best{c - 1} ? c{c} : best{c - 1};")
-        lines.append(f"    wire [{class_w - 1}:0] arg{c} = c{c} > best{c - 1} ? {class_w}'d{c} : arg{c - 1};")
-    lines.append(f"    assign class_out = arg{k - 1};")
+def _argmax(k: int, count_w: int, class_w: int, piped: bool) -> list[str]:
+    """The class with the largest count (the first of equal ones) by a tree of comparisons, with
+    the counts carried alongside so both leave together; ``piped``: registers after every level."""
+    lines = []
+    level = [(f"c{c}", f"{class_w}'d{c}", [c]) for c in range(k)]  # (best count, its class, classes)
+    carried = {c: f"c{c}" for c in range(k)}
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), 2):
+            left = level[i]
+            if i + 1 == len(level):
+                if piped:
+                    v, a = f"m{depth}_{i // 2}", f"a{depth}_{i // 2}"
+                    lines += _node(v, count_w, left[0], True) + _node(a, class_w, left[1], True)
+                    left = (v, a, left[2])
+                nxt.append(left)
+                continue
+            right = level[i + 1]
+            v, a, t = f"m{depth}_{i // 2}", f"a{depth}_{i // 2}", f"t{depth}_{i // 2}"
+            lines.append(f"    wire {t} = {right[0]} > {left[0]};")
+            if len(level) > 2:  # the final maximum itself is not read
+                lines += _node(v, count_w, f"{t} ? {right[0]} : {left[0]}", piped)
+            lines += _node(a, class_w, f"{t} ? {right[1]} : {left[1]}", piped)
+            nxt.append((v, a, left[2] + right[2]))
+        if piped:  # the counts travel beside the comparisons
+            for c in range(k):
+                lines += _node(f"k{depth}_{c}", count_w, carried[c], True)
+                carried[c] = f"k{depth}_{c}"
+        level = nxt
+        depth += 1
+    lines.append(f"    assign class_out = {level[0][1]};")
+    lines.append(f"    assign counts = {{{', '.join(carried[c] for c in reversed(range(k)))}}};")
     return lines
 
 
