@@ -34,3 +34,16 @@ def test_report_writes_html_and_non_trivial_figures(tmp_path, capsys):
 def test_report_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_report_shows_the_fpga_table(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--widths", "20", "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    result = run / "export" / "fpga" / "LFE5U-25F-stream"
+    result.mkdir(parents=True)
+    row = {"device": "LFE5U-25F", "mode": "stream", "lut4": 1234, "fmax_mhz": 87.5, "images_per_s": 2.1875e6}
+    (result / "report.json").write_text(json.dumps(row))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report" / "report.html").read_text()
+    assert "<h2>FPGA implementations</h2>" in page
+    assert "<td>LFE5U-25F</td><td>stream</td><td>1234</td>" in page and "<td>87.5</td>" in page

@@ -40,6 +40,31 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+FPGA_COLUMNS = (
+    "device", "mode", "lut4", "carry_cells", "flip_flops", "fmax_mhz", "latency_cycles", "latency_ns",
+    "initiation_interval", "images_per_s", "bitstream",
+)  # fmt: skip
+
+
+def fpga_rows(export: Path) -> list[list]:
+    """One row per ``diffgates fpga`` result under ``export/fpga``."""
+    rows = []
+    for path in sorted(export.glob("fpga/*/report.json")):
+        data = read_json(path)
+        if isinstance(data, dict):
+            rows.append([data.get(c) for c in FPGA_COLUMNS])
+    return rows
+
+
+def _grid(columns, rows) -> str:
+    def cell(v):
+        return html.escape(f"{v:,.4g}" if isinstance(v, float) else str("-" if v is None else v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _metrics(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.is_file():
@@ -200,6 +225,9 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
     body = [f"<h1>diffgates run: {html.escape(str(run))}</h1>", "<h2>Summary</h2>", _table(facts)]
     if hardware:
         body += ["<h2>Hardware</h2>", _table(hardware)]
+    fpga = fpga_rows(export)
+    if fpga:
+        body += ["<h2>FPGA implementations</h2>", _grid(FPGA_COLUMNS, fpga)]
     for name, title in figures.items():
         data = base64.b64encode((out / name).read_bytes()).decode()
         body += [f"<h2>{title}</h2>", f'<img alt="{title}" src="data:image/png;base64,{data}">']
