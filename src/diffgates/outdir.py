@@ -157,11 +157,15 @@ def staged(out: str | os.PathLike, overwrite: bool, kind: str, inputs: Iterable 
     out = Path(out)
     kinds = EXPORT_KINDS if kind in EXPORT_KINDS else RUN_KINDS
     check_output(out, overwrite, kinds, inputs)
+    made = [d for d in [out.parent, *out.parent.parents] if not d.exists()]  # folders this call creates
     work = start_partial(out, kind)
     try:
         yield work
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        for d in made:  # innermost first: a failure leaves no empty folders behind
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
         raise
     swap_in(work, out)
 
