@@ -7,6 +7,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -281,7 +282,8 @@ def cmd_fpga(args) -> int:
     with staged(out, args.overwrite, "fpga", inputs=[export / "compile.json", export / "circuit.npz"]) as work:
         report = implement(
             export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
-            args.vectors, simulate=not args.no_simulate, echo=lambda m: print(m, file=sys.stderr),
+            args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
+            echo=lambda m: print(m, file=sys.stderr),
         )  # fmt: skip
     print(summary(report))
     files = ["report.json", "summary.txt", "top.v", "mapped.v"] + ([report["bitstream"]] if report["bitstream"] else [])
@@ -657,6 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--vectors", type=_number(int, low=1), help="golden vectors to simulate (default: all)")
     p.add_argument("--no-simulate", action="store_true", help="skip the mapped-netlist simulation")
+    p.add_argument(
+        "--nextpnr-args",
+        metavar="ARGS",
+        help='more options for nextpnr, e.g. "--router router2 --placer-heap-beta 0.5" (a congested design)',
+    )
     p.add_argument("--out", help="output directory (default: EXPORT/fpga/DEVICE-MODE)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier result of this command")
 

@@ -88,11 +88,15 @@ class TrainConfig:
     parametrization: str = opt(_model_default("parametrization"), "gate parametrization", PARAMETRIZATIONS)
     connections: str = opt(
         _model_default("connections"),
-        "dense wiring: fixed random (unique reads every input), or learned among --candidates random inputs",
+        "dense wiring: fixed random (unique reads every input), local (each gate reads two inputs within --window "
+        "of its position: easier to place and route on an FPGA), or learned among --candidates random inputs",
         CONNECTIONS,
     )
     candidates: int = opt(
         _model_default("candidates"), "candidate inputs per gate input for --connections learned", low=1
+    )
+    window: int = opt(
+        _model_default("window"), "for --connections local: the band of inputs each gate reads from", low=2
     )
     init: str = opt(_model_default("init"), "weight init: residual biases gates toward pass-through A", INITS)
     residual_strength: float | None = opt(
@@ -244,6 +248,7 @@ class TrainConfig:
         unused = {
             "encoder_thresholds": (self.encoder_strategy != "fixed", "--encoder-strategy fixed"),
             "candidates": (self.connections != "learned", "--connections learned"),
+            "window": (self.connections != "local", "--connections local"),
             "gumbel_scale": (self.forward != "gumbel", "--forward gumbel"),
             "residual_strength": (self.init != "residual", "--init residual"),
             "teacher_temperature": (not self.teacher, "--teacher"),

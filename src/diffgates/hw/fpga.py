@@ -122,6 +122,7 @@ def implement(
     stage_levels: int | None = None,
     vectors: int | None = None,
     simulate: bool = True,
+    nextpnr_args: tuple[str, ...] = (),
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Synthesise, place, route, pack and verify ``export`` (a ``diffgates compile`` folder) into
@@ -177,6 +178,7 @@ def implement(
         pnr += ["--pcf-allow-unconstrained"]
     if mode == "stream":
         pnr += [fam.textcfg, "pnr.cfg"]
+    pnr += list(nextpnr_args)
     step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr)
     if packer:
         step("pack", f"writing the bitstream ({Path(packer).name})", [packer, "pnr.cfg", fam.bitstream])

@@ -12,22 +12,39 @@ from ..kernels.reference import dense_reference
 from . import parametrization as P
 from .groupsum import GroupSum
 
-CONNECTIONS = ("random", "unique", "learned")
+CONNECTIONS = ("random", "unique", "local", "learned")
 FORWARDS = ("relaxed", "hard", "gumbel")
 
 
 def random_wiring(
-    in_features: int, out_features: int, connections: str, generator: torch.Generator
+    in_features: int,
+    out_features: int,
+    connections: str,
+    generator: torch.Generator,
+    window: int = 64,
+    groups: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two input indices per gate, never the same input twice for one gate.
 
     ``unique`` draws from concatenated permutations so every input is read at least once when
-    ``2 * out_features >= in_features``; ``random`` draws inputs independently.
+    ``2 * out_features >= in_features``; ``random`` draws inputs independently; ``local`` draws
+    both inputs of gate j within ``window`` inputs of its position j x in / out (circularly), so
+    each output depends on a band of the input and the network is easier to place and route.
+    With ``groups`` (the last layer: one group of gates per class) the positions run over the
+    input once per group, so every class still sees all of it.
     """
-    P.check_choice("connections", connections, CONNECTIONS[:2])
+    P.check_choice("connections", connections, CONNECTIONS[:3])
     if in_features < 2:
         raise DiffgatesError(f"a logic layer needs at least 2 inputs, got {in_features}.")
     n = 2 * out_features
+    if connections == "local":
+        w = max(2, min(window, in_features))
+        per_group = max(1, out_features // groups)
+        centre = ((torch.arange(out_features) % per_group) * in_features) // per_group - w // 2
+        ia = torch.randint(w, (out_features,), generator=generator)
+        ib = torch.randint(w - 1, (out_features,), generator=generator)
+        ib = ib + (ib >= ia).long()  # another offset in the window
+        return (centre + ia) % in_features, (centre + ib) % in_features
     if connections == "unique":
         reps = -(-n // in_features)
         flat = torch.cat([torch.randperm(in_features, generator=generator) for _ in range(reps)])[:n]
@@ -138,6 +155,8 @@ class LogicDense(GateLayer):
         parametrization: str = "softmax16",
         connections: str = "unique",
         candidates: int = 8,
+        window: int = 64,
+        groups: int = 1,
         init: str = "residual",
         residual_strength: float | None = None,
         seed: int | None = None,
@@ -154,6 +173,7 @@ class LogicDense(GateLayer):
         self.out_features = out_features
         P.check_choice("connections", connections, CONNECTIONS)
         self.connections = connections
+        self.window, self.groups = window, groups
         self.learned = connections == "learned"
         self.candidates = candidates if self.learned else 1
         if self.learned and candidates < 2:
@@ -182,7 +202,7 @@ class LogicDense(GateLayer):
             nn.init.zeros_(self.connection_weight)
             self.wiring()
         else:
-            ia, ib = random_wiring(self.in_features, self.out_features, self.connections, gen)
+            ia, ib = random_wiring(self.in_features, self.out_features, self.connections, gen, self.window, self.groups)
             self.ia.copy_(ia)
             self.ib.copy_(ib)
         P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
@@ -261,7 +281,9 @@ class LogicDense(GateLayer):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"parametrization={self.parametrization!r}, forward={self.forward_mode!r}, "
-            f"connections={self.connections!r}" + (f", candidates={self.candidates}" if self.learned else "")
+            f"connections={self.connections!r}"
+            + (f", candidates={self.candidates}" if self.learned else "")
+            + (f", window={self.window}" if self.connections == "local" else "")
         )
 
 

@@ -32,6 +32,7 @@ class ModelConfig:
     parametrization: str = "truth4"
     connections: str = "unique"
     candidates: int = 8
+    window: int = 64  # --connections local: how many neighbouring inputs a gate reads from
     init: str = "residual"
     residual_strength: float | None = None
     forward: str = "relaxed"
@@ -146,6 +147,8 @@ class LogicNet(nn.Module):
                     parametrization=c.parametrization,
                     connections=c.connections,
                     candidates=c.candidates,
+                    window=c.window,
+                    groups=c.n_classes if i == len(c.widths) - 1 else 1,  # every class sees all inputs
                     init=c.init,
                     residual_strength=c.residual_strength,
                     seed=c.seed * 1000 + i,
