@@ -81,6 +81,7 @@ def test_a_recipe_killed_between_stages_continues_where_it_stopped(tmp_path):
         ([{"name": "../x"}], "needs a unique name"),
         ([{"name": "a", "options": [1]}], "options must be a mapping"),
         ([{"name": "a", "options": {"epochs": "many"}}], "epochs must be an integer"),
+        ([{"name": "a"}, {"name": "b", "options": {"candidates": 4}}], "stage b: --candidates does nothing"),
     ],
 )
 def test_bad_recipes_are_refused_before_anything_runs(tmp_path, capsys, stages, message):

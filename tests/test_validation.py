@@ -281,3 +281,8 @@ def test_an_internal_error_exits_1_and_points_to_debug(run, monkeypatch, capsys)
     assert main(["info", str(run)]) == 1
     err = capsys.readouterr().err
     assert "internal error (ZeroDivisionError)" in err and "--debug" in err and "Traceback" not in err
+
+
+def test_a_trunk_brings_the_convolutions_that_head_options_need():
+    cfg = TrainConfig.from_dict({"trunk": "runs/t", "trunk_blocks": 2, "head_input": "blocks+bits"})
+    assert cfg.head_input == "blocks+bits"

@@ -256,7 +256,7 @@ class TrainConfig:
             "trunk_blocks": (not self.trunk, "--trunk"),
         }
         for name in ("tree_depth", "conv_groups", "tree_channels", "head_blocks", "head_input"):
-            unused[name] = (not self.conv, "--conv (convolution blocks)")
+            unused[name] = (not (self.conv or self.trunk), "--conv (convolution blocks)")  # a trunk brings its own
         for name, (idle, needs) in unused.items():
             if idle and getattr(self, name) != _default(name):
                 if strict:

@@ -89,8 +89,8 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _check_options(path: Path, stage: Stage) -> None:
-    """Each option's name and value, before any stage runs (combinations are checked when the
-    stage starts, once its base and references exist)."""
+    """Each option's name and value, before any stage runs; the combinations too for a stage
+    without a base (one with a base is checked when it starts, once its base exists)."""
     from .config import check_value
     from .teacher import TeacherConfig
 
@@ -100,11 +100,13 @@ def _check_options(path: Path, stage: Stage) -> None:
     if unknown:
         raise DiffgatesError(f"{path}: stage {stage.name}: unknown {stage.command} options {', '.join(unknown)}.")
     if stage.command == "train":
-        for name, value in stage.options.items():
-            try:
+        try:
+            for name, value in stage.options.items():
                 check_value(known[name], value)
-            except DiffgatesError as e:
-                raise DiffgatesError(f"{path}: stage {stage.name}: {e}") from None
+            if stage.base is None:  # complete already: the combinations too
+                TrainConfig.from_dict(_resolve(stage.options, Path(".")))
+        except DiffgatesError as e:
+            raise DiffgatesError(f"{path}: stage {stage.name}: {e}") from None
 
 
 def _references(value) -> set[str]:
