@@ -4,7 +4,7 @@ from .checkpoint import load_model, save_model
 from .circuit import Circuit
 from .encode import ThermometerEncoder
 from .errors import DiffgatesError
-from .nn import Ensemble, GroupSum, LogicDense, LogicNet, ModelConfig
+from .nn import Ensemble, GroupSum, LogicDense, LogicNet, ModelConfig, to_circuit
 
 __version__ = "0.1.0"
 
@@ -19,4 +19,5 @@ __all__ = [
     "ThermometerEncoder",
     "load_model",
     "save_model",
+    "to_circuit",
 ]
