@@ -18,9 +18,14 @@ from .nn.parametrization import INITS, PARAMETRIZATIONS
 CONFIG_FILE = "config.yaml"
 
 
-def _model_default(name: str):
-    f = ModelConfig.__dataclass_fields__[name]
+def _field_default(cls, name: str):
+    """The default of dataclass ``cls``'s field ``name`` (a fresh list for list fields)."""
+    f = cls.__dataclass_fields__[name]
     return f.default_factory() if callable(f.default_factory) else f.default
+
+
+def _model_default(name: str):
+    return _field_default(ModelConfig, name)
 
 
 def opt(default, help: str, choices=None, low=None, above=None, high=None):
@@ -271,8 +276,7 @@ class TrainConfig:
 
 
 def _default(name: str):
-    f = next(f for f in fields(TrainConfig) if f.name == name)
-    return f.default_factory() if callable(f.default_factory) else f.default
+    return _field_default(TrainConfig, name)
 
 
 def _kind(annotation) -> tuple[str, bool, bool]:

@@ -33,12 +33,8 @@ _SIGNATURES = {
 
 def kind_of(path: Path) -> str | None:
     """The kind of diffgates directory ``path`` is, or None if diffgates did not write it."""
-    marker = path / MARKER
-    if marker.is_file():
-        try:
-            kind = json.loads(marker.read_text()).get("kind")
-        except (ValueError, AttributeError, OSError):
-            kind = None
+    if (path / MARKER).is_file():
+        kind = marker(path).get("kind")
         return kind if isinstance(kind, str) else None
     for kind, names in _SIGNATURES.items():
         if all((path / n).is_file() for n in names):

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ..circuit.ir import Circuit
-from .verilog import InputFormat, _hex_row, count_width, latency
+from .verilog import InputFormat, _hex_row, class_width, count_width, latency
 
 MODES = ("stream", "wide")
 
@@ -33,7 +33,7 @@ def interface(circuit: Circuit, fmt: InputFormat, mode: str, word_bits: int = 8)
         "word_bits": word_bits if mode == "stream" else image_bits,
         "words_per_image": words,
         "count_bits": count_width(circuit),
-        "class_bits": max(1, math.ceil(math.log2(circuit.n_classes))),
+        "class_bits": class_width(circuit),
         "initiation_interval": words,
     }
 

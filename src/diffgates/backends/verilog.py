@@ -93,6 +93,11 @@ def count_width(circuit: Circuit) -> int:
     return int(np.ceil(np.log2(circuit.group_size + 1))) if circuit.group_size else 1
 
 
+def class_width(circuit: Circuit) -> int:
+    """Bits of a class index."""
+    return max(1, int(circuit.n_classes - 1).bit_length())
+
+
 def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: str = "dg_model") -> str:
     """The model as one Verilog module; ``stage_levels > 0`` adds registers every that many levels."""
     n_in, n_f, k = circuit.n_inputs, circuit.n_features, circuit.n_classes
@@ -115,7 +120,7 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
         return base[sig] if at == stage[sig] else f"{base[sig]}_p{at}"
 
     count_w = count_width(circuit)
-    class_w = max(1, int(np.ceil(np.log2(k))))
+    class_w = class_width(circuit)
     lines = [
         f"// {name}: logic gate network exported by diffgates: {n_f} features x {w} bits in,",
         f"// {circuit.n_gates} gates, {k} classes x {circuit.group_size} outputs. "
@@ -244,7 +249,7 @@ def testbench(
     """Self-checking testbench and its golden vectors: {filename: text}. Prints PASS or FAIL."""
     n, k, n_f, w = len(codes), circuit.n_classes, circuit.n_features, fmt.bits
     count_w = count_width(circuit)
-    class_w = max(1, int(np.ceil(np.log2(k))))
+    class_w = class_width(circuit)
     lat = latency(circuit, stage_levels)
     expected = np.concatenate([counts.argmax(1)[:, None], counts[:, ::-1]], axis=1)  # class, c_{k-1} .. c_0
     vin = "\n".join(_hex_row(row[::-1], w) for row in codes) + "\n"

@@ -16,14 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..backends.fpga_top import interface, top_level, top_testbench
 from ..backends.verilog import InputFormat, latency, to_verilog
 from ..circuit.ir import Circuit
 from ..errors import DiffgatesError, InternalError
 from . import tools
-from .verify import golden_counts
+from .verify import golden_vectors
 
 
 @dataclass(frozen=True)
@@ -137,8 +135,7 @@ def implement(
     yosys = _tool("FPGA synthesis", "yosys")
     nextpnr = _tool("place and route", fam.nextpnr)
     packer = _tool("bitstream packing", fam.packer) if mode == "stream" else None
-    counts = golden_counts(export)
-    features = np.loadtxt(export / "golden_features.txt", dtype=np.float32, ndmin=2)
+    features, counts = golden_vectors(export)
     n = len(counts) if vectors is None else min(vectors, len(counts))
     io = interface(circuit, fmt, mode, word_bits)
     (work / "model.v").write_text(to_verilog(circuit, fmt, levels))

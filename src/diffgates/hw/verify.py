@@ -46,6 +46,11 @@ def _golden(d: Path, name: str, dtype) -> np.ndarray:
 
 def golden_counts(d: Path) -> np.ndarray:
     """The expected class counts, checked against the features file beside them."""
+    return golden_vectors(d)[1]
+
+
+def golden_vectors(d: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(features, expected class counts) of an export, checked against each other and its circuit."""
     counts = _golden(d, "golden_counts.txt", np.int64)
     features = _golden(d, "golden_features.txt", np.float32)
     if (d / "circuit.npz").is_file():
@@ -62,7 +67,7 @@ def golden_counts(d: Path) -> np.ndarray:
             f"{d}: golden_features.txt has {len(features)} rows but golden_counts.txt {len(counts)}; "
             "run 'diffgates compile' again."
         )
-    return counts
+    return features, counts
 
 
 def verify_c(d: Path, timeout: float = 600) -> Check:
