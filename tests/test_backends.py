@@ -101,6 +101,31 @@ def test_verilog_export_simulates_bit_exact(tmp_path, stage_levels):
         assert check.ok and check.vectors == n, kind
 
 
+@pytest.mark.parametrize("stage_levels", [0, 1, 3])
+def test_verilog_head_counts_repeated_and_constant_outputs_exactly(tmp_path, stage_levels):
+    """The adder trees weight a signal listed several times in a class, fold constant gates into
+    a constant, and keep every class aligned when their trees differ in depth."""
+    c = random_circuit(5, n_features=6, n_inputs=12, n_gates=60, n_classes=4, group=24)
+    ops = c.ops.copy()
+    ops[:4] = [gates.TRUE, gates.FALSE, gates.TRUE, gates.FALSE]
+    rng = np.random.default_rng(1)
+    outputs = np.concatenate([
+        np.full(24, 20),  # one signal 24 times
+        rng.choice([3, 30, 31, 50, 71], 24),  # five signals, repeated; 3 is an input bit
+        rng.choice(12 + np.arange(4), 24),  # constant gates only: TRUE, FALSE
+        rng.integers(0, 72, 24),
+    ])
+    c = c.replace(ops=ops, outputs=outputs)
+    x = coded_inputs(6, 300)
+    write_export(tmp_path, c, ["verilog"], x, predict_counts(c, x, engine="numpy"), FMT, stage_levels, run_passes=False)
+    text = (tmp_path / "model.v").read_text()
+    tree = [line for line in text.splitlines() if " c0" in line or " c0_" in line]
+    assert sum(line.count("g8") for line in tree) == 2  # listed 24 times: bits 3 and 4 of class 0's sum
+    for kind in available_simulators():
+        check = verify_verilog(tmp_path, kind)
+        assert check.ok and check.vectors == 300, kind
+
+
 def test_verilog_verify_catches_a_wrong_golden_vector(tmp_path):
     model_export(tmp_path, ["verilog"], n=40)
     lines = (tmp_path / "golden_out.hex").read_text().splitlines()
@@ -197,3 +222,14 @@ def test_convolutional_model_exports_bit_exact_c_and_verilog(tmp_path):
     assert verify_c(tmp_path).ok
     for kind in available_simulators():
         assert verify_verilog(tmp_path, kind).ok, kind
+
+
+def test_encoder_comparison_logic_is_value_at_least_threshold():
+    from diffgates.backends.verilog import _at_least
+
+    for w in range(1, 6):
+        for q in range(2**w + 1):
+            expr = _at_least([f"x{i}" for i in range(w)], q).replace("1'b1", "1").replace("1'b0", "0")
+            for v in range(2**w):
+                got = eval(expr, {f"x{i}": v >> i & 1 for i in range(w)})
+                assert got == int(v >= q), (w, q, v, expr)

@@ -283,7 +283,7 @@ def cmd_fpga(args) -> int:
         report = implement(
             export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
             args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
-            echo=lambda m: print(m, file=sys.stderr),
+            breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr),
         )  # fmt: skip
     print(summary(report))
     files = ["report.json", "summary.txt", "top.v", "mapped.v"] + ([report["bitstream"]] if report["bitstream"] else [])
@@ -659,6 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--vectors", type=_number(int, low=1), help="golden vectors to simulate (default: all)")
     p.add_argument("--no-simulate", action="store_true", help="skip the mapped-netlist simulation")
+    p.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="skip the three extra syntheses that split the LUTs into encoder, network, head and interface",
+    )
     p.add_argument(
         "--nextpnr-args",
         metavar="ARGS",

@@ -41,7 +41,8 @@ def _number(v) -> bool:
 
 
 FPGA_COLUMNS = (
-    "device", "mode", "lut4", "carry_cells", "flip_flops", "fmax_mhz", "latency_cycles", "latency_ns",
+    "device", "mode", "lut4_total", "lut4_encoder", "lut4_network", "lut4_head", "carry_cells", "flip_flops",
+    "fmax_mhz", "latency_cycles", "latency_ns",
     "initiation_interval", "images_per_s", "bitstream",
 )  # fmt: skip
 
@@ -52,6 +53,9 @@ def fpga_rows(export: Path) -> list[list]:
     for path in sorted(export.glob("fpga/*/report.json")):
         data = read_json(path)
         if isinstance(data, dict):
+            parts = data.get("lut4_parts")
+            data.update({f"lut4_{k}": v for k, v in parts.items()} if isinstance(parts, dict) else {})
+            data.setdefault("lut4_total", data.get("lut4"))
             rows.append([data.get(c) for c in FPGA_COLUMNS])
     return rows
 

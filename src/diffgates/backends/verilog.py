@@ -65,18 +65,20 @@ class InputFormat:
 
 
 def network_latency(circuit: Circuit, stage_levels: int) -> int:
-    """Register stages inside the gate network: one every ``stage_levels`` logic levels."""
-    if stage_levels <= 0 or circuit.n_gates == 0:
+    """Register stages inside the gate network (with ``stage_levels > 0``): the encoder's bits are
+    registered, then a stage every ``stage_levels`` logic levels."""
+    if stage_levels <= 0:
         return 0
-    return int((levels(circuit).max() - 1) // stage_levels)
+    return 1 + (int((levels(circuit).max() - 1) // stage_levels) if circuit.n_gates else 0)
 
 
 def head_latency(circuit: Circuit, stage_levels: int) -> int:
-    """Register stages of the pipelined head (with ``stage_levels > 0``): one per adder-tree level
-    of the class counts and one per level of the argmax tree."""
+    """Register stages of the pipelined head (with ``stage_levels > 0``): one per level of the
+    deepest class's adder tree and one per level of the argmax tree."""
     if stage_levels <= 0:
         return 0
-    return _tree_depth(circuit.group_size) + _tree_depth(circuit.n_classes)
+    depth = max(_heap_depth(_class_terms(circuit, c)[0]) for c in range(circuit.n_classes))
+    return depth + _argmax_depth(circuit.n_classes)
 
 
 def latency(circuit: Circuit, stage_levels: int) -> int:
@@ -84,8 +86,44 @@ def latency(circuit: Circuit, stage_levels: int) -> int:
     return network_latency(circuit, stage_levels) + head_latency(circuit, stage_levels)
 
 
-def _tree_depth(n: int) -> int:
+def _argmax_depth(n: int) -> int:
     return max(0, int(n - 1).bit_length())
+
+
+def _class_terms(circuit: Circuit, c: int) -> tuple[list[tuple[int, int]], int]:
+    """What class ``c`` counts: (signal, how often it is listed) for every signal that is not a
+    constant gate, and the constant the TRUE gates add. Equal outputs become one weighted term."""
+    group = circuit.outputs[c * circuit.group_size : (c + 1) * circuit.group_size]
+    signals, times = np.unique(group, return_counts=True)
+    ops = np.full(len(signals), -1)
+    is_gate = signals >= circuit.n_inputs
+    ops[is_gate] = circuit.ops[signals[is_gate] - circuit.n_inputs]
+    constant = int(times[ops == gates.TRUE].sum())
+    keep = (ops != gates.TRUE) & (ops != gates.FALSE)
+    return [(int(s), int(m)) for s, m in zip(signals[keep], times[keep])], constant
+
+
+def _columns(terms: list[tuple[int, int]]) -> dict[int, list]:
+    """Bit heap of weighted terms: column ``k`` lists the terms with bit ``k`` set in their weight."""
+    heap: dict[int, list] = {}
+    for t, m in terms:
+        for k in range(m.bit_length()):
+            if m >> k & 1:
+                heap.setdefault(k, []).append(t)
+    return heap
+
+
+def _heap_depth(terms: list[tuple[int, int]]) -> int:
+    """Register stages of a class's pipelined adder tree: its full-adder levels, then the final adder."""
+    sizes = {k: len(v) for k, v in _columns(terms).items()}
+    levels = 0
+    while any(n > 2 for n in sizes.values()):
+        nxt: dict[int, int] = {}
+        for k, n in sizes.items():
+            nxt[k] = nxt.get(k, 0) + n // 3 + n % 3
+            nxt[k + 1] = nxt.get(k + 1, 0) + n // 3
+        sizes, levels = nxt, levels + 1
+    return levels + 1
 
 
 def count_width(circuit: Circuit) -> int:
@@ -98,14 +136,18 @@ def class_width(circuit: Circuit) -> int:
     return max(1, int(circuit.n_classes - 1).bit_length())
 
 
-def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: str = "dg_model") -> str:
-    """The model as one Verilog module; ``stage_levels > 0`` adds registers every that many levels."""
+def to_verilog(
+    circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: str = "dg_model", bits_in: bool = False
+) -> str:
+    """The model as one Verilog module; ``stage_levels > 0`` adds registers every that many levels.
+    ``bits_in``: the module reads the encoder's bits (port ``bits``) instead of the features, so the
+    encoder is left out (for measuring the parts of a design)."""
     n_in, n_f, k = circuit.n_inputs, circuit.n_features, circuit.n_classes
     w = fmt.bits
     depth = levels(circuit) if circuit.n_gates else np.zeros(0, dtype=np.int64)
     stage = np.zeros(circuit.n_signals, dtype=np.int64)
-    if stage_levels > 0:
-        stage[n_in:] = (depth - 1) // stage_levels
+    if stage_levels > 0:  # the encoder's bits are registered: the gates start at stage 1
+        stage[n_in:] = 1 + (depth - 1) // stage_levels
     last = network_latency(circuit, stage_levels)
     piped = stage_levels > 0
     base = [f"i{j}" for j in range(n_in)] + [f"g{g}" for g in range(circuit.n_gates)]
@@ -114,7 +156,9 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
     reads_a, reads_b = gates.READS_A[circuit.ops], gates.READS_B[circuit.ops]  # what each gate's expression reads
     for src, reads in ((circuit.a, reads_a), (circuit.b, reads_b)):
         np.maximum.at(need, src[reads], stage[n_in:][reads])
-    need[circuit.outputs] = last
+    counted = [_class_terms(circuit, c) for c in range(k)]  # what each class's adder tree sums
+    summed = np.array([s for terms, _ in counted for s, _ in terms], dtype=np.int64)
+    need[summed] = last
 
     def ref(sig: int, at: int) -> str:
         return base[sig] if at == stage[sig] else f"{base[sig]}_p{at}"
@@ -129,7 +173,9 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
         "// verilator lint_off DECLFILENAME",
         f"module {name} (",
         "    input  wire clk,",
-        f"    input  wire [{n_f * w - 1}:0] x,        // feature f is x[{w}*f +: {w}]",
+        f"    input  wire [{n_in - 1}:0] bits,       // the encoder's bits"
+        if bits_in
+        else f"    input  wire [{n_f * w - 1}:0] x,        // feature f is x[{w}*f +: {w}]",
         f"    output wire [{k * count_w - 1}:0] counts,  // class c count is counts[{count_w}*c +: {count_w}]",
         f"    output wire [{class_w - 1}:0] class_out  // argmax, first maximum wins",
         ");",
@@ -137,7 +183,7 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
     q = fmt.thresholds(circuit.in_threshold)
     for j in range(n_in):
         f = int(circuit.in_feature[j])
-        expr = "1'b0" if q[j] >= 2**w else ("1'b1" if q[j] == 0 else f"x[{w * f + w - 1}:{w * f}] >= {w}'d{q[j]}")
+        expr = f"bits[{j}]" if bits_in else _at_least([f"x[{w * f + i}]" for i in range(w)], int(q[j]))
         lines.append(f"    wire i{j} = {expr};")
     for g in range(circuit.n_gates):
         s = stage[n_in + g]
@@ -149,21 +195,55 @@ def to_verilog(circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: 
         lines.append("    always @(posedge clk) begin")
         lines += [f"        {base[sig]}_p{t} <= {ref(sig, t - 1)};" for sig, t in regs]
         lines.append("    end")
-    for c in range(k):
-        terms = [ref(int(s), last) for s in circuit.outputs[c * circuit.group_size : (c + 1) * circuit.group_size]]
-        lines += _adder_tree(f"c{c}", terms, count_w, piped)
+    tree_depth = head_latency(circuit, stage_levels) - _argmax_depth(k) if piped else 0
+    for c, (terms, constant) in enumerate(counted):
+        terms = sorted(((ref(s, last), m) for s, m in terms), key=lambda t: t[1])
+        lines += _adder_tree(f"c{c}", terms, constant, count_w, tree_depth)
     lines += _argmax(k, count_w, class_w, piped)
     read = np.zeros(circuit.n_signals, dtype=bool)
-    read[circuit.a[reads_a]], read[circuit.b[reads_b]], read[circuit.outputs] = True, True, True
+    read[circuit.a[reads_a]], read[circuit.b[reads_b]], read[summed] = True, True, True
     unread = ", ".join(base[s] for s in np.flatnonzero(~read))  # in circuits exported unoptimised
-    lines.append(f"    wire _unused_ok = &{{1'b0, clk, x, {unread + ', ' if unread else ''}1'b0}};  // inputs not read")
+    port = "bits" if bits_in else "x"
+    unread = f"{port}, {unread + ', ' if unread else ''}"
+    lines.append(f"    wire _unused_ok = &{{1'b0, clk, {unread}1'b0}};  // inputs not read")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
 
 
-def _bits(n: int) -> int:
-    """Bits that hold 0 .. n."""
-    return max(1, int(n).bit_length())
+def _at_least(bits: list[str], q: int) -> str:
+    """``value >= q`` for the unsigned number with ``bits`` (least significant first), as AND/OR
+    logic: from the top, a set bit of ``q`` needs its bit and the rest at least the rest of ``q``; a
+    clear bit is passed by its bit or by the rest. Lookup tables, where an adder's comparison would
+    take a carry chain per threshold."""
+    if q <= 0:
+        return "1'b1"
+    if q >= 2 ** len(bits):
+        return "1'b0"
+    top, rest, low = bits[-1], bits[:-1], q & ((1 << (len(bits) - 1)) - 1)
+    below = _at_least(rest, low)
+    if q >> (len(bits) - 1):
+        return top if below == "1'b1" else f"{top} & ({below})"
+    return top if below == "1'b0" else f"{top} | ({below})"
+
+
+def head_only(circuit: Circuit) -> Circuit:
+    """The adder trees and argmax of ``circuit`` alone: every signal its classes count becomes an
+    input bit (its constant gates stay), for measuring the head apart from the network."""
+    summed = np.unique([s for c in range(circuit.n_classes) for s, _ in _class_terms(circuit, c)[0]]).astype(np.int64)
+    n_in = max(1, len(summed))
+    is_gate = circuit.outputs >= circuit.n_inputs
+    op = np.where(is_gate, circuit.ops[np.where(is_gate, circuit.outputs - circuit.n_inputs, 0)], -1)
+    constant = (op == gates.TRUE) | (op == gates.FALSE)
+    outputs = np.where(constant, n_in + (op == gates.TRUE), np.searchsorted(summed, circuit.outputs))
+    return circuit.replace(
+        in_feature=np.zeros(n_in, dtype=np.int32),
+        in_threshold=np.zeros(n_in, dtype=np.float32),
+        ops=np.array([gates.FALSE, gates.TRUE], dtype=np.uint8),
+        a=np.zeros(2, dtype=np.int32),
+        b=np.zeros(2, dtype=np.int32),
+        outputs=outputs,
+        layer=np.zeros(2, dtype=np.int32),
+    )
 
 
 def _node(name: str, width: int, expr: str, registered: bool) -> list[str]:
@@ -173,33 +253,47 @@ def _node(name: str, width: int, expr: str, registered: bool) -> list[str]:
     return [f"    reg [{width - 1}:0] {name};", f"    always @(posedge clk) {name} <= {expr};"]
 
 
-def _adder_tree(name: str, terms: list[str], width: int, piped: bool) -> list[str]:
-    """Balanced tree of adders summing 1-bit terms into ``name`` (``width`` bits); every node is
-    exactly as wide as the largest sum it can hold, its operands zero-extended to it. ``piped``:
-    a register after every level (an odd node out is registered unchanged)."""
+def _adder_tree(name: str, terms: list[tuple[str, int]], constant: int, width: int, depth: int) -> list[str]:
+    """Sum of weighted 1-bit terms (signal, weight) plus ``constant`` into ``name`` (``width`` bits).
+
+    The terms form a bit heap (a term of weight 6 sits in columns 1 and 2); levels of full adders
+    take three bits of a column at a time into a sum bit there and a carry bit one column up (a
+    Wallace tree: two LUT4s per bit removed), until no column holds more than two bits; one adder
+    of the two remaining numbers (a carry chain) finishes the count. ``depth > 0``: a register
+    after every level and after the final adder, then registered copies until ``depth`` levels
+    (so all classes arrive together)."""
+    piped = depth > 0
     lines = []
-    level = [(t, 1) for t in terms] or [("1'b0", 0)]  # (signal, how many terms it sums)
-    depth = 0
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level), 2):
-            (x, nx), (y, ny) = level[i], level[i + 1] if i + 1 < len(level) else (None, 0)
-            z, wz = f"{name}_{depth}_{i // 2}", _bits(nx + ny)
-            if y is None and not piped:
-                nxt.append((x, nx))
-                continue
-            expr = _extend(x, _bits(nx), wz) + (f" + {_extend(y, _bits(ny), wz)}" if y is not None else "")
-            lines += _node(z, wz, expr, piped)
-            nxt.append((z, nx + ny))
-        level = nxt
-        depth += 1
-    signal, n = level[0]
-    lines.append(f"    wire [{width - 1}:0] {name} = {_extend(signal, _bits(n), width)};")
+    heap = _columns(terms)
+    level = 0
+    while any(len(bits) > 2 for bits in heap.values()):
+        nxt: dict[int, list] = {}
+        for k in sorted(heap):
+            bits = heap[k]
+            for i in range(0, len(bits) - len(bits) % 3, 3):
+                f = f"{name}_f{level}_{k}_{i // 3}"
+                lines += _node(f, 2, " + ".join(f"{{1'b0, {b}}}" for b in bits[i : i + 3]), piped)
+                nxt.setdefault(k, []).append(f"{f}[0]")
+                nxt.setdefault(k + 1, []).append(f"{f}[1]")
+            for j, b in enumerate(bits[len(bits) - len(bits) % 3 :]):
+                if piped:  # bits left over wait a level beside the adders
+                    lines += _node(f"{name}_w{level}_{k}_{j}", 1, b, True)
+                    b = f"{name}_w{level}_{k}_{j}"
+                nxt.setdefault(k, []).append(b)
+        heap, level = nxt, level + 1
+    rows = [
+        "{" + ", ".join(heap[k][r] if k in heap and len(heap[k]) > r else "1'b0" for k in reversed(range(width))) + "}"
+        for r in range(2)
+    ]
+    total = " + ".join(rows) + (f" + {width}'d{constant}" if constant else "")
+    out = f"{name}_s" if piped else name
+    lines += _node(out, width, total, piped)
+    for pad in range(level + 1, depth):  # a class with fewer terms waits for the deepest
+        lines += _node(f"{name}_d{pad}", width, out, True)
+        out = f"{name}_d{pad}"
+    if piped:
+        lines.append(f"    wire [{width - 1}:0] {name} = {out};")
     return lines
-
-
-def _extend(signal: str, width: int, to: int) -> str:
-    return signal if to == width else f"{{{to - width}'d0, {signal}}}"
 
 
 def _argmax(k: int, count_w: int, class_w: int, piped: bool) -> list[str]:

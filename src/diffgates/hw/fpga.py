@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.fpga_top import interface, top_level, top_testbench
-from ..backends.verilog import InputFormat, latency, to_verilog
+from ..backends.verilog import InputFormat, head_only, latency, to_verilog
 from ..circuit.ir import Circuit
 from ..errors import DiffgatesError, InternalError
 from . import tools
@@ -41,6 +41,7 @@ class Family:
     lut_cell: str
     ff_cells: tuple[str, ...]
     carry_cell: str
+    carry_luts: int  # LUT4s inside one carry cell (ECP5's CCU2C holds two; iCE40's SB_CARRY none)
     cells_sim: str  # below Yosys' share folder
     bitstream: str  # file the packer writes
     textcfg: str  # nextpnr's option for the packer's input
@@ -48,13 +49,13 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family(
-        "synth_ecp5", "nextpnr-ecp5", "ecppack", "LUT4", ("TRELLIS_FF",), "CCU2C", "ecp5/cells_sim.v",
+        "synth_ecp5", "nextpnr-ecp5", "ecppack", "LUT4", ("TRELLIS_FF",), "CCU2C", 2, "ecp5/cells_sim.v",
         "top.bit", "--textcfg",
     ),
     "ice40": Family(
         "synth_ice40", "nextpnr-ice40", "icepack", "SB_LUT4",
         ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFES"),
-        "SB_CARRY", "ice40/cells_sim.v", "top.bin", "--asc",
+        "SB_CARRY", 0, "ice40/cells_sim.v", "top.bin", "--asc",
     ),
 }  # fmt: skip
 
@@ -121,6 +122,7 @@ def implement(
     vectors: int | None = None,
     simulate: bool = True,
     nextpnr_args: tuple[str, ...] = (),
+    breakdown: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Synthesise, place, route, pack and verify ``export`` (a ``diffgates compile`` folder) into
@@ -157,7 +159,7 @@ def implement(
     (work / "synth.ys").write_text(script)
     step("synth", f"synthesising for {family} ({Path(yosys).name} {fam.synth})", [yosys, "-q", "-s", "synth.ys"])
     cells = _cells(work / "stat.json")
-    luts = cells.get(fam.lut_cell, 0) + 2 * cells.get("CCU2C", 0)  # a CCU2C is two LUT4s and carry
+    luts = lut_equivalents(cells, fam)
     if luts > dev.luts:
         bigger = [d.name for d in DEVICES.values() if d.family == family and d.luts >= luts]
         hint = (
@@ -180,6 +182,12 @@ def implement(
     if packer:
         step("pack", f"writing the bitstream ({Path(packer).name})", [packer, "pnr.cfg", fam.bitstream])
     report = _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, seconds)
+    if breakdown:
+        t0 = time.perf_counter()
+        echo("synthesising the encoder, network and head apart, for the breakdown ...")
+        report["lut4_parts"] = lut_parts(work, yosys, fam, circuit, fmt, levels, luts)
+        report["lut4_per_gate"] = round(report["lut4_parts"]["network"] / max(1, circuit.n_gates), 2)
+        seconds["breakdown"] = round(time.perf_counter() - t0, 1)
     if simulate:
         t0 = time.perf_counter()
         echo(f"simulating the mapped netlist on {n} golden vectors ...")
@@ -189,6 +197,38 @@ def implement(
     (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (work / "summary.txt").write_text(summary(report) + "\n")
     return report
+
+
+def lut_equivalents(cells: dict[str, int], fam: Family) -> int:
+    """LUT4s of a design, those inside carry cells included."""
+    return cells.get(fam.lut_cell, 0) + fam.carry_luts * cells.get(fam.carry_cell, 0)
+
+
+def lut_parts(work: Path, yosys: str, fam: Family, circuit: Circuit, fmt: InputFormat, levels: int, total: int) -> dict:
+    """LUT4s (carry cells' included) of the encoder, the gate network, the head (adder trees and
+    argmax) and the interface, from separate syntheses of the model, the model without its encoder
+    and the head alone: each part is the difference of two. Yosys optimises across the parts in
+    the whole design, so they are close to, not exactly, what each costs there."""
+    designs = {
+        "model": to_verilog(circuit, fmt, levels),
+        "no_encoder": to_verilog(circuit, fmt, levels, bits_in=True),
+        "head": to_verilog(head_only(circuit), fmt, levels, bits_in=True),
+    }
+    folder = work / "parts"
+    folder.mkdir(exist_ok=True)
+    size = {}
+    for name, text in designs.items():
+        (folder / f"{name}.v").write_text(text)
+        script = f"read_verilog {name}.v\n{fam.synth} -top dg_model\ntee -q -o {name}.json stat -json\n"
+        tools.run([yosys, "-q", "-p", script], folder, 3600, f"synthesising the {name.replace('_', ' ')} part")
+        size[name] = lut_equivalents(_cells(folder / f"{name}.json"), fam)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "encoder": size["model"] - size["no_encoder"],
+        "network": size["no_encoder"] - size["head"],
+        "head": size["head"],
+        "interface": total - size["model"],
+    }
 
 
 def _export_info(export: Path) -> dict:
@@ -227,6 +267,7 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
         "interface": io,
         "stage_levels": levels,
         "lut4": cells.get(fam.lut_cell, 0),
+        "lut4_total": lut_equivalents(cells, fam),
         "carry_cells": cells.get(fam.carry_cell, 0),
         "flip_flops": ffs,
         "block_ram": sum(n for c, n in cells.items() if "EBR" in c or "RAM" in c),
@@ -241,7 +282,7 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
         "bitstream": fam.bitstream if (work / fam.bitstream).is_file() else None,
         "gates": circuit.n_gates,
     }
-    report["lut4_per_gate"] = round(report["lut4"] / max(1, circuit.n_gates), 2)
+    report["lut4_per_gate"] = round(report["lut4_total"] / max(1, circuit.n_gates), 2)
     return report
 
 
@@ -271,12 +312,15 @@ def simulate_mapped(work: Path, cells_sim: Path, n: int) -> dict:
 def summary(r: dict) -> str:
     fmax = f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "unknown"
     rate = f"{r['images_per_s'] / 1e6:.2f} M images/s" if r["images_per_s"] else "-"
-    sim = r.get("mapped_netlist")
+    sim, parts = r.get("mapped_netlist"), r.get("lut4_parts")
+    total = r.get("lut4_total", r["lut4"])
     lines = [
         f"{r['device']} ({r['package']}), {r['mode']} interface, register stage every {r['stage_levels']} levels",
-        f"LUT4 {r['lut4']:,} of {r['lut4_available']:,} ({100 * r['lut4'] / r['lut4_available']:.1f} %), "
-        f"carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}; "
-        f"{r['lut4_per_gate']} LUT4 per network gate",
+        f"LUT4 {total:,} of {r['lut4_available']:,} ({100 * total / r['lut4_available']:.1f} %; "
+        f"{r['lut4']:,} in logic cells, the rest in {r['carry_cells']:,} carry cells), "
+        f"flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}",
+        (", ".join(f"{k} {v:,}" for k, v in parts.items()) + " LUT4; " if parts else "")
+        + f"{r['lut4_per_gate']} LUT4 per network gate",
         f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
         + (f" ({r['latency_ns']} ns)" if r["latency_ns"] else "")
         + f"; a new image every {r['initiation_interval']} cycle(s): {rate}",
