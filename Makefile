@@ -11,7 +11,7 @@ WHEEL_VENV := build/wheel-venv
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt 'setuptools>=68' -e '.[test,hw,fpga,report]'
+	$(PY) -m pip install -q -c constraints.txt 'setuptools>=68' -e '.[test,hw,fpga,report,image]'
 	# native Yosys and Icarus where apt can install them (much faster than the WebAssembly wheels)
 	command -v yosys >/dev/null && command -v iverilog >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq yosys iverilog; } || echo "no apt: using the yowasp wheels"

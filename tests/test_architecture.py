@@ -47,7 +47,14 @@ def test_the_discrete_world_imports_neither_torch_nor_nn():
 
 def test_lower_layers_do_not_import_the_training_or_command_line_floors():
     graph = imports()
-    top = ("diffgates.train", "diffgates.cli", "diffgates.distill", "diffgates.runs", "diffgates.bench")
+    top = (
+        "diffgates.train",
+        "diffgates.cli",
+        "diffgates.distill",
+        "diffgates.runs",
+        "diffgates.bench",
+        "diffgates.image",
+    )
     for module, deps in graph.items():
         if module.startswith(("diffgates.circuit", "diffgates.backends", "diffgates.hw", "diffgates.nn")):
             assert not {d for d in deps if d.startswith(top)}, module

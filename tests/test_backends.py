@@ -109,12 +109,14 @@ def test_verilog_head_counts_repeated_and_constant_outputs_exactly(tmp_path, sta
     ops = c.ops.copy()
     ops[:4] = [gates.TRUE, gates.FALSE, gates.TRUE, gates.FALSE]
     rng = np.random.default_rng(1)
-    outputs = np.concatenate([
-        np.full(24, 20),  # one signal 24 times
-        rng.choice([3, 30, 31, 50, 71], 24),  # five signals, repeated; 3 is an input bit
-        rng.choice(12 + np.arange(4), 24),  # constant gates only: TRUE, FALSE
-        rng.integers(0, 72, 24),
-    ])
+    outputs = np.concatenate(
+        [
+            np.full(24, 20),  # one signal 24 times
+            rng.choice([3, 30, 31, 50, 71], 24),  # five signals, repeated; 3 is an input bit
+            rng.choice(12 + np.arange(4), 24),  # constant gates only: TRUE, FALSE
+            rng.integers(0, 72, 24),
+        ]
+    )
     c = c.replace(ops=ops, outputs=outputs)
     x = coded_inputs(6, 300)
     write_export(tmp_path, c, ["verilog"], x, predict_counts(c, x, engine="numpy"), FMT, stage_levels, run_passes=False)

@@ -22,9 +22,14 @@ def image_shape(cfg: TrainConfig, ds: Dataset) -> list[int] | None:
     return list(IMAGE_SHAPES[ds.name])
 
 
-def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
+def model_config(cfg: TrainConfig, n_features: int, n_classes: int) -> ModelConfig:
+    """The architecture the training options describe, for this many features and outputs."""
     shared = {f.name for f in fields(ModelConfig)} & set(cfg.to_dict())  # architecture options
-    mc = ModelConfig(n_features=ds.n_features, n_classes=ds.n_classes, **{k: getattr(cfg, k) for k in shared})
+    return ModelConfig(n_features=n_features, n_classes=n_classes, **{k: getattr(cfg, k) for k in shared})
+
+
+def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
+    mc = model_config(cfg, ds.n_features, ds.n_classes)
     mc.image_shape = image_shape(cfg, ds)
     mc.frozen_blocks = cfg.trunk_blocks if cfg.trunk else 0
     if cfg.widths[-1] % ds.n_classes:

@@ -101,6 +101,9 @@ def cmd_train(args) -> int:
     s = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet, resume=bool(args.resume), inputs=inputs)
     if not s:  # a torchrun process other than the first: rank 0 reports
         return 0
+    if "task" in s:
+        _print_image_summary(s)
+        return 0
     print(f"{s['dataset']}: {s['gates']} gates ({s['parametrization']}), {s['train_seconds']:.1f} s of training")
     print(
         f"test accuracy  relaxed {s['test_acc_relaxed']:.4f}  discrete {s['test_acc_discrete']:.4f}  "
@@ -112,6 +115,54 @@ def cmd_train(args) -> int:
             f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread (prepared in {s['circuit_prepare_s']:.2f} s)"
         )
     print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
+    return 0
+
+
+def _print_image_summary(s: dict) -> None:
+    what = f"x{s['scale']} super-resolution" if s["task"] == "superres" else "denoising"
+    print(f"{s['dataset']} {what}: {s['gates']} gates, {s['train_seconds']:.1f} s of training")
+    print(f"{s['test_images']} test images   PSNR      SSIM")
+    for name, m in {"logic network (circuit)": s["logic"], **s["baselines"]}.items():
+        print(f"  {name:24s}{m['psnr']:7.2f} dB  {m['ssim']:.4f}")
+    print(f"circuit == model on every output value ({s['circuit_mismatches']} mismatches)")
+    if "circuit_mpixels_per_s" in s:
+        print(
+            f"circuit: {s['gates_optimised']} gates after optimisation, "
+            f"{s['circuit_mpixels_per_s']:.1f} M output pixels/s on one thread"
+        )
+    print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
+
+
+def cmd_image(args) -> int:
+    """``diffgates upscale`` / ``diffgates denoise``: a trained image network over an image file."""
+    import numpy as np
+
+    from .circuit.ir import Circuit
+    from .image.apply import circuit_predictor, reconstruct
+    from .image.data import factor
+    from .image.io import check_size, read_image, write_image
+
+    task = "superres" if args.command == "upscale" else "denoise"
+    run = Path(args.run)
+    cfg = TrainConfig.from_run(run)
+    if cfg.task != task:
+        use = {"classify": "diffgates eval", "superres": "diffgates upscale", "denoise": "diffgates denoise"}[cfg.task]
+        raise DiffgatesError(f"{run} was trained with --task {cfg.task}; use '{use}'.")
+    src, dst = Path(args.input), Path(args.output)
+    if dst.exists() and (not args.overwrite or (src.exists() and dst.resolve() == src.resolve())):
+        raise DiffgatesError(
+            f"{dst} is the input image; write elsewhere."
+            if src.exists() and dst.resolve() == src.resolve()
+            else f"{dst} exists; pass --overwrite to replace it."
+        )
+    circuit = Circuit.load(run / "circuit.npz")
+    channels, mode = read_image(src)
+    s = factor(cfg.task, cfg.scale)
+    check_size(channels.shape, s, src)
+    predict = circuit_predictor(circuit, args.threads)
+    out = np.stack([reconstruct(predict, c, cfg.patch, s, circuit.group_size) for c in channels])
+    write_image(dst, out, mode, args.overwrite)
+    print(f"{src} ({channels.shape[2]} x {channels.shape[1]} {mode}) -> {dst} ({out.shape[2]} x {out.shape[1]})")
     return 0
 
 
@@ -616,6 +667,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="Verilog simulator (default: Icarus if installed, else Verilator)",
     )
+
+    for name, verb, what in (
+        ("upscale", "upscale", "--task superres"),
+        ("denoise", "denoise", "--task denoise"),
+    ):
+        p = _command(
+            sub,
+            name,
+            cmd_image,
+            help=f"{verb} an image file with a network trained with {what}",
+            description=f"Run the circuit of a run trained with {what} over every pixel of an image of any size "
+            "(PNG, JPEG, ... through Pillow; greyscale or RGB, each colour channel on its own) and write the result.",
+            run=True,
+        )
+        p.add_argument("input", help="the image file to read")
+        p.add_argument("-o", "--output", required=True, help="the image file to write (its extension sets the format)")
+        p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+        p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     p = _command(
         sub,

@@ -46,6 +46,23 @@ class TrainConfig:
         "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are)",
     )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
+    task: str = opt(
+        "classify",
+        "what the network learns: classify (class counts, argmax), superres (upscale images by --scale) or "
+        "denoise (remove --noise); the image tasks slide one network over every pixel of an image and read "
+        "each output pixel as the count of ones in its group of output gates (--dataset digits, mnist, "
+        "fashion-mnist or photos)",
+        ("classify", "superres", "denoise"),
+    )
+    scale: int = opt(2, "--task superres: upscaling factor (each input pixel becomes scale x scale)", low=2, high=8)
+    noise: str = opt(
+        "gaussian:0.1",
+        "--task denoise: the noise to remove, gaussian:SIGMA (of the [0, 1] range) or salt-pepper:FRACTION",
+    )
+    patch: int = opt(5, "image tasks: the input window each output position reads (odd, pixels a side)", low=1, high=15)
+    patch_samples: int = opt(
+        500_000, "image tasks: random training windows drawn from the training images per epoch", low=1
+    )
     widths: list[int] = opt(_model_default("widths"), "gates per layer, comma separated (e.g. 8000,8000,8000)", low=1)
     encoder_bits: int = opt(_model_default("encoder_bits"), "thresholds per input feature (thermometer code)", low=1)
     encoder_strategy: str = opt(_model_default("encoder_strategy"), "how thresholds are placed", STRATEGIES)
@@ -260,6 +277,11 @@ class TrainConfig:
             "distill_weight": (not self.teacher, "--teacher"),
             "trunk_blocks": (not self.trunk, "--trunk"),
         }
+        image = self.task != "classify"
+        unused["scale"] = (self.task != "superres", "--task superres")
+        unused["noise"] = (self.task != "denoise", "--task denoise")
+        unused["patch"] = (not image, "--task superres or denoise")
+        unused["patch_samples"] = (not image, "--task superres or denoise")
         for name in ("tree_depth", "conv_groups", "tree_channels", "head_blocks", "head_input"):
             unused[name] = (not (self.conv or self.trunk), "--conv (convolution blocks)")  # a trunk brings its own
         for name, (idle, needs) in unused.items():
@@ -270,9 +292,40 @@ class TrainConfig:
                         f"{flag} does nothing without {needs}; leave it out or add {needs.split()[0]}."
                     )
                 setattr(self, name, _default(name))
+        if image:
+            self._check_image_task()
         if (self.random_crop or self.flip) and not (self.conv or self.image_shape):
             raise DiffgatesError("augmentation needs images: give --image-shape or convolution blocks (--conv).")
         return self
+
+    def _check_image_task(self) -> None:
+        if self.patch % 2 == 0:
+            raise DiffgatesError(f"--patch must be odd (a window centred on its pixel), got {self.patch}.")
+        noise_spec(self.noise)
+        taken = {
+            "conv": "convolution blocks", "teacher": "a teacher", "trunk": "a trunk", "model": "a preset",
+            "random_crop": "augmentation", "flip": "augmentation", "image_shape": "an image shape",
+        }  # fmt: skip
+        for name, what in taken.items():
+            if getattr(self, name) != _default(name):
+                flag = "--" + name.replace("_", "-")
+                raise DiffgatesError(
+                    f"--task {self.task} trains dense networks on windows; {flag} ({what}) does not apply."
+                )
+
+
+def noise_spec(text: str) -> tuple[str, float]:
+    """(kind, amount) of a --noise value: gaussian:SIGMA or salt-pepper:FRACTION, in (0, 1]."""
+    kind, _, amount = str(text).partition(":")
+    try:
+        value = float(amount)
+    except ValueError:
+        value = float("nan")
+    if kind not in ("gaussian", "salt-pepper") or not 0 < value <= 1:
+        raise DiffgatesError(
+            f"--noise must be gaussian:SIGMA or salt-pepper:FRACTION with a number in (0, 1], got {text!r}."
+        )
+    return kind, value
 
 
 def _default(name: str):

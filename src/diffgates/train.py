@@ -104,6 +104,12 @@ def train(
     so the old run survives any failure; ``--resume .NAME.partial`` finishes such a run.
     """
     cfg.check()
+    if cfg.task != "classify":
+        from .image.train import train_image
+
+        if resume:
+            raise DiffgatesError(f"--task {cfg.task} runs cannot be resumed; train them again.")
+        return train_image(cfg, out, overwrite, quiet, inputs)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)

@@ -288,6 +288,18 @@ class LogicDense(GateLayer):
 
 
 @torch.no_grad()
+def wire_skip(layer: LogicDense, hidden: int, n_skip: int, groups: int) -> None:
+    """Rewire ``layer`` (reading ``hidden`` rows, then ``n_skip`` skipped-in bits) so that every
+    gate reads input A from the skipped bits, each of its group's gates the next one in turn (a
+    group of pass-through gates then counts a thermometer code: the input's own value), and input
+    B from the hidden rows at random."""
+    n = layer.out_features
+    position = torch.arange(n) % (n // groups)
+    layer.ia.copy_(hidden + position % n_skip)
+    layer.ib.copy_(torch.randint(0, hidden, (n,), generator=layer._generator()))
+
+
+@torch.no_grad()
 def sort_wiring(layers: list[LogicDense], groups: int = 1) -> None:
     """Relabel the gates of consecutive dense layers so that each layer reads its A inputs in
     ascending order: the kernels then stream those rows instead of jumping through memory.
@@ -309,5 +321,5 @@ def sort_wiring(layers: list[LogicDense], groups: int = 1) -> None:
             new_label = torch.empty_like(order)
             new_label[order] = torch.arange(n)
             nxt = layers[i + 1]
-            nxt.ia.copy_(new_label[nxt.ia])
-            nxt.ib.copy_(new_label[nxt.ib])
+            for idx in (nxt.ia, nxt.ib):  # rows past this layer's outputs (skipped-in bits) stay
+                idx.copy_(torch.where(idx < n, new_label[idx.clamp(max=n - 1)], idx))

@@ -80,7 +80,10 @@ def to_circuit(model: LogicNet | Ensemble) -> Circuit:
             outputs.append(signals)
             layer += 1
         signals = np.concatenate(model.head_sources(bits, outputs))  # what the dense layers read
-    for dense in model.layers:
+    skip = model.skip_bits().numpy()  # input bits the output layer reads beside the previous layer
+    for i, dense in enumerate(model.layers):
+        if i == len(model.layers) - 1 and len(skip):
+            signals = np.concatenate([signals, skip])
         ia, ib = (w.cpu().numpy() for w in dense.wiring())
         signals = build.add(dense.gate_ids().cpu().numpy(), signals[ia], signals[ib], layer)
         layer += 1

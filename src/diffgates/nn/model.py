@@ -11,7 +11,7 @@ from torch import nn
 from ..encode import ThermometerEncoder
 from ..errors import DiffgatesError
 from .conv import ConvSpec, LogicConv2d, block_shapes
-from .dense import LogicDense, sort_wiring
+from .dense import LogicDense, sort_wiring, wire_skip
 from .groupsum import GroupSum
 
 # dtype the dense layers store activations (and their gradients) in; None: the input's own
@@ -49,6 +49,9 @@ class ModelConfig:
     head_blocks: int = 1
     head_input: str = "blocks"  # "blocks+bits": the dense layers also read the encoder's bits
     frozen_blocks: int = 0  # the first N conv blocks are fixed: discrete in training too, no gradient
+    # the output layer's gates read input A from this feature's encoder bits (dense models): an image
+    # network's centre pixel, so that pass-through gates start it as nearest-neighbour upscaling
+    skip_feature: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,11 +141,13 @@ class LogicNet(nn.Module):
         for conv in convs[: c.frozen_blocks]:
             conv.requires_grad_(False)
         self.convs = nn.Sequential(*convs)
+        skip = self.skip_bits()
         layers = []
         for i, width in enumerate(c.widths):
+            last = i == len(c.widths) - 1
             layers.append(
                 LogicDense(
-                    in_features,
+                    in_features + (len(skip) if last else 0),
                     width,
                     parametrization=c.parametrization,
                     connections=c.connections,
@@ -159,10 +164,24 @@ class LogicNet(nn.Module):
                 )
             )
             in_features = width
+        if len(skip):
+            wire_skip(layers[-1], layers[-1].in_features - len(skip), len(skip), c.n_classes)
         if c.connections != "learned":  # learned wiring moves in training; the kernels gather it anyway
             sort_wiring(layers, c.n_classes)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(c.n_classes, c.tau)
+
+    def skip_bits(self) -> torch.Tensor:
+        """The encoder bits the output layer reads beside the previous layer (``skip_feature``)."""
+        c, f = self.config, self.config.skip_feature
+        if f is None:
+            return torch.zeros(0, dtype=torch.long)
+        if c.conv or c.connections == "learned" or not 0 <= f < c.n_features:
+            raise DiffgatesError(
+                f"skip_feature needs a dense model with fixed connections and a feature 0..{c.n_features - 1}, got {f}."
+            )
+        n = self.encoder.n_bits
+        return torch.arange(f * n, (f + 1) * n)
 
     def train(self, mode: bool = True) -> LogicNet:
         """Training mode for every layer except the frozen convolution blocks, which stay discrete."""
@@ -224,6 +243,9 @@ class LogicNet(nn.Module):
         *hidden, last = self.layers
         for layer in hidden:
             h = layer(h)
+        skip = self.skip_bits()
+        if len(skip):
+            h = torch.cat([h, bits[:, skip].T.to(h.dtype)])
         return last.grouped(h, self.head)
 
     def forward(self, x: torch.Tensor, encoded: bool = False) -> torch.Tensor:

@@ -1,0 +1,82 @@
+"""Reading and writing image files (Pillow) for ``diffgates upscale`` and ``diffgates denoise``:
+8-bit greyscale (mode L) and RGB images; each RGB channel goes through the network on its own."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DiffgatesError
+
+MODES = ("L", "RGB")
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """(channels (C, H, W) float32 in [0, 1] as 8-bit codes / 255, Pillow mode) of an image file."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DiffgatesError(f"{path} is not a file.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode not in MODES:
+                raise DiffgatesError(
+                    f"{path} is a {mode} image; diffgates reads 8-bit greyscale (L) and RGB images, so convert it "
+                    "first (e.g. with Pillow's convert('RGB'))."
+                )
+            pixels = np.asarray(im, dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise DiffgatesError(f"{path} is not an image file that Pillow can read.") from None
+    except Image.DecompressionBombError as e:
+        raise DiffgatesError(f"{path} is too large to read safely ({e}).") from None
+    except OSError as e:
+        raise DiffgatesError(f"{path} could not be read as an image ({e}).") from None
+    channels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    return channels.astype(np.float32) / np.float32(255), mode
+
+
+def check_size(shape: tuple[int, ...], s: int, path) -> None:
+    """Refuse an image whose output would not fit in memory (about 12 bytes per output value are
+    held at once: the float image and one band's windows are far smaller)."""
+    c, h, w = shape
+    need = c * h * w * s * s * 12
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        free = 8 << 30
+    if need > free:
+        raise DiffgatesError(
+            f"{path} is {w} x {h}; its output ({w * s} x {h * s}) needs about {need / 2**30:.1f} GiB, more than "
+            f"the {free / 2**30:.1f} GiB free."
+        )
+
+
+def write_image(path: str | os.PathLike, channels: np.ndarray, mode: str, overwrite: bool) -> None:
+    """Save (C, H, W) values in [0, 1] as 8-bit ``mode``; a file already there needs ``overwrite``
+    and is replaced whole or not at all."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DiffgatesError(f"{path} exists; pass --overwrite to replace it.")
+    if not path.parent.is_dir():
+        raise DiffgatesError(f"the folder of {path} does not exist.")
+    pixels = np.rint(np.clip(channels, 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels[0] if mode == "L" else pixels.transpose(1, 2, 0))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        try:
+            image.save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
+        except (ValueError, KeyError, OSError) as e:
+            raise DiffgatesError(f"cannot write {path} ({e}); use a .png file name.") from None
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

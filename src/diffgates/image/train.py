@@ -1,0 +1,217 @@
+"""Training image-to-image logic networks (``diffgates train --task superres|denoise``).
+
+The network is a dense logic network applied at every pixel: it reads the pixel's ``patch x
+patch`` window of the input (thermometer-coded), and its last layer holds one group of gates per
+output pixel (``scale x scale`` of them for super-resolution, one for denoising). An output value
+is its group's count of ones over the group size, trained with the mean squared error through the
+relaxed gates; the discrete network and its circuit compute the same integer counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import native, outdir
+from ..build import model_config
+from ..checkpoint import save_model
+from ..circuit.ir import encode_bits
+from ..config import CONFIG_FILE, TrainConfig
+from ..errors import DiffgatesError, InternalError
+from ..kernels import set_threads
+from ..nn import to_circuit
+from ..nn.model import LogicNet
+from ..outdir import write_json
+from ..progress import progress_bar
+from .apply import circuit_predictor, denoise_classic, psnr, reconstruct, ssim, upscale_classic
+from .data import factor, load_images, pair, windows
+
+#: test images scored after every epoch (all of them at the end)
+WATCH_IMAGES = 300
+
+
+def build_image_model(cfg: TrainConfig) -> LogicNet:
+    s = factor(cfg.task, cfg.scale)
+    outputs = s * s
+    if cfg.widths[-1] % outputs:
+        raise DiffgatesError(
+            f"the last layer's width {cfg.widths[-1]} must be a multiple of the {outputs} output pixels per position."
+        )
+    mc = model_config(cfg, cfg.patch * cfg.patch, outputs)
+    mc.tau = float(cfg.widths[-1] // outputs)  # scores = count / group size: values in [0, 1]
+    mc.skip_feature = cfg.patch * cfg.patch // 2  # the output gates read the centre pixel's bits
+    return LogicNet(mc, engine=cfg.engine)
+
+
+class Windows:
+    """Random training windows and their target blocks, drawn from images of any sizes."""
+
+    def __init__(self, inputs: list[np.ndarray], truths: list[np.ndarray], patch: int, s: int):
+        self.patch, self.s, self.r = patch, s, patch // 2
+        shapes: dict[tuple, list[int]] = {}
+        for i, img in enumerate(inputs):
+            shapes.setdefault(img.shape, []).append(i)
+        self.groups = []  # (padded inputs (n, h+2r, w+2r), truths (n, h*s, w*s)) of same-sized images
+        for idx in shapes.values():
+            x = np.stack([inputs[i] for i in idx])
+            padded = np.pad(x, ((0, 0), (self.r, self.r), (self.r, self.r)), mode="edge")
+            self.groups.append((padded, np.stack([truths[i] for i in idx])))
+        sizes = [x.shape[0] * (x.shape[1] - 2 * self.r) * (x.shape[2] - 2 * self.r) for x, _ in self.groups]
+        self.weights = np.array(sizes, dtype=np.float64) / sum(sizes)
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        k, s = self.patch, self.s
+        xs, ts = [], []
+        for (padded, truth), m in zip(self.groups, rng.multinomial(n, self.weights)):
+            if not m:
+                continue
+            i = rng.integers(0, padded.shape[0], m)
+            y = rng.integers(0, padded.shape[1] - 2 * self.r, m)
+            x = rng.integers(0, padded.shape[2] - 2 * self.r, m)
+            xs.append(_blocks_at(padded, i, y, x, k))
+            ts.append(_blocks_at(truth, i, y * s, x * s, s))
+        return np.concatenate(xs).reshape(n, k * k), np.concatenate(ts).reshape(n, s * s)
+
+
+def _blocks_at(images: np.ndarray, i: np.ndarray, y: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
+    """The k x k blocks of ``images[i]`` whose top-left corners are (y, x): (n, k, k)."""
+    d = np.arange(k)
+    return images[i[:, None, None], y[:, None, None] + d[None, :, None], x[:, None, None] + d[None, None, :]]
+
+
+def score(outputs: list[np.ndarray], truths: list[np.ndarray]) -> dict:
+    return {
+        "psnr": float(np.mean([psnr(t, o) for t, o in zip(truths, outputs)])),
+        "ssim": float(np.mean([ssim(t, o) for t, o in zip(truths, outputs)])),
+    }
+
+
+def baselines(cfg: TrainConfig, inputs: list[np.ndarray], truths: list[np.ndarray]) -> dict:
+    """PSNR and SSIM of the classical methods on the same test images."""
+    if cfg.task == "superres":
+        names = ("nearest", "bilinear", "bicubic")
+        methods = {m: (lambda img, m=m: upscale_classic(img, cfg.scale, m)) for m in names}
+    else:
+        methods = {"noisy input": lambda img: img, "median 3x3": lambda img: denoise_classic(img, "median")}
+        for sigma in (0.5, 0.8, 1.2):
+            methods[f"gaussian {sigma}"] = lambda img, sigma=sigma: denoise_classic(img, f"gaussian:{sigma}")
+    return {name: score([f(img) for img in inputs], truths) for name, f in methods.items()}
+
+
+def train_image(
+    cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, quiet: bool = False, inputs: tuple = ()
+) -> dict:
+    """Train an image network, evaluate it and its circuit on the test images against the
+    classical baselines, write the run directory; returns the summary."""
+    cfg.check()
+    out = Path(out)
+    replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, cfg.data_dir])
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    native.keep_freed_memory()
+    rng = np.random.default_rng(cfg.seed)
+    train_imgs, test_imgs = load_images(cfg.dataset, cfg.data_dir)
+    s = factor(cfg.task, cfg.scale)
+    train_pairs = [pair(img, cfg.task, cfg.scale, cfg.noise, rng) for img in train_imgs]
+    noise = np.random.default_rng(10_000 + cfg.seed)  # the test inputs do not depend on the training
+    test_pairs = [pair(img, cfg.task, cfg.scale, cfg.noise, noise) for img in test_imgs]
+    draw = Windows([p[0] for p in train_pairs], [p[1] for p in train_pairs], cfg.patch, s)
+    model = build_image_model(cfg)
+    model.encoder.fit(draw.sample(min(cfg.patch_samples, 100_000), np.random.default_rng(cfg.seed))[0])
+    if replacing:
+        out = outdir.start_partial(out, "run")
+    else:
+        outdir.make_writable(out, "run")
+    cfg.save(out / CONFIG_FILE)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    group = int(model.head.tau)
+    watch = test_pairs[:WATCH_IMAGES]
+    steps = -(-cfg.patch_samples // cfg.batch_size)
+    t_start = time.perf_counter()
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("train", total=cfg.epochs * steps)
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            t_epoch = time.perf_counter()
+            x, t = draw.sample(cfg.patch_samples, rng)
+            bits = model.encoder(torch.as_tensor(x)).float()
+            target = torch.as_tensor(t)
+            loss_sum = 0.0
+            for step in range(steps):
+                sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+                loss = F.mse_loss(model(bits[sl], encoded=True), target[sl])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                value = float(loss.detach())
+                loss_sum += value * len(target[sl])
+                bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} mse {value:.5f}")
+            epoch_seconds = time.perf_counter() - t_epoch
+            model.eval()
+            predict = circuit_predictor(to_circuit(model), cfg.threads)
+            outputs = [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in watch]
+            row = {"epoch": epoch, "loss": loss_sum / cfg.patch_samples, "epoch_seconds": epoch_seconds}
+            row.update({f"test_{k}": v for k, v in score(outputs, [hr for _, hr in watch]).items()})
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.console.log(
+                f"epoch {epoch}: mse {row['loss']:.5f}  test PSNR {row['test_psnr']:.2f} dB  "
+                f"SSIM {row['test_ssim']:.4f} (first {len(watch)} images)  ({epoch_seconds:.1f}s)"
+            )
+    train_seconds = time.perf_counter() - t_start
+    model.eval()
+    save_model(model, out / "model.safetensors")
+    circuit = to_circuit(model)
+    circuit.save(out / "circuit.npz")
+    summary = evaluate_image(cfg, model, circuit, test_pairs)
+    summary.update({"train_seconds": train_seconds, "seconds_per_epoch": train_seconds / cfg.epochs})
+    write_json(out / "summary.json", summary)
+    if summary["circuit_mismatches"]:
+        raise InternalError(
+            f"the extracted circuit disagrees with the model on {summary['circuit_mismatches']} output values "
+            f"(the run is in {out}); this is a bug in diffgates, please report it."
+        )
+    summary["run_dir"] = str(outdir.finish(out))
+    return summary
+
+
+@torch.no_grad()
+def evaluate_image(cfg: TrainConfig, model: LogicNet, circuit, test_pairs: list) -> dict:
+    """The circuit's PSNR and SSIM on every test image, its counts checked against the discrete
+    model's on every output value, the baselines, and the circuit's speed."""
+    from ..evaluate import throughput
+
+    s, group = factor(cfg.task, cfg.scale), int(model.head.tau)
+    predict = circuit_predictor(circuit, cfg.threads)
+    outputs = [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in test_pairs]
+    counts = lambda x: model.counts(torch.as_tensor(x)).numpy()  # noqa: E731
+    mismatches = sum(
+        int((reconstruct(counts, lr, cfg.patch, s, group) != o).sum()) for (lr, _), o in zip(test_pairs, outputs)
+    )
+    inputs, truths = [lr for lr, _ in test_pairs], [hr for _, hr in test_pairs]
+    sample = np.concatenate([windows(lr, cfg.patch) for lr in inputs[:50]])[:200_000]
+    speed = throughput(circuit, encode_bits(circuit, sample))
+    summary = {
+        "task": cfg.task,
+        "dataset": cfg.dataset,
+        "scale": s,
+        "patch": cfg.patch,
+        "test_images": len(test_pairs),
+        "logic": score(outputs, truths),
+        "baselines": baselines(cfg, inputs, truths),
+        "circuit_mismatches": mismatches,
+        "group": group,
+        "widths": list(cfg.widths),
+        "gates": model.n_gates,
+        "epochs": cfg.epochs,
+    }
+    if speed:
+        summary.update(speed)
+        summary["circuit_mpixels_per_s"] = speed["circuit_img_per_s"] * s * s / 1e6
+    return summary

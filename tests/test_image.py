@@ -1,0 +1,167 @@
+"""Image reconstruction: windows and blocks, the sliding network against the whole image, model
+against circuit, the measures against scikit-image's, the commands and their errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffgates import Circuit
+from diffgates.cli import main
+from diffgates.config import TrainConfig
+from diffgates.errors import DiffgatesError
+from diffgates.image.apply import circuit_predictor, psnr, reconstruct, ssim, upscale_classic
+from diffgates.image.data import assemble, blocks, downscale, pair, windows
+from diffgates.image.train import build_image_model
+from diffgates.nn import to_circuit
+
+pytest.importorskip("skimage", reason="make test installs the [image] extra")
+
+
+def test_windows_and_blocks():
+    img = np.arange(20, dtype=np.float32).reshape(4, 5)
+    w = windows(img, 3)
+    assert w.shape == (20, 9)
+    assert list(w[6]) == [0, 1, 2, 5, 6, 7, 10, 11, 12]  # pixel (1, 1): its 3 x 3 neighbourhood
+    assert list(w[0]) == [0, 0, 1, 0, 0, 1, 5, 5, 6]  # the corner repeats the edge
+    big = np.arange(48, dtype=np.float32).reshape(6, 8)
+    b = blocks(big, 2)
+    assert list(b[1]) == [2, 3, 10, 11]
+    np.testing.assert_array_equal(assemble(b, 3, 4, 2), big)
+
+
+def test_downscale_averages_blocks_into_8_bit_codes():
+    img = np.array([[0, 1, 0.5, 0.5], [1, 0, 0.5, 0.5]], dtype=np.float32)
+    np.testing.assert_allclose(downscale(img, 2), [[128 / 255, 128 / 255]], atol=1e-7)
+    lr, hr = pair(np.ones((5, 7), np.float32), "superres", 2, "", np.random.default_rng(0))
+    assert lr.shape == (2, 3) and hr.shape == (4, 6)
+
+
+def small_model(task="superres", seed=0):
+    cfg = TrainConfig.from_dict(
+        {"task": task, "widths": [60, 48], "encoder_bits": 7, "patch": 3, "seed": seed}
+        | ({"scale": 2} if task == "superres" else {})
+    )
+    model = build_image_model(cfg)
+    model.encoder.fit(np.random.default_rng(0).random((500, 9), dtype=np.float32))
+    with torch.no_grad():  # a trained-looking network: random gate choices
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 3)
+    return cfg, model.eval()
+
+
+@pytest.mark.parametrize("task", ["superres", "denoise"])
+def test_image_model_counts_equal_circuit_counts(task):
+    cfg, model = small_model(task)
+    circuit = to_circuit(model)
+    x = np.random.default_rng(1).random((3000, 9), dtype=np.float32)
+    counts = model.counts(torch.as_tensor(x)).numpy()
+    np.testing.assert_array_equal(circuit_predictor(circuit)(x), counts)
+    assert counts.shape == (3000, 4 if task == "superres" else 1)
+    assert counts.max() <= circuit.group_size and len(np.unique(counts)) > 3
+
+
+def test_sliding_in_bands_equals_the_whole_image():
+    _, model = small_model()
+    circuit = to_circuit(model)
+    img = np.random.default_rng(2).random((23, 17), dtype=np.float32)
+    predict = circuit_predictor(circuit)
+    whole = assemble(predict(windows(img, 3)).astype(np.float32) / circuit.group_size, 23, 17, 2)
+    for rows in (1, 4, 22, 0):
+        np.testing.assert_array_equal(reconstruct(predict, img, 3, 2, circuit.group_size, rows=rows), whole)
+    by_model = reconstruct(lambda x: model.counts(torch.as_tensor(x)).numpy(), img, 3, 2, circuit.group_size, rows=5)
+    np.testing.assert_array_equal(by_model, whole)
+
+
+def test_measures_equal_scikit_images():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(3)
+    a = rng.random((32, 40)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    assert psnr(a, b) == pytest.approx(10 * np.log10(1 / mse), rel=1e-6)
+    assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0))
+    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=1.0))
+    assert upscale_classic(a, 2, "nearest")[1, 1] == pytest.approx(a[0, 0])
+
+
+@pytest.fixture(scope="module")
+def sr_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("sr") / "run"
+    args = ["train", "--task", "superres", "--dataset", "digits", "--widths", "200,200", "--encoder-bits", "7",
+            "--patch", "3", "--epochs", "1", "--patch-samples", "5000", "--out", str(run), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    return run
+
+
+def test_training_writes_an_image_run_whose_circuit_equals_the_model(sr_run):
+    s = json.loads((sr_run / "summary.json").read_text())
+    assert s["task"] == "superres" and s["circuit_mismatches"] == 0 and s["test_images"] == 360
+    assert set(s["baselines"]) == {"nearest", "bilinear", "bicubic"}
+    assert 0 < s["logic"]["psnr"] < 60 and 0 < s["logic"]["ssim"] <= 1
+    assert (sr_run / ".diffgates").is_file() and (sr_run / "circuit.npz").is_file()
+
+
+def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run, tmp_path):
+    from diffgates.checkpoint import load_model
+
+    pixels = np.random.default_rng(4).integers(0, 256, (37, 51), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    assert main(["upscale", str(sr_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    got = np.asarray(Image.open(tmp_path / "out.png"))
+    assert got.shape == (74, 102)
+    model, circuit = load_model(sr_run / "model.safetensors").eval(), Circuit.load(sr_run / "circuit.npz")
+    x = windows(pixels.astype(np.float32) / 255, 3)  # every window of the whole image at once
+    whole = assemble(model.counts(torch.as_tensor(x)).numpy() / circuit.group_size, 37, 51, 2)
+    np.testing.assert_array_equal(got, np.rint(np.clip(whole, 0, 1) * 255).astype(np.uint8))
+    Image.fromarray(np.stack([pixels] * 3, -1)).save(tmp_path / "rgb.png")  # colour: channel by channel
+    assert main(["upscale", str(sr_run), str(tmp_path / "rgb.png"), "-o", str(tmp_path / "rgb_out.png")]) == 0
+    rgb = np.asarray(Image.open(tmp_path / "rgb_out.png"))
+    assert rgb.shape == (74, 102, 3) and all(np.array_equal(rgb[..., c], got) for c in range(3))
+
+
+def test_bad_images_give_one_clear_sentence(sr_run, tmp_path, capsys):
+    (tmp_path / "text.png").write_text("not an image")
+    Image.new("CMYK", (4, 4)).save(tmp_path / "cmyk.jpg")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "taken.png").write_text("keep me")
+    cases = {
+        "text.png": "not an image file",
+        "cmyk.jpg": "is a CMYK image",
+        "missing.png": "is not a file",
+    }
+    for name, message in cases.items():
+        assert main(["upscale", str(sr_run), str(tmp_path / name), "-o", str(tmp_path / "o.png")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["upscale", str(sr_run), str(tmp_path / "ok.png"), "-o", str(tmp_path / "taken.png")]) == 2
+    assert "exists" in capsys.readouterr().err and (tmp_path / "taken.png").read_text() == "keep me"
+    assert main(["upscale", str(sr_run), str(tmp_path / "ok.png"), "-o", str(tmp_path / "ok.png"), "--overwrite"]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert main(["denoise", str(sr_run), str(tmp_path / "ok.png"), "-o", str(tmp_path / "d.png")]) == 2
+    assert "use 'diffgates upscale'" in capsys.readouterr().err
+
+
+def test_too_large_an_image_is_refused_before_any_work():
+    from diffgates.image.io import check_size
+
+    with pytest.raises(DiffgatesError, match="needs about"):
+        check_size((3, 200_000, 200_000), 4, "huge.png")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"scale": 4}, "--scale does nothing without --task superres"),
+        ({"task": "superres", "patch": 4}, "--patch must be odd"),
+        ({"task": "denoise", "noise": "poisson:1"}, "--noise must be"),
+        ({"task": "superres", "conv": ["8:3"]}, "--conv (convolution blocks) does not apply"),
+        ({"patch": 3}, "--patch does nothing without"),
+    ],
+)
+def test_image_options_are_checked(options, message):
+    with pytest.raises(DiffgatesError) as e:
+        TrainConfig.from_dict(options)
+    assert message in str(e.value)
