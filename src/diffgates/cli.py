@@ -265,9 +265,15 @@ def cmd_compile(args) -> int:
     cfg, model, circuit = load_run(args.run)
     out = Path(args.out or Path(args.run) / "export")
     check_output(out, args.overwrite, EXPORT_KINDS, [args.run, args.data_dir])  # before the data loads
-    ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
-    x = ds.x_test[: args.vectors]
-    fmt = INPUT_FORMATS.get(cfg.dataset)
+    if cfg.task == "classify":
+        x = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir).x_test[: args.vectors]
+        fmt = INPUT_FORMATS.get(cfg.dataset)
+    else:  # an image network: the windows of the test inputs, which are 8-bit pixels
+        from .backends.verilog import InputFormat
+        from .image.data import test_windows
+
+        cfg.data_dir = args.data_dir or cfg.data_dir
+        x, fmt = test_windows(cfg, args.vectors), InputFormat(8, 255.0)
     if args.input_bits or args.input_divisor:
         from .backends.verilog import InputFormat
 

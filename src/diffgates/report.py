@@ -34,6 +34,7 @@ def _pyplot():
 
 #: what every line of metrics.jsonl holds (live_gates too, in runs since --gate-cost)
 METRIC_KEYS = ("epoch", "loss", "train_acc", "test_acc_relaxed", "test_acc_discrete")
+IMAGE_METRIC_KEYS = ("epoch", "loss", "test_psnr", "test_ssim")  # runs of --task superres / denoise
 
 
 def _number(v) -> bool:
@@ -69,13 +70,13 @@ def _grid(columns, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _metrics(run: Path) -> list[dict]:
+def _metrics(run: Path, keys: tuple[str, ...] = METRIC_KEYS) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.is_file():
         raise DiffgatesError(f"{run} has no metrics.jsonl; is it a run directory?")
     rows = read_jsonl(path)
     for i, row in enumerate(rows, 1):
-        bad = [k for k in METRIC_KEYS if not _number(row.get(k))] + (
+        bad = [k for k in keys if not _number(row.get(k))] + (
             ["live_gates"] if "live_gates" in row and not _number(row["live_gates"]) else []
         )
         if bad:
@@ -106,6 +107,48 @@ def figure_curves(plt, rows: list[dict], path: Path) -> None:
     if live:
         ax4[0].plot(*zip(*live), marker="o")
         ax4[0].set(title="live gates of the discrete network", xlabel="epoch", ylabel="gates", ylim=(0, None))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure_image_curves(plt, rows: list[dict], path: Path) -> None:
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(epochs, [r["loss"] for r in rows], marker="o")
+    ax1.set(title="training loss", xlabel="epoch", ylabel="mean squared error (relaxed)")
+    ax2.plot(epochs, [r["test_psnr"] for r in rows], marker="o")
+    ax2.set(title="test PSNR of the circuit (first test images)", xlabel="epoch", ylabel="dB")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure_crops(plt, cfg, circuit: Circuit, path: Path, n: int = 4, side: int = 96) -> None:
+    """Test crops side by side: the input, the best classical method, the logic network, the truth."""
+    from .image.apply import circuit_predictor, denoise_classic, reconstruct, upscale_classic
+    from .image.data import factor, test_inputs
+
+    s = factor(cfg.task, cfg.scale)
+    pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
+    pairs = [pairs[i] for i in np.linspace(0, len(pairs) - 1, n).astype(int)]
+    predict = circuit_predictor(circuit)
+    if cfg.task == "superres":
+        columns = ["input (nearest)", "bicubic", "logic network", "ground truth"]
+        classic = lambda lr: upscale_classic(lr, s, "bicubic")  # noqa: E731
+        shown = lambda lr: upscale_classic(lr, s, "nearest")  # noqa: E731
+    else:
+        columns = ["noisy input", "median 3x3", "logic network", "ground truth"]
+        classic, shown = (lambda x: denoise_classic(x, "median")), (lambda x: x)
+    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    for row, (lr, hr) in zip(axes, pairs):
+        h, w = min(side, hr.shape[0]), min(side, hr.shape[1])  # the centre of large photographs
+        top, left = (hr.shape[0] - h) // 2, (hr.shape[1] - w) // 2
+        images = (shown(lr), classic(lr), reconstruct(predict, lr, cfg.patch, s, circuit.group_size), hr)
+        for ax, title, img in zip(row, columns, images):
+            ax.imshow(img[top : top + h, left : left + w], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -178,25 +221,31 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
     if (run / ENSEMBLE_FILE).is_file():
         raise DiffgatesError(f"{run} is an ensemble that 'diffgates merge' wrote; report its member runs instead.")
     cfg = TrainConfig.from_run(run)
-    rows = _metrics(run)
+    cfg.data_dir = data_dir or cfg.data_dir
+    image = cfg.task != "classify"
+    rows = _metrics(run, IMAGE_METRIC_KEYS if image else METRIC_KEYS)
     circuit = Circuit.load(run / "circuit.npz")
     out = run / "report"
     out.mkdir(exist_ok=True)
     figures = {
         "curves.png": "Training",
+        **({"crops.png": "Test images"} if image else {}),
         "gates.png": "Gate types",
         "passes.png": "Optimisation",
-        "confusion.png": "Confusion matrix",
+        **({} if image else {"confusion.png": "Confusion matrix"}),
     }
-    figure_curves(plt, rows, out / "curves.png")
+    (figure_image_curves if image else figure_curves)(plt, rows, out / "curves.png")
     figure_gates(plt, circuit, out / "gates.png")
     _, log = optimize(circuit)
     figure_passes(plt, log, out / "passes.png")
-    ds = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
-    pred = predict_counts(circuit, ds.x_test).argmax(1)
-    confusion = np.zeros((circuit.n_classes, circuit.n_classes), dtype=np.int64)
-    np.add.at(confusion, (ds.y_test, pred), 1)
-    figure_confusion(plt, confusion, out / "confusion.png")
+    if image:
+        figure_crops(plt, cfg, circuit, out / "crops.png")
+    else:
+        ds = load_dataset(cfg.dataset, cfg.data_dir)
+        pred = predict_counts(circuit, ds.x_test).argmax(1)
+        confusion = np.zeros((circuit.n_classes, circuit.n_classes), dtype=np.int64)
+        np.add.at(confusion, (ds.y_test, pred), 1)
+        figure_confusion(plt, confusion, out / "confusion.png")
 
     summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     if not isinstance(summary, dict):
@@ -213,6 +262,14 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
         for k in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit")
         if _number(summary.get(k))
     ]
+    if image:
+        facts.insert(1, ("task", f"{cfg.task}" + (f" x{cfg.scale}" if cfg.task == "superres" else f" {cfg.noise}")))
+        scores = {"logic network (circuit)": summary.get("logic"), **(summary.get("baselines") or {})}
+        facts += [
+            (f"PSNR / SSIM, {name}", f"{m['psnr']:.2f} dB / {m['ssim']:.4f}")
+            for name, m in scores.items()
+            if isinstance(m, dict) and _number(m.get("psnr")) and _number(m.get("ssim"))
+        ]
     facts += [
         ("gates (trained)", log[0].gates),
         ("gates (optimised)", log[-1].gates),

@@ -121,3 +121,21 @@ def blocks(img: np.ndarray, s: int) -> np.ndarray:
 def assemble(values: np.ndarray, h: int, w: int, s: int) -> np.ndarray:
     """The inverse of :func:`blocks`: (h * w, s * s) -> (h * s, w * s)."""
     return np.ascontiguousarray(values.reshape(h, w, s, s).transpose(0, 2, 1, 3).reshape(h * s, w * s))
+
+
+def test_inputs(task: str, scale: int, noise: str, seed: int, dataset: str, data_dir: str | None = None) -> list:
+    """(input, truth) pairs of the test images, degraded as training evaluates them."""
+    _, test = load_images(dataset, data_dir)
+    rng = np.random.default_rng(10_000 + seed)  # the test inputs do not depend on the training
+    return [pair(img, task, scale, noise, rng) for img in test]
+
+
+def test_windows(cfg, n: int) -> np.ndarray:
+    """The first ``n`` windows of the test inputs of run options ``cfg``, image after image."""
+    found, total = [], 0
+    for lr, _ in test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir):
+        found.append(windows(lr, cfg.patch))
+        total += len(found[-1])
+        if total >= n:
+            break
+    return np.concatenate(found)[:n]

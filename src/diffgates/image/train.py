@@ -30,7 +30,7 @@ from ..nn.model import LogicNet
 from ..outdir import write_json
 from ..progress import progress_bar
 from .apply import circuit_predictor, denoise_classic, psnr, reconstruct, ssim, upscale_classic
-from .data import factor, load_images, pair, windows
+from .data import factor, load_images, pair, test_inputs, windows
 
 #: test images scored after every epoch (all of them at the end)
 WATCH_IMAGES = 300
@@ -50,33 +50,39 @@ def build_image_model(cfg: TrainConfig) -> LogicNet:
 
 
 class Windows:
-    """Random training windows and their target blocks, drawn from images of any sizes."""
+    """Random training windows and their targets, drawn from images of any sizes.
 
-    def __init__(self, inputs: list[np.ndarray], truths: list[np.ndarray], patch: int, s: int):
-        self.patch, self.s, self.r = patch, s, patch // 2
+    ``centred``: a ``patch x patch`` window around every pixel (edges repeated), its target the
+    pixel's ``s x s`` output block. Otherwise windows lie wholly inside the image and their
+    targets are the whole ``patch * s`` square they map to (training a convolutional network)."""
+
+    def __init__(self, inputs: list[np.ndarray], truths: list[np.ndarray], patch: int, s: int, centred: bool = True):
+        self.patch, self.s, self.out = patch, s, s if centred else patch * s
+        r = patch // 2 if centred else 0
         shapes: dict[tuple, list[int]] = {}
         for i, img in enumerate(inputs):
-            shapes.setdefault(img.shape, []).append(i)
-        self.groups = []  # (padded inputs (n, h+2r, w+2r), truths (n, h*s, w*s)) of same-sized images
+            if centred or min(img.shape) >= patch:
+                shapes.setdefault(img.shape, []).append(i)
+        self.groups = []  # (inputs (n, H, W) padded for centred windows, truths) of same-sized images
         for idx in shapes.values():
-            x = np.stack([inputs[i] for i in idx])
-            padded = np.pad(x, ((0, 0), (self.r, self.r), (self.r, self.r)), mode="edge")
-            self.groups.append((padded, np.stack([truths[i] for i in idx])))
-        sizes = [x.shape[0] * (x.shape[1] - 2 * self.r) * (x.shape[2] - 2 * self.r) for x, _ in self.groups]
+            x = np.pad(np.stack([inputs[i] for i in idx]), ((0, 0), (r, r), (r, r)), mode="edge")
+            self.groups.append((x, np.stack([truths[i] for i in idx])))
+        sizes = [x.shape[0] * (x.shape[1] - patch + 1) * (x.shape[2] - patch + 1) for x, _ in self.groups]
         self.weights = np.array(sizes, dtype=np.float64) / sum(sizes)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(windows (n, patch * patch), targets (n, out * out))."""
         k, s = self.patch, self.s
         xs, ts = [], []
-        for (padded, truth), m in zip(self.groups, rng.multinomial(n, self.weights)):
+        for (images, truth), m in zip(self.groups, rng.multinomial(n, self.weights)):
             if not m:
                 continue
-            i = rng.integers(0, padded.shape[0], m)
-            y = rng.integers(0, padded.shape[1] - 2 * self.r, m)
-            x = rng.integers(0, padded.shape[2] - 2 * self.r, m)
-            xs.append(_blocks_at(padded, i, y, x, k))
-            ts.append(_blocks_at(truth, i, y * s, x * s, s))
-        return np.concatenate(xs).reshape(n, k * k), np.concatenate(ts).reshape(n, s * s)
+            i = rng.integers(0, images.shape[0], m)
+            y = rng.integers(0, images.shape[1] - k + 1, m)
+            x = rng.integers(0, images.shape[2] - k + 1, m)
+            xs.append(_blocks_at(images, i, y, x, k))
+            ts.append(_blocks_at(truth, i, y * s, x * s, self.out))
+        return np.concatenate(xs).reshape(n, k * k), np.concatenate(ts).reshape(n, self.out * self.out)
 
 
 def _blocks_at(images: np.ndarray, i: np.ndarray, y: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
@@ -116,11 +122,10 @@ def train_image(
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     rng = np.random.default_rng(cfg.seed)
-    train_imgs, test_imgs = load_images(cfg.dataset, cfg.data_dir)
+    train_imgs, _ = load_images(cfg.dataset, cfg.data_dir)
     s = factor(cfg.task, cfg.scale)
     train_pairs = [pair(img, cfg.task, cfg.scale, cfg.noise, rng) for img in train_imgs]
-    noise = np.random.default_rng(10_000 + cfg.seed)  # the test inputs do not depend on the training
-    test_pairs = [pair(img, cfg.task, cfg.scale, cfg.noise, noise) for img in test_imgs]
+    test_pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
     draw = Windows([p[0] for p in train_pairs], [p[1] for p in train_pairs], cfg.patch, s)
     model = build_image_model(cfg)
     model.encoder.fit(draw.sample(min(cfg.patch_samples, 100_000), np.random.default_rng(cfg.seed))[0])
