@@ -288,15 +288,33 @@ class LogicDense(GateLayer):
 
 
 @torch.no_grad()
-def wire_skip(layer: LogicDense, hidden: int, n_skip: int, groups: int) -> None:
-    """Rewire ``layer`` (reading ``hidden`` rows, then ``n_skip`` skipped-in bits) so that every
-    gate reads input A from the skipped bits, each of its group's gates the next one in turn (a
-    group of pass-through gates then counts a thermometer code: the input's own value), and input
-    B from the hidden rows at random."""
+def wire_skip(layer: LogicDense, hidden: int, n_features: int, n_bits: int, centre: int, groups: int) -> None:
+    """Rewire the output ``layer``, which reads ``hidden`` rows of the previous layer and then the
+    encoder's ``n_features x n_bits`` thermometer bits: gate ``q`` of a group reads input A from
+    threshold ``j = q mod n_bits`` of feature ``centre`` (a group of pass-through gates then counts
+    the centre's own value) and input B from the same threshold of another feature, cycling over
+    them, or (every other round) from a random hidden row. A gate of two bits of one threshold
+    computes that threshold's bit of their minimum (AND) or maximum (OR), so a group's count can mix
+    its features' values, minima and maxima like an interpolation; the hidden rows add the rest."""
     n = layer.out_features
-    position = torch.arange(n) % (n // groups)
-    layer.ia.copy_(hidden + position % n_skip)
-    layer.ib.copy_(torch.randint(0, hidden, (n,), generator=layer._generator()))
+    q = torch.arange(n) % (n // groups)
+    j, rnd = q % n_bits, q // n_bits
+    feature = (rnd // 2) % n_features
+    gen = layer._generator()
+    layer.ia.copy_(hidden + centre * n_bits + j)
+    random_row = torch.randint(0, hidden, (n,), generator=gen)
+    layer.ib.copy_(torch.where(rnd % 2 == 0, hidden + feature * n_bits + j, random_row))
+    if layer.learned:  # A stays the centre's bit; B learns among as many features' bits or hidden rows
+        k = layer.candidates
+        others = (
+            torch.stack([torch.randperm(n_features, generator=gen)[:k] for _ in range(n)]) if k <= n_features else None
+        )
+        if others is None:
+            others = torch.randint(0, n_features, (n, k), generator=gen)
+        bits = hidden + others * n_bits + j[:, None]
+        rows = torch.randint(0, hidden, (n, k), generator=gen)
+        layer.candidate_idx[:n] = layer.ia[:, None]
+        layer.candidate_idx[n:] = torch.where((rnd % 2 == 0)[:, None], bits, rows)
 
 
 @torch.no_grad()

@@ -49,8 +49,9 @@ class ModelConfig:
     head_blocks: int = 1
     head_input: str = "blocks"  # "blocks+bits": the dense layers also read the encoder's bits
     frozen_blocks: int = 0  # the first N conv blocks are fixed: discrete in training too, no gradient
-    # the output layer's gates read input A from this feature's encoder bits (dense models): an image
-    # network's centre pixel, so that pass-through gates start it as nearest-neighbour upscaling
+    # the output layer also reads the encoder's bits, its gates input A from this feature's (dense
+    # models): an image network's centre pixel, so that pass-through gates start it as
+    # nearest-neighbour upscaling; see dense.wire_skip
     skip_feature: int | None = None
 
     def to_dict(self) -> dict:
@@ -165,23 +166,22 @@ class LogicNet(nn.Module):
             )
             in_features = width
         if len(skip):
-            wire_skip(layers[-1], layers[-1].in_features - len(skip), len(skip), c.n_classes)
+            n = self.encoder.n_bits
+            wire_skip(layers[-1], layers[-1].in_features - len(skip), c.n_features, n, c.skip_feature, c.n_classes)
         if c.connections != "learned":  # learned wiring moves in training; the kernels gather it anyway
             sort_wiring(layers, c.n_classes)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(c.n_classes, c.tau)
 
     def skip_bits(self) -> torch.Tensor:
-        """The encoder bits the output layer reads beside the previous layer (``skip_feature``)."""
+        """The encoder bits the output layer reads beside the previous layer: all of them, with
+        ``skip_feature`` set."""
         c, f = self.config, self.config.skip_feature
         if f is None:
             return torch.zeros(0, dtype=torch.long)
-        if c.conv or c.connections == "learned" or not 0 <= f < c.n_features:
-            raise DiffgatesError(
-                f"skip_feature needs a dense model with fixed connections and a feature 0..{c.n_features - 1}, got {f}."
-            )
-        n = self.encoder.n_bits
-        return torch.arange(f * n, (f + 1) * n)
+        if c.conv or not 0 <= f < c.n_features:
+            raise DiffgatesError(f"skip_feature needs a dense model and a feature 0..{c.n_features - 1}, got {f}.")
+        return torch.arange(c.n_features * self.encoder.n_bits)
 
     def train(self, mode: bool = True) -> LogicNet:
         """Training mode for every layer except the frozen convolution blocks, which stay discrete."""
