@@ -128,6 +128,23 @@ def test_verilog_head_counts_repeated_and_constant_outputs_exactly(tmp_path, sta
         assert check.ok and check.vectors == 300, kind
 
 
+@pytest.mark.parametrize("stage_levels", [0, 2])
+def test_verilog_head_shares_adders_between_classes_exactly(tmp_path, stage_levels):
+    c = random_circuit(6, n_features=6, n_inputs=12, n_gates=80, n_classes=3, group=20)
+    rng = np.random.default_rng(2)
+    common = rng.choice(np.arange(12, 92), 14, replace=False)  # 14 signals counted by classes 0 and 1
+    outputs = np.concatenate(
+        [common, rng.integers(0, 92, 6), common[::-1], rng.integers(0, 92, 6), rng.integers(0, 92, 20)]
+    )
+    c = c.replace(outputs=outputs)
+    x = coded_inputs(6, 300)
+    write_export(tmp_path, c, ["verilog"], x, predict_counts(c, x, engine="numpy"), FMT, stage_levels, run_passes=False)
+    assert "h_f3" in (tmp_path / "model.v").read_text()  # four adders built once for both classes
+    for kind in available_simulators():
+        check = verify_verilog(tmp_path, kind)
+        assert check.ok and check.vectors == 300, kind
+
+
 def test_verilog_verify_catches_a_wrong_golden_vector(tmp_path):
     model_export(tmp_path, ["verilog"], n=40)
     lines = (tmp_path / "golden_out.hex").read_text().splitlines()

@@ -196,9 +196,11 @@ def to_verilog(
         lines += [f"        {base[sig]}_p{t} <= {ref(sig, t - 1)};" for sig, t in regs]
         lines.append("    end")
     tree_depth = head_latency(circuit, stage_levels) - _argmax_depth(k) if piped else 0
-    for c, (terms, constant) in enumerate(counted):
-        terms = sorted(((ref(s, last), m) for s, m in terms), key=lambda t: t[1])
-        lines += _adder_tree(f"c{c}", terms, constant, count_w, tree_depth)
+    named = [sorted(((ref(s, last), m) for s, m in terms), key=lambda t: t[1]) for terms, _ in counted]
+    shared_lines, shared, named = _shared_adders(named, piped)
+    lines += shared_lines
+    for c, (terms, (_, constant)) in enumerate(zip(named, counted)):
+        lines += _adder_tree(f"c{c}", terms, constant, count_w, tree_depth, shared[c])
     lines += _argmax(k, count_w, class_w, piped)
     read = np.zeros(circuit.n_signals, dtype=bool)
     read[circuit.a[reads_a]], read[circuit.b[reads_b]], read[summed] = True, True, True
@@ -253,21 +255,54 @@ def _node(name: str, width: int, expr: str, registered: bool) -> list[str]:
     return [f"    reg [{width - 1}:0] {name};", f"    always @(posedge clk) {name} <= {expr};"]
 
 
-def _adder_tree(name: str, terms: list[tuple[str, int]], constant: int, width: int, depth: int) -> list[str]:
+def _shared_adders(classes: list[list[tuple[str, int]]], piped: bool) -> tuple[list[str], list[list[str]], list]:
+    """Full adders over three terms that two classes both count once, built once for both:
+    (their Verilog, each class's shared adders, each class's terms without the shared ones).
+    Pairs of classes with the most such terms in common go first."""
+    units = [{t for t, m in terms if m == 1} for terms in classes]
+    shared: list[list[str]] = [[] for _ in classes]
+    lines: list[str] = []
+    while True:
+        common, a, b = max(
+            ((len(units[a] & units[b]), a, b) for a in range(len(units)) for b in range(a + 1, len(units))),
+            default=(0, 0, 0),
+        )
+        if common < 3:
+            break
+        both = sorted(units[a] & units[b])
+        for i in range(0, common - common % 3, 3):
+            f = f"h_f{sum(map(len, shared)) // 2}"  # each shared adder is listed by two classes
+            lines += _node(f, 2, " + ".join(f"{{1'b0, {t}}}" for t in both[i : i + 3]), piped)
+            shared[a].append(f)
+            shared[b].append(f)
+            units[a] -= set(both[i : i + 3])
+            units[b] -= set(both[i : i + 3])
+    rest = [[(t, m) for t, m in terms if m != 1 or t in units[c]] for c, terms in enumerate(classes)]
+    return lines, shared, rest
+
+
+def _adder_tree(
+    name: str, terms: list[tuple[str, int]], constant: int, width: int, depth: int, shared: list[str] = ()
+) -> list[str]:
     """Sum of weighted 1-bit terms (signal, weight) plus ``constant`` into ``name`` (``width`` bits).
 
     The terms form a bit heap (a term of weight 6 sits in columns 1 and 2); levels of full adders
     take three bits of a column at a time into a sum bit there and a carry bit one column up (a
     Wallace tree: two LUT4s per bit removed), until no column holds more than two bits; one adder
-    of the two remaining numbers (a carry chain) finishes the count. ``depth > 0``: a register
+    of the two remaining numbers (a carry chain) finishes the count. ``shared``: level-0 adders of
+    three column-0 terms built outside (see :func:`_shared_adders`). ``depth > 0``: a register
     after every level and after the final adder, then registered copies until ``depth`` levels
     (so all classes arrive together)."""
     piped = depth > 0
     lines = []
     heap = _columns(terms)
     level = 0
-    while any(len(bits) > 2 for bits in heap.values()):
+    while shared or any(len(bits) > 2 for bits in heap.values()):
         nxt: dict[int, list] = {}
+        for f in shared:  # level 0's adders built outside, shared with another class
+            nxt.setdefault(0, []).append(f"{f}[0]")
+            nxt.setdefault(1, []).append(f"{f}[1]")
+        shared = ()
         for k in sorted(heap):
             bits = heap[k]
             for i in range(0, len(bits) - len(bits) % 3, 3):
