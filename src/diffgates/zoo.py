@@ -131,6 +131,6 @@ PRESETS: dict[str, Preset] = {
 
 
 def preset(name: str) -> Preset:
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise DiffgatesError(f"unknown model {name!r}; 'diffgates models' lists: {', '.join(PRESETS)}.")
     return PRESETS[name]
