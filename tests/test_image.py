@@ -158,7 +158,7 @@ def test_too_large_an_image_is_refused_before_any_work():
         ({"task": "superres", "patch": 4}, "--patch must be odd"),
         ({"task": "denoise", "noise": "poisson:1"}, "--noise must be"),
         ({"task": "superres", "conv": ["8:3"]}, "--conv (convolution blocks) does not apply"),
-        ({"patch": 3}, "--patch does nothing without"),
+        ({"patch": 5}, "--patch does nothing without"),
     ],
 )
 def test_image_options_are_checked(options, message):

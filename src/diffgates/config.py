@@ -43,7 +43,8 @@ class TrainConfig:
     dataset: str = opt(
         "digits",
         "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test "
-        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are)",
+        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are); image tasks "
+        "(--task superres, denoise): digits, mnist, fashion-mnist or photos (scikit-image's and scikit-learn's)",
     )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
     task: str = opt(
@@ -59,7 +60,7 @@ class TrainConfig:
         "gaussian:0.1",
         "--task denoise: the noise to remove, gaussian:SIGMA (of the [0, 1] range) or salt-pepper:FRACTION",
     )
-    patch: int = opt(5, "image tasks: the input window each output position reads (odd, pixels a side)", low=1, high=15)
+    patch: int = opt(3, "image tasks: the input window each output position reads (odd, pixels a side)", low=1, high=15)
     patch_samples: int = opt(
         500_000, "image tasks: random training windows drawn from the training images per epoch", low=1
     )
