@@ -181,3 +181,10 @@ def test_report_of_an_image_run_shows_the_test_crops(sr_run):
     page = (sr_run / "report" / "report.html").read_text()
     assert "<h2>Test images</h2>" in page and "PSNR / SSIM, bicubic" in page
     assert (sr_run / "report" / "crops.png").stat().st_size > 1000
+
+
+def test_eval_of_an_image_run_recomputes_its_scores(sr_run, capsys):
+    assert main(["eval", str(sr_run)]) == 0
+    out = capsys.readouterr().out
+    psnr_logic = json.loads((sr_run / "summary.json").read_text())["logic"]["psnr"]
+    assert f"PSNR {psnr_logic:6.2f} dB" in out and "circuit_mismatches       0 output values" in out

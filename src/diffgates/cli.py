@@ -211,6 +211,20 @@ def cmd_eval(args) -> int:
     from .runs import load_run
 
     cfg, model, circuit = load_run(args.run)
+    if cfg.task != "classify":  # an image network: PSNR / SSIM on the test images, counts against the model
+        from .image.data import test_inputs
+        from .image.train import evaluate_image
+
+        cfg.data_dir = args.data_dir or cfg.data_dir
+        pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
+        result = evaluate_image(cfg, model.eval(), circuit, pairs)
+        for name, m in {"logic network (circuit)": result["logic"], **result["baselines"]}.items():
+            print(f"{name:24s} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
+        print(f"{'circuit_mismatches':24s} {result['circuit_mismatches']} output values of {len(pairs)} test images")
+        if result["circuit_mismatches"]:
+            print("error: the circuit and the discrete model disagree on some output values.", file=sys.stderr)
+            return 1
+        return 0
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
     if ds.n_features != circuit.n_features or ds.n_classes > circuit.n_classes:
         raise DiffgatesError(
