@@ -316,9 +316,9 @@ def summary(r: dict) -> str:
     total = r.get("lut4_total", r["lut4"])
     lines = [
         f"{r['device']} ({r['package']}), {r['mode']} interface, register stage every {r['stage_levels']} levels",
-        f"LUT4 {total:,} of {r['lut4_available']:,} ({100 * total / r['lut4_available']:.1f} %; "
-        f"{r['lut4']:,} in logic cells, the rest in {r['carry_cells']:,} carry cells), "
-        f"flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}",
+        f"LUT4 {total:,} of {r['lut4_available']:,} ({100 * total / r['lut4_available']:.1f} %"
+        + (f"; {r['lut4']:,} in logic cells, the rest in carry cells" if total != r["lut4"] else "")
+        + f"), carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}",
         (", ".join(f"{k} {v:,}" for k, v in parts.items()) + " LUT4; " if parts else "")
         + f"{r['lut4_per_gate']} LUT4 per network gate",
         f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
