@@ -10,6 +10,7 @@ relaxed gates; the discrete network and its circuit compute the same integer cou
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -153,6 +154,10 @@ def train_image(
                 loss = F.mse_loss(model(bits[sl], encoded=True), target[sl])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.lr_schedule == "cosine":
+                    done = ((epoch - 1) * steps + step) / (cfg.epochs * steps)
+                    for param_group in opt.param_groups:
+                        param_group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
                 opt.step()
                 value = float(loss.detach())
                 loss_sum += value * len(target[sl])
