@@ -211,20 +211,8 @@ def cmd_eval(args) -> int:
     from .runs import load_run
 
     cfg, model, circuit = load_run(args.run)
-    if cfg.task != "classify":  # an image network: PSNR / SSIM on the test images, counts against the model
-        from .image.data import test_inputs
-        from .image.train import evaluate_image
-
-        cfg.data_dir = args.data_dir or cfg.data_dir
-        pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
-        result = evaluate_image(cfg, model.eval(), circuit, pairs)
-        for name, m in {"logic network (circuit)": result["logic"], **result["baselines"]}.items():
-            print(f"{name:24s} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
-        print(f"{'circuit_mismatches':24s} {result['circuit_mismatches']} output values of {len(pairs)} test images")
-        if result["circuit_mismatches"]:
-            print("error: the circuit and the discrete model disagree on some output values.", file=sys.stderr)
-            return 1
-        return 0
+    if cfg.task != "classify":
+        return _eval_image(cfg, model, circuit, args.data_dir)
     ds = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
     if ds.n_features != circuit.n_features or ds.n_classes > circuit.n_classes:
         raise DiffgatesError(
@@ -235,8 +223,27 @@ def cmd_eval(args) -> int:
     for key in ("test_acc_relaxed", "test_acc_discrete", "test_acc_circuit"):
         print(f"{key:20s} {result[key]:.4f}")
     print(f"{'circuit_mismatches':20s} {result['circuit_mismatches']} of {result['test_samples']}")
-    if result["circuit_mismatches"]:
-        print("error: the circuit and the discrete model disagree on some test samples.", file=sys.stderr)
+    return _agreement(result["circuit_mismatches"], "test samples")
+
+
+def _eval_image(cfg, model, circuit, data_dir) -> int:
+    """An image network: PSNR / SSIM on the test images, the circuit's counts against the model's."""
+    from .image.data import test_inputs
+    from .image.train import evaluate_image
+
+    cfg.data_dir = data_dir or cfg.data_dir
+    pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
+    result = evaluate_image(cfg, model.eval(), circuit, pairs)
+    for name, m in {"logic network (circuit)": result["logic"], **result["baselines"]}.items():
+        print(f"{name:24s} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
+    print(f"{'circuit_mismatches':24s} {result['circuit_mismatches']} output values of {len(pairs)} test images")
+    return _agreement(result["circuit_mismatches"], "output values")
+
+
+def _agreement(mismatches: int, what: str) -> int:
+    """Exit code of an evaluation: 1 where the circuit and the discrete model disagree."""
+    if mismatches:
+        print(f"error: the circuit and the discrete model disagree on some {what}.", file=sys.stderr)
         return 1
     return 0
 
