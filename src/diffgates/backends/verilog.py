@@ -195,7 +195,7 @@ def to_verilog(
         lines.append("    always @(posedge clk) begin")
         lines += [f"        {base[sig]}_p{t} <= {ref(sig, t - 1)};" for sig, t in regs]
         lines.append("    end")
-    tree_depth = head_latency(circuit, stage_levels) - _argmax_depth(k) if piped else 0
+    tree_depth = max(_heap_depth(terms) for terms, _ in counted) if piped else 0  # head_latency's trees
     named = [sorted(((ref(s, last), m) for s, m in terms), key=lambda t: t[1]) for terms, _ in counted]
     shared_lines, shared, named = _shared_adders(named, piped)
     lines += shared_lines
@@ -255,6 +255,11 @@ def _node(name: str, width: int, expr: str, registered: bool) -> list[str]:
     return [f"    reg [{width - 1}:0] {name};", f"    always @(posedge clk) {name} <= {expr};"]
 
 
+def _full_adder(name: str, bits: list[str], piped: bool) -> list[str]:
+    """``name`` (2 bits): the sum of three 1-bit signals, its bit 0 the sum and bit 1 the carry."""
+    return _node(name, 2, " + ".join(f"{{1'b0, {b}}}" for b in bits), piped)
+
+
 def _shared_adders(classes: list[list[tuple[str, int]]], piped: bool) -> tuple[list[str], list[list[str]], list]:
     """Full adders over three terms that two classes both count once, built once for both:
     (their Verilog, each class's shared adders, each class's terms without the shared ones).
@@ -272,7 +277,7 @@ def _shared_adders(classes: list[list[tuple[str, int]]], piped: bool) -> tuple[l
         both = sorted(units[a] & units[b])
         for i in range(0, common - common % 3, 3):
             f = f"h_f{sum(map(len, shared)) // 2}"  # each shared adder is listed by two classes
-            lines += _node(f, 2, " + ".join(f"{{1'b0, {t}}}" for t in both[i : i + 3]), piped)
+            lines += _full_adder(f, both[i : i + 3], piped)
             shared[a].append(f)
             shared[b].append(f)
             units[a] -= set(both[i : i + 3])
@@ -307,7 +312,7 @@ def _adder_tree(
             bits = heap[k]
             for i in range(0, len(bits) - len(bits) % 3, 3):
                 f = f"{name}_f{level}_{k}_{i // 3}"
-                lines += _node(f, 2, " + ".join(f"{{1'b0, {b}}}" for b in bits[i : i + 3]), piped)
+                lines += _full_adder(f, bits[i : i + 3], piped)
                 nxt.setdefault(k, []).append(f"{f}[0]")
                 nxt.setdefault(k + 1, []).append(f"{f}[1]")
             for j, b in enumerate(bits[len(bits) - len(bits) % 3 :]):

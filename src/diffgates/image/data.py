@@ -123,9 +123,12 @@ def assemble(values: np.ndarray, h: int, w: int, s: int) -> np.ndarray:
     return np.ascontiguousarray(values.reshape(h, w, s, s).transpose(0, 2, 1, 3).reshape(h * s, w * s))
 
 
-def test_inputs(task: str, scale: int, noise: str, seed: int, dataset: str, data_dir: str | None = None) -> list:
-    """(input, truth) pairs of the test images, degraded as training evaluates them."""
-    _, test = load_images(dataset, data_dir)
+def test_inputs(
+    task: str, scale: int, noise: str, seed: int, dataset: str, data_dir: str | None = None, images: list | None = None
+) -> list:
+    """(input, truth) pairs of the test images (``images``, else the dataset's), degraded as
+    training evaluates them."""
+    test = images if images is not None else load_images(dataset, data_dir)[1]
     rng = np.random.default_rng(10_000 + seed)  # the test inputs do not depend on the training
     return [pair(img, task, scale, noise, rng) for img in test]
 

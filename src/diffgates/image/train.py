@@ -123,10 +123,10 @@ def train_image(
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     rng = np.random.default_rng(cfg.seed)
-    train_imgs, _ = load_images(cfg.dataset, cfg.data_dir)
+    train_imgs, test_imgs = load_images(cfg.dataset, cfg.data_dir)
     s = factor(cfg.task, cfg.scale)
     train_pairs = [pair(img, cfg.task, cfg.scale, cfg.noise, rng) for img in train_imgs]
-    test_pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
+    test_pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, images=test_imgs)
     draw = Windows([p[0] for p in train_pairs], [p[1] for p in train_pairs], cfg.patch, s)
     model = build_image_model(cfg)
     model.encoder.fit(draw.sample(min(cfg.patch_samples, 100_000), np.random.default_rng(cfg.seed))[0])
