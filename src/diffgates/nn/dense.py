@@ -306,10 +306,9 @@ def wire_skip(layer: LogicDense, hidden: int, n_features: int, n_bits: int, cent
     layer.ib.copy_(torch.where(rnd % 2 == 0, hidden + feature * n_bits + j, random_row))
     if layer.learned:  # A stays the centre's bit; B learns among as many features' bits or hidden rows
         k = layer.candidates
-        others = (
-            torch.stack([torch.randperm(n_features, generator=gen)[:k] for _ in range(n)]) if k <= n_features else None
-        )
-        if others is None:
+        if k <= n_features:  # k different features per gate
+            others = torch.stack([torch.randperm(n_features, generator=gen)[:k] for _ in range(n)])
+        else:
             others = torch.randint(0, n_features, (n, k), generator=gen)
         bits = hidden + others * n_bits + j[:, None]
         rows = torch.randint(0, hidden, (n, k), generator=gen)
