@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt 'setuptools>=68' -e '.[test,hw,fpga,report,image]'
+	# torchlogix, which 'diffgates import' is tested against; its layers need none of its own
+	# dependencies (torchvision, torch-geometric), so they are left out
+	$(PY) -m pip install -q --no-deps torchlogix==0.1.1
 	# native Yosys and Icarus where apt can install them (much faster than the WebAssembly wheels)
 	command -v yosys >/dev/null && command -v iverilog >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq yosys iverilog; } || echo "no apt: using the yowasp wheels"

@@ -54,6 +54,7 @@ def test_lower_layers_do_not_import_the_training_or_command_line_floors():
         "diffgates.runs",
         "diffgates.bench",
         "diffgates.image",
+        "diffgates.interop",
     )
     for module, deps in graph.items():
         if module.startswith(("diffgates.circuit", "diffgates.backends", "diffgates.hw", "diffgates.nn")):

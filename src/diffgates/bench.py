@@ -426,17 +426,19 @@ def infer_worker(
         import torchlogix.layers as tl
         from torchlogix.compiled_model import CompiledLogicNet
 
+        # the same network as torchlogix layers (one-hot raw weights); layer i reads only layer i - 1
+        sizes = np.bincount(c.layer, minlength=depth)
+        starts = np.concatenate([[0, n_in], n_in + np.cumsum(sizes)[:-1]])  # first signal each layer reads
         layers, prev = [], n_in
         for i in range(depth):
             sel = c.layer == i
-            base = 0 if i == 0 else n_in + (i - 1) * width  # first signal of the layer it reads
-            layer = tl.LogicDense(prev, width, parametrization="raw")
-            idx = torch.stack([torch.as_tensor(c.a[sel] - base), torch.as_tensor(c.b[sel] - base)]).long()
+            layer = tl.LogicDense(prev, int(sizes[i]), parametrization="raw")
+            idx = torch.stack([torch.as_tensor(c.a[sel] - starts[i]), torch.as_tensor(c.b[sel] - starts[i])]).long()
             layer.connections.indices = idx
             with torch.no_grad():
                 layer.weight.copy_(torch.nn.functional.one_hot(torch.as_tensor(c.ops[sel]).long(), 16).float())
             layers.append(layer)
-            prev = width
+            prev = int(sizes[i])
         model = torch.nn.Sequential(*layers, tl.GroupSum(c.n_classes, 1.0)).eval()
         compiled = CompiledLogicNet(model, input_shape=(n_in,), num_bits=64, apply_groupsum_scaling=False)
         compiled.compile(opt_level=1)

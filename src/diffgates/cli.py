@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import DiffgatesError, InternalError
+from .interop.sources import SOURCES
 
 
 def _parse_list(kind, **limits):
@@ -201,6 +202,29 @@ def cmd_merge(args) -> int:
         f"{summary['members']} members, {summary['gates']} gates ({summary.get('gates_optimised', '?')} after "
         f"optimisation): discrete test accuracy {summary['test_acc_discrete']:.4f}, circuit "
         f"{summary['test_acc_circuit']:.4f}, {summary['circuit_mismatches']} mismatches; written to {args.out}"
+    )
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .interop import import_network
+
+    s = import_network(
+        args.source,
+        args.checkpoint,
+        args.dataset,
+        args.out,
+        args.overwrite,
+        threshold=args.threshold,
+        classes=args.classes,
+        tau=args.tau,
+        parametrization=args.parametrization,
+        data_dir=args.data_dir,
+    )
+    print(
+        f"imported {s['gates']} gates ({s.get('gates_optimised', '?')} after optimisation) from {args.source}: "
+        f"discrete test accuracy {s['test_acc_discrete']:.4f} on {s['dataset']}, circuit {s['test_acc_circuit']:.4f}; "
+        f"written to {s['run_dir']} (compile it with: diffgates compile {s['run_dir']} --target verilog)"
     )
     return 0
 
@@ -624,6 +648,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or merged directories) to merge")
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+
+    p = _command(
+        sub,
+        "import",
+        cmd_import,
+        help="bring a network trained with torchlogix or difflogic in as a run directory",
+        description="Read a torchlogix or difflogic checkpoint and write a run directory holding the same discrete "
+        "network (model, circuit, summary scored on --dataset), which eval, info, compile, verify, synth, fpga and "
+        "bench infer take like a trained run. Nothing in the file is executed: the other library's classes are read "
+        "as plain data, and only its dense logic layers (two-input gates; torchlogix: raw, warp or light, fixed "
+        "connections), torchlogix binarisation, Flatten and GroupSum are accepted. Checkpoints: a whole model saved "
+        "with torch.save(model), which keeps the wiring; or a state dict, which has no wiring (neither library puts "
+        "its connection indices in state_dict()): add each layer's indices beside its weights as 'PREFIX.indices', "
+        "a (2, gates) tensor (A inputs, B inputs), and give --classes.",
+        data_dir=True,
+    )
+    p.add_argument("checkpoint", metavar="FILE", help="the torch.save file (.pt)")
+    p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the library that trained it")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset the network reads (a name or an .npz file); scores the run and gives compile its test vectors",
+    )
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="for a model without a binarisation layer: input bit = feature > THRESHOLD (default: 0.5)",
+    )
+    p.add_argument("--classes", type=int, help="state dicts: GroupSum's number of classes")
+    p.add_argument("--tau", type=float, help="state dicts: GroupSum's tau (default: 1; scales scores, not predictions)")
+    p.add_argument(
+        "--parametrization",
+        choices=("warp", "light"),
+        help="torchlogix state dicts with 4 weights per gate: how the layers were trained",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
     _command(
         sub,

@@ -1,0 +1,123 @@
+"""Networks trained with torchlogix or difflogic, brought in as diffgates runs.
+
+``import_network`` reads a checkpoint without running the other library's code
+(:mod:`.pickles`), works out each discrete gate from that library's arithmetic (:mod:`.sources`),
+and writes a normal run directory: the same network as a diffgates model (truth4 weights that
+select exactly those gates, the same wiring, the binarisation as its encoder), its circuit and a
+summary scored on a dataset, so ``eval``, ``compile``, ``verify``, ``synth`` and ``fpga`` work on it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import gates
+from ..checkpoint import save_model
+from ..config import TrainConfig
+from ..data import load_dataset
+from ..errors import DiffgatesError, InternalError
+from ..evaluate import evaluate
+from ..nn import LogicNet, ModelConfig, to_circuit
+from ..outdir import staged, write_json
+from .pickles import read
+from .sources import PARAMETRIZATIONS, SOURCES, Network, read_network
+
+__all__ = ["PARAMETRIZATIONS", "SOURCES", "import_network", "read_network", "to_model"]
+
+
+def import_network(
+    source: str,
+    checkpoint: str | os.PathLike,
+    dataset: str,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    threshold: float = 0.5,
+    classes: int | None = None,
+    tau: float | None = None,
+    parametrization: str | None = None,
+    data_dir: str | None = None,
+) -> dict:
+    """Write the run directory ``out`` for the network in ``checkpoint``; returns its summary.
+
+    ``threshold`` binarises the dataset's features (``x > threshold``) for a model without its own
+    binarisation layer, which the source library expects to be fed bits."""
+    net = read_network(source, read(checkpoint), classes, tau, parametrization)
+    ds = load_dataset(dataset, data_dir)
+    model = to_model(net, ds.n_features, threshold)
+    cfg = _run_config(model.config, dataset, data_dir)
+    with staged(out, overwrite, "run", inputs=[checkpoint, dataset if dataset.endswith(".npz") else None]) as work:
+        cfg.save(work / "config.yaml")
+        save_model(model, work / "model.safetensors")
+        circuit = to_circuit(model)
+        circuit.save(work / "circuit.npz")
+        summary = evaluate(model, circuit, ds)
+        summary.update(
+            {
+                "dataset": ds.name,
+                "imported_from": source,
+                "checkpoint": str(Path(checkpoint).resolve()),
+                "widths": cfg.widths,
+                "gates": model.n_gates,
+            }
+        )
+        write_json(work / "summary.json", summary)
+        if summary["circuit_mismatches"]:
+            raise InternalError(
+                f"the imported network's circuit disagrees with its model on {summary['circuit_mismatches']} test "
+                "samples; this is a bug in diffgates, please report it."
+            )
+    return {**summary, "run_dir": str(out)}
+
+
+def to_model(net: Network, n_features: int, threshold: float = 0.5) -> LogicNet:
+    """A diffgates model computing exactly ``net`` on ``n_features`` real features (eval mode)."""
+    thresholds = np.array([[threshold]], np.float32) if net.thresholds is None else net.thresholds
+    if thresholds.ndim == 1:
+        thresholds = thresholds[None, :]
+    if thresholds.ndim != 2 or thresholds.shape[0] not in (1, n_features):
+        raise DiffgatesError(
+            f"the binarisation's thresholds have shape {thresholds.shape}; one row for all features or one "
+            f"per feature ({n_features}) is supported."
+        )
+    bits = thresholds.shape[1]
+    first = net.layers[0]
+    reads = max(int(first.ia.max()), int(first.ib.max())) + 1
+    if reads > n_features * bits or min(int(first.ia.min()), int(first.ib.min())) < 0:
+        raise DiffgatesError(
+            f"the network's first layer reads {reads} input bits, but the dataset gives "
+            f"{n_features} features x {bits} threshold{'s' if bits > 1 else ''} = {n_features * bits}."
+        )
+    shared = thresholds.shape[0] == 1
+    config = ModelConfig(
+        n_features=n_features,
+        n_classes=net.n_classes,
+        widths=[len(layer.gates) for layer in net.layers],
+        encoder_bits=bits,
+        encoder_strategy="fixed" if shared else "quantile",  # per-feature thresholds live in the state
+        encoder_thresholds=[float(t) for t in thresholds[0]] if shared else None,
+        parametrization="truth4",
+        connections="random",
+        tau=net.tau,
+    )
+    model = LogicNet(config)
+    with torch.no_grad():
+        model.encoder.thresholds_ = torch.as_tensor(np.broadcast_to(thresholds, (n_features, bits)).copy())
+        for layer, src in zip(model.layers, net.layers):
+            truth = torch.as_tensor(gates.TRUTH[src.gates], dtype=torch.float32)
+            layer.weight.copy_(3.0 * (2 * truth - 1))  # sigmoid(+-3): the table entry, and the gate once discrete
+            layer.ia.copy_(torch.as_tensor(src.ia))
+            layer.ib.copy_(torch.as_tensor(src.ib))
+    return model.eval()
+
+
+def _run_config(model: ModelConfig, dataset: str, data_dir: str | None) -> TrainConfig:
+    """Options recording the imported architecture (``diffgates train --config`` would retrain it)."""
+    keys = ("widths", "encoder_bits", "encoder_strategy", "encoder_thresholds", "parametrization", "connections")
+    return TrainConfig.from_dict(
+        {"dataset": dataset, "data_dir": data_dir, "tau": model.tau, **{k: getattr(model, k) for k in keys}},
+        strict=False,
+    )
