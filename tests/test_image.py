@@ -16,6 +16,7 @@ from diffgates.image.apply import circuit_predictor, psnr, reconstruct, ssim, up
 from diffgates.image.data import assemble, blocks, downscale, pair, windows
 from diffgates.image.train import build_image_model
 from diffgates.nn import to_circuit
+from conftest import assert_same_circuit
 
 pytest.importorskip("skimage", reason="make test installs the [image] extra")
 
@@ -103,6 +104,15 @@ def test_training_writes_an_image_run_whose_circuit_equals_the_model(sr_run):
     assert set(s["baselines"]) == {"nearest", "bilinear", "bicubic"}
     assert 0 < s["logic"]["psnr"] < 60 and 0 < s["logic"]["ssim"] <= 1
     assert (sr_run / ".diffgates").is_file() and (sr_run / "circuit.npz").is_file()
+
+
+def test_an_image_run_starts_from_an_earlier_runs_weights(sr_run, tmp_path):
+    """--init-from: the new run begins with the earlier run's gates, wiring and encoder (a learning
+    rate too small to move any weight keeps its circuit exactly)."""
+    args = ["train", "--config", str(sr_run / "config.yaml"), "--init-from", str(sr_run), "--lr", "1e-12"]
+    assert main([*args, "--patch-samples", "500", "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    before, after = Circuit.load(sr_run / "circuit.npz"), Circuit.load(tmp_path / "again" / "circuit.npz")
+    assert_same_circuit(before, after)
 
 
 def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run, tmp_path):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import native, outdir
-from ..build import model_config
+from ..build import model_config, start_from
 from ..checkpoint import save_model
 from ..circuit.ir import encode_bits
 from ..config import CONFIG_FILE, TrainConfig
@@ -130,6 +130,8 @@ def train_image(
     draw = Windows([p[0] for p in train_pairs], [p[1] for p in train_pairs], cfg.patch, s)
     model = build_image_model(cfg)
     model.encoder.fit(draw.sample(min(cfg.patch_samples, 100_000), np.random.default_rng(cfg.seed))[0])
+    if cfg.init_from:  # weights, wiring and encoder of an earlier run of this architecture
+        start_from(model, Path(cfg.init_from))
     if replacing:
         out = outdir.start_partial(out, "run")
     else:
