@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import assert_same_circuit
 from diffgates import Circuit
 from diffgates.cli import main
 from diffgates.config import TrainConfig
@@ -16,7 +17,6 @@ from diffgates.image.apply import circuit_predictor, psnr, reconstruct, ssim, up
 from diffgates.image.data import assemble, blocks, downscale, pair, windows
 from diffgates.image.train import build_image_model
 from diffgates.nn import to_circuit
-from conftest import assert_same_circuit
 
 pytest.importorskip("skimage", reason="make test installs the [image] extra")
 

@@ -1,7 +1,10 @@
 import json
+import time
 
+import numpy as np
 import pytest
 
+from conftest import TINY
 from diffgates.cli import main
 
 
@@ -176,3 +179,40 @@ def test_python_and_the_command_line_build_the_same_default_model():
     for name, t in python_model.state_dict().items():
         if "encoder" not in name:  # the encoder is fitted on the data in one of them only
             assert torch.equal(t, cli_model.state_dict()[name]), name
+
+
+def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "digits", "--widths", "2000,2000", "--epochs", "500", "--time-budget", "1.5"]
+    t0 = time.perf_counter()
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert s["stopped"] == "time budget" and s["epochs_run"] == len(rows) < 500
+    assert 1.5 <= rows[-1]["elapsed_seconds"] < 1.5 + rows[-1]["epoch_seconds"] + 5
+    assert time.perf_counter() - t0 < 60  # the budget, one evaluation and the run's writing
+
+
+def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path):
+    from diffgates.data import load_dataset
+
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "digits", "--widths", "500,500", "--epochs", "8", "--validation", "0.25"]
+    assert main([*args, "--lr", "0.2", "--out", str(out), "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = max(rows, key=lambda r: r["val_acc_discrete"])  # the first of equal scores
+    assert s["best_epoch"] == best["epoch"] and s["val_acc_discrete"] == best["val_acc_discrete"]
+    assert s["test_acc_discrete"] == best["test_acc_discrete"]  # the kept model is that epoch's
+    full = load_dataset("digits")
+    assert s["validation_samples"] == round(0.25 * len(full.y_train)) and s["test_samples"] == len(full.y_test)
+    # the split is the seed's: the same samples are held out every time
+    rest, x_val, _ = full.holdout(0.25, 0)
+    assert len(rest.y_train) + len(x_val) == len(full.y_train)
+    np.testing.assert_array_equal(full.holdout(0.25, 0)[1], x_val)
+    assert not np.array_equal(full.holdout(0.25, 1)[1], x_val)
+
+
+def test_patience_needs_a_validation_split(tmp_path, capsys):
+    assert main(["train", *TINY, "--patience", "3", "--out", str(tmp_path / "run")]) == 2
+    assert "--patience does nothing without --validation" in capsys.readouterr().err

@@ -155,6 +155,22 @@ class TrainConfig:
     weight_decay: float = opt(0.0, "AdamW weight decay", low=0)
     batch_size: int = opt(128, "training batch size", low=1)
     epochs: int = opt(60, "passes over the training set", low=1)
+    time_budget: float | None = opt(
+        None,
+        "stop training after this many seconds (checked after every step; the last, partial epoch is scored "
+        "and the run finished as usual); with --lr-schedule cosine the rate reaches 0 at the budget",
+        above=0,
+    )
+    validation: float = opt(
+        0.0,
+        "hold out this fraction of the training set (chosen by --seed) and keep the epoch whose discrete "
+        "network scores best on it, instead of the last one (0: no validation split)",
+        low=0,
+        high=0.5,
+    )
+    patience: int = opt(
+        0, "with --validation: stop after this many epochs without a better validation accuracy (0: never)", low=0
+    )
     seed: int = opt(_model_default("seed"), "seed for wiring, initialisation and data order", low=0)
     engine: str = opt(
         "auto",
@@ -277,6 +293,7 @@ class TrainConfig:
             "teacher_temperature": (not self.teacher, "--teacher"),
             "distill_weight": (not self.teacher, "--teacher"),
             "trunk_blocks": (not self.trunk, "--trunk"),
+            "patience": (not self.validation, "--validation"),
         }
         image = self.task != "classify"
         unused["scale"] = (self.task != "superres", "--task superres")
@@ -306,6 +323,7 @@ class TrainConfig:
         taken = {
             "conv": "convolution blocks", "teacher": "a teacher", "trunk": "a trunk", "model": "a preset",
             "random_crop": "augmentation", "flip": "augmentation", "image_shape": "an image shape",
+            "time_budget": "a time budget", "validation": "a validation split",
         }  # fmt: skip
         for name, what in taken.items():
             if getattr(self, name) != _default(name):

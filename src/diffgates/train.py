@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from . import native, outdir
 from .build import build_model, image_shape, start_from, take_trunk, with_trunk
-from .checkpoint import load_training_state, save_model, save_training_state
+from .checkpoint import load_model, load_training_state, save_model, save_training_state
 from .config import CONFIG_FILE, TrainConfig
 from .data import load_dataset
 from .data.augment import augment_bits
@@ -117,6 +117,9 @@ def train(
         replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, *inputs_of(cfg)])
     set_threads(cfg.threads)  # before the teachers score the training set
     ds = load_dataset(cfg.dataset, cfg.data_dir)
+    val = None  # (x, y) of the validation split
+    if cfg.validation:
+        ds, *val = ds.holdout(cfg.validation, cfg.seed)
     trunk = None
     if cfg.trunk and not resume:  # a resumed run's state holds the trunk's blocks already
         cfg, trunk = with_trunk(cfg, ds)
@@ -146,9 +149,11 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics_path = out / "metrics.jsonl"
     pos = {"epoch": 1, "step": 0, "loss_sum": 0.0, "correct": 0, "elapsed": 0.0, "metrics_lines": 0}
+    best = {"best_val": -1.0, "best_epoch": 0}  # with --validation: the epoch kept in model.safetensors
     epoch_gen_state = gen.get_state()
     if resume:
         pos, rng = load_training_state(out / STATE_FILE, model, opt)
+        best = {k: pos.get(k, v) for k, v in best.items()}
         epoch_gen_state = rng["epoch_gen"]
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and device.type == "cuda":  # Gumbel noise is drawn on the GPU there
@@ -161,7 +166,7 @@ def train(
     def checkpoint(next_pos: dict, gen_state: torch.Tensor) -> None:
         if dist.rank != 0:
             return
-        next_pos["elapsed"] = elapsed + time.perf_counter() - t_start
+        next_pos.update({"elapsed": elapsed + time.perf_counter() - t_start, **best})
         rng = {"epoch_gen": gen_state, "torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -172,9 +177,13 @@ def train(
     ytr = torch.as_tensor(ds.y_train, device=device)
     soft = None if taught is None else torch.softmax(taught / cfg.teacher_temperature, -1).to(device)
     yte = torch.as_tensor(ds.y_test, device=device)
+    if val is not None:
+        xva, yva = encode(val[0]), torch.as_tensor(val[1], device=device)
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
     elapsed, t_start = pos["elapsed"], time.perf_counter()
+    stopped = None  # why training ended before --epochs: "time budget" or "patience"
+    epoch = pos["epoch"] - 1  # the last epoch trained
     with progress_bar(quiet or dist.rank != 0) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(pos["epoch"] - 1) * steps + pos["step"])
         for epoch in range(pos["epoch"], cfg.epochs + 1):
@@ -206,8 +215,10 @@ def train(
                     objective = loss + cfg.gate_cost * expected_gates(model) / model.n_gates
                 opt.zero_grad(set_to_none=True)
                 objective.backward()
-                if cfg.lr_schedule == "cosine":  # a function of the position alone, so resume repeats it
+                now = dist.sum(torch.tensor(elapsed + time.perf_counter() - t_start))[0] / dist.world
+                if cfg.lr_schedule == "cosine":  # a function of the position (and the budget's time)
                     done = ((epoch - 1) * steps + s) / (cfg.epochs * steps)
+                    done = max(done, now / cfg.time_budget) if cfg.time_budget else done
                     for group in opt.param_groups:
                         group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
                 opt.step()
@@ -217,23 +228,41 @@ def train(
                 loss_sum += step_loss
                 correct += int(step_correct)
                 bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {step_loss / len(batch):.3f}")
+                if cfg.time_budget and now >= cfg.time_budget:  # every process agrees on the mean time
+                    stopped, steps_done = "time budget", s + 1
+                    break
                 if cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < steps:
                     mid = {"epoch": epoch, "step": s + 1, "loss_sum": loss_sum, "correct": correct}
                     checkpoint({**mid, "metrics_lines": epoch - 1}, epoch_gen_state)
+            else:
+                steps_done = steps
             epoch_seconds = time.perf_counter() - t_epoch
             epoch_gen_state = gen.get_state()
             if dist.rank != 0:  # only the first process evaluates and writes
                 dist.barrier()
+                if stopped:
+                    break
                 continue
+            seen = min(n, steps_done * cfg.batch_size)
             row = {
                 "epoch": epoch,
-                "loss": loss_sum / n,
-                "train_acc": correct / n,
+                "loss": loss_sum / seen,
+                "train_acc": correct / seen,
                 "test_acc_relaxed": accuracy(model, xte, yte, training=True),
                 "test_acc_discrete": accuracy(model, xte, yte, training=False),
                 "live_gates": round(float(expected_gates(model, discrete=True))),
                 "epoch_seconds": epoch_seconds,
+                "elapsed_seconds": elapsed + time.perf_counter() - t_start,
             }
+            if stopped:
+                row["partial"] = seen / n
+            if val is not None:
+                row["val_acc_discrete"] = accuracy(model, xva, yva, training=False)
+                if row["val_acc_discrete"] > best["best_val"]:
+                    best = {"best_val": row["val_acc_discrete"], "best_epoch": epoch}
+                    save_model(model, out / "model.safetensors")  # the best so far, kept at the end
+                elif cfg.patience and epoch - best["best_epoch"] >= cfg.patience:
+                    stopped = "patience"
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             checkpoint(
@@ -242,14 +271,20 @@ def train(
             bar.console.log(
                 f"epoch {epoch}: loss {row['loss']:.4f}  train {row['train_acc']:.4f}  "
                 f"test relaxed {row['test_acc_relaxed']:.4f}  discrete {row['test_acc_discrete']:.4f}  "
-                f"({epoch_seconds:.1f}s)"
+                + (f"validation {row['val_acc_discrete']:.4f}  " if val is not None else "")
+                + f"({epoch_seconds:.1f}s)"
+                + (f"; stopped: {stopped}" if stopped else "")
             )
             dist.barrier()
+            if stopped:
+                break
     train_seconds = elapsed + time.perf_counter() - t_start
     dist.close()
     if dist.rank != 0:
         return {}
     model.eval()
+    if val is not None:  # the best validation epoch, saved when it ended
+        model.load_state_dict(load_model(out / "model.safetensors").state_dict())
     save_model(model.cpu(), out / "model.safetensors")
     circuit = to_circuit(model)
     circuit.save(out / "circuit.npz")
@@ -263,10 +298,15 @@ def train(
             "conv": list(cfg.conv),
             "gates": model.n_gates,
             "epochs": cfg.epochs,
+            "epochs_run": epoch,
+            "stopped": stopped,
             "train_seconds": train_seconds,
-            "seconds_per_epoch": train_seconds / cfg.epochs,
+            "seconds_per_epoch": train_seconds / max(epoch, 1),
         }
     )
+    if val is not None:
+        summary.update({"validation_samples": len(val[1]), "val_acc_discrete": best["best_val"], **best})
+        del summary["best_val"]
     write_json(out / "summary.json", summary)
     if summary["circuit_mismatches"]:  # a run that failed its proof does not replace a good one
         raise InternalError(

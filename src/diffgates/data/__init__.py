@@ -57,6 +57,20 @@ class Dataset:
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
+    def holdout(self, fraction: float, seed: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
+        """(this dataset without a validation split, x_val, y_val): ``fraction`` of the training
+        samples, chosen by ``seed`` (the first of ``numpy.random.default_rng(seed).permutation``)."""
+        n = len(self.y_train)
+        k = round(n * fraction)
+        if not 1 <= k < n:
+            raise DiffgatesError(
+                f"--validation {fraction} of {n} training samples leaves no validation or training set."
+            )
+        order = np.random.default_rng(seed).permutation(n)
+        val, keep = np.sort(order[:k]), np.sort(order[k:])
+        rest = Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test)
+        return rest, self.x_train[val], self.y_train[val]
+
 
 def validate(ds: Dataset) -> Dataset:
     """Check shapes, finiteness and labels once, at the boundary."""
