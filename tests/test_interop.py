@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from torchlogix.layers import FixedBinarization, GroupSum, LearnableBinarization, LogicConv2d, LogicDense
+from torchlogix.layers import FixedBinarization, GroupSum, LearnableBinarization, LogicConv2d, LogicDense, OrPooling2d
 
 from diffgates import gates
 from diffgates.circuit import predict_counts
@@ -135,10 +135,53 @@ def test_a_state_dict_with_the_indices_beside_it_imports_and_one_without_is_refu
         np.testing.assert_array_equal(ours.counts(x).numpy(), (model(x) * 4.0).round().long().numpy())
 
 
+class _Image(torch.nn.Module):
+    """digits as torchlogix's convolutions take them: (batch, 1, 8, 8)."""
+
+    def forward(self, x):
+        return x.view(-1, 1, 8, 8)
+
+
+def _torchlogix_conv_model():
+    torch.manual_seed(2)
+    return torch.nn.Sequential(
+        _Image(),
+        FixedBinarization(torch.tensor([0.25, 0.5, 0.75]), feature_dim=1),
+        LogicConv2d(in_dim=8, channels=3, num_kernels=8, tree_depth=2, receptive_field_size=3, padding=1),
+        OrPooling2d(kernel_size=2, stride=2, padding=0),
+        LogicConv2d(in_dim=4, channels=8, num_kernels=16, tree_depth=2, receptive_field_size=3, parametrization="warp"),
+        torch.nn.Flatten(),
+        LogicDense(64, 200, parametrization="light"),
+        GroupSum(10, tau=4.0),
+    )
+
+
+def test_a_trained_torchlogix_convolutional_model_imports_with_equal_scores(tmp_path):
+    model = _train_briefly(_torchlogix_conv_model())
+    torch.save(model[1:], tmp_path / "model.pt")  # as saved: the image reshaping stays with the user
+    summary = import_network("torchlogix", tmp_path / "model.pt", "digits", tmp_path / "run")
+    _, ours, circuit = load_run(tmp_path / "run")
+    assert ours.config.conv == ["8:3:1:2:0:1", "16:3:0:1:0:1"] and ours.config.image_shape == [1, 8, 8]
+    x = _inputs()
+    with torch.no_grad():
+        counts = (model(x) * 4.0).round().long().numpy()
+    assert len(np.unique(counts)) > 10
+    np.testing.assert_array_equal(ours.counts(x).numpy(), counts)
+    np.testing.assert_array_equal(predict_counts(circuit, x.numpy()), counts)
+    assert summary["circuit_mismatches"] == 0
+
+
 def test_unsupported_torchlogix_layers_are_refused_by_name(tmp_path):
-    conv = torch.nn.Sequential(LogicConv2d(in_dim=8, num_kernels=4, tree_depth=2, receptive_field_size=3), GroupSum(2))
     rank4 = torch.nn.Sequential(LogicDense(64, 100, lut_rank=4, parametrization="warp"), GroupSum(10))
-    for name, model, message in [("conv", conv, "LogicConv2d"), ("rank4", rank4, "lut_rank=4")]:
+    learned = torch.nn.Sequential(LogicDense(64, 100, connections="learnable"), GroupSum(10))
+    conv = _torchlogix_conv_model()[1:]
+    conv[2] = OrPooling2d(kernel_size=2, stride=1)
+    cases = [
+        ("rank4", rank4, "lut_rank=4"),
+        ("learned", learned, "LearnableDenseConnections"),
+        ("pool", conv, "stride"),
+    ]
+    for name, model, message in cases:
         torch.save(model, tmp_path / f"{name}.pt")
         with pytest.raises(DiffgatesError, match=message):
             import_network("torchlogix", tmp_path / f"{name}.pt", "digits", tmp_path / name)
@@ -270,5 +313,5 @@ def test_a_difflogic_state_dict_without_wiring_is_a_clear_error(difflogic_files,
     rng = np.random.default_rng(0)
     data = {f"x_{s}": rng.random((50, 20), dtype=np.float32) for s in ("train", "test")}
     np.savez(tmp_path / "narrow.npz", **data, y_train=np.arange(50) % 10, y_test=np.arange(50) % 10)
-    with pytest.raises(DiffgatesError, match="input bits, but the dataset gives 20 features"):
+    with pytest.raises(DiffgatesError, match="reads 64 inputs, but it is given 20 features"):
         import_network("difflogic", difflogic_files[0], str(tmp_path / "narrow.npz"), tmp_path / "narrow")

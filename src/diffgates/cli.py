@@ -657,8 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a torchlogix or difflogic checkpoint and write a run directory holding the same discrete "
         "network (model, circuit, summary scored on --dataset), which eval, info, compile, verify, synth, fpga and "
         "bench infer take like a trained run. Nothing in the file is executed: the other library's classes are read "
-        "as plain data, and only its dense logic layers (two-input gates; torchlogix: raw, warp or light, fixed "
-        "connections), torchlogix binarisation, Flatten and GroupSum are accepted. Checkpoints: a whole model saved "
+        "as plain data, and only its logic layers of two-input gates with fixed wiring (difflogic's LogicLayer; "
+        "torchlogix's LogicDense and LogicConv2d with OrPooling2d, raw, warp or light), torchlogix's binarisation, "
+        "Flatten and GroupSum are accepted. Checkpoints: a whole model saved "
         "with torch.save(model), which keeps the wiring; or a state dict, which has no wiring (neither library puts "
         "its connection indices in state_dict()): add each layer's indices beside its weights as 'PREFIX.indices', "
         "a (2, gates) tensor (A inputs, B inputs), and give --classes.",

@@ -9,6 +9,7 @@ summary scored on a dataset, so ``eval``, ``compile``, ``verify``, ``synth`` and
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -78,45 +79,70 @@ def to_model(net: Network, n_features: int, threshold: float = 0.5) -> LogicNet:
     thresholds = np.array([[threshold]], np.float32) if net.thresholds is None else net.thresholds
     if thresholds.ndim == 1:
         thresholds = thresholds[None, :]
-    if thresholds.ndim != 2 or thresholds.shape[0] not in (1, n_features):
+    rows = (1, net.image[0]) if net.image else (1, n_features)  # per channel of an image, or per feature
+    if thresholds.ndim != 2 or thresholds.shape[0] not in rows:
         raise DiffgatesError(
             f"the binarisation's thresholds have shape {thresholds.shape}; one row for all features or one "
-            f"per feature ({n_features}) is supported."
+            f"per {'channel' if net.image else 'feature'} ({rows[1]}) is supported."
         )
     bits = thresholds.shape[1]
-    first = net.layers[0]
-    reads = max(int(first.ia.max()), int(first.ib.max())) + 1
-    if reads > n_features * bits or min(int(first.ia.min()), int(first.ib.min())) < 0:
-        raise DiffgatesError(
-            f"the network's first layer reads {reads} input bits, but the dataset gives "
-            f"{n_features} features x {bits} threshold{'s' if bits > 1 else ''} = {n_features * bits}."
-        )
-    shared = thresholds.shape[0] == 1
+    if net.image:
+        if math.prod(net.image) != n_features:
+            raise DiffgatesError(
+                f"the network's first convolution reads {net.image[0]} x {net.image[1]} x {net.image[2]} images, "
+                f"but the dataset gives {n_features} features."
+            )
+        thresholds = np.repeat(thresholds, n_features // thresholds.shape[0], axis=0)  # channel-major features
+    else:
+        _check_reads(net.layers[0], n_features, bits)
     config = ModelConfig(
         n_features=n_features,
         n_classes=net.n_classes,
         widths=[len(layer.gates) for layer in net.layers],
         encoder_bits=bits,
-        encoder_strategy="fixed" if shared else "quantile",  # per-feature thresholds live in the state
-        encoder_thresholds=[float(t) for t in thresholds[0]] if shared else None,
+        encoder_strategy="quantile",  # the thresholds themselves are state, set below
         parametrization="truth4",
         connections="random",
         tau=net.tau,
+        image_shape=list(net.image) if net.image else None,
+        conv=[block.spec for block in net.convs],
+        tree_depth=net.convs[0].depth if net.convs else ModelConfig.tree_depth,
     )
     model = LogicNet(config)
     with torch.no_grad():
         model.encoder.thresholds_ = torch.as_tensor(np.broadcast_to(thresholds, (n_features, bits)).copy())
+        for conv, src in zip(model.convs, net.convs):
+            conv.weight.copy_(_truth4(src.gates.reshape(-1)))
+            for name, value in (("leaf_channel", src.channel), ("leaf_dy", src.dy), ("leaf_dx", src.dx)):
+                getattr(conv, name).copy_(torch.as_tensor(value))
         for layer, src in zip(model.layers, net.layers):
-            truth = torch.as_tensor(gates.TRUTH[src.gates], dtype=torch.float32)
-            layer.weight.copy_(3.0 * (2 * truth - 1))  # sigmoid(+-3): the table entry, and the gate once discrete
+            layer.weight.copy_(_truth4(src.gates))
             layer.ia.copy_(torch.as_tensor(src.ia))
             layer.ib.copy_(torch.as_tensor(src.ib))
+    if net.convs:
+        _check_reads(net.layers[0], model.convs[-1].out_features, 1)
     return model.eval()
+
+
+def _truth4(ids: np.ndarray) -> torch.Tensor:
+    """truth4 weights selecting the gates ``ids``: sigmoid(+-3) is each table entry, and the gate
+    once discrete."""
+    return 3.0 * (2 * torch.as_tensor(gates.TRUTH[ids], dtype=torch.float32) - 1)
+
+
+def _check_reads(first, n_features: int, bits: int) -> None:
+    reads = max(int(first.ia.max()), int(first.ib.max())) + 1
+    if reads > n_features * bits or min(int(first.ia.min()), int(first.ib.min())) < 0:
+        raise DiffgatesError(
+            f"the network's first dense layer reads {reads} inputs, but it is given {n_features} "
+            f"feature{'s' if n_features > 1 else ''} x {bits} threshold{'s' if bits > 1 else ''} = {n_features * bits}."
+        )
 
 
 def _run_config(model: ModelConfig, dataset: str, data_dir: str | None) -> TrainConfig:
     """Options recording the imported architecture (``diffgates train --config`` would retrain it)."""
-    keys = ("widths", "encoder_bits", "encoder_strategy", "encoder_thresholds", "parametrization", "connections")
+    keys = ("widths", "encoder_bits", "encoder_strategy", "parametrization", "connections", "image_shape", "conv")
+    keys += ("tree_depth",) if model.conv else ()
     return TrainConfig.from_dict(
         {"dataset": dataset, "data_dir": data_dir, "tau": model.tau, **{k: getattr(model, k) for k in keys}},
         strict=False,

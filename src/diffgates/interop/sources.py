@@ -15,7 +15,7 @@ Both libraries read gate input A from ``indices[0]`` and B from ``indices[1]``, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -38,15 +38,40 @@ class Layer:
 
 
 @dataclass
-class Network:
-    """A discrete dense logic network: the input bits ``x[f] > thresholds[f, j]`` in feature-major
-    order (None: the model reads binary inputs, binarised by the importer's threshold), its layers
-    and the GroupSum head."""
+class ConvBlock:
+    """A torchlogix LogicConv2d (and the OrPooling2d after it): ``kernels`` complete binary trees
+    of ``2**depth - 1`` gates over ``2**depth`` leaves at (channel, dy, dx) of a ``size`` x ``size``
+    field, in diffgates' tree order (gate g reads nodes 2g and 2g + 1; leaves first)."""
 
-    thresholds: np.ndarray | None  # (bits,) for every feature, or (features, bits)
+    size: int
+    stride: int
+    padding: int
+    depth: int
+    channel: np.ndarray  # (kernels, leaves)
+    dy: np.ndarray
+    dx: np.ndarray
+    gates: np.ndarray  # (kernels, leaves - 1)
+    pool: int = 1
+    pool_padding: int = 0
+
+    @property
+    def spec(self) -> str:
+        """The block as diffgates' ``K:SIZE:PAD:POOL:POOL_PAD:STRIDE``."""
+        return f"{len(self.gates)}:{self.size}:{self.padding}:{self.pool}:{self.pool_padding}:{self.stride}"
+
+
+@dataclass
+class Network:
+    """A discrete logic network: the input bits ``x[f] > thresholds[f, j]`` in feature-major order
+    (None: the model reads binary inputs, binarised by the importer's threshold), optional
+    convolution blocks over ``image`` (channels, height, width), dense layers and the GroupSum head."""
+
+    thresholds: np.ndarray | None  # (bits,) for every feature, or (features or channels, bits)
     layers: list[Layer]
     n_classes: int
     tau: float
+    convs: list[ConvBlock] = field(default_factory=list)
+    image: tuple[int, int, int] | None = None  # of the raw input, before binarisation
 
 
 def gate_ids(weight: torch.Tensor, parametrization: str) -> np.ndarray:
@@ -100,14 +125,27 @@ def _leaves(record: Record) -> list[Record]:
 
 
 def _from_model(source: str, model: Record) -> Network:
-    thresholds, layers, head = None, [], None
+    thresholds, layers, head, convs, image, bits, feature_dim = None, [], None, [], None, 1, None
     for leaf in _leaves(model):
         if head is not None:
             raise DiffgatesError(f"the model has a {leaf.name} after its GroupSum; only a GroupSum can end it.")
         if leaf.name == "Flatten":
             continue
-        if leaf.name in _BINARIZATIONS and source == "torchlogix" and not layers:
+        if leaf.name in _BINARIZATIONS and source == "torchlogix" and not layers and not convs:
             thresholds = _binarization(leaf)
+            bits = 1 if thresholds is None else thresholds.shape[-1]
+            feature_dim = leaf.__dict__.get("feature_dim", -2) if thresholds is not None else None
+        elif leaf.name == "LogicConv2d" and source == "torchlogix" and not layers:
+            block, in_shape = _torchlogix_conv(leaf)
+            if not convs:
+                image = (in_shape[0] // bits, *in_shape[1:])
+                if in_shape[0] % bits:
+                    raise DiffgatesError(
+                        f"the first convolution reads {in_shape[0]} channels, not a multiple of {bits} bits."
+                    )
+            convs.append(block)
+        elif leaf.name == "OrPooling2d" and convs and convs[-1].pool == 1 and not layers:
+            convs[-1] = _pooled(convs[-1], leaf)
         elif leaf.name == "LogicDense" and source == "torchlogix":
             layers.append(_torchlogix_dense(leaf))
         elif leaf.name == "LogicLayer" and source == "difflogic":
@@ -120,19 +158,106 @@ def _from_model(source: str, model: Record) -> Network:
             head = (int(leaf.__dict__["k"]), float(leaf.__dict__.get("tau", 1.0)))
         else:
             raise DiffgatesError(
-                f"the importer does not support {leaf.kind} (it reads {source}'s dense logic layers, "
-                f"{'its binarisation, ' if source == 'torchlogix' else ''}Flatten and GroupSum)."
+                f"the importer does not support {leaf.kind} here (it reads {source}'s "
+                f"{'binarisation, LogicConv2d, OrPooling2d, LogicDense' if source == 'torchlogix' else 'LogicLayer'}"
+                ", Flatten and GroupSum, in that order)."
             )
     if head is None:
         raise DiffgatesError("the model does not end in a GroupSum, so its classes are unknown.")
-    return Network(thresholds, layers, *head)
+    # the bits of a feature (dense: (batch, features, bits)) or of a channel (conv: (batch, C, H, W,
+    # bits)) must sit next to each other, channel-major, as diffgates' encoder writes them
+    if feature_dim is not None and feature_dim not in ((1, -4) if convs else (1, -2)):
+        raise DiffgatesError(
+            f"a binarisation with feature_dim {feature_dim} before {'a convolution' if convs else 'dense layers'} "
+            f"is not supported ({'1' if convs else '-2'} is)."
+        )
+    if convs and len({c.depth for c in convs}) > 1:
+        raise DiffgatesError("convolutions of different tree depths are not supported (diffgates uses one depth).")
+    return Network(thresholds, layers, *head, convs=convs, image=image)
+
+
+def _parametrization(leaf: Record) -> str:
+    """raw, warp or light: a torchlogix layer's parametrization, which must have two-input LUTs."""
+    param = leaf.__dict__.get("parametrization")
+    kind = getattr(param, "name", "")
+    names = {"RawLUTParametrization": "raw", "WarpLUTParametrization": "warp", "LightLUTParametrization": "light"}
+    if kind not in names:
+        raise DiffgatesError(f"a torchlogix {leaf.name} uses an unknown parametrization {kind or param!r}.")
+    rank = leaf.__dict__.get("lut_rank", 2)
+    if rank != 2:
+        raise DiffgatesError(
+            f"a torchlogix {leaf.name} with lut_rank={rank} has {rank}-input LUTs; diffgates imports two-input "
+            "gates (lut_rank=2) only."
+        )
+    return names[kind]
+
+
+def _connections(leaf: Record, expected: str) -> Record:
+    connections = (leaf.__dict__.get("_modules") or {}).get("connections")
+    if getattr(connections, "name", "") != expected:
+        raise DiffgatesError(
+            f"a torchlogix {leaf.name} with {getattr(connections, 'name', 'unknown')} wiring is not supported; "
+            "fixed connections are."
+        )
+    return connections
+
+
+def _torchlogix_conv(leaf: Record) -> tuple[ConvBlock, tuple[int, int, int]]:
+    """A LogicConv2d as a ConvBlock, and the (channels, height, width) map it reads.
+
+    torchlogix's level 0 reads leaf pairs ``indices[0][0 or 1, kernel, position, pair]`` =
+    (h, w, channel) offsets inside the padded field (position 0 is the field's own offsets), and
+    level l's gate j reads gates 2j and 2j + 1 of level l - 1, with weights
+    ``tree_weights[l][j, kernel]``: the same trees as diffgates', leaf 2j + side."""
+    d = leaf.__dict__
+    param = _parametrization(leaf)
+    field_size, (h, w) = tuple(d["receptive_field_size"]), tuple(d["in_dim"])
+    if d.get("conv_dimension", 2) != 2 or field_size[0] != field_size[1]:
+        raise DiffgatesError(
+            f"a torchlogix LogicConv2d with a {field_size} field is not supported (square 2-D fields are)."
+        )
+    depth, kernels = int(d["tree_depth"]), int(d["num_kernels"])
+    first = _connections(leaf, "FixedConvConnections").__dict__["indices"][0]
+    coords = torch.as_tensor(first)[:, :, 0]  # (side, kernel, pair, (h, w, channel))
+    leaves = coords.permute(1, 2, 0, 3).reshape(kernels, 2**depth, 3).to(torch.int64).numpy()
+    weights = [
+        p
+        for _, p in sorted(
+            (leaf.__dict__["_modules"]["tree_weights"].__dict__["_parameters"]).items(), key=lambda kv: int(kv[0])
+        )
+    ]
+    if len(weights) != depth:
+        raise DiffgatesError(f"a torchlogix LogicConv2d of depth {depth} has {len(weights)} levels of weights.")
+    levels = []
+    for wl in weights:
+        nodes = wl.shape[0]
+        levels.append(gate_ids(wl.detach().reshape(nodes * kernels, -1), param).reshape(nodes, kernels).T)
+    block = ConvBlock(
+        size=field_size[0],
+        stride=int(d["stride"]),
+        padding=int(d["padding"]),
+        depth=depth,
+        channel=leaves[..., 2],
+        dy=leaves[..., 0],
+        dx=leaves[..., 1],
+        gates=np.concatenate(levels, axis=1),
+    )
+    return block, (int(d["channels"]), h, w)
+
+
+def _pooled(block: ConvBlock, pool: Record) -> ConvBlock:
+    size, stride, padding = (pool.__dict__.get(k) for k in ("kernel_size", "stride", "padding"))
+    if not all(isinstance(v, int) for v in (size, stride, padding)) or stride != size:
+        raise DiffgatesError(
+            f"an OrPooling2d with kernel_size={size}, stride={stride} is not supported (square windows with "
+            "stride = kernel_size are)."
+        )
+    return replace(block, pool=size, pool_padding=padding)
 
 
 def _binarization(leaf: Record) -> np.ndarray | None:
     if leaf.name == "DummyBinarization":
         return None
-    if leaf.__dict__.get("feature_dim", -2) != -2:
-        raise DiffgatesError(f"a {leaf.name} with feature_dim {leaf.__dict__['feature_dim']} is not supported (-2 is).")
     diffs = leaf.tensor("raw_diffs")  # LearnableBinarization: eval thresholds are their running sum
     t = torch.cumsum(diffs, dim=-1) if diffs is not None else leaf.tensor("thresholds")
     if t is None:
@@ -141,24 +266,8 @@ def _binarization(leaf: Record) -> np.ndarray | None:
 
 
 def _torchlogix_dense(leaf: Record) -> Layer:
-    param = leaf.__dict__.get("parametrization")
-    kind = getattr(param, "name", "")
-    names = {"RawLUTParametrization": "raw", "WarpLUTParametrization": "warp", "LightLUTParametrization": "light"}
-    if kind not in names:
-        raise DiffgatesError(f"a torchlogix LogicDense uses an unknown parametrization {kind or param!r}.")
-    rank = leaf.__dict__.get("lut_rank", 2)
-    if rank != 2:
-        raise DiffgatesError(
-            f"a torchlogix LogicDense with lut_rank={rank} has {rank}-input LUTs; diffgates imports two-input gates "
-            "(lut_rank=2) only."
-        )
-    connections = (leaf.__dict__.get("_modules") or {}).get("connections")
-    if getattr(connections, "name", "") != "FixedDenseConnections":
-        raise DiffgatesError(
-            f"a torchlogix LogicDense with {getattr(connections, 'name', 'unknown')} wiring is not supported; "
-            "fixed connections are."
-        )
-    return _layer(leaf.tensor("weight"), names[kind], connections.tensor("indices"))
+    param = _parametrization(leaf)
+    return _layer(leaf.tensor("weight"), param, _connections(leaf, "FixedDenseConnections").tensor("indices"))
 
 
 def _layer(weight: torch.Tensor | None, parametrization: str, indices: torch.Tensor | None) -> Layer:
