@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from diffgates import bench
 from diffgates.cli import main
 
@@ -31,6 +33,19 @@ def test_bench_train_runs_the_fused_bfloat16_learned_and_gate_cost_rows(capsys):
     assert all("error" not in r and r["ms_per_step"] > 0 for r in rows)
     plain, learned = "32->2x60->GroupSum(10)", "32->2x60->GroupSum(10) learned 8"
     assert [r["model"] for r in rows] == [plain, plain, learned, plain]
+    for r in rows:  # the phases add up to the step, and the fused rows state their memory limit
+        phases = r["forward_ms"] + r["backward_ms"] + r["optimizer_ms"]
+        assert min(r["forward_ms"], r["backward_ms"], r["optimizer_ms"]) > 0 and phases == pytest.approx(
+            r["ms_per_step"], rel=0.5
+        )
+    assert 0 < rows[1]["limit_ms"] < rows[0]["limit_ms"]  # bfloat16 activations move fewer bytes
+
+
+def test_step_bytes_counts_the_rows_and_the_optimiser():
+    from diffgates.bench import step_bytes
+
+    # one layer of 10 gates on 4 inputs, batch 2, float32, truth4: rows 3*10 + 4*10 + 4 = 74
+    assert step_bytes(4, [10], 2, 4, 4) == 74 * 2 * 4 + 7 * 4 * 40
 
 
 def test_bench_refuses_bad_options_before_running_anything(capsys):

@@ -95,31 +95,64 @@ def _gate_cost_term(impl: str, model):
     return lambda: expected_gates(model) / model.n_gates
 
 
-def _time_steps(forward, params, x, y, steps: int, extra=None) -> tuple[float, float]:
-    """(median ms per step, peak MB above the resident memory before the first step); ``extra``:
-    a term added to the loss."""
+PHASES = ("forward", "backward", "optimizer")
+
+
+def _time_steps(forward, params, x, y, steps: int, extra=None) -> tuple[float, float, dict]:
+    """(median ms per step, peak MB above the resident memory before the first step, median ms of
+    each phase: forward and loss, backward, optimiser step); ``extra``: a term added to the loss."""
     import torch
 
     opt = torch.optim.Adam(params, lr=0.01, fused=True)  # the same optimiser for all
 
-    def step():
+    def step() -> list[float]:
+        t0 = time.perf_counter()
         loss = torch.nn.functional.cross_entropy(forward(x), y)
         if extra is not None:
             loss = loss + extra()
+        t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
+        return [t1 - t0, t2 - t1, time.perf_counter() - t2]
 
     base = _rss_kb("VmRSS")
     _reset_peak()
     for _ in range(3):
         step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times), max(_rss_kb("VmHWM") - base, 0) / 1024
+    times = [step() for _ in range(steps)]
+    phases = {f"{name}_ms": 1000 * statistics.median(t[i] for t in times) for i, name in enumerate(PHASES)}
+    return 1000 * statistics.median(map(sum, times)), max(_rss_kb("VmHWM") - base, 0) / 1024, phases
+
+
+def memory_bandwidth(mb: int = 256) -> float:
+    """Bytes per second one copy of a ``mb`` MB array moves (read plus write), best of three."""
+    import numpy as np
+
+    src = np.ones(mb << 18, dtype=np.float32)
+    dst = np.empty_like(src)
+    best = min(_timed_copy(src, dst) for _ in range(3))
+    return 2 * src.nbytes / best
+
+
+def _timed_copy(src, dst) -> float:
+    t = time.perf_counter()
+    dst[...] = src
+    return time.perf_counter() - t
+
+
+def step_bytes(n_in: int, widths: list[int], batch: int, act_bytes: int, n_weights: int) -> int:
+    """Memory traffic of one step of the fused dense kernels, row by row: forward reads each gate's two
+    input rows and writes its output row; backward reads the output gradient and the other input
+    row once per side and writes each input row's gradient once; the optimiser reads weight,
+    gradient and two moments and writes three of them (float32)."""
+    rows, ins = 0, n_in
+    for w in widths:
+        rows += 3 * w + 4 * w + ins  # forward; backward (gy and the other row per side; gx once)
+        ins = w
+    params = sum(widths) * n_weights
+    return rows * batch * act_bytes + 7 * 4 * params
 
 
 def _setup(threads: int) -> None:
@@ -141,8 +174,8 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     model.train()
     x = torch.randint(0, 2, (batch, n_in)).float()
     y = torch.randint(0, k, (batch,))
-    ms, peak = _time_steps(forward, model.parameters(), x, y, steps, _gate_cost_term(impl, model))
-    return {
+    ms, peak, phases = _time_steps(forward, model.parameters(), x, y, steps, _gate_cost_term(impl, model))
+    row = {
         "impl": impl,
         "param": param,
         "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})" + (" learned 8" if learned_impl(impl) else ""),
@@ -151,7 +184,14 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
         "ms_per_step": ms,
         "peak_mb": peak,
         "steps": steps,
+        **phases,
     }
+    if impl in ("diffgates", "diffgates-bf16"):  # the fused kernels: the step's memory-traffic limit
+        act = 2 if impl == "diffgates-bf16" else 4
+        row["limit_ms"] = (
+            1000 * step_bytes(n_in, widths, batch, act, 16 if param == "softmax16" else 4) / memory_bandwidth()
+        )
+    return row
 
 
 def build_conv_model(impl: str, preset: str, param: str):
@@ -201,9 +241,9 @@ def conv_worker(impl: str, preset: str, batch: int, threads: int, steps: int, pa
     net.train()
     x = torch.randint(0, 2, (batch, n_bits)).float()
     y = torch.randint(0, 10, (batch,))
-    ms, peak = _time_steps(forward, net.parameters(), x, y, steps, _gate_cost_term(impl, net))
+    ms, peak, phases = _time_steps(forward, net.parameters(), x, y, steps, _gate_cost_term(impl, net))
     row = {"impl": impl, "param": param, "model": preset, "batch": batch, "threads": threads}
-    return {**row, "ms_per_step": ms, "peak_mb": peak, "steps": steps}
+    return {**row, "ms_per_step": ms, "peak_mb": peak, "steps": steps, **phases}
 
 
 def bench_conv(impls, preset, batches, threads, steps, param, rounds=1, timeout=900.0, echo=None) -> list[dict]:
