@@ -115,6 +115,24 @@ def test_an_image_run_starts_from_an_earlier_runs_weights(sr_run, tmp_path):
     assert_same_circuit(before, after)
 
 
+def test_merged_image_runs_average_their_members_and_evaluate_as_one(sr_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    args = ["train", "--config", str(sr_run / "config.yaml"), "--seed", "1", "--widths", "200,400"]
+    assert main([*args, "--patch-samples", "2000", "--out", str(other), "--quiet"]) == 0
+    merged = tmp_path / "merged"
+    assert main(["merge", str(sr_run), str(other), "--out", str(merged)]) == 0
+    s = json.loads((merged / "summary.json").read_text())
+    assert s["members"] == 2 and s["circuit_mismatches"] == 0 and s["group"] == 50 + 100
+    # each output value is the members' summed counts over their summed group sizes
+    lr = np.random.default_rng(0).integers(0, 256, (9, 7)).astype(np.float32) / 255
+    circuits = [Circuit.load(r / "circuit.npz") for r in (sr_run, other, merged)]
+    counts = [reconstruct(circuit_predictor(c, 1), lr, 3, 2, 1) for c in circuits]
+    np.testing.assert_array_equal(counts[2], counts[0] + counts[1])
+    capsys.readouterr()
+    assert main(["eval", str(merged)]) == 0
+    assert "logic network (circuit)" in capsys.readouterr().out
+
+
 def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run, tmp_path):
     from diffgates.checkpoint import load_model
 

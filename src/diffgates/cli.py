@@ -198,10 +198,13 @@ def cmd_merge(args) -> int:
     from .runs import merge_runs
 
     summary = merge_runs(args.runs, Path(args.out), args.overwrite, args.data_dir)
+    if "logic" in summary:  # image networks
+        scores = f"circuit PSNR {summary['logic']['psnr']:.2f} dB, SSIM {summary['logic']['ssim']:.4f}"
+    else:
+        scores = f"discrete test accuracy {summary['test_acc_discrete']:.4f}, circuit {summary['test_acc_circuit']:.4f}"
     print(
         f"{summary['members']} members, {summary['gates']} gates ({summary.get('gates_optimised', '?')} after "
-        f"optimisation): discrete test accuracy {summary['test_acc_discrete']:.4f}, circuit "
-        f"{summary['test_acc_circuit']:.4f}, {summary['circuit_mismatches']} mismatches; written to {args.out}"
+        f"optimisation): {scores}, {summary['circuit_mismatches']} mismatches; written to {args.out}"
     )
     return 0
 

@@ -14,6 +14,10 @@ from .evaluate import evaluate
 from .nn import Ensemble, to_circuit
 from .outdir import read_json, staged, write_json
 
+#: what image runs must share to be merged; an image ensemble's directory records them and the
+#: first member's seed (its test inputs: the noise of a denoising task)
+IMAGE_OPTIONS = ("task", "scale", "noise", "patch")
+
 
 def load_run(run: str):
     """(options, model, circuit) of a run directory, or of an ensemble directory that
@@ -23,7 +27,8 @@ def load_run(run: str):
         info = read_json(run_dir / ENSEMBLE_FILE)
         if not isinstance(info, dict) or not isinstance(info.get("dataset"), str):
             raise DiffgatesError(f"{run_dir / ENSEMBLE_FILE} is corrupt (it must name the dataset).")
-        cfg = TrainConfig.from_dict({"dataset": info["dataset"], "data_dir": info.get("data_dir")})
+        options = info.get("options") if isinstance(info.get("options"), dict) else {}  # image members' task
+        cfg = TrainConfig.from_dict({**options, "dataset": info["dataset"], "data_dir": info.get("data_dir")})
     else:
         cfg = TrainConfig.from_run(run_dir)
     return cfg, load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
@@ -42,15 +47,25 @@ def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir
         [m for _, model, _ in runs for m in (model.members if isinstance(model, Ensemble) else [model])]
     )
     cfg = runs[0][0]
-    ds = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+    options = {k: getattr(cfg, k) for k in (*IMAGE_OPTIONS, "seed")} if cfg.task != "classify" else {}
+    if len({tuple(getattr(c, k) for k in IMAGE_OPTIONS) for c, _, _ in runs}) > 1:
+        raise DiffgatesError(f"the runs differ in their task or its options ({', '.join(IMAGE_OPTIONS)}).")
+    cfg.data_dir = data_dir or cfg.data_dir
     with staged(out, overwrite, "ensemble", inputs=[*run_dirs, data_dir]) as work:
         circuit = to_circuit(ensemble.eval())
         save_model(ensemble, work / "model.safetensors")
         circuit.save(work / "circuit.npz")
-        info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(run_dirs)}
+        info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(run_dirs), "options": options}
         (work / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        summary = evaluate(ensemble, circuit, ds)
-        summary.update({"dataset": ds.name, "members": len(ensemble.members), "gates": ensemble.n_gates})
+        if options:  # image networks: the merged output is the members' summed counts over their summed groups
+            from .image.data import test_inputs
+            from .image.train import evaluate_image
+
+            pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
+            summary = evaluate_image(cfg, ensemble, circuit, pairs)
+        else:
+            summary = evaluate(ensemble, circuit, load_dataset(cfg.dataset, cfg.data_dir))
+        summary.update({"dataset": cfg.dataset, "members": len(ensemble.members), "gates": ensemble.n_gates})
         write_json(work / "summary.json", summary)
         if summary["circuit_mismatches"]:
             raise InternalError(

@@ -199,7 +199,7 @@ def evaluate_image(cfg: TrainConfig, model: LogicNet, circuit, test_pairs: list)
     model's on every output value, the baselines, and the circuit's speed."""
     from ..evaluate import throughput
 
-    s, group = factor(cfg.task, cfg.scale), int(model.head.tau)
+    s, group = factor(cfg.task, cfg.scale), circuit.group_size  # an ensemble's groups add up
     predict = circuit_predictor(circuit, cfg.threads)
     outputs = [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in test_pairs]
     counts = lambda x: model.counts(torch.as_tensor(x)).numpy()  # noqa: E731
