@@ -50,6 +50,18 @@ def test_circuit_save_load_identical(tmp_path, rng):
     assert np.array_equal(predict_counts(c, x), predict_counts(d, x))
 
 
+def test_the_argmax_flag_is_saved_and_older_files_read_as_classifiers(tmp_path):
+    c = to_circuit(random_model()).replace(argmax=False)
+    c.save(tmp_path / "values.npz")
+    assert Circuit.load(tmp_path / "values.npz").argmax is False
+    with np.load(tmp_path / "values.npz") as z:
+        data = {k: v for k, v in z.items() if k != "argmax"}  # a file written before the flag
+    np.savez(tmp_path / "old.npz", **data)
+    assert Circuit.load(tmp_path / "old.npz").argmax is True
+    with pytest.raises(DiffgatesError, match="argmax must be true or false"):
+        c.replace(argmax=2)
+
+
 def test_circuit_file_with_newer_version_is_refused(tmp_path):
     c = to_circuit(random_model())
     c.save(tmp_path / "c.npz")

@@ -195,12 +195,18 @@ def test_image_options_are_checked(options, message):
     assert message in str(e.value)
 
 
-def test_image_run_exports_bit_exact_c_and_verilog(sr_run, tmp_path):
+def test_image_run_exports_bit_exact_c_and_verilog(sr_run, tmp_path, capsys):
     export = tmp_path / "export"
     assert main(["compile", str(sr_run), "--vectors", "300", "--out", str(export)]) == 0
     assert main(["verify", str(export)]) == 0  # C compiled and run, Verilog simulated: counts equal
     counts = np.loadtxt(export / "golden_counts.txt", dtype=np.int64)
     assert counts.shape == (300, 4) and len(np.unique(counts)) > 5  # four output pixels per window
+    # the outputs are pixel values: no argmax in the circuit, the C or the Verilog
+    assert Circuit.load(sr_run / "circuit.npz").argmax is False
+    assert "#define DG_ARGMAX 0" in (export / "model.h").read_text()
+    assert "class_out" not in (export / "model.v").read_text()
+    assert main(["fpga", str(export), "--out", str(tmp_path / "f")]) == 2
+    assert "outputs are values" in capsys.readouterr().err
 
 
 def test_report_of_an_image_run_shows_the_test_crops(sr_run):

@@ -31,7 +31,12 @@ def load_run(run: str):
         cfg = TrainConfig.from_dict({**options, "dataset": info["dataset"], "data_dir": info.get("data_dir")})
     else:
         cfg = TrainConfig.from_run(run_dir)
-    return cfg, load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
+    model, circuit = load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
+    if cfg.task != "classify":  # image networks output values (runs written before the flag say so too)
+        circuit = circuit.replace(argmax=False)
+        for member in model.members if isinstance(model, Ensemble) else [model]:
+            member.config.argmax = False
+    return cfg, model, circuit
 
 
 def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir: str | None = None) -> dict:

@@ -28,6 +28,9 @@ HEADER = """\
 #define DG_N_FEATURES {n_features}
 #define DG_N_CLASSES {n_classes}
 #define DG_TAU {tau!r}
+/* 1: the outputs are classes; 0: they are values (an image network's pixels), and the argmax
+ * classes mean nothing (pass classes = NULL). */
+#define DG_ARGMAX {argmax}
 #define DG_ERR_NONFINITE (-1)
 #define DG_ERR_NOMEM (-2)
 
@@ -61,6 +64,7 @@ def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
         n_features=circuit.n_features,
         n_classes=circuit.n_classes,
         tau=float(circuit.tau),
+        argmax=int(circuit.argmax),
     )
     tables = [
         f"#define DG_N_INPUTS {p.n_inputs}\n#define DG_N_GATES {p.n_gates}\n#define DG_N_SLOTS {p.n_slots}\n",

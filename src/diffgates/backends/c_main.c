@@ -1,6 +1,6 @@
 /* Example program for an exported diffgates model: reads samples from stdin (whitespace-separated
- * floats, DG_N_FEATURES per sample) and prints, per sample, the predicted class and the class
- * counts. Exit code 1 on malformed input. */
+ * floats, DG_N_FEATURES per sample) and prints, per sample, the predicted class (DG_ARGMAX models)
+ * and the counts. Exit code 1 on malformed input. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "model.h"
@@ -37,8 +37,8 @@ int main(void) {
         return 1;
     }
     for (k = 0; k < n; k++) {
-        printf("%d", (int)classes[k]);
-        for (f = 0; f < DG_N_CLASSES; f++) printf(" %d", (int)counts[k * DG_N_CLASSES + f]);
+        if (DG_ARGMAX) printf("%d ", (int)classes[k]);
+        for (f = 0; f < DG_N_CLASSES; f++) printf(f ? " %d" : "%d", (int)counts[k * DG_N_CLASSES + f]);
         printf("\n");
     }
     free(x);

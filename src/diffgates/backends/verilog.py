@@ -74,15 +74,15 @@ def network_latency(circuit: Circuit, stage_levels: int) -> int:
 
 def head_latency(circuit: Circuit, stage_levels: int) -> int:
     """Register stages of the pipelined head (with ``stage_levels > 0``): one per level of the
-    deepest class's adder tree and one per level of the argmax tree."""
+    deepest class's adder tree and one per level of the argmax tree (a circuit with one)."""
     if stage_levels <= 0:
         return 0
     depth = max(_heap_depth(_class_terms(circuit, c)[0]) for c in range(circuit.n_classes))
-    return depth + _argmax_depth(circuit.n_classes)
+    return depth + (_argmax_depth(circuit.n_classes) if circuit.argmax else 0)
 
 
 def latency(circuit: Circuit, stage_levels: int) -> int:
-    """Clock cycles from the input to ``counts`` and ``class_out``."""
+    """Clock cycles from the input to ``counts`` and ``class_out`` (where the circuit has an argmax)."""
     return network_latency(circuit, stage_levels) + head_latency(circuit, stage_levels)
 
 
@@ -176,8 +176,9 @@ def to_verilog(
         f"    input  wire [{n_in - 1}:0] bits,       // the encoder's bits"
         if bits_in
         else f"    input  wire [{n_f * w - 1}:0] x,        // feature f is x[{w}*f +: {w}]",
-        f"    output wire [{k * count_w - 1}:0] counts,  // class c count is counts[{count_w}*c +: {count_w}]",
-        f"    output wire [{class_w - 1}:0] class_out  // argmax, first maximum wins",
+        f"    output wire [{k * count_w - 1}:0] counts{',' if circuit.argmax else ' '}  "
+        f"// output c's count is counts[{count_w}*c +: {count_w}]",
+        *([f"    output wire [{class_w - 1}:0] class_out  // argmax, first maximum wins"] if circuit.argmax else []),
         ");",
     ]
     q = fmt.thresholds(circuit.in_threshold)
@@ -201,7 +202,10 @@ def to_verilog(
     lines += shared_lines
     for c, (terms, (_, constant)) in enumerate(zip(named, counted)):
         lines += _adder_tree(f"c{c}", terms, constant, count_w, tree_depth, shared[c])
-    lines += _argmax(k, count_w, class_w, piped)
+    if circuit.argmax:
+        lines += _argmax(k, count_w, class_w, piped)
+    else:
+        lines.append(f"    assign counts = {{{', '.join(f'c{c}' for c in reversed(range(k)))}}};")
     read = np.zeros(circuit.n_signals, dtype=bool)
     read[circuit.a[reads_a]], read[circuit.b[reads_b]], read[summed] = True, True, True
     unread = ", ".join(base[s] for s in np.flatnonzero(~read))  # in circuits exported unoptimised
@@ -385,9 +389,14 @@ def testbench(
     count_w = count_width(circuit)
     class_w = class_width(circuit)
     lat = latency(circuit, stage_levels)
-    expected = np.concatenate([counts.argmax(1)[:, None], counts[:, ::-1]], axis=1)  # class, c_{k-1} .. c_0
+    expected = counts[:, ::-1]  # c_{k-1} .. c_0, after the class where the circuit has an argmax
+    widths = [count_w] * k
+    if circuit.argmax:
+        expected, widths = np.concatenate([counts.argmax(1)[:, None], expected], axis=1), [class_w, *widths]
+    out_w, got = sum(widths), "{class_out, counts}" if circuit.argmax else "counts"
     vin = "\n".join(_hex_row(row[::-1], w) for row in codes) + "\n"
-    vout = "\n".join(_hex_row(row, [class_w] + [count_w] * k) for row in expected) + "\n"
+    vout = "\n".join(_hex_row(row, widths) for row in expected) + "\n"
+    ports = ".counts(counts), .class_out(class_out)" if circuit.argmax else ".counts(counts)"
     tb = f"""`timescale 1ns/1ps
 // verilator lint_off DECLFILENAME
 // Self-checking testbench: {n} golden vectors computed by diffgates from the software model.
@@ -395,11 +404,11 @@ module tb;
     reg clk = 0;
     reg [{n_f * w - 1}:0] x;
     wire [{k * count_w - 1}:0] counts;
-    wire [{class_w - 1}:0] class_out;
+    {f"wire [{class_w - 1}:0] class_out;" if circuit.argmax else "// no class_out: the outputs are values"}
     reg [{n_f * w - 1}:0] vin [0:{n - 1}];
-    reg [{class_w + k * count_w - 1}:0] vout [0:{n - 1}];
+    reg [{out_w - 1}:0] vout [0:{n - 1}];
     integer i, c, errors;
-    {name} dut (.clk(clk), .x(x), .counts(counts), .class_out(class_out));
+    {name} dut (.clk(clk), .x(x), {ports});
     initial begin
         $readmemh("golden_in.hex", vin);
         $readmemh("golden_out.hex", vout);
@@ -408,8 +417,8 @@ module tb;
             x = vin[i];
             #1;
             for (c = 0; c < {lat}; c = c + 1) begin clk = 1; #1; clk = 0; #1; end
-            if ({{class_out, counts}} !== vout[i]) begin
-                if (errors < 10) $display("MISMATCH vector %0d: got %h expected %h", i, {{class_out, counts}}, vout[i]);
+            if ({got} !== vout[i]) begin
+                if (errors < 10) $display("MISMATCH vector %0d: got %h expected %h", i, {got}, vout[i]);
                 errors = errors + 1;
             end
         end

@@ -5,11 +5,12 @@ Gates are in topological order (each reads only lower-numbered signals).
 
 - input bit ``j`` is ``x[in_feature[j]] > in_threshold[j]`` (float32 compare), the encoder;
 - gate ``i`` computes ``ops[i]`` (standard 16-gate numbering) of signals ``a[i]`` and ``b[i]``;
-- ``outputs`` lists the signals read by GroupSum, class by class in equal blocks;
+- ``outputs`` lists the signals read by GroupSum, class by class in equal blocks: a classifier's
+  class counts, or (``argmax`` false) an image network's output values, whose argmax means nothing;
 - ``layer[i]`` is the model layer gate ``i`` came from (for reports only).
 
 File format (``.npz``, no pickles): the arrays above plus ``format``, ``version``,
-``n_features``, ``n_classes`` and ``tau``.
+``n_features``, ``n_classes``, ``tau`` and ``argmax`` (absent in older files: true).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Circuit:
     layer: np.ndarray
     n_classes: int
     tau: float = 1.0
+    argmax: bool = True  # the outputs are classes: backends also give the first maximum
 
     def __post_init__(self):
         """Arrays are checked before they are cast (a value out of the stored type's range is
@@ -59,6 +61,10 @@ class Circuit:
         self.n_features = _scalar("n_features", self.n_features, integer=True)
         self.n_classes = _scalar("n_classes", self.n_classes, integer=True)
         self.tau = _scalar("tau", self.tau, integer=False)
+        flag = np.asarray(self.argmax)
+        if flag.shape != () or flag.dtype.kind not in "biu" or int(flag) not in (0, 1):
+            raise DiffgatesError(f"invalid circuit: argmax must be true or false, got {self.argmax!r}.")
+        self.argmax = bool(flag)
         self.validate()
 
     @property
@@ -130,6 +136,7 @@ class Circuit:
             n_features=np.array(self.n_features),
             n_classes=np.array(self.n_classes),
             tau=np.array(self.tau),
+            argmax=np.array(self.argmax),
             **arrays,
         )
         os.replace(tmp, path)
@@ -148,6 +155,7 @@ class Circuit:
             raise DiffgatesError(f"{path} is not a diffgates circuit file.")
         if _scalar("version", data.get("version"), integer=True) > VERSION:
             raise DiffgatesError(f"{path} has circuit format version {int(data['version'])}; upgrade diffgates.")
+        data.setdefault("argmax", np.array(True))  # written before outputs could be values
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise DiffgatesError(f"{path} lacks circuit fields {', '.join(missing)}.")

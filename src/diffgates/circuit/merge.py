@@ -65,4 +65,5 @@ def merge(circuits: list[Circuit]) -> Circuit:
         layer=np.concatenate(layer),
         n_classes=first.n_classes,
         tau=float(np.mean([c.tau for c in circuits])),
+        argmax=all(c.argmax for c in circuits),
     )

@@ -131,6 +131,11 @@ def implement(
     fam = FAMILIES[family]
     info = _export_info(export)
     circuit, fmt = info["circuit"], info["format"]
+    if not circuit.argmax:
+        raise DiffgatesError(
+            "the FPGA top levels deliver a class per image; this export's outputs are values (an image "
+            "network), so synthesise its model.v with 'diffgates synth' instead."
+        )
     if mode == "wide" and family != "ecp5":
         raise DiffgatesError("wide mode is placed out of context, which only the ecp5 flow offers; use --mode stream.")
     levels = stage_levels if stage_levels is not None else stage_levels_for(target_mhz)

@@ -47,6 +47,7 @@ def build_image_model(cfg: TrainConfig) -> LogicNet:
     mc = model_config(cfg, cfg.patch * cfg.patch, outputs)
     mc.tau = float(cfg.widths[-1] // outputs)  # scores = count / group size: values in [0, 1]
     mc.skip_feature = cfg.patch * cfg.patch // 2  # the output gates read the centre pixel's bits
+    mc.argmax = False  # outputs are pixel values, not classes
     return LogicNet(mc, engine=cfg.engine)
 
 

@@ -98,4 +98,5 @@ def to_circuit(model: LogicNet | Ensemble) -> Circuit:
         layer=build.cat(build.layer),
         n_classes=model.head.k,
         tau=model.head.tau,
+        argmax=model.config.argmax,
     )

@@ -53,6 +53,9 @@ class ModelConfig:
     # models): an image network's centre pixel, so that pass-through gates start it as
     # nearest-neighbour upscaling; see dense.wire_skip
     skip_feature: int | None = None
+    # the outputs are classes (their circuit gives the argmax too); false for an image network,
+    # whose outputs are pixel values
+    argmax: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
