@@ -133,6 +133,23 @@ def test_merged_image_runs_average_their_members_and_evaluate_as_one(sr_run, tmp
     assert "logic network (circuit)" in capsys.readouterr().out
 
 
+def test_a_stretched_output_starts_as_nearest_neighbour_and_clips_to_the_pixel_range():
+    from diffgates.image.apply import values
+
+    cfg = TrainConfig.from_dict(
+        {"task": "superres", "dataset": "digits", "patch": 3, "widths": [100, 2000], "encoder_bits": 31}
+        | {"output_span": 1.5, "connections": "learned"}
+    )
+    model = build_image_model(cfg)
+    x = np.random.default_rng(0).random((3000, 9), dtype=np.float32)
+    model.encoder.fit(x)
+    counts = model.eval().counts(torch.as_tensor(x)).numpy()
+    out = values(counts, 500, 1.5)
+    assert np.abs(out - x[:, 4:5]).mean() < 0.03  # every output pixel copies the centre pixel
+    np.testing.assert_allclose(values(np.array([0, 100, 250, 500]), 500, 1.5), [0, 0.05, 0.5, 1], atol=1e-6)
+    np.testing.assert_array_equal(values(np.array([0, 100, 500]), 500), np.float32([0, 0.2, 1]))
+
+
 def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run, tmp_path):
     from diffgates.checkpoint import load_model
 
@@ -187,6 +204,8 @@ def test_too_large_an_image_is_refused_before_any_work():
         ({"task": "denoise", "noise": "poisson:1"}, "--noise must be"),
         ({"task": "superres", "conv": ["8:3"]}, "--conv (convolution blocks) does not apply"),
         ({"patch": 5}, "--patch does nothing without"),
+        ({"output_span": 1.5}, "--output-span does nothing without"),
+        ({"task": "superres", "validation": 0.1}, "a validation split"),
     ],
 )
 def test_image_options_are_checked(options, message):

@@ -161,7 +161,7 @@ def cmd_image(args) -> int:
     s = factor(cfg.task, cfg.scale)
     check_size(channels.shape, s, src)
     predict = circuit_predictor(circuit, args.threads)
-    out = np.stack([reconstruct(predict, c, cfg.patch, s, circuit.group_size) for c in channels])
+    out = np.stack([reconstruct(predict, c, cfg.patch, s, circuit.group_size, span=cfg.output_span) for c in channels])
     write_image(dst, out, mode, args.overwrite)
     print(f"{src} ({channels.shape[2]} x {channels.shape[1]} {mode}) -> {dst} ({out.shape[2]} x {out.shape[1]})")
     return 0

@@ -64,6 +64,14 @@ class TrainConfig:
     patch_samples: int = opt(
         500_000, "image tasks: random training windows drawn from the training images per epoch", low=1
     )
+    output_span: float = opt(
+        1.0,
+        "image tasks: an output value is (count / group - 0.5) x SPAN + 0.5, clipped to [0, 1]; above 1 the "
+        "counts reach past black and white, so inverted inputs can act as negative weights (a sharpening "
+        "filter's) without a constant they cannot subtract",
+        low=1,
+        high=4,
+    )
     widths: list[int] = opt(_model_default("widths"), "gates per layer, comma separated (e.g. 8000,8000,8000)", low=1)
     encoder_bits: int = opt(_model_default("encoder_bits"), "thresholds per input feature (thermometer code)", low=1)
     encoder_strategy: str = opt(_model_default("encoder_strategy"), "how thresholds are placed", STRATEGIES)
@@ -300,6 +308,7 @@ class TrainConfig:
         unused["noise"] = (self.task != "denoise", "--task denoise")
         unused["patch"] = (not image, "--task superres or denoise")
         unused["patch_samples"] = (not image, "--task superres or denoise")
+        unused["output_span"] = (not image, "--task superres or denoise")
         for name in ("tree_depth", "conv_groups", "tree_channels", "head_blocks", "head_input"):
             unused[name] = (not (self.conv or self.trunk), "--conv (convolution blocks)")  # a trunk brings its own
         for name, (idle, needs) in unused.items():

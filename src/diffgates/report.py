@@ -144,7 +144,12 @@ def figure_crops(plt, cfg, circuit: Circuit, path: Path, n: int = 4, side: int =
     for row, (lr, hr) in zip(axes, pairs):
         h, w = min(side, hr.shape[0]), min(side, hr.shape[1])  # the centre of large photographs
         top, left = (hr.shape[0] - h) // 2, (hr.shape[1] - w) // 2
-        images = (shown(lr), classic(lr), reconstruct(predict, lr, cfg.patch, s, circuit.group_size), hr)
+        images = (
+            shown(lr),
+            classic(lr),
+            reconstruct(predict, lr, cfg.patch, s, circuit.group_size, span=cfg.output_span),
+            hr,
+        )
         for ax, title, img in zip(row, columns, images):
             ax.imshow(img[top : top + h, left : left + w], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(title, fontsize=9)

@@ -16,7 +16,7 @@ from .outdir import read_json, staged, write_json
 
 #: what image runs must share to be merged; an image ensemble's directory records them and the
 #: first member's seed (its test inputs: the noise of a denoising task)
-IMAGE_OPTIONS = ("task", "scale", "noise", "patch")
+IMAGE_OPTIONS = ("task", "scale", "noise", "patch", "output_span")
 
 
 def load_run(run: str):

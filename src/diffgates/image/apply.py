@@ -30,8 +30,17 @@ def circuit_predictor(circuit: Circuit, threads: int | None = None) -> Predictor
     return lambda x: ex.counts(x).astype(np.int64)
 
 
-def reconstruct(predict: Predictor, img: np.ndarray, patch: int, s: int, group: int, rows: int = 0) -> np.ndarray:
-    """The network slid over ``img`` (H, W): the (H * s, W * s) output, values count / ``group``.
+def values(counts: np.ndarray, group: int, span: float = 1.0) -> np.ndarray:
+    """Output values of counts out of ``group``: count / group, stretched by ``span`` about 0.5 and
+    clipped to [0, 1] where ``span`` is above 1 (``--output-span``)."""
+    v = counts.astype(np.float32) / np.float32(group)
+    return v if span == 1 else np.clip((v - np.float32(0.5)) * np.float32(span) + np.float32(0.5), 0, 1)
+
+
+def reconstruct(
+    predict: Predictor, img: np.ndarray, patch: int, s: int, group: int, rows: int = 0, span: float = 1.0
+) -> np.ndarray:
+    """The network slid over ``img`` (H, W): the (H * s, W * s) output of :func:`values`.
     ``rows``: input rows per band (default: about a million windows a band)."""
     h, w = img.shape
     rows = rows or max(1, 1_000_000 // max(1, w))
@@ -44,7 +53,7 @@ def reconstruct(predict: Predictor, img: np.ndarray, patch: int, s: int, group: 
         band = np.pad(img[lo:hi], ((r - (top - lo), r - (hi - bottom)), (0, 0)), mode="edge")
         x = windows(band, patch).reshape(bottom - top + 2 * r, w, -1)[r : r + bottom - top].reshape(-1, patch * patch)
         counts = predict(np.ascontiguousarray(x))
-        out[top * s : bottom * s] = assemble(counts.astype(np.float32) / np.float32(group), bottom - top, w, s)
+        out[top * s : bottom * s] = assemble(values(counts, group, span), bottom - top, w, s)
     return out
 
 

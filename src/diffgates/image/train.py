@@ -19,13 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import native, outdir
+from .. import gates, native, outdir
 from ..build import model_config, start_from
 from ..checkpoint import save_model
 from ..circuit.ir import encode_bits
 from ..config import CONFIG_FILE, TrainConfig
 from ..errors import DiffgatesError, InternalError
 from ..kernels import set_threads
+from ..nn import parametrization as P
 from ..nn import to_circuit
 from ..nn.model import LogicNet
 from ..outdir import write_json
@@ -48,7 +49,25 @@ def build_image_model(cfg: TrainConfig) -> LogicNet:
     mc.tau = float(cfg.widths[-1] // outputs)  # scores = count / group size: values in [0, 1]
     mc.skip_feature = cfg.patch * cfg.patch // 2  # the output gates read the centre pixel's bits
     mc.argmax = False  # outputs are pixel values, not classes
-    return LogicNet(mc, engine=cfg.engine)
+    model = LogicNet(mc, engine=cfg.engine)
+    if cfg.output_span != 1:
+        start_as_nearest(model.layers[-1], model.encoder.n_bits, outputs, cfg.output_span, mc.residual_strength)
+    return model
+
+
+@torch.no_grad()
+def start_as_nearest(layer, n_bits: int, outputs: int, span: float, strength: float | None) -> None:
+    """Initialise an output layer whose values are stretched by ``span`` so that it starts as
+    nearest-neighbour upscaling, as a layer without the stretch does: in each group the first
+    1 / span of the gates pass input A (the centre pixel's thresholds, in turn) through, the next
+    (span - 1) / (2 span) are TRUE, cancelling the stretch's offset, and the rest FALSE. Training
+    then turns them into whatever the image needs."""
+    per = layer.out_features // outputs
+    q = torch.arange(layer.out_features) % per
+    n_pass, n_true = round(per / span), round(per * (span - 1) / (2 * span))
+    ids = torch.where(q < n_pass, gates.A, torch.where(q < n_pass + n_true, gates.TRUE, gates.FALSE))
+    s = strength if strength is not None else P.DEFAULT_RESIDUAL[layer.parametrization]
+    layer.weight.copy_(P.weights_for(ids, layer.parametrization, s))
 
 
 class Windows:
@@ -154,7 +173,10 @@ def train_image(
             loss_sum = 0.0
             for step in range(steps):
                 sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
-                loss = F.mse_loss(model(bits[sl], encoded=True), target[sl])
+                pred = model(bits[sl], encoded=True)
+                if cfg.output_span != 1:
+                    pred = (pred - 0.5) * cfg.output_span + 0.5
+                loss = F.mse_loss(pred, target[sl])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.lr_schedule == "cosine":
@@ -168,7 +190,7 @@ def train_image(
             epoch_seconds = time.perf_counter() - t_epoch
             model.eval()
             predict = circuit_predictor(to_circuit(model), cfg.threads)
-            outputs = [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in watch]
+            outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in watch]
             row = {"epoch": epoch, "loss": loss_sum / cfg.patch_samples, "epoch_seconds": epoch_seconds}
             row.update({f"test_{k}": v for k, v in score(outputs, [hr for _, hr in watch]).items()})
             with open(out / "metrics.jsonl", "a") as f:
@@ -202,7 +224,7 @@ def evaluate_image(cfg: TrainConfig, model: LogicNet, circuit, test_pairs: list)
 
     s, group = factor(cfg.task, cfg.scale), circuit.group_size  # an ensemble's groups add up
     predict = circuit_predictor(circuit, cfg.threads)
-    outputs = [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in test_pairs]
+    outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in test_pairs]
     counts = lambda x: model.counts(torch.as_tensor(x)).numpy()  # noqa: E731
     mismatches = sum(
         int((reconstruct(counts, lr, cfg.patch, s, group) != o).sum()) for (lr, _), o in zip(test_pairs, outputs)

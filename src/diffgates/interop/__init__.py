@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import gates
 from ..checkpoint import save_model
 from ..config import TrainConfig
 from ..data import load_dataset
 from ..errors import DiffgatesError, InternalError
 from ..evaluate import evaluate
 from ..nn import LogicNet, ModelConfig, to_circuit
+from ..nn.parametrization import weights_for
 from ..outdir import staged, write_json
 from .pickles import read
 from .sources import PARAMETRIZATIONS, SOURCES, Network, read_network
@@ -127,7 +127,7 @@ def to_model(net: Network, n_features: int, threshold: float = 0.5) -> LogicNet:
 def _truth4(ids: np.ndarray) -> torch.Tensor:
     """truth4 weights selecting the gates ``ids``: sigmoid(+-3) is each table entry, and the gate
     once discrete."""
-    return 3.0 * (2 * torch.as_tensor(gates.TRUTH[ids], dtype=torch.float32) - 1)
+    return weights_for(ids, "truth4", 3.0)
 
 
 def _check_reads(first, n_features: int, bits: int) -> None:

@@ -53,6 +53,17 @@ def init_weights(weight: torch.Tensor, parametrization: str, init: str, strength
             weight.copy_(s * sign.expand_as(weight))
 
 
+def weights_for(ids, parametrization: str, strength: float) -> torch.Tensor:
+    """(len(ids), n_weights) weights that select the gates ``ids``, each with logit ``strength``:
+    the logit of the gate (softmax16), or +-strength for each truth-table entry (truth4)."""
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    if parametrization == "softmax16":
+        w = torch.zeros(len(ids), 16)
+        w[torch.arange(len(ids)), ids] = strength
+        return w
+    return strength * (2 * torch.as_tensor(gates.TRUTH, dtype=torch.float32)[ids] - 1)
+
+
 @functools.cache
 def _basis_cached(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     table = gates.BASIS if name == "gate" else gates.PATTERN_BASIS
