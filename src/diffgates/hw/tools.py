@@ -30,7 +30,7 @@ def run(cmd: list[str], cwd: Path, timeout: float, what: str) -> subprocess.Comp
     try:
         r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        raise DiffgatesError(f"{what} took longer than {timeout:.0f} s and was stopped.") from e
+        raise DiffgatesError(f"{what} took longer than {timeout:g} s and was stopped.") from e
     if r.returncode != 0:
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
         raise DiffgatesError(f"{what} failed (exit {r.returncode}):\n{tail}")
