@@ -6,6 +6,7 @@ import pytest
 
 from conftest import TINY
 from diffgates.cli import main
+from diffgates.config import TrainConfig
 
 
 def test_train_eval_info_end_to_end(tmp_path, capsys):
@@ -216,3 +217,16 @@ def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path)
 def test_patience_needs_a_validation_split(tmp_path, capsys):
     assert main(["train", *TINY, "--patience", "3", "--out", str(tmp_path / "run")]) == 2
     assert "--patience does nothing without --validation" in capsys.readouterr().err
+
+
+def test_28_by_28_data_gets_the_fashion_recipe_where_options_leave_it_out(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = {f"x_{s}": rng.random((n, 784), dtype=np.float32) for s, n in (("train", 100), ("test", 30))}
+    np.savez(tmp_path / "m28.npz", **data, y_train=np.arange(100) % 10, y_test=np.arange(30) % 10)
+    args = ["train", "--dataset", str(tmp_path / "m28.npz"), "--widths", "100", "--epochs", "1", "--quiet"]
+    assert main([*args, "--tau", "5", "--out", str(tmp_path / "run")]) == 0
+    assert "Fashion-MNIST recipe, --encoder-bits 3" in capsys.readouterr().err
+    cfg = TrainConfig.from_run(tmp_path / "run")
+    assert (cfg.encoder_bits, cfg.tau, cfg.widths, cfg.epochs) == (3, 5.0, [100], 1)  # given options win
+    assert main(["train", *TINY, "--out", str(tmp_path / "digits")]) == 0  # 64 features: the usual defaults
+    assert TrainConfig.from_run(tmp_path / "digits").encoder_bits == 4

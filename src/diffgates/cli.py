@@ -96,6 +96,8 @@ def cmd_train(args) -> int:
         cfg, out = TrainConfig.from_run(args.resume), Path(args.resume)
         cfg.threads = options.get("threads", cfg.threads)  # where it runs, not what it computes
     else:
+        if not args.config and "model" not in options and options.get("task", "classify") == "classify":
+            options = {**_shape_defaults(options), **options}
         cfg = TrainConfig.load(args.config, **options) if args.config else TrainConfig.from_dict(options)
         out = args.out or f"runs/{Path(cfg.dataset).stem}"
     inputs = [args.config] if args.config else []
@@ -117,6 +119,25 @@ def cmd_train(args) -> int:
         )
     print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
     return 0
+
+
+def _shape_defaults(options: dict) -> dict:
+    """The recipe for the data's shape (``zoo.SHAPE_DEFAULTS``) for the options not given, said on stderr."""
+    from .data import feature_count
+    from .zoo import SHAPE_DEFAULTS
+
+    dataset = options.get("dataset", TrainConfig.dataset)
+    n = feature_count(dataset)
+    chosen = {k: v for k, v in SHAPE_DEFAULTS.get(n, {}).items() if k not in options}
+    if chosen:
+        said = " ".join(
+            f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in chosen.items()
+        )
+        print(
+            f"{dataset} has {n} features (28 x 28 images): using the Fashion-MNIST recipe, {said}; options given win",
+            file=sys.stderr,
+        )
+    return chosen
 
 
 def _print_image_summary(s: dict) -> None:

@@ -15,6 +15,11 @@ from dataclasses import dataclass, fields
 
 from .errors import DiffgatesError
 
+#: defaults chosen by the shape of the data where the options leave them out: 28 x 28 greyscale
+#: images (MNIST, Fashion-MNIST, or an .npz of them) get the dense Fashion-MNIST recipe
+#: (BENCHMARKS.md: 87.09 % on Fashion-MNIST) instead of the digits-sized defaults
+SHAPE_DEFAULTS = {784: {"widths": [8000] * 6, "encoder_bits": 3, "tau": 20.0, "epochs": 20}}
+
 
 @dataclass(frozen=True)
 class Preset:

@@ -15,6 +15,7 @@ The bundled image datasets' pixels are scaled to [0, 1].
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,23 @@ def _npz(path: str) -> Dataset:
             raise DiffgatesError(f"{p}: {k} must be a 1-d array of integer class labels, got {y.dtype} {y.shape}.")
         arrays[k] = y.astype(np.int64)
     return Dataset(p.stem, **arrays)
+
+
+def feature_count(name: str) -> int | None:
+    """Features per sample of a dataset, known without loading it: from its image shape, or from
+    the header of an .npz file's ``x_train`` (None where neither tells)."""
+    if name in IMAGE_SHAPES:
+        return math.prod(IMAGE_SHAPES[name])
+    if not name.endswith(".npz"):
+        return None
+    try:
+        with zipfile.ZipFile(name) as zf, zf.open("x_train.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(f)[0]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # the load itself says what is wrong
+    return int(math.prod(shape[1:])) if len(shape) >= 2 else None
 
 
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
