@@ -37,7 +37,7 @@ def cli(*args):
 
 def metrics_without_timing(run):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "elapsed_seconds")} for r in rows]
 
 
 def kill_and_resume_equals_uninterrupted(tmp_path, common, before_resume=lambda: None):
