@@ -225,7 +225,8 @@ def test_28_by_28_data_gets_the_fashion_recipe_where_options_leave_it_out(tmp_pa
     np.savez(tmp_path / "m28.npz", **data, y_train=np.arange(100) % 10, y_test=np.arange(30) % 10)
     args = ["train", "--dataset", str(tmp_path / "m28.npz"), "--widths", "100", "--epochs", "1", "--quiet"]
     assert main([*args, "--tau", "5", "--out", str(tmp_path / "run")]) == 0
-    assert "Fashion-MNIST recipe, --encoder-bits 3" in capsys.readouterr().err
+    assert "the Fashion-MNIST recipe set --encoder-bits 3; options given win" in capsys.readouterr().out
+
     cfg = TrainConfig.from_run(tmp_path / "run")
     assert (cfg.encoder_bits, cfg.tau, cfg.widths, cfg.epochs) == (3, 5.0, [100], 1)  # given options win
     assert main(["train", *TINY, "--out", str(tmp_path / "digits")]) == 0  # 64 features: the usual defaults

@@ -88,6 +88,7 @@ def cmd_train(args) -> int:
     from .train import train
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    shaped = {}  # options chosen from the data's shape
     if args.resume:
         if set(options) - {"threads"} or args.out or args.overwrite or args.config:
             raise DiffgatesError(
@@ -97,7 +98,8 @@ def cmd_train(args) -> int:
         cfg.threads = options.get("threads", cfg.threads)  # where it runs, not what it computes
     else:
         if not args.config and "model" not in options and options.get("task", "classify") == "classify":
-            options = {**_shape_defaults(options), **options}
+            shaped = _shape_defaults(options)
+            options = {**shaped, **options}
         cfg = TrainConfig.load(args.config, **options) if args.config else TrainConfig.from_dict(options)
         out = args.out or f"runs/{Path(cfg.dataset).stem}"
     inputs = [args.config] if args.config else []
@@ -118,26 +120,24 @@ def cmd_train(args) -> int:
             f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread (prepared in {s['circuit_prepare_s']:.2f} s)"
         )
     print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
+    if shaped:
+        print(f"(28 x 28 images: the Fashion-MNIST recipe set {_said(shaped)}; options given win)")
     return 0
 
 
 def _shape_defaults(options: dict) -> dict:
-    """The recipe for the data's shape (``zoo.SHAPE_DEFAULTS``) for the options not given, said on stderr."""
+    """The recipe for the data's shape (``zoo.SHAPE_DEFAULTS``) for the options not given."""
     from .data import feature_count
     from .zoo import SHAPE_DEFAULTS
 
-    dataset = options.get("dataset", TrainConfig.dataset)
-    n = feature_count(dataset)
-    chosen = {k: v for k, v in SHAPE_DEFAULTS.get(n, {}).items() if k not in options}
-    if chosen:
-        said = " ".join(
-            f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in chosen.items()
-        )
-        print(
-            f"{dataset} has {n} features (28 x 28 images): using the Fashion-MNIST recipe, {said}; options given win",
-            file=sys.stderr,
-        )
-    return chosen
+    n = feature_count(options.get("dataset", TrainConfig.dataset))
+    return {k: v for k, v in SHAPE_DEFAULTS.get(n, {}).items() if k not in options}
+
+
+def _said(chosen: dict) -> str:
+    return " ".join(
+        f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in chosen.items()
+    )
 
 
 def _print_image_summary(s: dict) -> None:
