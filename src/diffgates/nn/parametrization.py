@@ -24,8 +24,6 @@ INITS = ("residual", "gaussian")
 #: Default residual strength: softmax16 logit of gate A (5 -> ~90 % A); truth4 logit magnitude.
 DEFAULT_RESIDUAL = {"softmax16": 5.0, "truth4": 3.0}
 
-_TRUTH_A = gates.TRUTH[gates.A]  # truth table of the pass-through gate, pattern order
-
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
@@ -45,23 +43,19 @@ def init_weights(weight: torch.Tensor, parametrization: str, init: str, strength
             weight.normal_()
             return
         s = DEFAULT_RESIDUAL[parametrization] if strength is None else strength
-        if parametrization == "softmax16":
-            weight.zero_()
-            weight[:, gates.A] = s
-        else:
-            sign = torch.tensor(2.0 * _TRUTH_A - 1.0, dtype=weight.dtype, device=weight.device)
-            weight.copy_(s * sign.expand_as(weight))
+        passes = torch.full((len(weight),), gates.A)
+        weight.copy_(weights_for(passes, parametrization, s, weight.dtype))
 
 
-def weights_for(ids, parametrization: str, strength: float) -> torch.Tensor:
+def weights_for(ids, parametrization: str, strength: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(len(ids), n_weights) weights that select the gates ``ids``, each with logit ``strength``:
     the logit of the gate (softmax16), or +-strength for each truth-table entry (truth4)."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if parametrization == "softmax16":
-        w = torch.zeros(len(ids), 16)
+        w = torch.zeros(len(ids), 16, dtype=dtype)
         w[torch.arange(len(ids)), ids] = strength
         return w
-    return strength * (2 * torch.as_tensor(gates.TRUTH, dtype=torch.float32)[ids] - 1)
+    return strength * (2 * torch.as_tensor(gates.TRUTH, dtype=dtype)[ids] - 1)
 
 
 @functools.cache
