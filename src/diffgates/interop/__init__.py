@@ -22,7 +22,7 @@ from ..data import load_dataset
 from ..errors import DiffgatesError, InternalError
 from ..evaluate import evaluate
 from ..nn import LogicNet, ModelConfig, to_circuit
-from ..nn.parametrization import weights_for
+from ..nn.parametrization import DEFAULT_RESIDUAL, weights_for
 from ..outdir import staged, write_json
 from .pickles import read
 from .sources import PARAMETRIZATIONS, SOURCES, Network, read_network
@@ -125,14 +125,15 @@ def to_model(net: Network, n_features: int, threshold: float = 0.5) -> LogicNet:
 
 
 def _truth4(ids: np.ndarray) -> torch.Tensor:
-    """truth4 weights selecting the gates ``ids``: sigmoid(+-3) is each table entry, and the gate
-    once discrete."""
-    return weights_for(ids, "truth4", 3.0)
+    """truth4 weights selecting the gates ``ids`` with the residual initialisation's strength
+    (sigmoid(+-3) is each table entry), and exactly those gates once discrete."""
+    return weights_for(ids, "truth4", DEFAULT_RESIDUAL["truth4"])
 
 
 def _check_reads(first, n_features: int, bits: int) -> None:
-    reads = max(int(first.ia.max()), int(first.ib.max())) + 1
-    if reads > n_features * bits or min(int(first.ia.min()), int(first.ib.min())) < 0:
+    low, top = first.reads()
+    reads = top + 1
+    if reads > n_features * bits or low < 0:
         raise DiffgatesError(
             f"the network's first dense layer reads {reads} inputs, but it is given {n_features} "
             f"feature{'s' if n_features > 1 else ''} x {bits} threshold{'s' if bits > 1 else ''} = {n_features * bits}."

@@ -36,6 +36,10 @@ class Layer:
     ia: np.ndarray  # (out,) input A of each gate
     ib: np.ndarray
 
+    def reads(self) -> tuple[int, int]:
+        """(lowest, highest) input index the layer's gates read."""
+        return min(int(self.ia.min()), int(self.ib.min())), max(int(self.ia.max()), int(self.ib.max()))
+
 
 @dataclass
 class ConvBlock:
@@ -258,11 +262,17 @@ def _pooled(block: ConvBlock, pool: Record) -> ConvBlock:
 def _binarization(leaf: Record) -> np.ndarray | None:
     if leaf.name == "DummyBinarization":
         return None
-    diffs = leaf.tensor("raw_diffs")  # LearnableBinarization: eval thresholds are their running sum
-    t = torch.cumsum(diffs, dim=-1) if diffs is not None else leaf.tensor("thresholds")
+    t = _eval_thresholds(leaf.tensor("raw_diffs"), leaf.tensor("thresholds"))
     if t is None:
         raise DiffgatesError(f"the {leaf.name} in the checkpoint has no thresholds.")
-    return t.to(torch.float32).numpy()
+    return t
+
+
+def _eval_thresholds(raw_diffs: torch.Tensor | None, thresholds: torch.Tensor | None) -> np.ndarray | None:
+    """A torchlogix binarisation's eval-mode thresholds: LearnableBinarization's are the running
+    sum of its ``raw_diffs``, the others' are stored."""
+    t = torch.cumsum(raw_diffs, dim=-1) if raw_diffs is not None else thresholds
+    return None if t is None else t.to(torch.float32).numpy()
 
 
 def _torchlogix_dense(leaf: Record) -> Layer:
@@ -308,9 +318,9 @@ def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Netw
                     f"the weights as '{p}.indices', a (2, gates) tensor."
                 )
             layers.append(_layer(w, kind, indices))
-        elif source == "torchlogix" and (get("thresholds") is not None or get("raw_diffs") is not None) and not layers:
-            diffs = get("raw_diffs")
-            thresholds = (torch.cumsum(diffs, -1) if diffs is not None else get("thresholds")).float().numpy()
+        elif source == "torchlogix" and not layers:  # a binarisation before the first layer
+            found = _eval_thresholds(get("raw_diffs"), get("thresholds"))
+            thresholds = thresholds if found is None else found
     if not layers:
         raise DiffgatesError(f"the state dict holds no {source} logic layers (no '.{weight_key}' keys).")
     return Network(thresholds, layers, classes, 1.0 if tau is None else tau)
@@ -323,8 +333,8 @@ def _check_shapes(net: Network) -> None:
     if net.n_classes < 1 or net.tau <= 0:
         raise DiffgatesError(f"GroupSum needs classes >= 1 and tau > 0, got {net.n_classes} and {net.tau}.")
     for i, (prev, layer) in enumerate(zip(net.layers, net.layers[1:]), 1):
-        top = max(int(layer.ia.max()), int(layer.ib.max()))
-        if top >= len(prev.gates) or min(int(layer.ia.min()), int(layer.ib.min())) < 0:
+        low, top = layer.reads()
+        if top >= len(prev.gates) or low < 0:
             raise DiffgatesError(f"layer {i} reads input {top}, but layer {i - 1} has {len(prev.gates)} gates.")
     if len(net.layers[-1].gates) % net.n_classes:
         raise DiffgatesError(
