@@ -220,6 +220,10 @@ class TrainConfig:
         None, "CPU threads for torch, the kernels and the circuit executor (default: every core)", low=1
     )
 
+    def rate(self, done: float) -> float:
+        """The learning rate ``done`` (0 to 1) of the way through training: constant, or cosine decay to 0."""
+        return self.lr * 0.5 * (1 + math.cos(math.pi * done)) if self.lr_schedule == "cosine" else self.lr
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -7,7 +7,6 @@ A run directory holds ``config.yaml`` (resolved options), ``model.safetensors``,
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -215,12 +214,13 @@ def train(
                     objective = loss + cfg.gate_cost * expected_gates(model) / model.n_gates
                 opt.zero_grad(set_to_none=True)
                 objective.backward()
-                now = dist.sum(torch.tensor(elapsed + time.perf_counter() - t_start))[0] / dist.world
+                if cfg.time_budget:  # the processes' mean time, so all of them stop at the same step
+                    now = dist.sum(torch.tensor(elapsed + time.perf_counter() - t_start))[0] / dist.world
                 if cfg.lr_schedule == "cosine":  # a function of the position (and the budget's time)
                     done = ((epoch - 1) * steps + s) / (cfg.epochs * steps)
                     done = max(done, now / cfg.time_budget) if cfg.time_budget else done
                     for group in opt.param_groups:
-                        group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
+                        group["lr"] = cfg.rate(done)
                 opt.step()
                 step_loss, step_correct = dist.sum(
                     loss.detach() / dist.world * len(batch), (scores.argmax(1) == ytr[idx]).sum()
@@ -228,7 +228,7 @@ def train(
                 loss_sum += step_loss
                 correct += int(step_correct)
                 bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {step_loss / len(batch):.3f}")
-                if cfg.time_budget and now >= cfg.time_budget:  # every process agrees on the mean time
+                if cfg.time_budget and now >= cfg.time_budget:
                     stopped, steps_done = "time budget", s + 1
                     break
                 if cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < steps:
@@ -305,8 +305,7 @@ def train(
         }
     )
     if val is not None:
-        summary.update({"validation_samples": len(val[1]), "val_acc_discrete": best["best_val"], **best})
-        del summary["best_val"]
+        summary.update(validation_samples=len(val[1]), val_acc_discrete=best["best_val"], best_epoch=best["best_epoch"])
     write_json(out / "summary.json", summary)
     if summary["circuit_mismatches"]:  # a run that failed its proof does not replace a good one
         raise InternalError(

@@ -10,7 +10,6 @@ relaxed gates; the discrete network and its circuit compute the same integer cou
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -182,7 +181,7 @@ def train_image(
                 if cfg.lr_schedule == "cosine":
                     done = ((epoch - 1) * steps + step) / (cfg.epochs * steps)
                     for param_group in opt.param_groups:
-                        param_group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
+                        param_group["lr"] = cfg.rate(done)
                 opt.step()
                 value = float(loss.detach())
                 loss_sum += value * len(target[sl])
