@@ -45,8 +45,14 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tm
     out = tmp_path / "fpga"
     args = ["fpga", str(export), "--family", family, "--device", device, "--mode", mode, "--word-bits", "4"]
     args += ["--out", str(out)]
+    if mode == "wide":  # the congestion-driven router, which reports its iterations
+        args += ["--nextpnr-args", "--router router2"]
     assert main([*args, "--stage-levels", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
+    routing = report["routing"]  # from nextpnr's log
+    assert routing["placer_s"] >= 0 and routing["router_s"] >= 0
+    if mode == "wide":
+        assert routing["router_iterations"] >= 1 and routing["overused_wires_last"] == 0
     assert report["mapped_netlist"] == {"vectors": 40, "mismatches": 0, "tool": "verilator"}
     assert report["lut4"] > 0 and report["fmax_mhz"] > 0 and report["flip_flops"] > 0
     if mode == "stream":
@@ -55,7 +61,8 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tm
     else:
         assert report["bitstream"] is None and report["initiation_interval"] == 1
     assert report["images_per_s"] == pytest.approx(report["fmax_mhz"] * 1e6 / report["initiation_interval"])
-    assert "mapped netlist: bit-exact on 40 golden vectors" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "mapped netlist: bit-exact on 40 golden vectors" in printed and "place and route: placer" in printed
 
 
 def test_a_missing_tool_is_a_clear_error(tmp_path, capsys, monkeypatch):

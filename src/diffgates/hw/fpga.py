@@ -9,6 +9,7 @@ and Yosys' ``stat -json``, not from log text.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -152,10 +153,14 @@ def implement(
         (work / name).write_text(text)
     seconds: dict[str, float] = {}
 
-    def step(name: str, what: str, cmd: list[str]):  # each tool stops after ``timeout`` seconds
-        echo(f"{what} ...")
+    def step(name: str, what: str, cmd: list[str], log: str | None = None):  # each stops after ``timeout`` s
+        echo(f"{what} ..." + (f" (progress: {work / log})" if log else ""))
         t0 = time.perf_counter()
-        tools.run(cmd, work, timeout, what)
+        try:
+            tools.run(cmd, work, timeout, what)
+        except DiffgatesError as e:
+            last = router_progress(work / log).get("last") if log else None
+            raise DiffgatesError(f"{e}{f' Last: {last}' if last else ''}") from None
         seconds[name] = round(time.perf_counter() - t0, 1)
 
     script = (
@@ -176,6 +181,7 @@ def implement(
             f"{hint} (--device)."
         )
     pnr = [nextpnr, *dev.flags, "--package", dev.package, "--json", "mapped.json", "--report", "pnr.json"]
+    pnr += ["--log", "pnr.log"]
     pnr += ["--freq", f"{target_mhz:g}", "--timing-allow-fail", "--threads", "1"]
     if family == "ecp5":
         pnr += ["--lpf-allow-unconstrained"] + (["--out-of-context"] if mode == "wide" else [])
@@ -184,10 +190,11 @@ def implement(
     if mode == "stream":
         pnr += [fam.textcfg, "pnr.cfg"]
     pnr += list(nextpnr_args)
-    step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr)
+    step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr, "pnr.log")
     if packer:
         step("pack", f"writing the bitstream ({Path(packer).name})", [packer, "pnr.cfg", fam.bitstream])
     report = _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, seconds)
+    report["routing"] = {k: v for k, v in router_progress(work / "pnr.log").items() if k != "last"}
     if breakdown:
         t0 = time.perf_counter()
         echo("synthesising the encoder, network and head apart, for the breakdown ...")
@@ -203,6 +210,37 @@ def implement(
     (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (work / "summary.txt").write_text(summary(report) + "\n")
     return report
+
+
+_PLACER = re.compile(r"Placer Time: ([\d.]+)s|placement time ([\d.]+)s", re.IGNORECASE)
+_ROUTER = re.compile(r"Router\d? time ([\d.]+)s")
+_ITER = re.compile(r"iter=(\d+) wires=(\d+) overused=(\d+)")
+
+
+def router_progress(log: Path) -> dict:
+    """What nextpnr's log says of placing and routing: placer and router seconds, and, from the
+    congestion-driven router (router2), its iterations and the wires overused after the first
+    (congestion: 0 routes at once) and the last. ``last`` is the newest progress line."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return {}
+    out: dict = {}
+    placer = [float(a or b) for a, b in _PLACER.findall(text)]
+    router = [float(t) for t in _ROUTER.findall(text)]
+    if placer:
+        out["placer_s"] = round(sum(placer), 1)
+    if router:
+        out["router_s"] = round(sum(router), 1)
+    iters = _ITER.findall(text)
+    if iters:
+        out["router_iterations"] = int(iters[-1][0])
+        out["overused_wires_first"] = int(iters[0][2])
+        out["overused_wires_last"] = int(iters[-1][2])
+    lines = [line.strip() for line in text.splitlines() if line.startswith("Info:") and line[5:].strip()]
+    if lines:
+        out["last"] = lines[-1].removeprefix("Info:").strip()
+    return out
 
 
 def lut_equivalents(cells: dict[str, int], fam: Family) -> int:
@@ -330,7 +368,17 @@ def summary(r: dict) -> str:
         f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
         + (f" ({r['latency_ns']} ns)" if r["latency_ns"] else "")
         + f"; a new image every {r['initiation_interval']} cycle(s): {rate}",
+        *([_routing_line(r["routing"])] if r.get("routing") else []),
         f"bitstream: {r['bitstream'] or 'none (out of context)'}; mapped netlist: "
         + (f"bit-exact on {sim['vectors']} golden vectors" if sim else "not simulated"),
     ]
     return "\n".join(lines)
+
+
+def _routing_line(g: dict) -> str:
+    parts = [f"{k} {g[k + '_s']:g} s" for k in ("placer", "router") if k + "_s" in g]
+    if "router_iterations" in g:
+        parts.append(
+            f"{g['router_iterations']} router iterations, {g['overused_wires_first']:,} wires overused after the first"
+        )
+    return "place and route: " + ", ".join(parts)
