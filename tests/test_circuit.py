@@ -142,6 +142,33 @@ def test_native_executor_counts_large_groups_exactly():
     assert np.array_equal(program.run(program.prepare(c), bits), run_numpy(c, bits))
 
 
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return flag in next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+
+
+# each instruction-set path of executor.c (packing, counting): plain C, AVX2, AVX-512
+@pytest.mark.parametrize("march,needs", [("x86-64", "sse2"), ("x86-64-v3", "avx2"), ("x86-64-v4", "avx512bw")])
+def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch, march, needs):
+    import platform
+
+    from conftest import random_circuit
+    from diffgates import native
+    from diffgates.circuit import program
+
+    if platform.machine() not in ("x86_64", "AMD64") or not _cpu_has(needs):
+        pytest.skip(f"this CPU cannot run {march} code")
+    load = native.load
+    monkeypatch.setattr(native, "load", lambda source: load(source, march))
+    for seed, n_inputs, batch in [(0, 200, 1100), (1, 64, 513), (2, 7, 64)]:  # partial 64-byte chunks and blocks
+        c = random_circuit(seed, n_inputs=n_inputs, n_gates=300, n_classes=3, group=40)
+        bits = np.random.default_rng(seed).integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)
+        assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
+
+
 def test_executor_api_matches_the_model(rng):
     from diffgates.circuit.program import Executor
 

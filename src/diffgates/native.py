@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .paths import cache_dir, scratch_dir
 
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11", "-Wall"]
+FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC", "-std=c11", "-Wall"]
 
 
 _threads: int | None = None  # None: every core
@@ -54,20 +54,23 @@ def compiler() -> str | None:
 
 
 @functools.cache
-def load(source: str | Path) -> ctypes.CDLL:
-    """Compile ``source`` if needed and return the loaded library (headers beside it count too)."""
+def load(source: str | Path, march: str = "native") -> ctypes.CDLL:
+    """Compile ``source`` if needed and return the loaded library (headers beside it count too).
+    ``march``: the instruction set (gcc's ``-march``); the machine's own by default, an older one
+    to test the plainer paths of code that picks its instructions at compile time."""
     source = Path(source)
     cc = compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (install gcc or set CC)")
+    flags = [*FLAGS, f"-march={march}"]
     text = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
-    key = hashlib.sha256(text + " ".join([cc, *FLAGS]).encode() + _cpu_signature().encode()).hexdigest()[:16]
+    key = hashlib.sha256(text + " ".join([cc, *flags]).encode() + _cpu_signature().encode()).hexdigest()[:16]
     out = (cache_dir() or scratch_dir()) / f"{source.stem}-{key}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
-        result = subprocess.run([cc, *FLAGS, str(source), "-o", tmp, "-lm"], capture_output=True, text=True)
+        result = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True)
         if result.returncode != 0:
             os.unlink(tmp)
             raise NativeUnavailable(f"building {source.name} failed: {result.stderr.strip()[:2000]}")

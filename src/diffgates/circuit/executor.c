@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512BW__) || defined(__GFNI__)
+#if defined(__AVX512BW__) || defined(__GFNI__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -99,6 +99,17 @@ static inline uint64_t nonzero_mask(const uint8_t *p, int lim) {
 #if defined(__AVX512BW__)
     __m512i v = lim == 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ULL >> (64 - lim), p);
     return _mm512_test_epi8_mask(v, v);
+#elif defined(__AVX2__)
+    if (lim == 64) { /* two byte compares with zero, each gathered into 32 bits */
+        const __m256i zero = _mm256_setzero_si256();
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+        const uint32_t z_lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, zero));
+        const uint32_t z_hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero));
+        return ~((uint64_t)z_hi << 32 | z_lo);
+    }
+    uint64_t word = 0;
+    for (int k = 0; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
+    return word;
 #else
     uint64_t word = 0;
     for (int k = 0; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
@@ -142,6 +153,17 @@ static void spread_plane(vec plane, int shift, u16x8 *cnt) {
     __m512i *c = (__m512i *)cnt;
     const __m512i weight = _mm512_set1_epi16((short)(1 << shift));
     for (int i = 0; i < BLOCK / 32; i++) c[i] = _mm512_mask_add_epi16(c[i], mask[i], c[i], weight);
+#elif defined(__AVX2__)
+    uint16_t mask[BLOCK / 16]; /* 16 counters a step: each lane tests its own bit of the mask */
+    memcpy(mask, &plane, sizeof mask);
+    __m256i *c = (__m256i *)cnt;
+    const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+                                               16384, (short)32768);
+    const __m256i weight = _mm256_set1_epi16((short)(1 << shift));
+    for (int i = 0; i < BLOCK / 16; i++) {
+        const __m256i set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16((short)mask[i]), lane_bit), lane_bit);
+        c[i] = _mm256_add_epi16(c[i], _mm256_and_si256(set, weight));
+    }
 #else
     const uint8_t *bytes = (const uint8_t *)&plane;
     for (int i = 0; i < BLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
