@@ -55,3 +55,9 @@ def test_bench_refuses_bad_options_before_running_anything(capsys):
     assert "multiple of the 10 classes" in capsys.readouterr().err
     assert main(["bench", "conv", "--impls", "diffgates-learned"]) == 2
     assert "bench train" in capsys.readouterr().err
+
+
+def test_bench_infer_checks_and_times_bits_and_raw_features():
+    # the worker in-process: one random network from bits and from features, each checked against the oracle
+    row = bench.infer_worker("diffgates", 40, 60, 1, 3000, 1)
+    assert "error" not in row and row["img_per_s"] > 0 and row["img_per_s_features"] > 0

@@ -165,8 +165,16 @@ def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch
     monkeypatch.setattr(native, "load", lambda source: load(source, march))
     for seed, n_inputs, batch in [(0, 200, 1100), (1, 64, 513), (2, 7, 64)]:  # partial 64-byte chunks and blocks
         c = random_circuit(seed, n_inputs=n_inputs, n_gates=300, n_classes=3, group=40)
-        bits = np.random.default_rng(seed).integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)
-        assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
+        rng = np.random.default_rng(seed)
+        bits = rng.integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)
+        prog = program.prepare(c)
+        assert np.array_equal(program.run(prog, bits, 2), run_numpy(c, bits))
+        # raw features, encoded inside the kernel: pixels (thresholds between and on the integers) and floats
+        c = c.replace(in_threshold=rng.choice([-1.0, 0.0, 0.5, 3.0, 7.5, 254.5, 255.0], c.n_inputs).astype(np.float32))
+        prog = program.prepare(c)
+        pixels = rng.integers(0, 256, (batch, c.n_features), dtype=np.uint8)
+        for x in [pixels, pixels.astype(np.float32), rng.normal(3, 4, (batch, c.n_features)).astype(np.float32)]:
+            assert np.array_equal(program.run_features(prog, x, 2), run_numpy(c, encode_bits(c, x)))
 
 
 def test_executor_api_matches_the_model(rng):

@@ -400,12 +400,14 @@ def infer_worker(
     impl: str, n_in: int, width: int, threads: int, samples: int, repeats: int, circuit: str | None = None
 ) -> dict:
     """Images per second end to end from an encoded bit matrix (uint8, samples x n_in), on a random
-    784 -> 6 x width network or on a saved (extracted, layered) circuit."""
+    784 -> 6 x width network or on a saved (extracted, layered) circuit; for diffgates also from
+    raw features (the random network's bits as uint8 features; uniform float32 features for a
+    saved circuit, through its encoder)."""
     import numpy as np
 
     from .circuit import program
     from .circuit.execute import run_numpy
-    from .circuit.ir import Circuit
+    from .circuit.ir import Circuit, encode_bits
     from .circuit.passes import optimize
 
     if circuit:
@@ -495,6 +497,15 @@ def infer_worker(
         row["error"] = "wrong class counts"
         return row
     row["img_per_s"] = _best_rate(infer, samples, repeats)
+    if impl == "diffgates":  # from raw features, encoded inside the executor: the saved circuit's own encoder
+        raw = Circuit.load(circuit) if circuit else c
+        rng = np.random.default_rng(2)
+        x = rng.random((samples // 4, raw.n_features), dtype=np.float32) if circuit else bits[: samples // 4]
+        ex = program.Executor(raw, threads=threads)
+        if not np.array_equal(ex.counts(x[:2000]), run_numpy(raw, encode_bits(raw, x[:2000]))):
+            row["error"] = "wrong class counts from raw features"
+            return row
+        row["img_per_s_features"] = _best_rate(lambda: ex.counts(x), len(x), repeats)
     return row
 
 

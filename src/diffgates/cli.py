@@ -117,7 +117,13 @@ def cmd_train(args) -> int:
     if "circuit_img_per_s" in s:
         print(
             f"circuit: {s['gates_optimised']} gates after optimisation, "
-            f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread (prepared in {s['circuit_prepare_s']:.2f} s)"
+            f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread from input bits"
+            + (
+                f", {s['circuit_img_per_s_features'] / 1e6:.2f} M from raw features"
+                if "circuit_img_per_s_features" in s
+                else ""
+            )
+            + f" (prepared in {s['circuit_prepare_s']:.2f} s)"
         )
     print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
     if shaped:
@@ -467,7 +473,8 @@ def cmd_bench(args) -> int:
         rows = bench.bench_infer(
             args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo, circuit=args.circuit
         )
-        columns = ["impl", "model", "threads", "img_per_s", "prepare_s", "gates_before", "gates_after", "error"]
+        columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "prepare_s", "gates_before"]
+        columns += ["gates_after", "error"]
     else:
         rows = bench.bench_epoch(args.engines, args.dataset, args.widths, args.threads, args.param, echo=echo)
         columns = ["engine", "dataset", "widths", "threads", "epoch_seconds", "test_acc_discrete", "error"]

@@ -52,9 +52,8 @@ def predict_counts(circuit: Circuit, x: np.ndarray, engine: str = "auto") -> np.
     ``engine``: ``"native"`` (the compiled bit-sliced executor), ``"numpy"`` (the plain oracle), or
     ``"auto"`` (native where a C compiler is available).
     """
-    bits = encode_bits(circuit, x)
     from . import program
 
     if engine == "numpy" or (engine == "auto" and not program.available()):
-        return run_numpy(circuit, bits)
-    return program.run(program.prepare(circuit), bits).astype(np.int64)
+        return run_numpy(circuit, encode_bits(circuit, x))
+    return program.run_features(program.prepare(circuit), x).astype(np.int64)

@@ -1,7 +1,8 @@
 /* Bit-sliced circuit executor: 512 samples per block, one 512-bit vector per signal.
  *
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
- * each run is a tight branch-free loop. Per block: pack input bits (64x64 bit-matrix transposes),
+ * each run is a tight branch-free loop. Per block: pack input bits, read as bits or encoded from
+ * raw uint8 / float32 features on the way (64x64 bit-matrix transposes),
  * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
  * and spread the bit planes into per-sample counters. Blocks are shared among OpenMP threads,
  * each with its own signal buffer. */
@@ -119,19 +120,61 @@ static inline uint64_t nonzero_mask(const uint8_t *p, int lim) {
 
 typedef union { vec v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
 
+/* Where the input bits come from. Kind 0: bits (uint8 0/1, n_in a row). Kinds 1 and 2: raw
+ * features (uint8 or float32, n_features a row), encoded on the way: input j is
+ * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder. feature and
+ * threshold are padded to a multiple of 64 inputs (feature 0 against +inf: never set). */
+typedef struct {
+    const void *x;
+    int kind;
+    int64_t n_in, n_features;
+    const int32_t *feature;
+    const float *threshold;
+} source;
+
+/* Inputs j0 .. j0 + 63 of one row of float32 features, bit k for input j0 + k (gathered and
+ * compared 8 at a time where AVX2 is there). */
+static inline uint64_t encode64(const float *x, const int32_t *f, const float *t) {
+    uint64_t word = 0;
+#if defined(__AVX2__)
+    for (int k = 0; k < 64; k += 8) {
+        const __m256 g = _mm256_i32gather_ps(x, _mm256_loadu_si256((const __m256i *)(f + k)), 4);
+        word |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(g, _mm256_loadu_ps(t + k), _CMP_GT_OQ)) << k;
+    }
+#else
+    for (int k = 0; k < 64; k++) word |= (uint64_t)(x[f[k]] > t[k]) << k;
+#endif
+    return word;
+}
+
 /* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in); rows past n_rows read as 0.
- * Rows are read in order (one 64-bit mask per 64 inputs), then each 64 x 64 tile is transposed. */
-static void pack_block(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t row0, vec *S, tile *tiles) {
-    const int64_t chunks = (n_in + 63) / 64;
+ * Rows are read in order (one 64-bit mask per 64 inputs; a uint8 feature row is widened to
+ * float32 in row_buf first), then each 64 x 64 tile is transposed. */
+static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, tile *tiles, float *row_buf) {
+    const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64, nf = src->n_features;
     for (int w = 0; w < WORDS; w++) {
         int64_t r = row0 + 64 * w;
         int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
         for (int s = 0; s < 64; s++) {
-            const uint8_t *row = bits + (r + s) * n_in;
-            for (int64_t c = 0; c < chunks; c++) {
-                int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
-                tiles[c].w[s] = s < rows ? nonzero_mask(row + 64 * c, lim) : 0;
+            if (s >= rows) {
+                for (int64_t c = 0; c < chunks; c++) tiles[c].w[s] = 0;
+                continue;
             }
+            const int64_t row = r + s;
+            if (src->kind == 0) {
+                const uint8_t *bits = (const uint8_t *)src->x + row * n_in;
+                for (int64_t c = 0; c < chunks; c++)
+                    tiles[c].w[s] = nonzero_mask(bits + 64 * c, n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64);
+                continue;
+            }
+            const float *x = (const float *)src->x + row * nf;
+            if (src->kind == 1) {
+                const uint8_t *x8 = (const uint8_t *)src->x + row * nf;
+                for (int64_t i = 0; i < nf; i++) row_buf[i] = (float)x8[i];
+                x = row_buf;
+            }
+            for (int64_t c = 0; c < chunks; c++)
+                tiles[c].w[s] = encode64(x, src->feature + 64 * c, src->threshold + 64 * c);
         }
         for (int64_t c = 0; c < chunks; c++) {
             int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
@@ -178,13 +221,15 @@ static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t
     for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt);
 }
 
-/* Inputs go to slots 0 .. n_in - 1; slot n_slots - 1 stays zero. Class c counts out_idx row c
- * (n_pos plain, n_neg inverted slots) plus out_offset[c]. Returns 0, or -1 when memory runs out.
- * counts: (n_rows, n_classes) int32. */
-int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slots, const uint8_t *run_op,
-                const int32_t *run_len, int64_t n_runs, const int32_t *A, const int32_t *B, const int32_t *Dst,
-                const int32_t *out_idx, const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg,
-                int32_t *counts, int threads) {
+/* Inputs (x: see source; feature and threshold only for kinds 1 and 2) go to slots 0 .. n_in - 1;
+ * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
+ * plus out_offset[c]. Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
+int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
+                const float *threshold, int64_t n_slots, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
+                const int32_t *A, const int32_t *B, const int32_t *Dst, const int32_t *out_idx,
+                const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
+                int threads) {
+    const source src = {x, x_kind, n_in, n_features, feature, threshold};
     static int ready = 0;
     if (!ready) {
         init_spread();
@@ -199,7 +244,8 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slo
         vec *S = aligned_alloc(64, sizeof(vec) * n_slots);
         u16x8 *cnt = aligned_alloc(64, sizeof(u16x8) * (BLOCK / 8));
         tile *tiles = aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
-        if (!S || !cnt || !tiles) {
+        float *row_buf = malloc(sizeof(float) * (n_features + 1));
+        if (!S || !cnt || !tiles || !row_buf) {
             #pragma omp atomic write
             failed = 1;
         } else {
@@ -208,7 +254,7 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slo
             #pragma omp for schedule(dynamic, 1)
             for (int64_t blk = 0; blk < n_blocks; blk++) {
                 const int64_t row0 = blk * BLOCK;
-                pack_block(bits, n_rows, n_in, row0, S, tiles);
+                pack_block(&src, n_rows, row0, S, tiles, row_buf);
                 bs_eval_gates(S, run_op, run_len, n_runs, A, B, Dst);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
@@ -221,6 +267,7 @@ int run_circuit(const uint8_t *bits, int64_t n_rows, int64_t n_in, int64_t n_slo
         free(S);
         free(cnt);
         free(tiles);
+        free(row_buf);
     }
     return failed ? -1 : 0;
 }

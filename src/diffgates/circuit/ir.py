@@ -205,5 +205,8 @@ def encode_bits(circuit: Circuit, x: np.ndarray) -> np.ndarray:
     """Raw features (batch, n_features) -> input bits (batch, n_inputs) as uint8."""
     x = np.asarray(x)
     check_features(x, circuit.n_features)
-    x = x.astype(np.float32, copy=False)
-    return (x[:, circuit.in_feature] > circuit.in_threshold).astype(np.uint8)
+    bits = np.empty((len(x), circuit.n_inputs), dtype=np.uint8)  # row-major, as the executor reads it
+    for i in range(0, len(x), 4096):  # float32 copies of a few thousand rows stay in cache
+        rows = np.take(x[i : i + 4096].astype(np.float32, copy=False), circuit.in_feature, axis=1)
+        np.greater(rows, circuit.in_threshold, out=bits[i : i + 4096].view(bool))
+    return bits

@@ -14,8 +14,9 @@ import numpy as np
 
 from .. import gates, native
 from ..errors import DiffgatesError
+from ..features import check_features
 from .graph import levels, live_signals
-from .ir import Circuit, encode_bits
+from .ir import Circuit
 
 _SOURCE = Path(__file__).with_name("executor.c")
 MAX_GROUP = 65535
@@ -36,6 +37,9 @@ class Program:
     n_neg: int
     out_offset: np.ndarray  # int32 (classes,) added to each count: TRUE outputs minus inverted padding
     n_classes: int
+    n_features: int  # the encoder: input j is feature in_feature[j] > in_threshold[j]
+    in_feature: np.ndarray  # int32 (n_inputs rounded up to 64,)
+    in_threshold: np.ndarray  # float32, likewise
 
 
 def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -132,6 +136,10 @@ def prepare(circuit: Circuit) -> Program:
         n_neg=n_neg,
         out_offset=i32(n_true - neg_pad),
         n_classes=circuit.n_classes,
+        n_features=circuit.n_features,
+        # padded to whole 64-input chunks, which the kernel encodes at once: feature 0 > +inf is 0
+        in_feature=i32(np.r_[circuit.in_feature, np.zeros(-n_in % 64, dtype=np.int32)]),
+        in_threshold=np.r_[circuit.in_threshold, np.full(-n_in % 64, np.inf)].astype(np.float32),
     )
 
 
@@ -156,17 +164,39 @@ def check_threads(threads) -> int:
 def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Class counts (batch, n_classes) int32 from input bits (batch, n_inputs) uint8 (0/1), on
     ``threads`` threads (None: the process's setting)."""
-    threads = check_threads(threads)
     bits = np.ascontiguousarray(bits, dtype=np.uint8)
     if bits.ndim != 2 or bits.shape[1] != program.n_inputs:
         raise DiffgatesError(f"expected input bits of shape (batch, {program.n_inputs}), got {bits.shape}.")
+    return _run(program, bits, 0, threads)
+
+
+_FEATURE_KINDS = {np.dtype(np.uint8): 1, np.dtype(np.float32): 2}
+
+
+def run_features(program: Program, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Class counts (batch, n_classes) int32 from raw features (batch, n_features), encoded inside
+    the kernel while the bits are packed: no bit matrix is made. uint8 and float32 features are
+    read as they are; other types are converted to float32 first (the encoder's compare)."""
+    x = np.asarray(x)
+    check_features(x, program.n_features)
+    kind = _FEATURE_KINDS.get(x.dtype, 2)
+    x = np.ascontiguousarray(x, dtype=x.dtype if kind == 1 else np.float32)
+    return _run(program, x, kind, threads)
+
+
+def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.ndarray:
+    threads = check_threads(threads)
     lib = native.load(_SOURCE)
-    counts = np.zeros((bits.shape[0], program.n_classes), dtype=np.int32)
+    counts = np.zeros((x.shape[0], program.n_classes), dtype=np.int32)
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
-        _p(bits),
-        i64(bits.shape[0]),
+        _p(x),
+        ctypes.c_int(kind),
+        i64(x.shape[0]),
         i64(program.n_inputs),
+        i64(program.n_features),
+        _p(program.in_feature),
+        _p(program.in_threshold),
         i64(program.n_slots),
         _p(program.run_op),
         _p(program.run_len),
@@ -208,7 +238,7 @@ class Executor:
         return run(self.program, bits, self.threads)
 
     def counts(self, x: np.ndarray) -> np.ndarray:
-        return self.counts_from_bits(encode_bits(self.circuit, x))
+        return run_features(self.program, x, self.threads)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.counts(x).argmax(1)

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from .. import gates, native, outdir
 from ..build import model_config, start_from
 from ..checkpoint import save_model
-from ..circuit.ir import encode_bits
 from ..config import CONFIG_FILE, TrainConfig
 from ..errors import DiffgatesError, InternalError
 from ..kernels import set_threads
@@ -230,7 +229,7 @@ def evaluate_image(cfg: TrainConfig, model: LogicNet, circuit, test_pairs: list)
     )
     inputs, truths = [lr for lr, _ in test_pairs], [hr for _, hr in test_pairs]
     sample = np.concatenate([windows(lr, cfg.patch) for lr in inputs[:50]])[:200_000]
-    speed = throughput(circuit, encode_bits(circuit, sample))
+    speed = throughput(circuit, sample)
     summary = {
         "task": cfg.task,
         "dataset": cfg.dataset,
