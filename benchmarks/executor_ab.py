@@ -1,0 +1,110 @@
+"""The circuit executor of a git revision and of the working tree, side by side on one machine.
+
+    .venv/bin/python benchmarks/executor_ab.py BASE_REV [--width 8000] [--samples 100000] [--rounds 5]
+
+The package as of BASE_REV (git archive) and as in the working tree each run in their own
+subprocess, in alternating rounds, on one thread: a random 784 -> 6 x width network (the same seed
+in both), checked against the numpy oracle, then timed from an encoded bit matrix and, where the
+version has it, from float32 raw features (``program.run_features``). Each round reports the best
+of three timings; the output (JSON) holds the median over rounds per version and the ratio of the
+working tree to the base. CPU time of the worker is reported beside wall time, since on a shared
+machine it is the steadier of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker(width: int, samples: int) -> dict:
+    import numpy as np
+
+    from diffgates.bench import random_network
+    from diffgates.circuit import program
+    from diffgates.circuit.execute import run_numpy
+    from diffgates.circuit.passes import optimize
+
+    circuit = random_network(784, [width] * 6)
+    opt, _ = optimize(circuit)
+    prog = program.prepare(opt)
+    bits = np.random.default_rng(1).integers(0, 2, (samples, 784), dtype=np.uint8)
+    kept = np.ascontiguousarray(bits[:, opt.in_feature])
+    expected = run_numpy(circuit, bits[:2000])
+    jobs = {"bits": lambda: program.run(prog, kept, 1)}
+    if hasattr(program, "run_features"):
+        features = bits.astype(np.float32)
+        jobs["features"] = lambda: program.run_features(prog, features, 1)
+    out = {}
+    for kind, job in jobs.items():
+        if not np.array_equal(job()[:2000], expected):
+            raise SystemExit(f"wrong counts from {kind}")
+        wall, cpu = [], []
+        for _ in range(3):
+            w, c = time.perf_counter(), time.process_time()
+            job()
+            wall.append(time.perf_counter() - w)
+            cpu.append(time.process_time() - c)
+        out[kind] = {"wall": min(wall), "cpu": min(cpu)}
+    return out
+
+
+def package_at(rev: str) -> Path:
+    tar = subprocess.run(["git", "archive", rev, "src/diffgates"], cwd=ROOT, capture_output=True, check=True).stdout
+    into = Path(tempfile.mkdtemp())
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        t.extractall(into, filter="data")
+    return into / "src"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("base", help="git revision to compare with")
+    p.add_argument("--width", type=int, default=8000)
+    p.add_argument("--samples", type=int, default=100_000)
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    paths = {args.base: package_at(args.base), "tree": ROOT / "src"}
+    times: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for _ in range(args.rounds):
+        for version, path in paths.items():
+            env = {**os.environ, "PYTHONPATH": str(path)}
+            cmd = [sys.executable, __file__, "--worker", str(args.width), str(args.samples)]
+            got = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+            for kind, t in got.items():
+                entry = times.setdefault((version, kind), {"wall": [], "cpu": []})
+                entry["wall"].append(t["wall"])
+                entry["cpu"].append(t["cpu"])
+    rows = [
+        {
+            "version": version,
+            "input": kind,
+            "median_img_per_s": args.samples / statistics.median(t["wall"]),
+            "median_img_per_s_cpu_time": args.samples / statistics.median(t["cpu"]),
+        }
+        for (version, kind), t in times.items()
+    ]
+    base = {r["input"]: r for r in rows if r["version"] == args.base}
+    for r in rows:
+        if r["version"] == "tree" and r["input"] in base:
+            for key in ("median_img_per_s", "median_img_per_s_cpu_time"):
+                r["ratio_" + key.removeprefix("median_")] = r[key] / base[r["input"]][key]
+    print(json.dumps({"model": f"784->6x{args.width}", "samples": args.samples, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        print(json.dumps(worker(int(sys.argv[2]), int(sys.argv[3]))))
+    else:
+        main()
