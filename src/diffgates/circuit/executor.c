@@ -108,10 +108,8 @@ static inline uint64_t nonzero_mask(const uint8_t *p, int lim) {
         const uint32_t z_hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero));
         return ~((uint64_t)z_hi << 32 | z_lo);
     }
-    uint64_t word = 0;
-    for (int k = 0; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
-    return word;
-#else
+#endif
+#if !defined(__AVX512BW__)
     uint64_t word = 0;
     for (int k = 0; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
     return word;
