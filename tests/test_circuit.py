@@ -163,8 +163,9 @@ def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch
         pytest.skip(f"this CPU cannot run {march} code")
     load = native.load
     monkeypatch.setattr(native, "load", lambda source: load(source, march))
-    for seed, n_inputs, batch in [(0, 200, 1100), (1, 64, 513), (2, 7, 64)]:  # partial 64-byte chunks and blocks
-        c = random_circuit(seed, n_inputs=n_inputs, n_gates=300, n_classes=3, group=40)
+    # partial 64-byte chunks and blocks; 21 features: 8 x 8 blocks and a remainder
+    for seed, n_inputs, batch in [(0, 200, 1100), (1, 64, 513), (2, 7, 64)]:
+        c = random_circuit(seed, n_features=21, n_inputs=n_inputs, n_gates=300, n_classes=3, group=40)
         rng = np.random.default_rng(seed)
         bits = rng.integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)
         prog = program.prepare(c)

@@ -1,8 +1,8 @@
 /* Bit-sliced circuit executor: 512 samples per block, one 512-bit vector per signal.
  *
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
- * each run is a tight branch-free loop. Per block: pack input bits, read as bits or encoded from
- * raw uint8 / float32 features on the way (64x64 bit-matrix transposes),
+ * each run is a tight branch-free loop. Per block: pack input bits (64x64 bit-matrix transposes),
+ * or encode raw uint8 / float32 features straight into them (compares on feature columns),
  * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
  * and spread the bit planes into per-sample counters. Blocks are shared among OpenMP threads,
  * each with its own signal buffer. */
@@ -120,8 +120,7 @@ typedef union { vec v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
 
 /* Where the input bits come from. Kind 0: bits (uint8 0/1, n_in a row). Kinds 1 and 2: raw
  * features (uint8 or float32, n_features a row), encoded on the way: input j is
- * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder. feature and
- * threshold are padded to a multiple of 64 inputs (feature 0 against +inf: never set). */
+ * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder. */
 typedef struct {
     const void *x;
     int kind;
@@ -130,49 +129,89 @@ typedef struct {
     const float *threshold;
 } source;
 
-/* Inputs j0 .. j0 + 63 of one row of float32 features, bit k for input j0 + k (gathered and
- * compared 8 at a time where AVX2 is there). */
-static inline uint64_t encode64(const float *x, const int32_t *f, const float *t) {
+/* Feature f of row s (uint8 or float32 rows of nf), as float32. */
+static inline float feature_at(const source *src, int64_t s, int64_t f) {
+    const int64_t i = s * src->n_features + f;
+    return src->kind == 1 ? (float)((const uint8_t *)src->x)[i] : ((const float *)src->x)[i];
+}
+
+#if defined(__AVX2__)
+/* Features f0 .. f0 + 7 of rows r .. r + 7 as 8 vectors, transposed: R[i] holds feature f0 + i. */
+static inline void columns8(const source *src, int64_t r, int64_t f0, __m256 R[8]) {
+    const int64_t nf = src->n_features;
+    __m256 a[8], b[8];
+    for (int i = 0; i < 8; i++)
+        a[i] = src->kind == 1 ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                    _mm_loadl_epi64((const __m128i *)((const uint8_t *)src->x + (r + i) * nf + f0))))
+                              : _mm256_loadu_ps((const float *)src->x + (r + i) * nf + f0);
+    for (int i = 0; i < 8; i += 2) {
+        b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+        b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int j = 0; j < 2; j++) {
+            a[i + 2 * j] = _mm256_shuffle_ps(b[i + j], b[i + j + 2], 0x44);
+            a[i + 2 * j + 1] = _mm256_shuffle_ps(b[i + j], b[i + j + 2], 0xEE);
+        }
+    for (int i = 0; i < 4; i++) {
+        R[i] = _mm256_permute2f128_ps(a[i], a[i + 4], 0x20);
+        R[i + 4] = _mm256_permute2f128_ps(a[i], a[i + 4], 0x31);
+    }
+}
+#endif
+
+/* The features of rows r .. r + rows - 1 as float32 columns of 64: col[64 f + s] is feature f of
+ * row r + s (0 past the last row: those samples are never counted). */
+static void feature_columns(const source *src, int64_t r, int rows, float *col) {
+    const int64_t nf = src->n_features;
+    int64_t f0 = 0;
+#if defined(__AVX2__)
+    if (rows == 64) /* 8 x 8 blocks; the last nf % 8 features below */
+        for (; f0 + 8 <= nf; f0 += 8)
+            for (int s0 = 0; s0 < 64; s0 += 8) {
+                __m256 R[8];
+                columns8(src, r + s0, f0, R);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(col + 64 * (f0 + i) + s0, R[i]);
+            }
+#endif
+    for (int s = 0; s < 64; s++)
+        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = s < rows ? feature_at(src, r + s, f) : 0;
+}
+
+/* Bit s set where column value s (of 64) exceeds t. */
+static inline uint64_t column_bits(const float *col, float t) {
     uint64_t word = 0;
 #if defined(__AVX2__)
-    for (int k = 0; k < 64; k += 8) {
-        const __m256 g = _mm256_i32gather_ps(x, _mm256_loadu_si256((const __m256i *)(f + k)), 4);
-        word |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(g, _mm256_loadu_ps(t + k), _CMP_GT_OQ)) << k;
-    }
+    const __m256 tv = _mm256_set1_ps(t);
+    for (int k = 0; k < 64; k += 8)
+        word |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(col + k), tv, _CMP_GT_OQ)) << k;
 #else
-    for (int k = 0; k < 64; k++) word |= (uint64_t)(x[f[k]] > t[k]) << k;
+    for (int k = 0; k < 64; k++) word |= (uint64_t)(col[k] > t) << k;
 #endif
     return word;
 }
 
-/* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in); rows past n_rows read as 0.
- * Rows are read in order (one 64-bit mask per 64 inputs; a uint8 feature row is widened to
- * float32 in row_buf first), then each 64 x 64 tile is transposed. */
-static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, tile *tiles, float *row_buf) {
-    const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64, nf = src->n_features;
+/* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in), 64 samples (one word of each
+ * vector) at a time. Bits are read row by row (one 64-bit mask per 64 inputs) and each 64 x 64
+ * tile transposed, rows past n_rows reading as 0; raw features are turned into columns (col)
+ * and each input's 64 bits come from one column's compares, with no transpose. */
+static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, tile *tiles, float *col) {
+    const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64;
     for (int w = 0; w < WORDS; w++) {
         int64_t r = row0 + 64 * w;
         int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
+        if (src->kind != 0) {
+            feature_columns(src, r, rows, col);
+            for (int64_t j = 0; j < n_in; j++)
+                ((uint64_t *)&S[j])[w] = column_bits(col + 64 * (int64_t)src->feature[j], src->threshold[j]);
+            continue;
+        }
         for (int s = 0; s < 64; s++) {
-            if (s >= rows) {
-                for (int64_t c = 0; c < chunks; c++) tiles[c].w[s] = 0;
-                continue;
+            const uint8_t *row = (const uint8_t *)src->x + (r + s) * n_in;
+            for (int64_t c = 0; c < chunks; c++) {
+                int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
+                tiles[c].w[s] = s < rows ? nonzero_mask(row + 64 * c, lim) : 0;
             }
-            const int64_t row = r + s;
-            if (src->kind == 0) {
-                const uint8_t *bits = (const uint8_t *)src->x + row * n_in;
-                for (int64_t c = 0; c < chunks; c++)
-                    tiles[c].w[s] = nonzero_mask(bits + 64 * c, n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64);
-                continue;
-            }
-            const float *x = (const float *)src->x + row * nf;
-            if (src->kind == 1) {
-                const uint8_t *x8 = (const uint8_t *)src->x + row * nf;
-                for (int64_t i = 0; i < nf; i++) row_buf[i] = (float)x8[i];
-                x = row_buf;
-            }
-            for (int64_t c = 0; c < chunks; c++)
-                tiles[c].w[s] = encode64(x, src->feature + 64 * c, src->threshold + 64 * c);
         }
         for (int64_t c = 0; c < chunks; c++) {
             int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
@@ -242,8 +281,8 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         vec *S = aligned_alloc(64, sizeof(vec) * n_slots);
         u16x8 *cnt = aligned_alloc(64, sizeof(u16x8) * (BLOCK / 8));
         tile *tiles = aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
-        float *row_buf = malloc(sizeof(float) * (n_features + 1));
-        if (!S || !cnt || !tiles || !row_buf) {
+        float *col = x_kind ? aligned_alloc(64, sizeof(float) * 64 * (n_features + 1)) : NULL;
+        if (!S || !cnt || !tiles || (x_kind && !col)) {
             #pragma omp atomic write
             failed = 1;
         } else {
@@ -252,7 +291,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             #pragma omp for schedule(dynamic, 1)
             for (int64_t blk = 0; blk < n_blocks; blk++) {
                 const int64_t row0 = blk * BLOCK;
-                pack_block(&src, n_rows, row0, S, tiles, row_buf);
+                pack_block(&src, n_rows, row0, S, tiles, col);
                 bs_eval_gates(S, run_op, run_len, n_runs, A, B, Dst);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
@@ -265,7 +304,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         free(S);
         free(cnt);
         free(tiles);
-        free(row_buf);
+        free(col);
     }
     return failed ? -1 : 0;
 }

@@ -38,8 +38,8 @@ class Program:
     out_offset: np.ndarray  # int32 (classes,) added to each count: TRUE outputs minus inverted padding
     n_classes: int
     n_features: int  # the encoder: input j is feature in_feature[j] > in_threshold[j]
-    in_feature: np.ndarray  # int32 (n_inputs rounded up to 64,)
-    in_threshold: np.ndarray  # float32, likewise
+    in_feature: np.ndarray  # int32 (n_inputs,)
+    in_threshold: np.ndarray  # float32 (n_inputs,)
 
 
 def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -137,9 +137,8 @@ def prepare(circuit: Circuit) -> Program:
         out_offset=i32(n_true - neg_pad),
         n_classes=circuit.n_classes,
         n_features=circuit.n_features,
-        # padded to whole 64-input chunks, which the kernel encodes at once: feature 0 > +inf is 0
-        in_feature=i32(np.r_[circuit.in_feature, np.zeros(-n_in % 64, dtype=np.int32)]),
-        in_threshold=np.r_[circuit.in_threshold, np.full(-n_in % 64, np.inf)].astype(np.float32),
+        in_feature=i32(circuit.in_feature),
+        in_threshold=np.ascontiguousarray(circuit.in_threshold, dtype=np.float32),
     )
 
 
