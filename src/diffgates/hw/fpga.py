@@ -359,7 +359,8 @@ def summary(r: dict) -> str:
     sim, parts = r.get("mapped_netlist"), r.get("lut4_parts")
     total = r.get("lut4_total", r["lut4"])
     lines = [
-        f"{r['device']} ({r['package']}), {r['mode']} interface, register stage every {r['stage_levels']} levels",
+        f"{r['device']} ({r['package']}), {r['mode']} interface, "
+        + (f"register stage every {r['stage_levels']} levels" if r["stage_levels"] else "no registers in the model"),
         f"LUT4 {total:,} of {r['lut4_available']:,} ({100 * total / r['lut4_available']:.1f} %"
         + (f"; {r['lut4']:,} in logic cells, the rest in carry cells" if total != r["lut4"] else "")
         + f"), carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}",
