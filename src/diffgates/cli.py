@@ -860,7 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nextpnr-args",
         metavar="ARGS",
-        help='more options for nextpnr, e.g. "--router router2 --placer-heap-beta 0.5" (a congested design)',
+        help='more options for nextpnr, e.g. "--router router2" (congestion-driven; its progress is in pnr.log)',
     )
     p.add_argument(
         "--timeout",
