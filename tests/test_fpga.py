@@ -51,7 +51,9 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tm
     assert main([*args, "--stage-levels", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
     routing = report["routing"]  # from nextpnr's log
-    assert routing["placer_s"] >= 0 and routing["router_s"] >= 0
+    assert routing["placer_s"] >= 0 and routing["router_s"] > 0
+    options = {"ecp5": ["--placer", "static"], "ice40": []}[family]  # the family's defaults come first
+    assert report["nextpnr_options"] == options + (["--router", "router2"] if mode == "wide" else [])
     if mode == "wide":
         assert routing["router_iterations"] >= 1 and routing["overused_wires_last"] == 0
     assert report["mapped_netlist"] == {"vectors": 40, "mismatches": 0, "tool": "verilator"}
@@ -63,7 +65,17 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tm
         assert report["bitstream"] is None and report["initiation_interval"] == 1
     assert report["images_per_s"] == pytest.approx(report["fmax_mhz"] * 1e6 / report["initiation_interval"])
     printed = capsys.readouterr().out
-    assert "mapped netlist: bit-exact on 40 golden vectors" in printed and "place and route: placer" in printed
+    assert "mapped netlist: bit-exact on 40 golden vectors" in printed
+    named = f"nextpnr {' '.join(report['nextpnr_options'])}, " if report["nextpnr_options"] else ""
+    assert f"place and route: {named}placer " in printed
+
+
+def test_nextpnr_args_replace_the_family_defaults_they_name():
+    defaults = ("--placer", "static", "--router", "router1")
+    assert fpga.default_options(defaults, ()) == list(defaults)
+    assert fpga.default_options(defaults, ("--router", "router2")) == ["--placer", "static"]
+    assert fpga.default_options(defaults, ("--placer=heap", "--seed", "3")) == ["--router", "router1"]
+    assert fpga.FAMILIES["ecp5"].pnr_defaults == ("--placer", "static")
 
 
 def test_a_missing_tool_is_a_clear_error(tmp_path, capsys, monkeypatch):

@@ -860,7 +860,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nextpnr-args",
         metavar="ARGS",
-        help='more options for nextpnr, e.g. "--router router2" (congestion-driven; its progress is in pnr.log)',
+        help='more options for nextpnr, e.g. "--seed 2" or "--router router2" (congestion-driven, its iterations '
+        'in the report); its progress is in pnr.log. On ecp5 the default is "--placer static" (density-aware '
+        "placement: the Fashion-MNIST designs route only with it); an option given here replaces the default "
+        "of the same name",
     )
     p.add_argument(
         "--timeout",

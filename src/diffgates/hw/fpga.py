@@ -46,12 +46,13 @@ class Family:
     cells_sim: str  # below Yosys' share folder
     bitstream: str  # file the packer writes
     textcfg: str  # nextpnr's option for the packer's input
+    pnr_defaults: tuple[str, ...] = ()  # nextpnr options used unless --nextpnr-args sets them
 
 
 FAMILIES = {
     "ecp5": Family(
         "synth_ecp5", "nextpnr-ecp5", "ecppack", "LUT4", ("TRELLIS_FF",), "CCU2C", 2, "ecp5/cells_sim.v",
-        "top.bit", "--textcfg",
+        "top.bit", "--textcfg", ("--placer", "static"),
     ),
     "ice40": Family(
         "synth_ice40", "nextpnr-ice40", "icepack", "SB_LUT4",
@@ -189,12 +190,17 @@ def implement(
         pnr += ["--pcf-allow-unconstrained"]
     if mode == "stream":
         pnr += [fam.textcfg, "pnr.cfg"]
-    pnr += list(nextpnr_args)
+    options = [*default_options(fam.pnr_defaults, nextpnr_args), *nextpnr_args]
+    pnr += options
     step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr, "pnr.log")
     if packer:
         step("pack", f"writing the bitstream ({Path(packer).name})", [packer, "pnr.cfg", fam.bitstream])
     report = _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, seconds)
-    report["routing"] = {k: v for k, v in router_progress(work / "pnr.log").items() if k != "last"}
+    routing = {k: v for k, v in router_progress(work / "pnr.log").items() if k != "last"}
+    if "router_s" in routing:  # the placers do not all log their time: all but routing counts as placing
+        routing["placer_s"] = round(max(0.0, seconds["place_and_route"] - routing["router_s"]), 1)
+    report["routing"] = routing
+    report["nextpnr_options"] = options
     if breakdown:
         t0 = time.perf_counter()
         echo("synthesising the encoder, network and head apart, for the breakdown ...")
@@ -212,24 +218,27 @@ def implement(
     return report
 
 
-_PLACER = re.compile(r"Placer Time: ([\d.]+)s|placement time ([\d.]+)s", re.IGNORECASE)
+def default_options(defaults: tuple[str, ...], given: tuple[str, ...]) -> list[str]:
+    """The family's default nextpnr options (flag, value pairs) that ``given`` does not set itself."""
+    named = {a.split("=", 1)[0] for a in given if a.startswith("--")}
+    pairs = zip(defaults[::2], defaults[1::2])
+    return [x for flag, value in pairs if flag not in named for x in (flag, value)]
+
+
 _ROUTER = re.compile(r"Router\d? time ([\d.]+)s")
 _ITER = re.compile(r"iter=(\d+) wires=(\d+) overused=(\d+)")
 
 
 def router_progress(log: Path) -> dict:
-    """What nextpnr's log says of placing and routing: placer and router seconds, and, from the
-    congestion-driven router (router2), its iterations and the wires overused after the first
+    """What nextpnr's log says of routing: the router's seconds and, from the congestion-driven
+    router (router2), its iterations and the wires overused after the first
     (congestion: 0 routes at once) and the last. ``last`` is the newest progress line."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
         return {}
     out: dict = {}
-    placer = [float(a or b) for a, b in _PLACER.findall(text)]
     router = [float(t) for t in _ROUTER.findall(text)]
-    if placer:
-        out["placer_s"] = round(sum(placer), 1)
     if router:
         out["router_s"] = round(sum(router), 1)
     iters = _ITER.findall(text)
@@ -369,15 +378,16 @@ def summary(r: dict) -> str:
         f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
         + (f" ({r['latency_ns']} ns)" if r["latency_ns"] else "")
         + f"; a new image every {r['initiation_interval']} cycle(s): {rate}",
-        *([_routing_line(r["routing"])] if r.get("routing") else []),
+        *([_routing_line(r["routing"], r.get("nextpnr_options", []))] if r.get("routing") else []),
         f"bitstream: {r['bitstream'] or 'none (out of context)'}; mapped netlist: "
         + (f"bit-exact on {sim['vectors']} golden vectors" if sim else "not simulated"),
     ]
     return "\n".join(lines)
 
 
-def _routing_line(g: dict) -> str:
-    parts = [f"{k} {g[k + '_s']:g} s" for k in ("placer", "router") if k + "_s" in g]
+def _routing_line(g: dict, options: list[str]) -> str:
+    parts = [f"nextpnr {' '.join(options)}"] if options else []
+    parts += [f"{k} {g[k + '_s']:g} s" for k in ("placer", "router") if k + "_s" in g]
     if "router_iterations" in g:
         parts.append(
             f"{g['router_iterations']} router iterations, {g['overused_wires_first']:,} wires overused after the first"
