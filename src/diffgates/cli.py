@@ -862,8 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARGS",
         help='more options for nextpnr, e.g. "--seed 2" or "--router router2" (congestion-driven, its iterations '
         'in the report); its progress is in pnr.log. On ecp5 the default is "--placer static" (density-aware '
-        "placement: the Fashion-MNIST designs route only with it); an option given here replaces the default "
-        "of the same name",
+        "placement: the large designs that route here route only with it); an option given here replaces the "
+        "default of the same name",
     )
     p.add_argument(
         "--timeout",
