@@ -231,8 +231,8 @@ _ITER = re.compile(r"iter=(\d+) wires=(\d+) overused=(\d+)")
 
 def router_progress(log: Path) -> dict:
     """What nextpnr's log says of routing: the router's seconds and, from the congestion-driven
-    router (router2), its iterations and the wires overused after the first
-    (congestion: 0 routes at once) and the last. ``last`` is the newest progress line."""
+    router (router2), its iterations and the wires overused after the first (congestion: 0 routes
+    at once) and the last. ``last`` is the newest progress line."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
