@@ -171,16 +171,7 @@ def implement(
     (work / "synth.ys").write_text(script)
     step("synth", f"synthesising for {family} ({Path(yosys).name} {fam.synth})", [yosys, "-q", "-s", "synth.ys"])
     cells = _cells(work / "stat.json")
-    luts = lut_equivalents(cells, fam)
-    if luts > dev.luts:
-        bigger = [d.name for d in DEVICES.values() if d.family == family and d.luts >= luts]
-        hint = (
-            f"the smallest {family} device that holds it is {bigger[0]}" if bigger else f"no {family} device holds it"
-        )
-        raise DiffgatesError(
-            f"the design needs {luts:,} LUT4s, {100 * luts / dev.luts:.0f} % of the {dev.name}'s {dev.luts:,}; "
-            f"{hint} (--device)."
-        )
+    check_fits(cells, fam, dev)
     pnr = [nextpnr, *dev.flags, "--package", dev.package, "--json", "mapped.json", "--report", "pnr.json"]
     pnr += ["--log", "pnr.log"]
     pnr += ["--freq", f"{target_mhz:g}", "--timing-allow-fail", "--threads", "1"]
@@ -296,6 +287,26 @@ def _export_info(export: Path) -> dict:
     return {"circuit": Circuit.load(export / "circuit.npz"), "format": fmt}
 
 
+def flip_flops(cells: dict[str, int], fam: Family) -> int:
+    return sum(n for c, n in cells.items() if c in fam.ff_cells)
+
+
+def check_fits(cells: dict[str, int], fam: Family, dev: Device) -> None:
+    """Refuse a synthesised design that needs more LUT4s or flip-flops than ``dev`` has (every logic
+    cell of these families pairs one LUT4 with one flip-flop, so both count against ``dev.luts``),
+    naming the smallest device of the family that would hold it."""
+    luts, ffs = lut_equivalents(cells, fam), flip_flops(cells, fam)
+    need, what = (luts, "LUT4s") if luts >= ffs else (ffs, "flip-flops")
+    if need <= dev.luts:
+        return
+    bigger = [d.name for d in DEVICES.values() if d.family == dev.family and d.luts >= need]
+    hint = f"the smallest {dev.family} device that holds it is {bigger[0]}" if bigger else f"no {dev.family} device holds it"
+    raise DiffgatesError(
+        f"the design needs {need:,} {what}, {100 * need / dev.luts:.0f} % of the {dev.name}'s {dev.luts:,}; "
+        f"{hint} (--device)."
+    )
+
+
 def _cells(path: Path) -> dict[str, int]:
     try:
         stat = json.loads(path.read_text())
@@ -311,7 +322,7 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
     achieved = min((v["achieved"] for v in fmax.values()), default=None)
     util = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
     cycles = latency(circuit, levels) + 2
-    ffs = sum(n for c, n in cells.items() if c in fam.ff_cells)
+    ffs = flip_flops(cells, fam)
     report = {
         "device": dev.name,
         "family": dev.family,
