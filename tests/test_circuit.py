@@ -155,16 +155,31 @@ def _cpu_has(flag: str) -> bool:
 def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch, march, needs):
     import platform
 
-    from conftest import random_circuit
     from diffgates import native
-    from diffgates.circuit import program
 
     if platform.machine() not in ("x86_64", "AMD64") or not _cpu_has(needs):
         pytest.skip(f"this CPU cannot run {march} code")
     load = native.load
-    monkeypatch.setattr(native, "load", lambda source: load(source, march))
-    # partial 64-byte chunks and blocks; 21 features: 8 x 8 blocks and a remainder
-    for seed, n_inputs, batch in [(0, 200, 1100), (1, 64, 513), (2, 7, 64)]:
+    monkeypatch.setattr(native, "load", lambda source, march_=None, defines=(): load(source, march, defines))
+    _executor_equals_oracle()
+
+
+# the signal vector's width in 64-bit words, which the build picks from the instruction set
+@pytest.mark.parametrize("words", [1, 2, 4, 8])
+def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, words):
+    from diffgates import native
+
+    load = native.load
+    monkeypatch.setattr(native, "load", lambda source, march="native", defines=(): load(source, march, (f"WORDS={words}",)))
+    _executor_equals_oracle()
+
+
+def _executor_equals_oracle():
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    # partial 64-byte chunks (57 = 32 + 16 + 9 bytes) and blocks; 21 features: 8 x 8 blocks and a remainder
+    for seed, n_inputs, batch in [(0, 249, 1100), (1, 64, 513), (2, 7, 64)]:
         c = random_circuit(seed, n_features=21, n_inputs=n_inputs, n_gates=300, n_classes=3, group=40)
         rng = np.random.default_rng(seed)
         bits = rng.integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)

@@ -54,15 +54,16 @@ def compiler() -> str | None:
 
 
 @functools.cache
-def load(source: str | Path, march: str = "native") -> ctypes.CDLL:
+def load(source: str | Path, march: str = "native", defines: tuple[str, ...] = ()) -> ctypes.CDLL:
     """Compile ``source`` if needed and return the loaded library (headers beside it count too).
     ``march``: the instruction set (gcc's ``-march``); the machine's own by default, an older one
-    to test the plainer paths of code that picks its instructions at compile time."""
+    to test the plainer paths of code that picks its instructions at compile time. ``defines``:
+    preprocessor definitions (``"NAME=VALUE"``), each set giving its own build."""
     source = Path(source)
     cc = compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (install gcc or set CC)")
-    flags = [*FLAGS, f"-march={march}"]
+    flags = [*FLAGS, f"-march={march}", *(f"-D{d}" for d in defines)]
     text = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
     key = hashlib.sha256(text + " ".join([cc, *flags]).encode() + _cpu_signature().encode()).hexdigest()[:16]
     out = (cache_dir() or scratch_dir()) / f"{source.stem}-{key}.so"

@@ -1,5 +1,5 @@
-/* Bit-sliced gate evaluation and class counting, shared by the in-package executor (WORD = a
- * 512-bit vector) and the exported C99 library (WORD = uint64_t). The includer defines WORD and
+/* Bit-sliced gate evaluation and class counting, shared by the in-package executor (WORD = one
+ * vector register: 512 bits with AVX-512, 256 otherwise) and the exported C99 library (WORD = uint64_t). The includer defines WORD and
  * BS_ZERO. Each bit of a WORD is one sample.
  *
  * Gates come as runs of equal ops (run_op, run_len); gate k reads slots A[k], B[k] of S and

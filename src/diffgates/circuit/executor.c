@@ -1,4 +1,4 @@
-/* Bit-sliced circuit executor: 512 samples per block, one 512-bit vector per signal.
+/* Bit-sliced circuit executor: BLOCK samples per block, one BLOCK-bit vector per signal.
  *
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
  * each run is a tight branch-free loop. Per block: pack input bits (64x64 bit-matrix transposes),
@@ -13,9 +13,18 @@
 #include <immintrin.h>
 #endif
 
+/* 64-bit words per signal: the machine's vector width (a wider block halves the per-gate index
+ * loads but doubles the signal buffer, which must stay in the L2 cache for wide layers). */
+#ifndef WORDS
+#if defined(__AVX512F__)
 #define WORDS 8
+#else
+#define WORDS 4
+#endif
+#endif
 #define BLOCK (64 * WORDS)
-typedef uint64_t vec __attribute__((vector_size(64)));
+typedef uint64_t vec __attribute__((vector_size(8 * WORDS))); /* one signal of BLOCK samples */
+typedef uint64_t v512 __attribute__((vector_size(64)));       /* 8 rows of a 64 x 64 bit tile */
 typedef uint16_t u16x8 __attribute__((vector_size(16)));
 
 static u16x8 SPREAD[256]; /* byte -> its 8 bits as 8 uint16 lanes (LSB first) */
@@ -30,20 +39,20 @@ typedef int64_t lanes __attribute__((vector_size(64)));
 /* In-place transpose of a 64x64 bit matrix held as 8 vectors (row 8r + l is lane l of R[r]):
  * afterwards bit s of row k is old bit k of row s. Three stages swap between vectors, three
  * between lanes of one vector. */
-static void transpose64(vec R[8]) {
+static void transpose64(v512 R[8]) {
     uint64_t m = 0x00000000FFFFFFFFULL;
-    for (int r = 0; r < 4; r++) { vec t = ((R[r] >> 32) ^ R[r + 4]) & m; R[r] ^= t << 32; R[r + 4] ^= t; }
+    for (int r = 0; r < 4; r++) { v512 t = ((R[r] >> 32) ^ R[r + 4]) & m; R[r] ^= t << 32; R[r + 4] ^= t; }
     m = 0x0000FFFF0000FFFFULL;
-    for (int r = 0; r < 8; r += (r & 1) ? 3 : 1) { vec t = ((R[r] >> 16) ^ R[r + 2]) & m; R[r] ^= t << 16; R[r + 2] ^= t; }
+    for (int r = 0; r < 8; r += (r & 1) ? 3 : 1) { v512 t = ((R[r] >> 16) ^ R[r + 2]) & m; R[r] ^= t << 16; R[r + 2] ^= t; }
     m = 0x00FF00FF00FF00FFULL;
-    for (int r = 0; r < 8; r += 2) { vec t = ((R[r] >> 8) ^ R[r + 1]) & m; R[r] ^= t << 8; R[r + 1] ^= t; }
+    for (int r = 0; r < 8; r += 2) { v512 t = ((R[r] >> 8) ^ R[r + 1]) & m; R[r] ^= t << 8; R[r + 1] ^= t; }
     const lanes sw4 = {4, 5, 6, 7, 0, 1, 2, 3}, sw2 = {2, 3, 0, 1, 6, 7, 4, 5}, sw1 = {1, 0, 3, 2, 5, 4, 7, 6};
-    const vec low4 = {~0ULL, ~0ULL, ~0ULL, ~0ULL, 0, 0, 0, 0};
-    const vec low2 = {~0ULL, ~0ULL, 0, 0, ~0ULL, ~0ULL, 0, 0};
-    const vec low1 = {~0ULL, 0, ~0ULL, 0, ~0ULL, 0, ~0ULL, 0};
+    const v512 low4 = {~0ULL, ~0ULL, ~0ULL, ~0ULL, 0, 0, 0, 0};
+    const v512 low2 = {~0ULL, ~0ULL, 0, 0, ~0ULL, ~0ULL, 0, 0};
+    const v512 low1 = {~0ULL, 0, ~0ULL, 0, ~0ULL, 0, ~0ULL, 0};
 #define LANE_STAGE(J, MASK, SW, LOW)                                                   \
     for (int r = 0; r < 8; r++) {                                                      \
-        vec t = ((R[r] >> J) ^ __builtin_shuffle(R[r], SW)) & (MASK) & LOW;            \
+        v512 t = ((R[r] >> J) ^ __builtin_shuffle(R[r], SW)) & (MASK) & LOW;            \
         R[r] ^= (t << J) ^ __builtin_shuffle(t, SW);                                   \
     }
     LANE_STAGE(4, 0x0F0F0F0F0F0F0F0FULL, sw4, low4)
@@ -73,21 +82,21 @@ static void init_transpose(void) {
         }
 }
 
-static void transpose64_fast(vec R[8]) {
+static void transpose64_fast(v512 R[8]) {
     const __m512i unit = _mm512_set1_epi64(0x8040201008040201LL);
-    vec T[8];
+    v512 T[8];
     for (int r = 0; r < 8; r++) {
         const v64u8 p = __builtin_shuffle((v64u8)R[r], BLOCK_GATHER);
-        T[r] = (vec)_mm512_gf2p8affine_epi64_epi8(unit, (__m512i)p, 0);
+        T[r] = (v512)_mm512_gf2p8affine_epi64_epi8(unit, (__m512i)p, 0);
     }
     for (int s = 0, j = 4; j; j >>= 1, s++)
         for (int r = 0; r < 8; r++)
             if (!(r & j)) {
-                const vec a = T[r], b = T[r | j];
+                const v512 a = T[r], b = T[r | j];
                 T[r] = __builtin_shuffle(a, b, QT_LOW[s]);
                 T[r | j] = __builtin_shuffle(a, b, QT_HIGH[s]);
             }
-    for (int c = 0; c < 8; c++) R[c] = (vec)__builtin_shuffle((v64u8)T[c], BLOCK_SCATTER);
+    for (int c = 0; c < 8; c++) R[c] = (v512)__builtin_shuffle((v64u8)T[c], BLOCK_SCATTER);
 }
 #define TRANSPOSE64 transpose64_fast
 #else
@@ -100,23 +109,25 @@ static inline uint64_t nonzero_mask(const uint8_t *p, int lim) {
 #if defined(__AVX512BW__)
     __m512i v = lim == 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ULL >> (64 - lim), p);
     return _mm512_test_epi8_mask(v, v);
-#elif defined(__AVX2__)
-    if (lim == 64) { /* two byte compares with zero, each gathered into 32 bits */
-        const __m256i zero = _mm256_setzero_si256();
-        const __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
-        const uint32_t z_lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, zero));
-        const uint32_t z_hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero));
-        return ~((uint64_t)z_hi << 32 | z_lo);
+#else
+    uint64_t word = 0;
+    int k = 0;
+#if defined(__AVX2__)
+    for (; k + 32 <= lim; k += 32) { /* byte compares with zero, gathered into 32 bits */
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(p + k));
+        word |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())) << k;
+    }
+    for (; k + 16 <= lim; k += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(p + k));
+        word |= (uint64_t)(uint16_t)~_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) << k;
     }
 #endif
-#if !defined(__AVX512BW__)
-    uint64_t word = 0;
-    for (int k = 0; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
+    for (; k < lim; k++) word |= (uint64_t)(p[k] != 0) << k;
     return word;
 #endif
 }
 
-typedef union { vec v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
+typedef union { v512 v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
 
 /* Where the input bits come from. Kind 0: bits (uint8 0/1, n_in a row). Kinds 1 and 2: raw
  * features (uint8 or float32, n_features a row), encoded on the way: input j is
@@ -225,7 +236,7 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #define BS_ZERO ((vec){0})
 #include "bitslice.h"
 
-/* Add the plane (weight 2^shift) of 512 samples into 16-bit counters. */
+/* Add the plane (weight 2^shift) of BLOCK samples into 16-bit counters. */
 static void spread_plane(vec plane, int shift, u16x8 *cnt) {
 #if defined(__AVX512BW__)
     uint32_t mask[BLOCK / 32]; /* one masked add of 2^shift per 32 counters */
@@ -250,7 +261,7 @@ static void spread_plane(vec plane, int shift, u16x8 *cnt) {
 #endif
 }
 
-/* Counts (bs_group_planes) for 512 samples into 16-bit counters. */
+/* Counts (bs_group_planes) for BLOCK samples into 16-bit counters. */
 static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes, u16x8 *cnt) {
     vec planes[4 + 16];
     bs_group_planes(S, idx, n_pos, n_neg, n_planes, planes);
