@@ -107,7 +107,10 @@ def test_a_design_too_large_for_the_device_fails_early_naming_one_that_holds_it(
     monkeypatch.setitem(fpga.DEVICES, "LFE5U-12F", small)
     assert main(["fpga", str(export), "--device", "LFE5U-12F", "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
-    assert "the design needs" in err and "of the LFE5U-12F's 10; the smallest ecp5 device that holds it is LFE5U-25F" in err
+    assert (
+        "the design needs" in err
+        and "of the LFE5U-12F's 10; the smallest ecp5 device that holds it is LFE5U-25F" in err
+    )
     assert not (tmp_path / "f").exists()
 
 
@@ -115,8 +118,11 @@ def test_flip_flops_count_against_the_device_as_lut4s_do():
     """A pipelined design can need more flip-flops than LUT4s; each logic cell holds one of each."""
     fam, dev = fpga.FAMILIES["ecp5"], fpga.DEVICES["LFE5U-25F"]
     fpga.check_fits({"LUT4": 23_214, "CCU2C": 0, "TRELLIS_FF": 24_288}, fam, dev)  # exactly full: fits
-    with pytest.raises(DiffgatesError, match=r"needs 24,439 flip-flops, 101 % of the LFE5U-25F's 24,288; "
-                       r"the smallest ecp5 device that holds it is LFE5U-45F"):
+    with pytest.raises(
+        DiffgatesError,
+        match=r"needs 24,439 flip-flops, 101 % of the LFE5U-25F's 24,288; "
+        r"the smallest ecp5 device that holds it is LFE5U-45F",
+    ):
         fpga.check_fits({"LUT4": 23_214, "TRELLIS_FF": 24_439}, fam, dev)
     with pytest.raises(DiffgatesError, match=r"needs 24,500 LUT4s, .* LFE5U-45F"):  # a CCU2C holds two LUT4s
         fpga.check_fits({"LUT4": 24_000, "CCU2C": 250, "TRELLIS_FF": 100}, fam, dev)

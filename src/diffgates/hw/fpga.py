@@ -172,6 +172,7 @@ def implement(
     step("synth", f"synthesising for {family} ({Path(yosys).name} {fam.synth})", [yosys, "-q", "-s", "synth.ys"])
     cells = _cells(work / "stat.json")
     check_fits(cells, fam, dev)
+    luts = lut_equivalents(cells, fam)
     pnr = [nextpnr, *dev.flags, "--package", dev.package, "--json", "mapped.json", "--report", "pnr.json"]
     pnr += ["--log", "pnr.log"]
     pnr += ["--freq", f"{target_mhz:g}", "--timing-allow-fail", "--threads", "1"]
@@ -300,7 +301,11 @@ def check_fits(cells: dict[str, int], fam: Family, dev: Device) -> None:
     if need <= dev.luts:
         return
     bigger = [d.name for d in DEVICES.values() if d.family == dev.family and d.luts >= need]
-    hint = f"the smallest {dev.family} device that holds it is {bigger[0]}" if bigger else f"no {dev.family} device holds it"
+    hint = (
+        f"the smallest {dev.family} device that holds it is {bigger[0]}"
+        if bigger
+        else f"no {dev.family} device holds it"
+    )
     raise DiffgatesError(
         f"the design needs {need:,} {what}, {100 * need / dev.luts:.0f} % of the {dev.name}'s {dev.luts:,}; "
         f"{hint} (--device)."
