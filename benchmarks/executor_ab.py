@@ -5,7 +5,7 @@
 The package as of BASE_REV (git archive) and as in the working tree each run in their own
 subprocess, in alternating rounds, on one thread: a random 784 -> 6 x width network (the same seed
 in both), checked against the numpy oracle, then timed from an encoded bit matrix and, where the
-version has it, from float32 raw features (``program.run_features``). Each round reports the best
+version has it, from float32 and uint8 raw features (``program.run_features``). Each round reports the best
 of three timings; the output (JSON) holds the median over rounds per version and the ratio of the
 working tree to the base. CPU time of the worker is reported beside wall time, since on a shared
 machine it is the steadier of the two.
@@ -46,6 +46,7 @@ def worker(width: int, samples: int) -> dict:
     if hasattr(program, "run_features"):
         features = bits.astype(np.float32)
         jobs["features"] = lambda: program.run_features(prog, features, 1)
+        jobs["uint8"] = lambda: program.run_features(prog, bits, 1)
     out = {}
     for kind, job in jobs.items():
         if not np.array_equal(job()[:2000], expected):

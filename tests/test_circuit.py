@@ -170,7 +170,9 @@ def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, wo
     from diffgates import native
 
     load = native.load
-    monkeypatch.setattr(native, "load", lambda source, march="native", defines=(): load(source, march, (f"WORDS={words}",)))
+    monkeypatch.setattr(
+        native, "load", lambda source, march="native", defines=(): load(source, march, (f"WORDS={words}",))
+    )
     _executor_equals_oracle()
 
 

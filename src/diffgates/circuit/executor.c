@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512BW__) || defined(__GFNI__) || defined(__AVX2__)
+#if defined(__SSE2__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -131,19 +131,26 @@ typedef union { v512 v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
 
 /* Where the input bits come from. Kind 0: bits (uint8 0/1, n_in a row). Kinds 1 and 2: raw
  * features (uint8 or float32, n_features a row), encoded on the way: input j is
- * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder. */
+ * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder; for uint8 that
+ * is x >= least[j] (0 .. 255, or 256: never), compared on the bytes. */
 typedef struct {
     const void *x;
     int kind;
     int64_t n_in, n_features;
     const int32_t *feature;
     const float *threshold;
+    const int16_t *least;
 } source;
 
-/* Feature f of row s (uint8 or float32 rows of nf), as float32. */
+/* The smallest byte value above t (x > t in float32 for integer x), 256 where none is. */
+static int16_t least_above(float t) {
+    if (t != t || t >= 255.0f) return 256; /* NaN compares false */
+    return t < 0.0f ? 0 : (int16_t)((int)t + 1);
+}
+
+/* Feature f of row s (float32 rows of nf). */
 static inline float feature_at(const source *src, int64_t s, int64_t f) {
-    const int64_t i = s * src->n_features + f;
-    return src->kind == 1 ? (float)((const uint8_t *)src->x)[i] : ((const float *)src->x)[i];
+    return ((const float *)src->x)[s * src->n_features + f];
 }
 
 #if defined(__AVX2__)
@@ -151,10 +158,7 @@ static inline float feature_at(const source *src, int64_t s, int64_t f) {
 static inline void columns8(const source *src, int64_t r, int64_t f0, __m256 R[8]) {
     const int64_t nf = src->n_features;
     __m256 a[8], b[8];
-    for (int i = 0; i < 8; i++)
-        a[i] = src->kind == 1 ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-                                    _mm_loadl_epi64((const __m128i *)((const uint8_t *)src->x + (r + i) * nf + f0))))
-                              : _mm256_loadu_ps((const float *)src->x + (r + i) * nf + f0);
+    for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps((const float *)src->x + (r + i) * nf + f0);
     for (int i = 0; i < 8; i += 2) {
         b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
         b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
@@ -170,6 +174,58 @@ static inline void columns8(const source *src, int64_t r, int64_t f0, __m256 R[8
     }
 }
 #endif
+
+#if defined(__SSE2__)
+/* Transpose 16 x 16 bytes in place: four rounds of interleaving rows i and i + 8. */
+static inline void transpose16(__m128i a[16]) {
+    for (int round = 0; round < 4; round++) {
+        __m128i b[16];
+        for (int i = 0; i < 8; i++) {
+            b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
+            b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
+        }
+        for (int i = 0; i < 16; i++) a[i] = b[i];
+    }
+}
+#endif
+
+/* The uint8 features of rows r .. r + rows - 1 as byte columns of 64: col[64 f + s] is feature f
+ * of row r + s (0 past the last row). */
+static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col) {
+    const int64_t nf = src->n_features;
+    const uint8_t *x = (const uint8_t *)src->x + r * nf;
+    int64_t f0 = 0;
+#if defined(__SSE2__)
+    if (rows == 64) /* 16 x 16 blocks; the last nf % 16 features below */
+        for (; f0 + 16 <= nf; f0 += 16)
+            for (int s0 = 0; s0 < 64; s0 += 16) {
+                __m128i a[16];
+                for (int i = 0; i < 16; i++) a[i] = _mm_loadu_si128((const __m128i *)(x + (s0 + i) * nf + f0));
+                transpose16(a);
+                for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(col + 64 * (f0 + i) + s0), a[i]);
+            }
+#endif
+    for (int s = 0; s < 64; s++)
+        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = s < rows ? x[s * nf + f] : 0;
+}
+
+/* Bit s set where byte s (of 64) is at least v (0 .. 256). */
+static inline uint64_t byte_column_bits(const uint8_t *col, int v) {
+    if (v > 255) return 0;
+#if defined(__AVX2__)
+    const __m256i t = _mm256_set1_epi8((char)v);
+    uint64_t word = 0;
+    for (int k = 0; k < 64; k += 32) { /* x >= v where max(x, v) == x, unsigned */
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(col + k));
+        word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(c, t), c)) << k;
+    }
+    return word;
+#else
+    uint64_t word = 0;
+    for (int k = 0; k < 64; k++) word |= (uint64_t)(col[k] >= v) << k;
+    return word;
+#endif
+}
 
 /* The features of rows r .. r + rows - 1 as float32 columns of 64: col[64 f + s] is feature f of
  * row r + s (0 past the last row: those samples are never counted). */
@@ -211,7 +267,14 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
     for (int w = 0; w < WORDS; w++) {
         int64_t r = row0 + 64 * w;
         int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
-        if (src->kind != 0) {
+        if (src->kind == 1) {
+            uint8_t *bytes = (uint8_t *)col;
+            byte_columns(src, r, rows, bytes);
+            for (int64_t j = 0; j < n_in; j++)
+                ((uint64_t *)&S[j])[w] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
+            continue;
+        }
+        if (src->kind == 2) {
             feature_columns(src, r, rows, col);
             for (int64_t j = 0; j < n_in; j++)
                 ((uint64_t *)&S[j])[w] = column_bits(col + 64 * (int64_t)src->feature[j], src->threshold[j]);
@@ -277,7 +340,10 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
                 const int32_t *A, const int32_t *B, const int32_t *Dst, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
                 int threads) {
-    const source src = {x, x_kind, n_in, n_features, feature, threshold};
+    int16_t *least = x_kind == 1 ? malloc(sizeof(int16_t) * (n_in + 1)) : NULL;
+    if (x_kind == 1 && !least) return -1;
+    for (int64_t j = 0; least && j < n_in; j++) least[j] = least_above(threshold[j]);
+    const source src = {x, x_kind, n_in, n_features, feature, threshold, least};
     static int ready = 0;
     if (!ready) {
         init_spread();
@@ -317,5 +383,6 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         free(tiles);
         free(col);
     }
+    free(least);
     return failed ? -1 : 0;
 }
