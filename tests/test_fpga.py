@@ -59,6 +59,8 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tm
         assert routing["router_iterations"] >= 1 and routing["overused_wires_last"] == 0
     assert report["mapped_netlist"] == {"vectors": 40, "mismatches": 0, "tool": "verilator"}
     assert report["lut4"] > 0 and report["fmax_mhz"] > 0 and report["flip_flops"] > 0
+    parts = report["lut4_parts"]  # the breakdown: its parts add up to the whole design
+    assert sum(parts.values()) == report["lut4"] and parts["network"] > 0 and report["lut4_per_gate"] > 0
     if mode == "stream":
         bitstream = out / ("top.bit" if family == "ecp5" else "top.bin")
         assert bitstream.stat().st_size > 30_000 and report["initiation_interval"] == 5  # 20 bits / 4
