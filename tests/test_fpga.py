@@ -52,7 +52,7 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tm
     assert main([*args, "--stage-levels", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
     routing = report["routing"]  # from nextpnr's log
-    assert routing["placer_s"] >= 0 and routing["router_s"] > 0
+    assert routing["placer_s"] >= 0 and routing["router_s"] >= 0  # a tiny design may route in under 0.05 s
     options = {"ecp5": ["--placer", "static"], "ice40": []}[family]  # the family's defaults come first
     assert report["nextpnr_options"] == options + (["--router", "router2"] if mode == "wide" else [])
     if mode == "wide":
