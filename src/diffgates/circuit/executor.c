@@ -13,8 +13,9 @@
 #include <immintrin.h>
 #endif
 
-/* 64-bit words per signal: the machine's vector width (a wider block halves the per-gate index
- * loads but doubles the signal buffer, which must stay in the L2 cache for wide layers). */
+/* 64-bit words per signal: one vector register, the fastest measured (a narrower block pays the
+ * per-gate index loads more often; a wider one only doubles the signal buffer, which wide layers
+ * need to keep in the L2 cache). */
 #ifndef WORDS
 #if defined(__AVX512F__)
 #define WORDS 8
