@@ -358,9 +358,10 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
     {
         vec *S = aligned_alloc(64, sizeof(vec) * n_slots);
         u16x8 *cnt = aligned_alloc(64, sizeof(u16x8) * (BLOCK / 8));
-        tile *tiles = aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
+        /* bits are transposed in tiles, raw features go through columns */
+        tile *tiles = x_kind ? NULL : aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
         float *col = x_kind ? aligned_alloc(64, sizeof(float) * 64 * (n_features + 1)) : NULL;
-        if (!S || !cnt || !tiles || (x_kind && !col)) {
+        if (!S || !cnt || (x_kind ? !col : !tiles)) {
             #pragma omp atomic write
             failed = 1;
         } else {
