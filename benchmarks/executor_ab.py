@@ -1,14 +1,17 @@
 """The circuit executor of a git revision and of the working tree, side by side on one machine.
 
     .venv/bin/python benchmarks/executor_ab.py BASE_REV [--width 8000] [--samples 100000] [--rounds 5]
+    .venv/bin/python benchmarks/executor_ab.py BASE_REV --circuit results/fashion-conv-xs/circuit.npz
 
 The package as of BASE_REV (git archive) and as in the working tree each run in their own
 subprocess, in alternating rounds, on one thread: a random 784 -> 6 x width network (the same seed
 in both), checked against the numpy oracle, then timed from an encoded bit matrix and, where the
-version has it, from float32 and uint8 raw features (``program.run_features``). Each round reports the best
-of three timings; the output (JSON) holds the median over rounds per version and the ratio of the
-working tree to the base. CPU time of the worker is reported beside wall time, since on a shared
-machine it is the steadier of the two.
+version has it, from float32 and uint8 raw features (``program.run_features``). With
+``--circuit``: that trained circuit instead, timed from the Fashion-MNIST test images as uint8
+pixels (tiled to ``--samples``). Each round reports the best of three timings; the output (JSON)
+holds the median over rounds per version and the ratio of the working tree to the base. CPU time
+of the worker is reported beside wall time, since on a shared machine it is the steadier of the
+two.
 """
 
 from __future__ import annotations
@@ -28,25 +31,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker(width: int, samples: int) -> dict:
+def worker(width: int, samples: int, circuit_path: str = "") -> dict:
     import numpy as np
 
     from diffgates.bench import random_network
     from diffgates.circuit import program
     from diffgates.circuit.execute import run_numpy
+    from diffgates.circuit.ir import Circuit, encode_bits
     from diffgates.circuit.passes import optimize
 
-    circuit = random_network(784, [width] * 6)
-    opt, _ = optimize(circuit)
-    prog = program.prepare(opt)
-    bits = np.random.default_rng(1).integers(0, 2, (samples, 784), dtype=np.uint8)
-    kept = np.ascontiguousarray(bits[:, opt.in_feature])
-    expected = run_numpy(circuit, bits[:2000])
-    jobs = {"bits": lambda: program.run(prog, kept, 1)}
-    if hasattr(program, "run_features"):
-        features = bits.astype(np.float32)
-        jobs["features"] = lambda: program.run_features(prog, features, 1)
-        jobs["uint8"] = lambda: program.run_features(prog, bits, 1)
+    if circuit_path:
+        from diffgates.data import find_idx_dir
+        from diffgates.data.idx import read_idx
+
+        circuit = Circuit.load(circuit_path)
+        opt, _ = optimize(circuit)
+        prog = program.prepare(opt)
+        images = read_idx(find_idx_dir("fashion-mnist", None) / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+        pixels = np.ascontiguousarray(np.resize(images, (samples, 784)))
+        expected = run_numpy(circuit, encode_bits(circuit, pixels[:2000]))
+        jobs = {"uint8": lambda: program.run_features(prog, pixels, 1)}
+    else:
+        circuit = random_network(784, [width] * 6)
+        opt, _ = optimize(circuit)
+        prog = program.prepare(opt)
+        bits = np.random.default_rng(1).integers(0, 2, (samples, 784), dtype=np.uint8)
+        kept = np.ascontiguousarray(bits[:, opt.in_feature])
+        expected = run_numpy(circuit, bits[:2000])
+        jobs = {"bits": lambda: program.run(prog, kept, 1)}
+        if hasattr(program, "run_features"):
+            features = bits.astype(np.float32)
+            jobs["features"] = lambda: program.run_features(prog, features, 1)
+            jobs["uint8"] = lambda: program.run_features(prog, bits, 1)
     out = {}
     for kind, job in jobs.items():
         if not np.array_equal(job()[:2000], expected):
@@ -75,13 +91,14 @@ def main() -> None:
     p.add_argument("--width", type=int, default=8000)
     p.add_argument("--samples", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--circuit", default="", help="a trained circuit.npz, timed from Fashion-MNIST pixels")
     args = p.parse_args()
     paths = {args.base: package_at(args.base), "tree": ROOT / "src"}
     times: dict[tuple[str, str], dict[str, list[float]]] = {}
     for _ in range(args.rounds):
         for version, path in paths.items():
             env = {**os.environ, "PYTHONPATH": str(path)}
-            cmd = [sys.executable, __file__, "--worker", str(args.width), str(args.samples)]
+            cmd = [sys.executable, __file__, "--worker", str(args.width), str(args.samples), args.circuit]
             got = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
             for kind, t in got.items():
                 entry = times.setdefault((version, kind), {"wall": [], "cpu": []})
@@ -101,11 +118,12 @@ def main() -> None:
         if r["version"] == "tree" and r["input"] in base:
             for key in ("median_img_per_s", "median_img_per_s_cpu_time"):
                 r["ratio_" + key.removeprefix("median_")] = r[key] / base[r["input"]][key]
-    print(json.dumps({"model": f"784->6x{args.width}", "samples": args.samples, "rows": rows}, indent=2))
+    model = args.circuit or f"784->6x{args.width}"
+    print(json.dumps({"model": model, "samples": args.samples, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        print(json.dumps(worker(int(sys.argv[2]), int(sys.argv[3]))))
+        print(json.dumps(worker(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
     else:
         main()
