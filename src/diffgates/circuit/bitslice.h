@@ -1,6 +1,6 @@
 /* Bit-sliced gate evaluation and class counting, shared by the in-package executor (WORD = one
- * vector register: 512 bits with AVX-512, 256 otherwise) and the exported C99 library (WORD = uint64_t). The includer defines WORD and
- * BS_ZERO. Each bit of a WORD is one sample.
+ * vector register: 512 bits with AVX-512, 256 otherwise) and the exported C99 library (WORD =
+ * uint64_t). The includer defines WORD and BS_ZERO. Each bit of a WORD is one sample.
  *
  * Gates come as runs of equal ops (run_op, run_len); gate k reads slots A[k], B[k] of S and
  * writes slot Dst[k] (slots are reused once a signal is dead, which keeps S small enough for

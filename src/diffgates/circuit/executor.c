@@ -341,9 +341,11 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
                 const int32_t *A, const int32_t *B, const int32_t *Dst, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
                 int threads) {
-    int16_t *least = x_kind == 1 ? malloc(sizeof(int16_t) * (n_in + 1)) : NULL;
-    if (x_kind == 1 && !least) return -1;
-    for (int64_t j = 0; least && j < n_in; j++) least[j] = least_above(threshold[j]);
+    int16_t *least = NULL; /* uint8 input: each threshold as the byte to reach, once per call */
+    if (x_kind == 1) {
+        if (!(least = malloc(sizeof(int16_t) * (n_in + 1)))) return -1;
+        for (int64_t j = 0; j < n_in; j++) least[j] = least_above(threshold[j]);
+    }
     const source src = {x, x_kind, n_in, n_features, feature, threshold, least};
     static int ready = 0;
     if (!ready) {
