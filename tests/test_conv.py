@@ -123,15 +123,17 @@ def test_conv_spec_parsing():
     assert ConvSpec.parse("16:5") == ConvSpec(16, 5, 0, 2, 0)
     assert ConvSpec.parse("48:3:0:2:1") == ConvSpec(48, 3, 0, 2, 1)
     assert ConvSpec.parse("8:3:1:1:0:2").stride == 2
-    for bad in ("16", "a:3", "0:3", "16:3:-1"):
+    for bad in ("16", "a:3", "0:3", "16:3:-1", "16:3:1:1:1", "16:3:1:2:2"):
         with pytest.raises(DiffgatesError):
             ConvSpec.parse(bad)
 
 
-def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape=(2, 9, 8), bits=2, **options):
+def conv_model(
+    seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape=(2, 9, 8), bits=2, widths=(60, 30), **options
+):
     n_features = int(np.prod(shape))
     cfg = ModelConfig(
-        n_features=n_features, n_classes=3, widths=[60, 30], encoder_bits=bits, parametrization=param,
+        n_features=n_features, n_classes=3, widths=list(widths), encoder_bits=bits, parametrization=param,
         init="gaussian", image_shape=list(shape), conv=list(conv), seed=seed, **options,
     )  # fmt: skip
     model = LogicNet(cfg, engine="torch")
@@ -154,6 +156,9 @@ def conv_model(seed=0, param="softmax16", conv=("6:3:1:2:1", "8:2:0:2:0"), shape
         (4, "truth4", ("4:3:1:2:0", "6:3:1:2:1", "5:2:0:1"), (2, 8, 8), {"head_blocks": 3, "tree_channels": 3}),
         # the head reads the encoder's bits beside the last two blocks
         (5, "softmax16", ("4:3:1:2:0", "6:3:1:2:1"), (2, 8, 8), {"head_blocks": 2, "head_input": "blocks+bits"}),
+        # locally wired dense layers over the bits and two blocks, windows in position order
+        (6, "truth4", ("4:3:1:2:0", "6:3:1:2:1"), (1, 8, 8), {"head_blocks": 2, "head_input": "blocks+bits",
+                                                              "connections": "local", "window": 8}),
     ],
 )
 def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape, options):
@@ -195,6 +200,22 @@ def test_head_input_bits_feed_the_encoder_bits_to_the_head_and_survive_a_reload(
     assert torch.equal(model.head_input(bits)[:n_bits], model.first_layer_input(bits))
     with pytest.raises(DiffgatesError, match="needs convolution blocks"):
         LogicNet(ModelConfig(n_features=4, n_classes=2, widths=[4], head_input="blocks+bits"))
+
+
+def test_local_windows_of_the_head_run_over_positions_all_channels_together():
+    conv = ("8:3:1:2:0", "16:3:1:1:0")
+    model = conv_model(0, "truth4", conv, (1, 12, 12), widths=(600, 30), connections="local", window=32)
+    ch, h, w = model.convs[-1].out_shape  # (16, 6, 6): a window of 32 spans 2 to 3 positions
+    first = model.layers[0]
+    pos_a, pos_b = first.ia % (h * w), first.ib % (h * w)
+    apart = (pos_a - pos_b).abs()
+    apart = torch.minimum(apart, h * w - apart)  # the windows wrap around at the end
+    assert int(apart.max()) <= 32 // ch + 1
+    assert len(set((first.ia // (h * w)).tolist())) == ch  # ... and read every channel
+    assert int((first.ia // (h * w) - first.ib // (h * w)).abs().max()) > ch // 2
+    random = conv_model(0, "truth4", conv, (1, 12, 12), widths=(600, 30), connections="random")
+    spread = (random.layers[0].ia % (h * w) - random.layers[0].ib % (h * w)).abs()
+    assert int(torch.minimum(spread, h * w - spread).max()) > 32 // ch + 1
 
 
 def test_gate_counts_from_shapes_match_the_built_model():

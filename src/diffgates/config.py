@@ -120,7 +120,8 @@ class TrainConfig:
     connections: str = opt(
         _model_default("connections"),
         "dense wiring: fixed random (unique reads every input), local (each gate reads two inputs within --window "
-        "of its position: easier to place and route on an FPGA), or learned among --candidates random inputs",
+        "of its position, over the maps' positions after convolutions: easier to place and route on an FPGA), "
+        "or learned among --candidates random inputs",
         CONNECTIONS,
     )
     candidates: int = opt(

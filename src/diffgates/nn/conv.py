@@ -14,7 +14,7 @@ leaves), so the root is the last node. The weights are shared by all positions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import torch
 from torch import nn
@@ -43,20 +43,26 @@ class ConvSpec:
     pool_padding: int = 0
     stride: int = 1
 
+    def __post_init__(self):
+        text = ":".join(str(v) for v in astuple(self))
+        if min(self.kernels, self.size, self.pool, self.stride) < 1 or min(self.padding, self.pool_padding) < 0:
+            raise DiffgatesError(f"conv block {text!r}: sizes must be positive and paddings non-negative.")
+        if self.pool_padding > self.pool // 2:
+            raise DiffgatesError(
+                f"conv block {text!r}: pool padding {self.pool_padding} is more than half the pool size {self.pool}."
+            )
+
     @classmethod
     def parse(cls, text: str) -> ConvSpec:
         try:
             values = [int(v) for v in str(text).split(":")]
             if not 2 <= len(values) <= 6:
                 raise ValueError
-            spec = cls(*values)
-        except (TypeError, ValueError):
+        except ValueError:
             raise DiffgatesError(
                 f"conv block {text!r} is not K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] with integers (e.g. 16:3:1:2)."
             ) from None
-        if min(spec.kernels, spec.size, spec.pool, spec.stride) < 1 or min(spec.padding, spec.pool_padding) < 0:
-            raise DiffgatesError(f"conv block {text!r}: sizes must be positive and paddings non-negative.")
-        return spec
+        return cls(*values)
 
 
 def conv_out(size: int, field: int, stride: int, padding: int) -> int:

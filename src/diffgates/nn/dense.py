@@ -23,6 +23,7 @@ def random_wiring(
     generator: torch.Generator,
     window: int = 64,
     groups: int = 1,
+    order: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two input indices per gate, never the same input twice for one gate.
 
@@ -31,7 +32,8 @@ def random_wiring(
     both inputs of gate j within ``window`` inputs of its position j x in / out (circularly), so
     each output depends on a band of the input and the network is easier to place and route.
     With ``groups`` (the last layer: one group of gates per class) the positions run over the
-    input once per group, so every class still sees all of it.
+    input once per group, so every class still sees all of it. ``order`` lists the inputs in the
+    order the windows run along (window position k reads input ``order[k]``; default: index order).
     """
     P.check_choice("connections", connections, CONNECTIONS[:3])
     if in_features < 2:
@@ -44,7 +46,8 @@ def random_wiring(
         ia = torch.randint(w, (out_features,), generator=generator)
         ib = torch.randint(w - 1, (out_features,), generator=generator)
         ib = ib + (ib >= ia).long()  # another offset in the window
-        return (centre + ia) % in_features, (centre + ib) % in_features
+        ia, ib = (centre + ia) % in_features, (centre + ib) % in_features
+        return (ia, ib) if order is None else (order[ia], order[ib])
     if connections == "unique":
         reps = -(-n // in_features)
         flat = torch.cat([torch.randperm(in_features, generator=generator) for _ in range(reps)])[:n]
@@ -157,6 +160,7 @@ class LogicDense(GateLayer):
         candidates: int = 8,
         window: int = 64,
         groups: int = 1,
+        window_order: torch.Tensor | None = None,
         init: str = "residual",
         residual_strength: float | None = None,
         seed: int | None = None,
@@ -174,6 +178,9 @@ class LogicDense(GateLayer):
         P.check_choice("connections", connections, CONNECTIONS)
         self.connections = connections
         self.window, self.groups = window, groups
+        if window_order is not None and not torch.equal(window_order.sort().values, torch.arange(in_features)):
+            raise DiffgatesError(f"window_order must be a permutation of the {in_features} inputs.")
+        self.window_order = window_order
         self.learned = connections == "learned"
         self.candidates = candidates if self.learned else 1
         if self.learned and candidates < 2:
@@ -202,7 +209,9 @@ class LogicDense(GateLayer):
             nn.init.zeros_(self.connection_weight)
             self.wiring()
         else:
-            ia, ib = random_wiring(self.in_features, self.out_features, self.connections, gen, self.window, self.groups)
+            ia, ib = random_wiring(
+                self.in_features, self.out_features, self.connections, gen, self.window, self.groups, self.window_order
+            )
             self.ia.copy_(ia)
             self.ib.copy_(ib)
         P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)

@@ -145,6 +145,9 @@ class LogicNet(nn.Module):
         for conv in convs[: c.frozen_blocks]:
             conv.requires_grad_(False)
         self.convs = nn.Sequential(*convs)
+        # local windows of the first dense layer run over the maps' positions, all channels of one
+        # position together, so that a gate reads neighbouring cells of the circuit
+        head_order = self.position_major(convs) if convs and c.connections == "local" else None
         skip = self.skip_bits()
         layers = []
         for i, width in enumerate(c.widths):
@@ -158,6 +161,7 @@ class LogicNet(nn.Module):
                     candidates=c.candidates,
                     window=c.window,
                     groups=c.n_classes if i == len(c.widths) - 1 else 1,  # every class sees all inputs
+                    window_order=head_order if i == 0 else None,
                     init=c.init,
                     residual_strength=c.residual_strength,
                     seed=c.seed * 1000 + i,
@@ -175,6 +179,16 @@ class LogicNet(nn.Module):
             sort_wiring(layers, c.n_classes)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(c.n_classes, c.tau)
+
+    def position_major(self, convs: list) -> torch.Tensor:
+        """The dense layers' inputs (channel-major maps, one after the other) ordered by position:
+        entry k is the input index of the k-th (map, position, channel)."""
+        shapes = self.head_sources(self.config.conv_input_shape(), [conv.out_shape for conv in convs])
+        order, offset = [], 0
+        for ch, h, w in shapes:
+            order.append(offset + torch.arange(ch * h * w).reshape(ch, h * w).T.flatten())
+            offset += ch * h * w
+        return torch.cat(order)
 
     def skip_bits(self) -> torch.Tensor:
         """The encoder bits the output layer reads beside the previous layer: all of them, with
