@@ -145,6 +145,9 @@ def conv_model(
     return model.eval()
 
 
+LOCAL_ON_BITS = {"head_blocks": 2, "head_input": "blocks+bits", "connections": "local", "window": 8}
+
+
 @pytest.mark.parametrize(
     "seed,param,conv,shape,options",
     [
@@ -157,7 +160,7 @@ def conv_model(
         # the head reads the encoder's bits beside the last two blocks
         (5, "softmax16", ("4:3:1:2:0", "6:3:1:2:1"), (2, 8, 8), {"head_blocks": 2, "head_input": "blocks+bits"}),
         # locally wired dense layers over the bits and two blocks, windows in position order
-        (6, "truth4", ("4:3:1:2:0", "6:3:1:2:1"), (1, 8, 8), {"head_blocks": 2, "connections": "local", "window": 8}),
+        (6, "truth4", ("4:3:1:2:0", "6:3:1:2:1"), (1, 8, 8), LOCAL_ON_BITS),
     ],
 )
 def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape, options):
