@@ -1,6 +1,7 @@
 """Exports against the model: C (compiled and run), Verilog (simulated), BLIF (re-evaluated)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,6 +144,25 @@ def test_verilog_head_shares_adders_between_classes_exactly(tmp_path, stage_leve
     for kind in available_simulators():
         check = verify_verilog(tmp_path, kind)
         assert check.ok and check.vectors == 300, kind
+
+
+def test_verilog_head_adds_up_signals_of_nearby_inputs_first(tmp_path):
+    from diffgates.circuit.graph import input_centroids
+
+    c = random_circuit(7, n_features=40, n_inputs=40, n_gates=200, n_classes=2, group=30)
+    c = c.replace(in_feature=np.arange(40), outputs=np.random.default_rng(3).permutation(200)[:60] + 40)
+    where = input_centroids(c)
+    g = 17
+    assert where[40 + g] == (where[c.a[g]] + where[c.b[g]]) / 2
+    x = coded_inputs(40, 50)
+    write_export(tmp_path, c, ["verilog"], x, predict_counts(c, x, engine="numpy"), FMT, 0, run_passes=False)
+    first = next(line for line in (tmp_path / "model.v").read_text().splitlines() if "c0_f0_0_0 =" in line)
+    read = [int(t) for t in re.findall(r"g(\d+)", first)]
+    terms = np.unique(c.outputs[:30])
+    terms = terms[~np.isin(c.ops[terms - 40], [gates.TRUE, gates.FALSE])]  # constants are not added
+    assert sorted(read) == sorted((terms[np.argsort(where[terms], kind="stable")][:3] - 40).tolist())
+    for kind in available_simulators():
+        assert verify_verilog(tmp_path, kind).ok, kind
 
 
 def test_verilog_verify_catches_a_wrong_golden_vector(tmp_path):

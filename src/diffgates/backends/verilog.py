@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import gates
-from ..circuit.graph import levels
+from ..circuit.graph import input_centroids, levels
 from ..circuit.ir import Circuit
 from ..errors import DiffgatesError
 
@@ -90,11 +90,18 @@ def _argmax_depth(n: int) -> int:
     return max(0, int(n - 1).bit_length())
 
 
-def _class_terms(circuit: Circuit, c: int) -> tuple[list[tuple[int, int]], int]:
+def _class_terms(circuit: Circuit, c: int, where: np.ndarray | None = None) -> tuple[list[tuple[int, int]], int]:
     """What class ``c`` counts: (signal, how often it is listed) for every signal that is not a
-    constant gate, and the constant the TRUE gates add. Equal outputs become one weighted term."""
+    constant gate, and the constant the TRUE gates add. Equal outputs become one weighted term.
+    The terms are ordered by ``where`` (:func:`~diffgates.circuit.graph.input_centroids`): the
+    adder tree then first adds up signals computed from nearby inputs, which a placer puts near
+    one another, and gathers across the chip only the partial counts (the difference between a
+    convolutional model that routes on an FPGA and one that does not)."""
     group = circuit.outputs[c * circuit.group_size : (c + 1) * circuit.group_size]
     signals, times = np.unique(group, return_counts=True)
+    if where is not None:
+        order = np.argsort(where[signals], kind="stable")
+        signals, times = signals[order], times[order]
     ops = np.full(len(signals), -1)
     is_gate = signals >= circuit.n_inputs
     ops[is_gate] = circuit.ops[signals[is_gate] - circuit.n_inputs]
@@ -156,7 +163,8 @@ def to_verilog(
     reads_a, reads_b = gates.READS_A[circuit.ops], gates.READS_B[circuit.ops]  # what each gate's expression reads
     for src, reads in ((circuit.a, reads_a), (circuit.b, reads_b)):
         np.maximum.at(need, src[reads], stage[n_in:][reads])
-    counted = [_class_terms(circuit, c) for c in range(k)]  # what each class's adder tree sums
+    where = input_centroids(circuit)
+    counted = [_class_terms(circuit, c, where) for c in range(k)]  # what each class's adder tree sums
     summed = np.array([s for terms, _ in counted for s, _ in terms], dtype=np.int64)
     need[summed] = last
 
@@ -278,7 +286,7 @@ def _shared_adders(classes: list[list[tuple[str, int]]], piped: bool) -> tuple[l
         )
         if common < 3:
             break
-        both = sorted(units[a] & units[b])
+        both = [t for t, _ in classes[a] if t in units[b] and t in units[a]]  # in class a's order
         for i in range(0, common - common % 3, 3):
             f = f"h_f{sum(map(len, shared)) // 2}"  # each shared adder is listed by two classes
             lines += _full_adder(f, both[i : i + 3], piped)

@@ -27,6 +27,17 @@ def level_groups(circuit: Circuit) -> list[np.ndarray]:
     return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
+def input_centroids(circuit: Circuit) -> np.ndarray:
+    """Where in the input each signal looks: an input's feature index, a gate's the mean of its two
+    inputs' (for images, about the raster index of the gate's receptive field centre)."""
+    n_in = circuit.n_inputs
+    where = np.zeros(circuit.n_signals)
+    where[:n_in] = circuit.in_feature
+    for idx in level_groups(circuit):
+        where[n_in + idx] = (where[circuit.a[idx]] + where[circuit.b[idx]]) / 2
+    return where
+
+
 def live_signals(circuit: Circuit, roots: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask over signals: True where some output (or one of ``roots``) depends on it."""
     n_in = circuit.n_inputs
