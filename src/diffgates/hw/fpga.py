@@ -174,7 +174,7 @@ def implement(
     check_fits(cells, fam, dev)
     luts = lut_equivalents(cells, fam)
     pnr = [nextpnr, *dev.flags, "--package", dev.package, "--json", "mapped.json", "--report", "pnr.json"]
-    pnr += ["--log", "pnr.log"]
+    pnr += ["--log", "pnr.log", "--write", "routed.json"]
     pnr += ["--freq", f"{target_mhz:g}", "--timing-allow-fail", "--threads", "1"]
     if family == "ecp5":
         pnr += ["--lpf-allow-unconstrained"] + (["--out-of-context"] if mode == "wide" else [])
@@ -193,6 +193,7 @@ def implement(
         routing["placer_s"] = round(max(0.0, seconds["place_and_route"] - routing["router_s"]), 1)
     report["routing"] = routing
     report["nextpnr_options"] = options
+    _write_report(work, report, seconds)  # what place and route gave, should a later step fail
     if breakdown:
         t0 = time.perf_counter()
         echo("synthesising the encoder, network and head apart, for the breakdown ...")
@@ -204,10 +205,14 @@ def implement(
         echo(f"simulating the mapped netlist on {n} golden vectors ...")
         report["mapped_netlist"] = simulate_mapped(work, yosys_share(yosys) / fam.cells_sim, n)
         seconds["simulate"] = round(time.perf_counter() - t0, 1)
+    _write_report(work, report, seconds)
+    return report
+
+
+def _write_report(work: Path, report: dict, seconds: dict) -> None:
     report["seconds"] = seconds
     (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (work / "summary.txt").write_text(summary(report) + "\n")
-    return report
 
 
 def default_options(defaults: tuple[str, ...], given: tuple[str, ...]) -> list[str]:
