@@ -165,7 +165,7 @@ def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch
 
 
 # the signal vector's width in 64-bit words, which the build picks from the instruction set
-@pytest.mark.parametrize("words", [1, 2, 4, 8])
+@pytest.mark.parametrize("words", [1, 2, 4, 8, 16])
 def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, words):
     from diffgates import native
 

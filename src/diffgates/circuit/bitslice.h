@@ -1,6 +1,7 @@
 /* Bit-sliced gate evaluation and class counting, shared by the in-package executor (WORD = one
  * vector register: 512 bits with AVX-512, 256 otherwise) and the exported C99 library (WORD =
- * uint64_t). The includer defines WORD and BS_ZERO. Each bit of a WORD is one sample.
+ * uint64_t). The includer defines WORD and BS_ZERO, and may count in a narrower CWORD (a part of
+ * each WORD; zero CWORD_ZERO) than the gates run in. Each bit of a WORD is one sample.
  *
  * Gates come as runs of equal ops (run_op, run_len); gate k reads slots A[k], B[k] of S and
  * writes slot Dst[k] (slots are reused once a signal is dead, which keeps S small enough for
@@ -42,11 +43,16 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
     }
 }
 
+#ifndef CWORD
+#define CWORD WORD
+#define CWORD_ZERO BS_ZERO
+#endif
+
 /* Carry-save adder: h:l = a + b + c. */
 #define BS_CSA(h, l, a, b, c)                  \
     do {                                       \
-        const WORD a_ = (a), b_ = (b), c_ = (c); \
-        const WORD u_ = a_ ^ b_;               \
+        const CWORD a_ = (a), b_ = (b), c_ = (c); \
+        const CWORD u_ = a_ ^ b_;              \
         h = (a_ & b_) | (u_ & c_);             \
         l = u_ ^ c_;                           \
     } while (0)
@@ -54,15 +60,15 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
 /* Count per sample the 1s among signals idx[0 .. n_pos) and the 0s among idx[n_pos .. n_pos +
  * n_neg) (both multiples of 16), as bit planes: count = sum over p of bit(planes[p]) << p, for
  * p < 4 + n_planes (Harley-Seal adder tree; the inverted part reads every signal through ~). */
-static void bs_group_planes(const WORD *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes,
-                            WORD *planes) {
-    const WORD zero = BS_ZERO;
-    WORD ones = zero, twos = zero, fours = zero, eights = zero, flip = zero;
+static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes,
+                            CWORD *planes) {
+    const CWORD zero = CWORD_ZERO;
+    CWORD ones = zero, twos = zero, fours = zero, eights = zero, flip = zero;
     int64_t i;
     int p;
     for (p = 0; p < n_planes; p++) planes[4 + p] = zero;
     for (i = 0; i < n_pos + n_neg; i += 16) {
-        WORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
+        CWORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
         const int32_t *q = idx + i;
         if (i == n_pos) flip = ~zero;
 #define BS_IN(j) (S[q[j]] ^ flip)
@@ -84,7 +90,7 @@ static void bs_group_planes(const WORD *S, const int32_t *idx, int64_t n_pos, in
         BS_CSA(sixteens, eights, eights, eightsA, eightsB);
         carry = sixteens;
         for (p = 0; p < n_planes; p++) {
-            const WORD t = planes[4 + p] & carry;
+            const CWORD t = planes[4 + p] & carry;
             planes[4 + p] ^= carry;
             carry = t;
         }

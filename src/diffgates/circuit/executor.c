@@ -4,8 +4,8 @@
  * each run is a tight branch-free loop. Per block: pack input bits (64x64 bit-matrix transposes),
  * or encode raw uint8 / float32 features straight into them (compares on feature columns),
  * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
- * and spread the bit planes into per-sample counters. Blocks are shared among OpenMP threads,
- * each with its own signal buffer. */
+ * and spread the bit planes into per-sample counters; packing and counting go a CBLOCK part of
+ * each signal at a time. Blocks are shared among OpenMP threads, each with its own signal buffer. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +13,26 @@
 #include <immintrin.h>
 #endif
 
-/* 64-bit words per signal: one vector register, the fastest measured (a narrower block pays the
- * per-gate index loads more often; a wider one only doubles the signal buffer, which wide layers
- * need to keep in the L2 cache). */
+/* 64-bit words per signal: 512 bits, one AVX-512 register or two AVX2 ones (each gate's three
+ * slot indices are loaded once for 512 samples; a narrower signal loads them twice as often, a
+ * wider one only grows the signal buffer, which wide layers need to keep in the L2 cache). The
+ * class counts run in CWORDS-word parts of a signal: a Harley-Seal tree of 512-bit values needs
+ * more than AVX2's 16 registers. */
 #ifndef WORDS
-#if defined(__AVX512F__)
 #define WORDS 8
+#endif
+#ifndef CWORDS
+#if defined(__AVX512F__) || WORDS < 4
+#define CWORDS WORDS
 #else
-#define WORDS 4
+#define CWORDS 4
 #endif
 #endif
 #define BLOCK (64 * WORDS)
-typedef uint64_t vec __attribute__((vector_size(8 * WORDS))); /* one signal of BLOCK samples */
+#define CBLOCK (64 * CWORDS)
+#define PARTS (WORDS / CWORDS)
+typedef uint64_t vec __attribute__((vector_size(8 * WORDS)));   /* one signal of BLOCK samples */
+typedef uint64_t cvec __attribute__((vector_size(8 * CWORDS))); /* CBLOCK of them, as counted */
 typedef uint64_t v512 __attribute__((vector_size(64)));       /* 8 rows of a 64 x 64 bit tile */
 typedef uint16_t u16x8 __attribute__((vector_size(16)));
 
@@ -190,21 +198,31 @@ static inline void transpose16(__m128i a[16]) {
 }
 #endif
 
+/* Columns read 64 rows side by side, more streams than the hardware prefetcher follows: the next
+ * `ahead` rows (n bytes at p) are fetched a share at a time as the columns are made, from byte
+ * *done on (4x faster from memory than without, measured on uint8 rows). */
+static inline void prefetch_share(const char *p, int64_t n, int64_t share, int64_t *done) {
+    for (const int64_t end = *done + share; *done < end && *done < n; *done += 64) __builtin_prefetch(p + *done);
+}
+
 /* The uint8 features of rows r .. r + rows - 1 as byte columns of 64: col[64 f + s] is feature f
- * of row r + s (0 past the last row). */
-static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col) {
+ * of row r + s (0 past the last row); the `ahead` rows after the 64 are prefetched. */
+static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col, int64_t ahead) {
     const int64_t nf = src->n_features;
     const uint8_t *x = (const uint8_t *)src->x + r * nf;
-    int64_t f0 = 0;
+    const int64_t share = (ahead * nf / (nf / 16 + 1) + 64) & ~63LL;
+    int64_t f0 = 0, done = 0;
 #if defined(__SSE2__)
     if (rows == 64) /* 16 x 16 blocks; the last nf % 16 features below */
-        for (; f0 + 16 <= nf; f0 += 16)
+        for (; f0 + 16 <= nf; f0 += 16) {
+            prefetch_share((const char *)(x + 64 * nf), ahead * nf, share, &done);
             for (int s0 = 0; s0 < 64; s0 += 16) {
                 __m128i a[16];
                 for (int i = 0; i < 16; i++) a[i] = _mm_loadu_si128((const __m128i *)(x + (s0 + i) * nf + f0));
                 transpose16(a);
                 for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(col + 64 * (f0 + i) + s0), a[i]);
             }
+        }
 #endif
     for (int s = 0; s < 64; s++)
         for (int64_t f = f0; f < nf; f++) col[64 * f + s] = s < rows ? x[s * nf + f] : 0;
@@ -229,18 +247,22 @@ static inline uint64_t byte_column_bits(const uint8_t *col, int v) {
 }
 
 /* The features of rows r .. r + rows - 1 as float32 columns of 64: col[64 f + s] is feature f of
- * row r + s (0 past the last row: those samples are never counted). */
-static void feature_columns(const source *src, int64_t r, int rows, float *col) {
-    const int64_t nf = src->n_features;
-    int64_t f0 = 0;
+ * row r + s (0 past the last row: those samples are never counted); the `ahead` rows after the 64
+ * are prefetched. */
+static void feature_columns(const source *src, int64_t r, int rows, float *col, int64_t ahead) {
+    const int64_t nf = src->n_features, bytes = ahead * nf * 4;
+    const int64_t share = (bytes / (nf / 8 + 1) + 64) & ~63LL;
+    int64_t f0 = 0, done = 0;
 #if defined(__AVX2__)
     if (rows == 64) /* 8 x 8 blocks; the last nf % 8 features below */
-        for (; f0 + 8 <= nf; f0 += 8)
+        for (; f0 + 8 <= nf; f0 += 8) {
+            prefetch_share((const char *)src->x + (r + 64) * nf * 4, bytes, share, &done);
             for (int s0 = 0; s0 < 64; s0 += 8) {
                 __m256 R[8];
                 columns8(src, r + s0, f0, R);
                 for (int i = 0; i < 8; i++) _mm256_storeu_ps(col + 64 * (f0 + i) + s0, R[i]);
             }
+        }
 #endif
     for (int s = 0; s < 64; s++)
         for (int64_t f = f0; f < nf; f++) col[64 * f + s] = s < rows ? feature_at(src, r + s, f) : 0;
@@ -259,78 +281,115 @@ static inline uint64_t column_bits(const float *col, float t) {
     return word;
 }
 
-/* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in), 64 samples (one word of each
- * vector) at a time. Bits are read row by row (one 64-bit mask per 64 inputs) and each 64 x 64
- * tile transposed, rows past n_rows reading as 0; raw features are turned into columns (col)
- * and each input's 64 bits come from one column's compares, with no transpose. */
-static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, tile *tiles, float *col) {
-    const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64;
-    for (int w = 0; w < WORDS; w++) {
-        int64_t r = row0 + 64 * w;
-        int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
-        if (src->kind == 1) {
-            uint8_t *bytes = (uint8_t *)col;
-            byte_columns(src, r, rows, bytes);
-            for (int64_t j = 0; j < n_in; j++)
-                ((uint64_t *)&S[j])[w] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
-            continue;
-        }
-        if (src->kind == 2) {
-            feature_columns(src, r, rows, col);
-            for (int64_t j = 0; j < n_in; j++)
-                ((uint64_t *)&S[j])[w] = column_bits(col + 64 * (int64_t)src->feature[j], src->threshold[j]);
-            continue;
-        }
-        for (int s = 0; s < 64; s++) {
-            const uint8_t *row = (const uint8_t *)src->x + (r + s) * n_in;
-            for (int64_t c = 0; c < chunks; c++) {
-                int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
-                tiles[c].w[s] = s < rows ? nonzero_mask(row + 64 * c, lim) : 0;
+/* Input bits (kind 0) of samples [row0, row0 + BLOCK) into S[0 .. n_in), a CBLOCK part of each
+ * signal at a time. Rows are read in order, each as one 64-bit mask per 64 inputs (tile w * chunks
+ * + c, row s: sample 64 w + s of the part, inputs 64 c on; rows past n_rows read as 0); then each
+ * tile is transposed and each signal's part stored whole (scattering single words across the
+ * signals costs more than the masks and the transposes). */
+static void pack_bits(const source *src, int64_t n_rows, int64_t row0, vec *S, tile *tiles) {
+    const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64, full = n_in / 64;
+    for (int part = 0; part < PARTS; part++) {
+        for (int w = 0; w < CWORDS; w++) {
+            const int64_t r = row0 + CBLOCK * part + 64 * w;
+            const int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
+            tile *t = tiles + w * chunks;
+            for (int s = 0; s < 64; s++) {
+                const uint8_t *row = (const uint8_t *)src->x + (r + s) * n_in;
+                int64_t c = 0;
+                if (s < rows) {
+                    for (; c < full; c++) t[c].w[s] = nonzero_mask(row + 64 * c, 64);
+                    if (c < chunks) t[c++].w[s] = nonzero_mask(row + 64 * full, (int)(n_in - 64 * full));
+                }
+                for (; c < chunks; c++) t[c].w[s] = 0;
             }
         }
         for (int64_t c = 0; c < chunks; c++) {
-            int lim = n_in - 64 * c < 64 ? (int)(n_in - 64 * c) : 64;
-            TRANSPOSE64(tiles[c].v);
-            for (int k = 0; k < lim; k++) ((uint64_t *)&S[64 * c + k])[w] = tiles[c].w[k];
+            const int lim = c < full ? 64 : (int)(n_in - 64 * full);
+            for (int w = 0; w < CWORDS; w++) TRANSPOSE64(tiles[w * chunks + c].v);
+            for (int k = 0; k < lim; k++) {
+                cvec v;
+                for (int w = 0; w < CWORDS; w++) v[w] = tiles[w * chunks + c].w[k];
+                ((cvec *)&S[64 * c + k])[part] = v;
+            }
+        }
+    }
+}
+
+/* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in): from bits (pack_bits), or from
+ * raw features, a CBLOCK part of each signal at a time: 64 rows at a time as columns (col), each
+ * input's 64 bits from one column's compares, kept in order (words), then each signal's part
+ * stored whole. */
+static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, uint64_t *words, float *col) {
+    const int64_t n_in = src->n_in;
+    if (src->kind == 0) {
+        pack_bits(src, n_rows, row0, S, (tile *)words);
+        return;
+    }
+    const uint8_t *bytes = (const uint8_t *)col;
+    for (int part = 0; part < PARTS; part++) {
+        for (int w = 0; w < CWORDS; w++) {
+            const int64_t r = row0 + CBLOCK * part + 64 * w;
+            const int rows = r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
+            const int64_t left = n_rows - r - 64, ahead = left < 0 ? 0 : (left < 64 ? left : 64);
+            uint64_t *out = words + w * n_in;
+            if (src->kind == 1) {
+                byte_columns(src, r, rows, (uint8_t *)col, ahead);
+                for (int64_t j = 0; j < n_in; j++)
+                    out[j] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
+            } else {
+                feature_columns(src, r, rows, col, ahead);
+                for (int64_t j = 0; j < n_in; j++)
+                    out[j] = column_bits(col + 64 * (int64_t)src->feature[j], src->threshold[j]);
+            }
+        }
+        for (int64_t j = 0; j < n_in; j++) {
+            cvec v;
+            for (int w = 0; w < CWORDS; w++) v[w] = words[w * n_in + j];
+            ((cvec *)&S[j])[part] = v;
         }
     }
 }
 
 #define WORD vec
 #define BS_ZERO ((vec){0})
+#define CWORD cvec
+#define CWORD_ZERO ((cvec){0})
 #include "bitslice.h"
 
-/* Add the plane (weight 2^shift) of BLOCK samples into 16-bit counters. */
-static void spread_plane(vec plane, int shift, u16x8 *cnt) {
+/* Add the plane (weight 2^shift) of CBLOCK samples into 16-bit counters. */
+static void spread_plane(cvec plane, int shift, u16x8 *cnt) {
 #if defined(__AVX512BW__)
-    uint32_t mask[BLOCK / 32]; /* one masked add of 2^shift per 32 counters */
+    uint32_t mask[CBLOCK / 32]; /* one masked add of 2^shift per 32 counters */
     memcpy(mask, &plane, sizeof mask);
     __m512i *c = (__m512i *)cnt;
     const __m512i weight = _mm512_set1_epi16((short)(1 << shift));
-    for (int i = 0; i < BLOCK / 32; i++) c[i] = _mm512_mask_add_epi16(c[i], mask[i], c[i], weight);
+    for (int i = 0; i < CBLOCK / 32; i++) c[i] = _mm512_mask_add_epi16(c[i], mask[i], c[i], weight);
 #elif defined(__AVX2__)
-    uint16_t mask[BLOCK / 16]; /* 16 counters a step: each lane tests its own bit of the mask */
+    uint16_t mask[CBLOCK / 16]; /* 16 counters a step: each lane tests its own bit of the mask */
     memcpy(mask, &plane, sizeof mask);
     __m256i *c = (__m256i *)cnt;
     const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
                                                16384, (short)32768);
     const __m256i weight = _mm256_set1_epi16((short)(1 << shift));
-    for (int i = 0; i < BLOCK / 16; i++) {
+    for (int i = 0; i < CBLOCK / 16; i++) {
         const __m256i set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16((short)mask[i]), lane_bit), lane_bit);
         c[i] = _mm256_add_epi16(c[i], _mm256_and_si256(set, weight));
     }
 #else
     const uint8_t *bytes = (const uint8_t *)&plane;
-    for (int i = 0; i < BLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
+    for (int i = 0; i < CBLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
 #endif
 }
 
-/* Counts (bs_group_planes) for BLOCK samples into 16-bit counters. */
+/* Counts (bs_group_planes) for BLOCK samples into 16-bit counters, a CBLOCK part at a time; idx
+ * are slots times PARTS (the slot's first part). */
 static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes, u16x8 *cnt) {
-    vec planes[4 + 16];
-    bs_group_planes(S, idx, n_pos, n_neg, n_planes, planes);
+    cvec planes[4 + 16];
     memset(cnt, 0, sizeof(u16x8) * (BLOCK / 8));
-    for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt);
+    for (int h = 0; h < PARTS; h++) {
+        bs_group_planes((const cvec *)S + h, idx, n_pos, n_neg, n_planes, planes);
+        for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt + h * (CBLOCK / 8));
+    }
 }
 
 /* Inputs (x: see source; feature and threshold only for kinds 1 and 2) go to slots 0 .. n_in - 1;
@@ -346,6 +405,16 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         if (!(least = malloc(sizeof(int16_t) * (n_in + 1)))) return -1;
         for (int64_t j = 0; j < n_in; j++) least[j] = least_above(threshold[j]);
     }
+    int32_t *parts_idx = NULL; /* the class counts' slots in CBLOCK parts */
+    if (PARTS > 1) {
+        const int64_t n_idx = n_classes * (n_pos + n_neg);
+        if (!(parts_idx = malloc(sizeof(int32_t) * (n_idx + 1)))) {
+            free(least);
+            return -1;
+        }
+        for (int64_t i = 0; i < n_idx; i++) parts_idx[i] = PARTS * out_idx[i];
+        out_idx = parts_idx;
+    }
     const source src = {x, x_kind, n_in, n_features, feature, threshold, least};
     static int ready = 0;
     if (!ready) {
@@ -360,10 +429,11 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
     {
         vec *S = aligned_alloc(64, sizeof(vec) * n_slots);
         u16x8 *cnt = aligned_alloc(64, sizeof(u16x8) * (BLOCK / 8));
-        /* bits are transposed in tiles, raw features go through columns */
-        tile *tiles = x_kind ? NULL : aligned_alloc(64, sizeof(tile) * ((n_in + 63) / 64 + 1));
+        /* bits are transposed in tiles (as many words as CBLOCK bits of each input), raw
+         * features go through columns */
+        uint64_t *words = aligned_alloc(64, sizeof(tile) * CWORDS * ((n_in + 63) / 64 + 1));
         float *col = x_kind ? aligned_alloc(64, sizeof(float) * 64 * (n_features + 1)) : NULL;
-        if (!S || !cnt || (x_kind ? !col : !tiles)) {
+        if (!S || !cnt || !words || (x_kind && !col)) {
             #pragma omp atomic write
             failed = 1;
         } else {
@@ -372,7 +442,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             #pragma omp for schedule(dynamic, 1)
             for (int64_t blk = 0; blk < n_blocks; blk++) {
                 const int64_t row0 = blk * BLOCK;
-                pack_block(&src, n_rows, row0, S, tiles, col);
+                pack_block(&src, n_rows, row0, S, words, col);
                 bs_eval_gates(S, run_op, run_len, n_runs, A, B, Dst);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
@@ -384,9 +454,10 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         }
         free(S);
         free(cnt);
-        free(tiles);
+        free(words);
         free(col);
     }
     free(least);
+    free(parts_idx);
     return failed ? -1 : 0;
 }
