@@ -176,6 +176,32 @@ def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, wo
     _executor_equals_oracle()
 
 
+def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
+    from conftest import random_circuit
+    from diffgates import native
+    from diffgates.circuit import program
+
+    widths, load = [], native.load
+
+    def spy(source, march="native", defines=()):
+        widths.append(dict(d.split("=") for d in defines).get("WORDS", "default"))
+        return load(source, march, defines)
+
+    monkeypatch.setattr(native, "load", spy)
+    c = random_circuit(3, n_features=21, n_inputs=90, n_gates=300, n_classes=3, group=40)
+    c = c.replace(in_threshold=np.linspace(-1, 256, c.n_inputs).astype(np.float32))
+    prog = program.prepare(c)
+    rng = np.random.default_rng(3)
+    for batch, words in [(1, "1"), (64, "1"), (65, "2"), (128, "2"), (200, "4"), (256, "4"), (257, "default")]:
+        pixels = rng.integers(0, 256, (batch, c.n_features), dtype=np.uint8)
+        for x in [pixels, pixels.astype(np.float32)]:  # fewer rows than a block: zero-padded columns
+            widths.clear()
+            assert np.array_equal(program.run_features(prog, x, 2), run_numpy(c, encode_bits(c, x)))
+            assert widths == [words]
+        bits = encode_bits(c, pixels)
+        assert np.array_equal(program.run(prog, bits, 1), run_numpy(c, bits))
+
+
 def _executor_equals_oracle():
     from conftest import random_circuit
     from diffgates.circuit import program

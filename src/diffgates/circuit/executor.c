@@ -224,8 +224,10 @@ static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col, i
             }
         }
 #endif
-    for (int s = 0; s < 64; s++)
-        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = s < rows ? x[s * nf + f] : 0;
+    if (f0 == nf) return;
+    memset(col + 64 * f0, 0, 64 * (size_t)(nf - f0)); /* rows past the last, and the samples no row fills */
+    for (int s = 0; s < rows; s++)
+        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = x[s * nf + f];
 }
 
 /* Bit s set where byte s (of 64) is at least v (0 .. 256). */
@@ -264,8 +266,10 @@ static void feature_columns(const source *src, int64_t r, int rows, float *col, 
             }
         }
 #endif
-    for (int s = 0; s < 64; s++)
-        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = s < rows ? feature_at(src, r + s, f) : 0;
+    if (f0 == nf) return;
+    memset(col + 64 * f0, 0, sizeof(float) * 64 * (size_t)(nf - f0));
+    for (int s = 0; s < rows; s++)
+        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = feature_at(src, r + s, f);
 }
 
 /* Bit s set where column value s (of 64) exceeds t. */
