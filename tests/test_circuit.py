@@ -164,15 +164,15 @@ def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch
     _executor_equals_oracle()
 
 
-# the signal vector's width in 64-bit words, which the build picks from the instruction set
-@pytest.mark.parametrize("words", [1, 2, 4, 8, 16])
-def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, words):
+# the signal's width in 64-bit words (small batches and the instruction set pick it) and the part
+# of it counted at a time (the whole signal with AVX-512, 4 words with AVX2)
+@pytest.mark.parametrize("words,cwords", [(1, 1), (2, 2), (4, 4), (8, 4), (8, 8), (16, 4), (16, 16)])
+def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, words, cwords):
     from diffgates import native
 
     load = native.load
-    monkeypatch.setattr(
-        native, "load", lambda source, march="native", defines=(): load(source, march, (f"WORDS={words}",))
-    )
+    defines = (f"WORDS={words}", f"CWORDS={cwords}")
+    monkeypatch.setattr(native, "load", lambda source, march="native", **_: load(source, march, defines))
     _executor_equals_oracle()
 
 

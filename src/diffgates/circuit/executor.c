@@ -48,7 +48,7 @@ typedef int64_t lanes __attribute__((vector_size(64)));
 /* In-place transpose of a 64x64 bit matrix held as 8 vectors (row 8r + l is lane l of R[r]):
  * afterwards bit s of row k is old bit k of row s. Three stages swap between vectors, three
  * between lanes of one vector. */
-static void transpose64(v512 R[8]) {
+static __attribute__((unused)) void transpose64(v512 R[8]) { /* unused where the GFNI one below builds */
     uint64_t m = 0x00000000FFFFFFFFULL;
     for (int r = 0; r < 4; r++) { v512 t = ((R[r] >> 32) ^ R[r + 4]) & m; R[r] ^= t << 32; R[r + 4] ^= t; }
     m = 0x0000FFFF0000FFFFULL;
@@ -210,9 +210,10 @@ static inline void prefetch_share(const char *p, int64_t n, int64_t share, int64
 static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col, int64_t ahead) {
     const int64_t nf = src->n_features;
     const uint8_t *x = (const uint8_t *)src->x + r * nf;
-    const int64_t share = (ahead * nf / (nf / 16 + 1) + 64) & ~63LL;
-    int64_t f0 = 0, done = 0;
+    int64_t f0 = 0;
 #if defined(__SSE2__)
+    const int64_t share = (ahead * nf / (nf / 16 + 1) + 64) & ~63LL;
+    int64_t done = 0;
     if (rows == 64) /* 16 x 16 blocks; the last nf % 16 features below */
         for (; f0 + 16 <= nf; f0 += 16) {
             prefetch_share((const char *)(x + 64 * nf), ahead * nf, share, &done);
@@ -252,10 +253,11 @@ static inline uint64_t byte_column_bits(const uint8_t *col, int v) {
  * row r + s (0 past the last row: those samples are never counted); the `ahead` rows after the 64
  * are prefetched. */
 static void feature_columns(const source *src, int64_t r, int rows, float *col, int64_t ahead) {
-    const int64_t nf = src->n_features, bytes = ahead * nf * 4;
-    const int64_t share = (bytes / (nf / 8 + 1) + 64) & ~63LL;
-    int64_t f0 = 0, done = 0;
+    const int64_t nf = src->n_features;
+    int64_t f0 = 0;
 #if defined(__AVX2__)
+    const int64_t bytes = ahead * nf * 4, share = (bytes / (nf / 8 + 1) + 64) & ~63LL;
+    int64_t done = 0;
     if (rows == 64) /* 8 x 8 blocks; the last nf % 8 features below */
         for (; f0 + 8 <= nf; f0 += 8) {
             prefetch_share((const char *)src->x + (r + 64) * nf * 4, bytes, share, &done);
@@ -361,16 +363,16 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #include "bitslice.h"
 
 /* Add the plane (weight 2^shift) of CBLOCK samples into 16-bit counters. */
-static void spread_plane(cvec plane, int shift, u16x8 *cnt) {
+static void spread_plane(const cvec *plane, int shift, u16x8 *cnt) {
 #if defined(__AVX512BW__)
     uint32_t mask[CBLOCK / 32]; /* one masked add of 2^shift per 32 counters */
-    memcpy(mask, &plane, sizeof mask);
+    memcpy(mask, plane, sizeof mask);
     __m512i *c = (__m512i *)cnt;
     const __m512i weight = _mm512_set1_epi16((short)(1 << shift));
     for (int i = 0; i < CBLOCK / 32; i++) c[i] = _mm512_mask_add_epi16(c[i], mask[i], c[i], weight);
 #elif defined(__AVX2__)
     uint16_t mask[CBLOCK / 16]; /* 16 counters a step: each lane tests its own bit of the mask */
-    memcpy(mask, &plane, sizeof mask);
+    memcpy(mask, plane, sizeof mask);
     __m256i *c = (__m256i *)cnt;
     const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
                                                16384, (short)32768);
@@ -380,7 +382,7 @@ static void spread_plane(cvec plane, int shift, u16x8 *cnt) {
         c[i] = _mm256_add_epi16(c[i], _mm256_and_si256(set, weight));
     }
 #else
-    const uint8_t *bytes = (const uint8_t *)&plane;
+    const uint8_t *bytes = (const uint8_t *)plane;
     for (int i = 0; i < CBLOCK / 8; i++) cnt[i] += SPREAD[bytes[i]] << shift;
 #endif
 }
@@ -392,7 +394,7 @@ static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t
     memset(cnt, 0, sizeof(u16x8) * (BLOCK / 8));
     for (int h = 0; h < PARTS; h++) {
         bs_group_planes((const cvec *)S + h, idx, n_pos, n_neg, n_planes, planes);
-        for (int p = 0; p < 4 + n_planes; p++) spread_plane(planes[p], p, cnt + h * (CBLOCK / 8));
+        for (int p = 0; p < 4 + n_planes; p++) spread_plane(&planes[p], p, cnt + h * (CBLOCK / 8));
     }
 }
 
