@@ -168,6 +168,44 @@ def test_a_failure_after_place_and_route_keeps_the_routed_design_and_the_old_res
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "f", "f.failed"]
 
 
+def _router1_log(points):
+    """nextpnr router1 progress lines: (seconds of routing, arcs still to route)."""
+    head = "Info: Routing 130567 arcs.\n"
+    head += "Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) total(sec)|\n"
+    rows = [
+        f"Info: {1000 * (i + 1):10d} |  1  2 |  3  4 | {left:9d}|  1.00  {t:9.2f}|"
+        for i, (t, left) in enumerate(points)
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
+def test_a_router_that_does_not_converge_is_stopped_early_with_the_way_out():
+    # the random dense 48K model on an ECP5: about 6 arcs a second with 124,000 to go
+    stalled = _router1_log([(t, 130_567 - 12 * t) for t in range(0, 560, 20)])
+    why = fpga.router_stalled(stalled, time_left=3000)
+    assert "not converging" in why and "--connections local" in why and "--timeout" in why
+    assert fpga.router_stalled(stalled, time_left=1e9) is None  # the time left would suffice
+    assert fpga.router_stalled(stalled.split("Info:      15000")[0], time_left=3000) is None  # too early to judge
+    converging = _router1_log([(t, max(0, 40_000 - 150 * t)) for t in range(0, 400, 20)])  # digits' pace
+    assert fpga.router_stalled(converging, time_left=60) is None
+    flat = _router1_log([(t, 90_000) for t in range(0, 400, 20)])
+    assert "no arcs routed lately" in fpga.router_stalled(flat, time_left=3000)
+
+
+def test_a_watched_tool_is_stopped_when_its_watch_gives_a_reason(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    monkeypatch.setattr(tools, "WATCH_S", 0.05)
+    t0 = time.monotonic()
+    with pytest.raises(DiffgatesError, match=r"sleeping was stopped after \d+ s: it stalled"):
+        tools.run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, 60, "sleeping",
+                  lambda elapsed: "it stalled" if elapsed > 0.2 else None)  # fmt: skip
+    assert time.monotonic() - t0 < 10
+    ok = tools.run([sys.executable, "-c", "print('done')"], tmp_path, 60, "printing", lambda elapsed: None)
+    assert ok.stdout == "done\n"
+
+
 @pytest.mark.parametrize("stage_levels", [0, 2])
 def test_every_exported_verilog_file_passes_verilator_lint_all(tmp_path, stage_levels):
     import subprocess

@@ -154,11 +154,11 @@ def implement(
         (work / name).write_text(text)
     seconds: dict[str, float] = {}
 
-    def step(name: str, what: str, cmd: list[str], log: str | None = None):  # each stops after ``timeout`` s
+    def step(name: str, what: str, cmd: list[str], log: str | None = None, watch=None):  # stops after ``timeout`` s
         echo(f"{what} ..." + (f" (progress: {work / log})" if log else ""))
         t0 = time.perf_counter()
         try:
-            tools.run(cmd, work, timeout, what)
+            tools.run(cmd, work, timeout, what, watch)
         except DiffgatesError as e:
             last = router_progress(work / log).get("last") if log else None
             raise DiffgatesError(f"{e}{f' Last: {last}' if last else ''}") from None
@@ -184,7 +184,14 @@ def implement(
         pnr += [fam.textcfg, "pnr.cfg"]
     options = [*default_options(fam.pnr_defaults, nextpnr_args), *nextpnr_args]
     pnr += options
-    step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr, "pnr.log")
+
+    def stalled(elapsed: float) -> str | None:
+        try:
+            return router_stalled((work / "pnr.log").read_text(errors="replace"), timeout - elapsed)
+        except OSError:  # no log yet
+            return None
+
+    step("place_and_route", f"placing and routing on {dev.name} ({Path(nextpnr).name})", pnr, "pnr.log", stalled)
     if packer:
         step("pack", f"writing the bitstream ({Path(packer).name})", [packer, "pnr.cfg", fam.bitstream])
     report = _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, seconds)
@@ -247,6 +254,34 @@ def router_progress(log: Path) -> dict:
     if lines:
         out["last"] = lines[-1].removeprefix("Info:").strip()
     return out
+
+
+_ROUTER1 = re.compile(r"^Info:\s+\d+ \|.*\|\s*(\d+)\|\s*[\d.]+\s+([\d.]+)\|", re.M)  # remaining arcs, seconds
+STALL_AFTER_S = 300.0  # routing time before router1's pace is judged
+STALL_WINDOW_S = 120.0  # the pace: arcs routed over the last so many seconds
+STALL_MARGIN = 3.0  # stop when finishing at that pace would take this many times the time left
+
+
+def router_stalled(log: str, time_left: float) -> str | None:
+    """Why to stop nextpnr's router1 early, or None: after ``STALL_AFTER_S`` s of routing, when
+    the arcs it still has to route, at the pace of the last ``STALL_WINDOW_S`` s, would take more
+    than ``STALL_MARGIN`` times the time left before ``--timeout``. Random wiring between wide
+    layers goes that way (a few hundred arcs a minute with over 100,000 to go); a design that routes
+    finishes long before or keeps its pace."""
+    progress = [(float(t), int(n)) for n, t in _ROUTER1.findall(log)]
+    if not progress or progress[-1][0] < STALL_AFTER_S:
+        return None
+    now, left = progress[-1]
+    then, before = next((p for p in reversed(progress) if p[0] <= now - STALL_WINDOW_S), progress[0])
+    pace = (before - left) / max(now - then, 1e-9)  # arcs per second
+    if left and (pace <= 0 or left / pace > STALL_MARGIN * max(time_left, 0.0)):
+        need = "no arcs routed lately" if pace <= 0 else f"at this pace it needs about {left / pace / 3600:.1f} h more"
+        return (
+            f"the router is not converging ({left:,} arcs still to route after {now / 60:.0f} min; {need}, "
+            f"and --timeout leaves {max(time_left, 0.0) / 60:.0f} min). Random wiring between wide layers "
+            "rarely routes: train with --connections local, or raise --timeout to keep trying."
+        )
+    return None
 
 
 def lut_equivalents(cells: dict[str, int], fam: Family) -> int:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DiffgatesError
+
+WATCH_S = 15.0  # how often run() asks its watch whether to stop the tool
 
 
 def find(*names: str) -> str | None:
@@ -26,11 +30,31 @@ def require(purpose: str, *names: str, hint: str) -> str:
     return tool
 
 
-def run(cmd: list[str], cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess:
-    try:
-        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise DiffgatesError(f"{what} took longer than {timeout:g} s and was stopped.") from e
+def run(
+    cmd: list[str], cwd: Path, timeout: float, what: str, watch: Callable[[float], str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``cmd``; stop it after ``timeout`` seconds, or when ``watch`` (asked every ``WATCH_S``
+    seconds with the seconds so far) gives a reason, and say so in one sentence."""
+    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        start = time.monotonic()
+        try:
+            while True:
+                left = timeout - (time.monotonic() - start)
+                try:
+                    out, err = proc.communicate(timeout=max(0.0, min(WATCH_S, left) if watch else left))
+                    break
+                except subprocess.TimeoutExpired:
+                    elapsed = time.monotonic() - start
+                    if elapsed >= timeout:
+                        raise DiffgatesError(f"{what} took longer than {timeout:g} s and was stopped.") from None
+                    why = watch(elapsed) if watch else None
+                    if why:
+                        raise DiffgatesError(f"{what} was stopped after {elapsed:.0f} s: {why}") from None
+        except BaseException:  # a reason above, Ctrl-C or SIGTERM: the tool does not outlive us
+            proc.kill()
+            proc.communicate()
+            raise
+    r = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if r.returncode != 0:
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
         raise DiffgatesError(f"{what} failed (exit {r.returncode}):\n{tail}")
