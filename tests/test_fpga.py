@@ -190,6 +190,8 @@ def test_a_router_that_does_not_converge_is_stopped_early_with_the_way_out():
     assert fpga.router_stalled(converging, time_left=60) is None
     flat = _router1_log([(t, 90_000) for t in range(0, 400, 20)])
     assert "no arcs routed lately" in fpga.router_stalled(flat, time_left=3000)
+    setback = _router1_log([(t, 40_000 - 100 * t if t < 300 else 12_000) for t in range(0, 400, 20)])
+    assert fpga.router_stalled(setback, time_left=3000) is None  # a few minutes without progress after a good run
 
 
 def test_a_watched_tool_is_stopped_when_its_watch_gives_a_reason(tmp_path, monkeypatch):

@@ -264,8 +264,9 @@ STALL_MARGIN = 3.0  # stop when finishing at that pace would take this many time
 
 def router_stalled(log: str, time_left: float) -> str | None:
     """Why to stop nextpnr's router1 early, or None: after ``STALL_AFTER_S`` s of routing, when
-    the arcs it still has to route, at the pace of the last ``STALL_WINDOW_S`` s, would take more
-    than ``STALL_MARGIN`` times the time left before ``--timeout``. Random wiring between wide
+    the arcs it still has to route, at the pace of the last ``STALL_WINDOW_S`` s (or of the whole
+    run, if faster), would take more than ``STALL_MARGIN`` times the time left before
+    ``--timeout``. Random wiring between wide
     layers goes that way (a few hundred arcs a minute with over 100,000 to go); a design that routes
     finishes long before or keeps its pace."""
     progress = [(float(t), int(n)) for n, t in _ROUTER1.findall(log)]
@@ -273,7 +274,10 @@ def router_stalled(log: str, time_left: float) -> str | None:
         return None
     now, left = progress[-1]
     then, before = next((p for p in reversed(progress) if p[0] <= now - STALL_WINDOW_S), progress[0])
-    pace = (before - left) / max(now - then, 1e-9)  # arcs per second
+    start, first = progress[0]
+    # arcs per second: the recent pace, or the whole run's where that is better (ripping up can
+    # set a converging router back for a while)
+    pace = max((before - left) / max(now - then, 1e-9), (first - left) / max(now - start, 1e-9))
     if left and (pace <= 0 or left / pace > STALL_MARGIN * max(time_left, 0.0)):
         need = "no arcs routed lately" if pace <= 0 else f"at this pace it needs about {left / pace / 3600:.1f} h more"
         return (
