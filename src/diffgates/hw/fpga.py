@@ -266,9 +266,8 @@ def router_stalled(log: str, time_left: float) -> str | None:
     """Why to stop nextpnr's router1 early, or None: after ``STALL_AFTER_S`` s of routing, when
     the arcs it still has to route, at the pace of the last ``STALL_WINDOW_S`` s (or of the whole
     run, if faster), would take more than ``STALL_MARGIN`` times the time left before
-    ``--timeout``. Random wiring between wide
-    layers goes that way (a few hundred arcs a minute with over 100,000 to go); a design that routes
-    finishes long before or keeps its pace."""
+    ``--timeout``. Random wiring between wide layers goes that way (a few hundred arcs a minute
+    with over 100,000 to go); a design that routes finishes long before or keeps its pace."""
     progress = [(float(t), int(n)) for n, t in _ROUTER1.findall(log)]
     if not progress or progress[-1][0] < STALL_AFTER_S:
         return None
