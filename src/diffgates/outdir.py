@@ -112,6 +112,15 @@ def start_partial(out: Path, kind: str) -> Path:
     return work
 
 
+def _settle(path: Path, **extra) -> None:
+    """Rewrite the marker of a directory renamed into its final place: it no longer replaces
+    anything (``extra`` is added)."""
+    info = marker(path)
+    info.pop("replaces", None)
+    if "kind" in info:
+        mark(path, **info, **extra)
+
+
 def swap_in(work: Path, out: Path) -> None:
     """Put the completed ``work`` directory where ``out`` is, by renames only: the old ``out`` is
     moved aside first and removed last."""
@@ -125,9 +134,7 @@ def swap_in(work: Path, out: Path) -> None:
         if had_old:
             os.replace(old, out)
         raise
-    info = marker(out)
-    if info.pop("replaces", None) is not None:
-        mark(out, **info)
+    _settle(out)
     if had_old:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -152,9 +159,7 @@ def set_aside(work: Path, out: Path) -> Path:
     elif kept.exists():
         shutil.rmtree(kept)
     os.replace(work, kept)
-    info = marker(kept)
-    info.pop("replaces", None)
-    mark(kept, **{**info, "failed": True})
+    _settle(kept, failed=True)
     return kept
 
 
