@@ -60,6 +60,8 @@ def test_a_small_circuit_is_placed_routed_and_its_mapped_netlist_is_bit_exact(
     assert report["nextpnr_options"] == options + (["--router", "router2"] if mode == "wide" else [])
     if mode == "wide":
         assert routing["router_iterations"] >= 1 and routing["overused_wires_last"] == 0
+    else:  # router1 names the arcs it routes
+        assert routing["arcs"] > 0
     assert report["mapped_netlist"] == {"vectors": 40, "mismatches": 0, "tool": "verilator"}
     assert report["lut4"] > 0 and report["fmax_mhz"] > 0 and report["flip_flops"] > 0
     parts = report["lut4_parts"]  # the breakdown: its parts add up to the whole design

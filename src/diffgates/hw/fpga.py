@@ -231,10 +231,12 @@ def default_options(defaults: tuple[str, ...], given: tuple[str, ...]) -> list[s
 
 _ROUTER = re.compile(r"Router\d? time ([\d.]+)s")
 _ITER = re.compile(r"iter=(\d+) wires=(\d+) overused=(\d+)")
+_ARCS = re.compile(r"Routing (\d+) arcs")
 
 
 def router_progress(log: Path) -> dict:
-    """What nextpnr's log says of routing: the router's seconds and, from the congestion-driven
+    """What nextpnr's log says of routing: the router's seconds; from router1, the arcs it routes
+    (source-to-sink connections: the design's demand for wires); from the congestion-driven
     router (router2), its iterations and the wires overused after the first (congestion: 0 routes
     at once) and the last. ``last`` is the newest progress line."""
     try:
@@ -245,6 +247,9 @@ def router_progress(log: Path) -> dict:
     router = [float(t) for t in _ROUTER.findall(text)]
     if router:
         out["router_s"] = round(sum(router), 1)
+    arcs = _ARCS.findall(text)
+    if arcs:
+        out["arcs"] = int(arcs[0])
     iters = _ITER.findall(text)
     if iters:
         out["router_iterations"] = int(iters[-1][0])
@@ -447,6 +452,8 @@ def summary(r: dict) -> str:
 def _routing_line(g: dict, options: list[str]) -> str:
     parts = [f"nextpnr {' '.join(options)}"] if options else []
     parts += [f"{k} {g[k + '_s']:g} s" for k in ("placer", "router") if k + "_s" in g]
+    if "arcs" in g:
+        parts.append(f"{g['arcs']:,} arcs")
     if "router_iterations" in g:
         parts.append(
             f"{g['router_iterations']} router iterations, {g['overused_wires_first']:,} wires overused after the first"
