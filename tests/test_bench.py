@@ -24,6 +24,33 @@ def test_rounds_take_turns_and_report_the_median(monkeypatch):
     assert (b["impl"], b["ms_per_step"], b["peak_mb"]) == ("b", 4.0, 16.0)
 
 
+def test_infer_rounds_alternate_the_thread_counts_and_report_medians(monkeypatch):
+    calls = []
+    rates = {"1": iter([4.0, 6.0, 5.0]), "2": iter([7.0, 10.0, 9.0])}
+
+    def fake_worker(args, timeout):
+        impl, threads = args[1], args[4]
+        calls.append((impl, threads))
+        if impl != "diffgates":
+            return {"img_per_s": 1.0}
+        rate = next(rates[threads])
+        return {"img_per_s": rate, "img_per_s_features": rate / 2}
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    rows = bench.bench_infer(8, [16], [1, 2], 100, 1, rounds=3)
+    executor = [("diffgates", "1"), ("diffgates", "2")]
+    assert calls == executor * 3 + [("exported-c", "1"), ("torchlogix", "1")]  # thread counts take turns
+    one, two, c, _ = rows
+    assert (one["threads"], one["img_per_s"], one["img_per_s_features"], one["img_per_s_rounds"]) == (
+        1,
+        5.0,
+        2.5,
+        [4.0, 6.0, 5.0],
+    )
+    assert (two["threads"], two["img_per_s"]) == (2, 9.0) and "img_per_s_rounds" not in c
+
+
 def test_bench_train_runs_the_fused_bfloat16_learned_and_gate_cost_rows(capsys):
     impls = "diffgates,diffgates-bf16,diffgates-learned,diffgates-gate-cost"
     argv = ["bench", "train", "--json", "--impls", impls, "--widths", "60,60"]

@@ -509,23 +509,50 @@ def infer_worker(
     return row
 
 
-def bench_infer(n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0, circuit=None) -> list[dict]:
+def bench_infer(
+    n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0, circuit=None, rounds=1
+) -> list[dict]:
+    """One row per (width, implementation, threads), each measured in its own process. With
+    ``rounds`` > 1 the executor's thread counts take turns, round after round, and each row gives
+    the median images/s over the rounds (``img_per_s_rounds`` lists them): thread scaling is then a
+    ratio of minutes the noisy machine shared. The exported C and torchlogix run once."""
     rows = []
     all_threads = os.cpu_count() or 1
+
+    def measure(impl, w, t):
+        n = samples if impl == "diffgates" else max(samples // 10, 20_000)
+        args = ["infer", impl, str(n_in), str(w), str(t), str(n), str(repeats)] + ([circuit] if circuit else [])
+        # torchlogix compiles one C function per network with gcc -O1: minutes to hours when large
+        row = run_worker(args, timeout if impl != "torchlogix" or w <= 8000 else min(timeout, 300.0))
+        row.setdefault("model", circuit or f"{n_in}->6x{w}->GroupSum(10)")
+        row.update({"impl": impl, "threads": t})
+        return row
+
     for w in [0] if circuit else widths:
-        configs = [("diffgates", t) for t in sorted(set(threads) | {all_threads})]
-        configs += [("exported-c", 1), ("torchlogix", 1)]
-        for impl, t in configs:
-            n = samples if impl == "diffgates" else max(samples // 10, 20_000)
-            args = ["infer", impl, str(n_in), str(w), str(t), str(n), str(repeats)] + ([circuit] if circuit else [])
-            # torchlogix compiles one C function per network with gcc -O1: minutes to hours when large
-            row = run_worker(args, timeout if impl != "torchlogix" or w <= 8000 else min(timeout, 300.0))
-            row.setdefault("model", circuit or f"{n_in}->6x{w}->GroupSum(10)")
-            row.update({"impl": impl, "threads": t})
+        counts = sorted(set(threads) | {all_threads})
+        runs = {t: [] for t in counts}
+        for _ in range(rounds):
+            for t in counts:
+                runs[t].append(measure("diffgates", w, t))
+        found = [_median_rates(runs[t]) for t in counts]
+        found += [measure("exported-c", w, 1), measure("torchlogix", w, 1)]
+        for row in found:
             rows.append(row)
             if echo:
                 echo(row)
     return rows
+
+
+def _median_rates(runs: list[dict]) -> dict:
+    """The first successful row of one configuration, its rates the medians over ``runs``."""
+    done = [r for r in runs if "error" not in r]
+    row = dict(done[0] if done else runs[0])
+    if len(done) > 1:
+        row["img_per_s_rounds"] = [r["img_per_s"] for r in done]
+        for key in ("img_per_s", "img_per_s_features"):
+            if all(key in r for r in done):
+                row[key] = statistics.median(r[key] for r in done)
+    return row
 
 
 def main(argv: list[str]) -> None:

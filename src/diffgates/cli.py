@@ -480,7 +480,14 @@ def cmd_bench(args) -> int:
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "peak_mb", "error"]
     elif args.what == "infer":
         rows = bench.bench_infer(
-            args.n_in, args.infer_widths, args.threads, args.samples, args.repeats, echo=echo, circuit=args.circuit
+            args.n_in,
+            args.infer_widths,
+            args.threads,
+            args.samples,
+            args.repeats,
+            echo=echo,
+            circuit=args.circuit,
+            rounds=args.rounds,
         )
         columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "prepare_s", "gates_before"]
         columns += ["gates_after", "error"]
@@ -928,8 +935,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds",
         type=_number(int, low=1),
         default=1,
-        help="train/conv: run the implementations in turn this many times and report each one's median "
-        "(evens out a noisy machine)",
+        help="train/conv: run the implementations in turn this many times and report each one's median; "
+        "infer: the same for the executor's thread counts (evens out a noisy machine)",
     )
     p.add_argument("--samples", type=_number(int, low=1), default=200_000, help="infer: samples per timing")
     p.add_argument("--repeats", type=_number(int, low=1), default=5, help="infer: timings (best reported)")
