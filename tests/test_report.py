@@ -42,8 +42,10 @@ def test_report_shows_the_fpga_table(tmp_path):
     result = run / "export" / "fpga" / "LFE5U-25F-stream"
     result.mkdir(parents=True)
     row = {"device": "LFE5U-25F", "mode": "stream", "lut4": 1234, "fmax_mhz": 87.5, "images_per_s": 2.1875e6}
+    row["routing"] = {"placer_s": 12.5, "router_s": 30.25, "arcs": 4321}
     (result / "report.json").write_text(json.dumps(row))
     assert main(["report", str(run)]) == 0
     page = (run / "report" / "report.html").read_text()
     assert "<h2>FPGA implementations</h2>" in page
     assert "<td>LFE5U-25F</td><td>stream</td><td>1234</td>" in page and "<td>87.5</td>" in page
+    assert "<th>router_s</th><th>arcs</th>" in page and "<td>12.5</td><td>30.25</td><td>4321</td>" in page

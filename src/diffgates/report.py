@@ -44,7 +44,7 @@ def _number(v) -> bool:
 FPGA_COLUMNS = (
     "device", "mode", "lut4_total", "lut4_encoder", "lut4_network", "lut4_head", "carry_cells", "flip_flops",
     "fmax_mhz", "latency_cycles", "latency_ns",
-    "initiation_interval", "images_per_s", "bitstream",
+    "initiation_interval", "images_per_s", "placer_s", "router_s", "arcs", "bitstream",
 )  # fmt: skip
 
 
@@ -57,6 +57,8 @@ def fpga_rows(export: Path) -> list[list]:
             parts = data.get("lut4_parts")
             data.update({f"lut4_{k}": v for k, v in parts.items()} if isinstance(parts, dict) else {})
             data.setdefault("lut4_total", data.get("lut4"))
+            routing = data.get("routing")
+            data.update(routing if isinstance(routing, dict) else {})
             rows.append([data.get(c) for c in FPGA_COLUMNS])
     return rows
 
