@@ -269,15 +269,9 @@ def _interleaved(impls, batches, threads, make_args, extra, rounds, timeout, ech
                     row = run_worker(make_args(impl, b, t), timeout)
                     runs[impl].append({**row, **extra, "impl": impl, "batch": b, "threads": t})
             for impl in impls:
-                done = [r for r in runs[impl] if "error" not in r]
-                row = done[0] if done else runs[impl][0]
-                if len(done) > 1:
-                    ms = [r["ms_per_step"] for r in done]
-                    row.update(
-                        ms_per_step=statistics.median(ms),
-                        ms_rounds=ms,
-                        peak_mb=max(r["peak_mb"] for r in done),
-                    )
+                row = _over_rounds(runs[impl], ("ms_per_step",), "ms_rounds")
+                if "ms_rounds" in row:
+                    row["peak_mb"] = max(r["peak_mb"] for r in runs[impl] if "error" not in r)
                 rows.append(row)
                 if echo:
                     echo(row)
@@ -534,7 +528,7 @@ def bench_infer(
         for _ in range(rounds):
             for t in counts:
                 runs[t].append(measure("diffgates", w, t))
-        found = [_median_rates(runs[t]) for t in counts]
+        found = [_over_rounds(runs[t], ("img_per_s", "img_per_s_features"), "img_per_s_rounds") for t in counts]
         found += [measure("exported-c", w, 1), measure("torchlogix", w, 1)]
         for row in found:
             rows.append(row)
@@ -543,13 +537,15 @@ def bench_infer(
     return rows
 
 
-def _median_rates(runs: list[dict]) -> dict:
-    """The first successful row of one configuration, its rates the medians over ``runs``."""
+def _over_rounds(runs: list[dict], keys: tuple[str, ...], listed: str) -> dict:
+    """The first successful row of one configuration; where more than one round succeeded, each of
+    ``keys`` that every round has becomes its median over the rounds, and ``listed`` lists the
+    rounds' values of the first key."""
     done = [r for r in runs if "error" not in r]
     row = dict(done[0] if done else runs[0])
     if len(done) > 1:
-        row["img_per_s_rounds"] = [r["img_per_s"] for r in done]
-        for key in ("img_per_s", "img_per_s_features"):
+        row[listed] = [r[keys[0]] for r in done]
+        for key in keys:
             if all(key in r for r in done):
                 row[key] = statistics.median(r[key] for r in done)
     return row
