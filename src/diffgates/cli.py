@@ -887,7 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="stop any one tool (synthesis, place and route, ...) after this many seconds (default: 3600; "
         "the WebAssembly place and route of a 30K-LUT design needs more). nextpnr's router1 is stopped "
-        "earlier when, after 5 minutes of routing, its recent pace would need over three times the time left",
+        "earlier when, after 5 minutes of routing, the arcs it has left would need over three times the time "
+        "left at the better of its pace over the last 2 minutes and over the whole run",
     )
     p.add_argument("--out", help="output directory (default: EXPORT/fpga/DEVICE-MODE)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier result of this command")
