@@ -185,7 +185,7 @@ def test_a_router_that_does_not_converge_is_stopped_early_with_the_way_out():
     # the random dense 48K model on an ECP5: about 6 arcs a second with 124,000 to go
     stalled = _router1_log([(t, 130_567 - 12 * t) for t in range(0, 560, 20)])
     why = fpga.router_stalled(stalled, time_left=3000)
-    assert "not converging" in why and "--connections local" in why and "--timeout" in why
+    assert "not converging" in why and "--connections local" in why and "--window" in why and "--timeout" in why
     assert fpga.router_stalled(stalled, time_left=1e9) is None  # the time left would suffice
     assert fpga.router_stalled(stalled.split("Info:      15000")[0], time_left=3000) is None  # too early to judge
     converging = _router1_log([(t, max(0, 40_000 - 150 * t)) for t in range(0, 400, 20)])  # digits' pace

@@ -128,7 +128,9 @@ class TrainConfig:
         _model_default("candidates"), "candidate inputs per gate input for --connections learned", low=1
     )
     window: int = opt(
-        _model_default("window"), "for --connections local: the band of inputs each gate reads from", low=2
+        _model_default("window"),
+        "for --connections local: the band of inputs each gate reads from (narrower routes more easily on an FPGA)",
+        low=2,
     )
     init: str = opt(_model_default("init"), "weight init: residual biases gates toward pass-through A", INITS)
     residual_strength: float | None = opt(

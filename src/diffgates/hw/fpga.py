@@ -271,8 +271,9 @@ def router_stalled(log: str, time_left: float) -> str | None:
     """Why to stop nextpnr's router1 early, or None: after ``STALL_AFTER_S`` s of routing, when
     the arcs it still has to route, at the pace of the last ``STALL_WINDOW_S`` s (or of the whole
     run, if faster), would take more than ``STALL_MARGIN`` times the time left before
-    ``--timeout``. Random wiring between wide layers goes that way (a few hundred arcs a minute
-    with over 100,000 to go); a design that routes finishes long before or keeps its pace."""
+    ``--timeout``. Wiring that spans wide layers goes that way (a few hundred arcs a minute
+    with over 100,000 to go: random wiring, or local windows of 1,024 inputs and more); a design
+    that routes finishes long before or keeps its pace."""
     progress = [(float(t), int(n)) for n, t in _ROUTER1.findall(log)]
     if not progress or progress[-1][0] < STALL_AFTER_S:
         return None
@@ -286,8 +287,9 @@ def router_stalled(log: str, time_left: float) -> str | None:
         need = "no arcs routed lately" if pace <= 0 else f"at this pace it needs about {left / pace / 3600:.1f} h more"
         return (
             f"the router is not converging ({left:,} arcs still to route after {now / 60:.0f} min; {need}, "
-            f"and --timeout leaves {max(time_left, 0.0) / 60:.0f} min). Random wiring between wide layers "
-            "rarely routes: train with --connections local, or raise --timeout to keep trying."
+            f"and --timeout leaves {max(time_left, 0.0) / 60:.0f} min). Wiring that spans wide layers rarely "
+            "routes: train with --connections local and a --window of a few hundred inputs (a narrower one "
+            "routes more easily), or raise --timeout to keep trying."
         )
     return None
 
