@@ -8,7 +8,10 @@ out=benchmarks/results
 mkdir -p "$out"
 dg=.venv/bin/diffgates
 $dg bench train --json --steps 15 --rounds 3 > "$out/train.json"
-$dg bench train --json --steps 15 --rounds 5 --batches 128 --threads 2 > "$out/train_b128_t2_rounds5.json"
+$dg bench train --json --steps 15 --rounds 5 --batches 128 --threads 2 \
+  --impls diffgates,diffgates-layers,diffgates-bf16,diffgates-torch,reference,torchlogix > "$out/train_b128_t2_rounds5.json"
+$dg bench train --json --steps 15 --rounds 5 --batches 128 --threads 1,2 \
+  --impls diffgates,diffgates-layers,diffgates-bf16,diffgates-torch,reference,torchlogix > "$out/train_b128_t12_rounds5.json"
 $dg bench infer --json > "$out/infer.json"
 $dg bench epoch --json --threads 2 > "$out/epoch.json"
 # the trained Fashion-MNIST model (train it first: see BENCHMARKS.md, Accuracy)

@@ -52,20 +52,21 @@ def test_infer_rounds_alternate_the_thread_counts_and_report_medians(monkeypatch
 
 
 def test_bench_train_runs_the_fused_bfloat16_learned_and_gate_cost_rows(capsys):
-    impls = "diffgates,diffgates-bf16,diffgates-learned,diffgates-gate-cost"
+    impls = "diffgates,diffgates-bf16,diffgates-learned,diffgates-gate-cost,diffgates-layers"
     argv = ["bench", "train", "--json", "--impls", impls, "--widths", "60,60"]
     assert main([*argv, "--n-in", "32", "--batches", "16", "--threads", "1", "--steps", "2"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["impl"] for r in rows] == impls.split(",")
     assert all("error" not in r and r["ms_per_step"] > 0 for r in rows)
     plain, learned = "32->2x60->GroupSum(10)", "32->2x60->GroupSum(10) learned 8"
-    assert [r["model"] for r in rows] == [plain, plain, learned, plain]
+    assert [r["model"] for r in rows] == [plain, plain, learned, plain, plain]
     for r in rows:  # the phases add up to the step, and the fused rows state their memory limit
         phases = r["forward_ms"] + r["backward_ms"] + r["optimizer_ms"]
         assert min(r["forward_ms"], r["backward_ms"], r["optimizer_ms"]) > 0 and phases == pytest.approx(
             r["ms_per_step"], rel=0.5
         )
     assert 0 < rows[1]["limit_ms"] < rows[0]["limit_ms"]  # bfloat16 activations move fewer bytes
+    assert rows[0]["limit_ms"] < rows[4]["limit_ms"]  # stacked layers move fewer than one by one
 
 
 def test_step_bytes_counts_the_rows_and_the_optimiser():
@@ -73,6 +74,9 @@ def test_step_bytes_counts_the_rows_and_the_optimiser():
 
     # one layer of 10 gates on 4 inputs, batch 2, float32, truth4: rows 3*10 + 4*10 + 4 = 74
     assert step_bytes(4, [10], 2, 4, 4) == 74 * 2 * 4 + 7 * 4 * 40
+    # stacked 4 -> 6 -> 10 in tiles of 8 samples, batch 20 (3 tiles): the input and the hidden
+    # rows written and read once; four float32 sums per gate and tile, written and read
+    assert step_bytes(4, [6, 10], 20, 4, 4, tile=8) == 2 * 10 * 20 * 4 + 2 * 3 * 4 * 4 * 16 + 7 * 4 * 64
 
 
 def test_bench_refuses_bad_options_before_running_anything(capsys):

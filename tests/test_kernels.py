@@ -181,3 +181,106 @@ def test_fused_last_layer_in_bfloat16_and_without_input_gradient():
     (gc_only,) = torch.autograd.grad(cpu.dense_groupsum(x, layer.ia, layer.ib, c, 10, 2.0), c, g)  # a first layer
     (gc_want,) = torch.autograd.grad(GroupSum(10, 2.0)(dense_torch(x, layer.ia, layer.ib, c)), c, g)
     torch.testing.assert_close(gc_only, gc_want, rtol=1e-5, atol=1e-5)
+
+
+def _stack(n_in, widths, seed, param="truth4"):
+    """Dense layers n_in -> widths, randomly wired, with gaussian weights."""
+    layers, prev = [], n_in
+    for i, w in enumerate(widths):
+        layers.append(LogicDense(prev, w, param, init="gaussian", seed=seed + i, connections="random"))
+        prev = w
+    return layers
+
+
+def _layer_by_layer(x, layers, cs, k, tau):
+    for layer, c in zip(layers[:-1], cs[:-1]):
+        x = dense_torch(x, layer.ia, layer.ib, c)
+    return GroupSum(k, tau)(dense_torch(x, layers[-1].ia, layers[-1].ib, cs[-1]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n_in=st.integers(2, 30),
+    hidden=st.lists(st.integers(2, 40), min_size=1, max_size=3),
+    k=st.integers(1, 4),
+    per=st.integers(1, 20),
+    batch=st.integers(1, 140),  # tiles of 8 to 64 samples and a narrower last one
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 1000),
+)
+def test_stacked_layers_equal_the_layers_one_by_one(n_in, hidden, k, per, batch, threads, seed):
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    layers = _stack(n_in, [*hidden, k * per], seed)
+    cs = [P.relaxed_coefficients(layer.weight.detach().double(), "truth4").requires_grad_() for layer in layers]
+    x = torch.rand(n_in, batch, dtype=torch.float64, requires_grad=True)
+    scores = cpu.dense_stack(x, [(layer.ia, layer.ib) for layer in layers], cs, k, 3.0)
+    assert_fused_equals_reference(scores, _layer_by_layer(x, layers, cs, k, 3.0), (x, *cs))
+
+
+def test_stacked_layers_give_the_same_result_for_any_thread_count_and_batch_tiling():
+    """The coefficient gradients add up tile by tile in a fixed order; each sample's values and
+    input gradient are computed in one tile, whatever its width."""
+    layers = _stack(40, [300, 300, 200], seed=5)
+    cs = [P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_() for layer in layers]
+    x = torch.rand(40, 130, requires_grad=True)
+    g = torch.randn(130, 10)
+    wiring = [(layer.ia, layer.ib) for layer in layers]
+    results = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        scores = cpu.dense_stack(x, wiring, cs, 10, 2.0)
+        results.append((scores, *torch.autograd.grad(scores, (x, *cs), g)))
+    assert [cpu.stack_tile(130, t) for t in (1, 2, 3)] == [64, 64, 48]
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            if a.shape == x.shape or a.shape == (130, 10):  # per sample: the same arithmetic
+                assert torch.equal(a, b)
+            else:  # the coefficient sums: tiles of other widths add up in another order
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_stacked_layers_store_bfloat16_and_keep_float32_gradients_inside():
+    """bfloat16 activations: every stored output is the float64 result rounded once; the
+    gradients between layers stay float32 in the tile, so only the input gradient is rounded."""
+    layers = _stack(30, [60, 50], seed=7)
+    cs = [P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_() for layer in layers]
+    xb = torch.rand(30, 77).to(torch.bfloat16).requires_grad_()
+    scores = cpu.dense_stack(xb, [(layer.ia, layer.ib) for layer in layers], cs, 5, 2.0)
+    assert scores.dtype == torch.float32
+    x64 = xb.detach().double().requires_grad_()
+    c64 = [c.detach().double().requires_grad_() for c in cs]
+    ref = _layer_by_layer(x64, layers, c64, 5, 2.0)
+    torch.testing.assert_close(scores.double(), ref, rtol=2**-7, atol=1e-2)  # hidden outputs rounded once
+    g = torch.randn(77, 5)
+    gx, *gc = torch.autograd.grad(scores, (xb, *cs), g)
+    gx_ref, *gc_ref = torch.autograd.grad(ref, (x64, *c64), g.double())
+    assert gx.dtype == torch.bfloat16
+    torch.testing.assert_close(gx.double(), gx_ref, rtol=2**-6, atol=1e-3)
+    for got, want in zip(gc, gc_ref):
+        torch.testing.assert_close(got.double(), want, rtol=2**-6, atol=1e-2)
+
+
+def test_the_model_trains_its_dense_layers_stacked_and_gets_the_layer_by_layer_gradients():
+    from diffgates.nn.model import LogicNet, ModelConfig
+
+    config = ModelConfig(n_features=20, n_classes=4, widths=[64, 48, 40], encoder_bits=1, tau=5.0)
+    model = LogicNet(config, engine="cpu").double()
+    bits = torch.randint(0, 2, (33, 20)).double()
+    calls = []
+    real = cpu.dense_stack
+    try:
+        cpu.dense_stack = lambda *a: calls.append(1) or real(*a)
+        grads = {}
+        for stacked in (True, False):
+            model.stacked = stacked
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(model.forward_bits(bits), torch.arange(33) % 4).backward()
+            grads[stacked] = [p.grad.clone() for p in model.parameters()]
+        with torch.no_grad():
+            model.forward_bits(bits)  # inference stays layer by layer: nothing stored
+    finally:
+        cpu.dense_stack = real
+    assert calls == [1]
+    for a, b in zip(grads[True], grads[False]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -35,6 +35,7 @@ def _reset_peak() -> None:
 
 _ENGINES = {
     "diffgates": "cpu",
+    "diffgates-layers": "cpu",
     "diffgates-bf16": "cpu",
     "diffgates-torch": "torch",
     "diffgates-learned": "cpu",
@@ -56,9 +57,10 @@ def learned_impl(impl: str) -> bool:
 def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: float, param: str):
     """(module, forward): ``forward`` takes 0/1 input bits (batch, n_in) and returns scores (batch, k).
 
-    The diffgates rows run LogicNet's own dense path (wiring order, the fused last layer with its
-    GroupSum, bfloat16 activations for ``diffgates-bf16``, learned connections among 8 candidates
-    for ``diffgates-learned*``); the reference row is the same network on the 16-term oracle."""
+    The diffgates rows run LogicNet's own dense path (wiring order, the layers stacked in tiles
+    but for ``diffgates-layers``, the fused last layer with its GroupSum, bfloat16 activations for
+    ``diffgates-bf16``, learned connections among 8 candidates for ``diffgates-learned*``); the
+    reference row is the same network on the 16-term oracle."""
     import torch
 
     if impl == "torchlogix":
@@ -83,6 +85,7 @@ def build_train_model(impl: str, n_in: int, widths: list[int], k: int, tau: floa
         connections="learned" if learned_impl(impl) else "unique",
     )
     model = LogicNet(config, engine=_ENGINES[impl])
+    model.stacked = impl != "diffgates-layers"
     return model, model.forward_bits
 
 
@@ -142,16 +145,27 @@ def _timed_copy(src, dst) -> float:
     return time.perf_counter() - t
 
 
-def step_bytes(n_in: int, widths: list[int], batch: int, act_bytes: int, n_weights: int) -> int:
-    """Memory traffic of one step of the fused dense kernels, row by row: forward reads each gate's two
-    input rows and writes its output row; backward reads the output gradient and the other input
-    row once per side and writes each input row's gradient once; the optimiser reads weight,
-    gradient and two moments and writes three of them (float32)."""
+def step_bytes(
+    n_in: int, widths: list[int], batch: int, act_bytes: int, n_weights: int, tile: int | None = None
+) -> int:
+    """Memory traffic of one step of the fused dense kernels; the optimiser reads weight, gradient
+    and two moments and writes three of them (float32) either way.
+
+    Layer by layer (``tile`` None), row by row: forward reads each gate's two input rows and
+    writes its output row; backward reads the output gradient and the other input row once per
+    side and writes each input row's gradient once. Stacked in tiles of ``tile`` samples
+    (``kernels.cpu.dense_stack``): forward reads the input and writes every hidden output once,
+    backward reads them back once, and each tile's four coefficient sums per gate are written and
+    read once (float32); the rows a tile moves between its layers stay in the caches."""
+    params = sum(widths) * n_weights
+    if tile is not None:
+        rows = 2 * (n_in + sum(widths[:-1]))
+        tiles = -(-batch // tile)
+        return rows * batch * act_bytes + 2 * tiles * 4 * 4 * sum(widths) + 7 * 4 * params
     rows, ins = 0, n_in
     for w in widths:
         rows += 3 * w + 4 * w + ins  # forward; backward (gy and the other row per side; gx once)
         ins = w
-    params = sum(widths) * n_weights
     return rows * batch * act_bytes + 7 * 4 * params
 
 
@@ -186,11 +200,13 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
         "steps": steps,
         **phases,
     }
-    if impl in ("diffgates", "diffgates-bf16"):  # the fused kernels: the step's memory-traffic limit
+    if impl in ("diffgates", "diffgates-layers", "diffgates-bf16"):  # fused: the step's memory-traffic limit
         act = 2 if impl == "diffgates-bf16" else 4
-        row["limit_ms"] = (
-            1000 * step_bytes(n_in, widths, batch, act, 16 if param == "softmax16" else 4) / memory_bandwidth()
-        )
+        from .kernels.cpu import stack_tile
+
+        tile = None if impl == "diffgates-layers" else stack_tile(batch, threads)
+        moved = step_bytes(n_in, widths, batch, act, 16 if param == "softmax16" else 4, tile)
+        row["limit_ms"] = 1000 * moved / memory_bandwidth()
     return row
 
 

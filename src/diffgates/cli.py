@@ -911,7 +911,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--impls",
         type=_parse_list(str),
         default=["diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix"],
-        help="train/conv: implementations to compare (diffgates-bf16: the fused kernels with bfloat16 activations; "
+        help="train/conv: implementations to compare (diffgates: the fused kernels, dense layers stacked in tiles; "
+        "diffgates-layers: the same kernels one layer at a time; diffgates-bf16: with bfloat16 activations; "
         "diffgates-gate-cost: the fused kernels plus the --gate-cost estimate in every step; "
         "train also: diffgates-learned[-torch]: learned connections among 8 candidates, fused or torch ops)",
     )

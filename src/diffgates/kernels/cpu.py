@@ -188,6 +188,67 @@ def dense_groupsum(
     )
 
 
+STACK_TILE = 64  # the most samples one tile of the stacked kernels holds (logic_cpu.c's STACK_TILE)
+
+
+def stack_tile(batch: int, threads: int) -> int:
+    """Samples per tile of ``dense_stack``: a tile for each thread, a multiple of 8 (one AVX2
+    register of float32), at most STACK_TILE."""
+    share = -(-batch // max(threads, 1))
+    return min(STACK_TILE, max(8, -(-share // 8) * 8))
+
+
+def _stack_plan(wiring: tuple[torch.Tensor, ...], n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(widths, ia, ib) of the stacked kernels: the input width and each layer's gates, and the
+    layers' wiring end to end; ``wiring`` is (ia_1, ib_1, ia_2, ib_2, ...)."""
+
+    def stack_plan():
+        widths = torch.tensor([n_in, *(ia.numel() for ia in wiring[::2])], dtype=torch.int64)
+        return widths, torch.cat(wiring[::2]).contiguous(), torch.cat(wiring[1::2]).contiguous()
+
+    return _cached(wiring, n_in, stack_plan)
+
+
+class _StackFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k, tau, wiring, *cs):
+        batch = x.shape[1]
+        widths, ia, ib = _stack_plan(wiring, x.shape[0])
+        tile = stack_tile(batch, torch.get_num_threads())
+        c = torch.cat(cs)
+        acts = torch.empty(int(widths[:-1].sum()) * batch, dtype=x.dtype)
+        sums = torch.empty(k, batch, dtype=c.dtype)
+        _call("stack_forward", x.dtype, x, batch, tile, len(cs), widths, ia, ib, c, k, acts, sums)
+        ctx.save_for_backward(acts, widths, ia, ib, c)
+        ctx.k, ctx.tau, ctx.tile, ctx.x_like = k, tau, tile, (x.shape, x.dtype)
+        return (sums.T / tau).contiguous()
+
+    @staticmethod
+    def backward(ctx, g):
+        acts, widths, ia, ib, c = ctx.saved_tensors
+        (shape, dtype), layers = ctx.x_like, len(widths) - 1
+        rows = (g.T / ctx.tau).to(c.dtype).contiguous()  # (k, batch): one gradient row per class
+        gc = torch.empty_like(c)
+        gcp = torch.empty(-(-shape[1] // ctx.tile), *c.shape, dtype=c.dtype)
+        gx = torch.empty(shape, dtype=dtype) if ctx.needs_input_grad[0] else None
+        _call("stack_backward", dtype, acts, shape[1], ctx.tile, layers, widths, ia, ib, c, ctx.k, rows, gcp, gc, gx)
+        return (gx, None, None, None, *torch.split(gc, widths[1:].tolist()))
+
+
+def dense_stack(
+    x: torch.Tensor, wiring: list[tuple[torch.Tensor, torch.Tensor]], cs: list[torch.Tensor], k: int, tau: float
+) -> torch.Tensor:
+    """GroupSum(k, tau) of fused dense layers applied in turn (layer i reads the previous one's
+    output, row ``wiring[i][0][g]`` and ``wiring[i][1][g]`` for gate g, with coefficients
+    ``cs[i]``), each thread taking its tile of samples through all of them: scores (batch, k) in
+    the compute dtype; x (in, batch). It keeps every layer's output for the backward, as the
+    layer-by-layer kernels do."""
+    x = x.contiguous()
+    flat = tuple(t.contiguous() for pair in wiring for t in pair)
+    cs = [c.to(compute_dtype(x.dtype)).contiguous() for c in cs]
+    return _StackFn.apply(x, k, float(tau), flat, *cs)
+
+
 class _CoefFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, basis):

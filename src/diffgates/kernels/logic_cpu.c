@@ -334,6 +334,173 @@ void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, int64
     }                                                                                              \
 }
 
+/* A stack of dense layers ending in a GroupSum, run in tiles of up to STACK_TILE samples: one
+ * thread takes a tile through every layer, forward and then backward, so the tile's rows (gates x
+ * tile values) move between nearby caches instead of each layer's whole (gates, batch) matrix
+ * going out to memory and back, and the backward walks the gates in order, adding each gate's
+ * two input gradients into rows that are the tile's own (nothing races, no reverse index).
+ * L layers; n[0] is the input width and n[l] the gates of layer l; the wiring and coefficients
+ * of all layers are concatenated (layer l's gates start at n[1] + ... + n[l - 1]). Tile t holds
+ * samples [t tile, t tile + w) (w = tile but for the last); acts keeps, from sample t tile on, the
+ * tile's input and the outputs of layers 1..L-1 (what backward reads), each row w values long.
+ * The last layer's outputs are summed per class into sums (k, batch) and never stored.
+ * Backward writes each tile's coefficient sums to gcp (tiles, gates, 4) and adds them up in tile
+ * order: the result depends on the tile width (the caller's choice), not on which thread ran
+ * which tile. */
+#define STACK_TILE 64
+/* One layer's gates of a stack tile backward, w samples a row (a constant where inlined for
+ * whole tiles): coefficient sums into q, input gradients added into g_in when need_gx. Output
+ * gradient rows: d, one per ``per`` gates, d_step apart. */
+#define DEFINE_STACK_GATES(T)                                                                      \
+INLINE void stack_gates_backward_##T(const T *restrict in, int64_t n, const int64_t *restrict a_,  \
+                                     const int64_t *restrict b_, const T *restrict cl,             \
+                                     const T *restrict d, int64_t d_step, int64_t per,             \
+                                     int need_gx, T *restrict q, T *g_in, int64_t w) {             \
+    for (int64_t g = 0, left = per; g < n; g++) {                                                  \
+        if (g + PF_DIST < n) {                                                                     \
+            PREFETCH_GATE(in, w, a_, b_, g + PF_DIST);                                             \
+            if (need_gx) PREFETCH_GATE(g_in, w, a_, b_, g + PF_DIST);                              \
+        }                                                                                          \
+        const T *a = in + a_[g] * w, *b = in + b_[g] * w;                                          \
+        const T c1 = cl[4 * g + 1], c2 = cl[4 * g + 2], c3 = cl[4 * g + 3];                        \
+        T s_0 = 0, s_1 = 0, s_2 = 0, s_3 = 0, da[STACK_TILE], db[STACK_TILE];                      \
+        _Pragma("omp simd reduction(+ : s_0, s_1, s_2, s_3)")                                      \
+        for (int64_t s = 0; s < w; s++) {                                                          \
+            const T ad = a[s] * d[s];                                                              \
+            s_0 += d[s];                                                                           \
+            s_1 += ad;                                                                             \
+            s_2 += b[s] * d[s];                                                                    \
+            s_3 += ad * b[s];                                                                      \
+            da[s] = d[s] * (c1 + c3 * b[s]);                                                       \
+            db[s] = d[s] * (c2 + c3 * a[s]);                                                       \
+        }                                                                                          \
+        q[4 * g] = s_0; q[4 * g + 1] = s_1; q[4 * g + 2] = s_2; q[4 * g + 3] = s_3;                \
+        if (need_gx) { /* one after the other: a gate may read the same row twice */               \
+            T *ga = g_in + a_[g] * w, *gb = g_in + b_[g] * w;                                      \
+            for (int64_t s = 0; s < w; s++) ga[s] += da[s];                                        \
+            for (int64_t s = 0; s < w; s++) gb[s] += db[s];                                        \
+        }                                                                                          \
+        if (--left == 0) d += d_step, left = per;                                                  \
+    }                                                                                              \
+}
+DEFINE_STACK_GATES(float)
+DEFINE_STACK_GATES(double)
+
+#define DEFINE_STACK(S, T, SUFFIX)                                                                 \
+/* One layer's gates of a stack tile forward, w samples a row (a constant where inlined for
+ * whole tiles): outputs into out, or, when out is NULL (the last layer), added up per class, one
+ * class a ``per`` gates, into rows of sums sums_step apart. */                                    \
+INLINE void stack_gates_forward_##SUFFIX(const S *restrict in, int64_t n, const int64_t *restrict a_, \
+                                         const int64_t *restrict b_, const T *restrict cl,         \
+                                         int64_t per, S *restrict out, T *restrict sums,           \
+                                         int64_t sums_step, int64_t w) {                           \
+    T acc[STACK_TILE];                                                                             \
+    for (int64_t g = 0, left = per; g < n; g++) {                                                  \
+        if (g + PF_DIST < n) PREFETCH_GATE(in, w, a_, b_, g + PF_DIST);                            \
+        const S *a = in + a_[g] * w, *b = in + b_[g] * w;                                          \
+        const T c0 = cl[4 * g], c1 = cl[4 * g + 1], c2 = cl[4 * g + 2], c3 = cl[4 * g + 3];        \
+        T v[STACK_TILE];                                                                           \
+        _Pragma("omp simd")                                                                        \
+        for (int64_t s = 0; s < w; s++) {                                                          \
+            const T va = ld_##SUFFIX(a[s]);                                                        \
+            v[s] = c0 + c1 * va + (c2 + c3 * va) * ld_##SUFFIX(b[s]);                              \
+        }                                                                                          \
+        if (out != NULL) {                                                                         \
+            for (int64_t s = 0; s < w; s++) out[g * w + s] = st_##SUFFIX(v[s]);                    \
+            continue;                                                                              \
+        }                                                                                          \
+        if (left == per) memset(acc, 0, sizeof acc);                                               \
+        for (int64_t s = 0; s < w; s++) acc[s] += v[s];                                            \
+        if (--left == 0) memcpy(sums, acc, sizeof(T) * w), sums += sums_step, left = per;         \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, int64_t L,          \
+                            const int64_t *restrict n, const int64_t *restrict ia,                 \
+                            const int64_t *restrict ib, const T *restrict c, int64_t k,            \
+                            S *restrict acts, T *restrict sums, int threads) {                     \
+    int64_t stored = 0;                                                                            \
+    for (int64_t l = 0; l < L; l++) stored += n[l];                                                \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    for (int64_t t = 0; t < (batch + tile - 1) / tile; t++) {                                      \
+        const int64_t s0 = t * tile, w = batch - s0 < tile ? batch - s0 : tile;                    \
+        S *in = acts + s0 * stored;                                                                \
+        for (int64_t i = 0; i < n[0]; i++) memcpy(in + i * w, x + i * batch + s0, sizeof(S) * w);  \
+        int64_t first = 0;                                                                         \
+        for (int64_t l = 1; l <= L; l++) {                                                         \
+            const int64_t *a_ = ia + first, *b_ = ib + first;                                      \
+            const T *cl = c + 4 * first;                                                           \
+            S *out = l < L ? in + n[l - 1] * w : NULL;                                             \
+            const int64_t per = l == L ? n[L] / k : 1;                                             \
+            if (w == STACK_TILE)                                                                   \
+                stack_gates_forward_##SUFFIX(in, n[l], a_, b_, cl, per, out, sums + s0, batch, STACK_TILE); \
+            else                                                                                   \
+                stack_gates_forward_##SUFFIX(in, n[l], a_, b_, cl, per, out, sums + s0, batch, w); \
+            first += n[l];                                                                         \
+            in = out;                                                                              \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile, int64_t L,       \
+                             const int64_t *restrict n, const int64_t *restrict ia,                \
+                             const int64_t *restrict ib, const T *restrict c, int64_t k,           \
+                             const T *restrict gsums, T *restrict gcp, T *restrict gc,             \
+                             S *restrict gx, int threads) {                                        \
+    int64_t stored = 0, gates = 0, widest = 0;                                                     \
+    for (int64_t l = 0; l < L; l++) stored += n[l], widest = n[l] > widest ? n[l] : widest;        \
+    for (int64_t l = 1; l <= L; l++) gates += n[l];                                                \
+    const int64_t tiles = (batch + tile - 1) / tile;                                               \
+    _Pragma("omp parallel num_threads(threads)")                                                   \
+    {                                                                                              \
+    /* the layer's input rows (widened to T) and its input gradient; the output gradient is the   \
+     * previous layer's input gradient: two buffers in turn */                                     \
+    T *restrict in = malloc(sizeof(T) * widest * tile);                                            \
+    T *bufs[2] = {malloc(sizeof(T) * widest * tile), malloc(sizeof(T) * widest * tile)};           \
+    _Pragma("omp for schedule(static)")                                                            \
+    for (int64_t t = 0; t < tiles; t++) {                                                          \
+        const int64_t s0 = t * tile, w = batch - s0 < tile ? batch - s0 : tile;                    \
+        const T *gy = NULL;                                                                        \
+        int64_t first = gates, in_at = stored;                                                     \
+        for (int64_t l = L; l >= 1; l--) {                                                         \
+            first -= n[l];                                                                         \
+            in_at -= n[l - 1];                                                                     \
+            const S *restrict src = acts + s0 * stored + in_at * w;                                \
+            const T *rows = (const T *)src;                                                        \
+            if (sizeof(S) != sizeof(T)) { /* bfloat16: widened once, read in order */           \
+                for (int64_t j = 0; j < n[l - 1] * w; j++) in[j] = ld_##SUFFIX(src[j]);            \
+                rows = in;                                                                         \
+            }                                                                                      \
+            const int64_t *a_ = ia + first, *b_ = ib + first;                                      \
+            const T *cl = c + 4 * first;                                                           \
+            T *q = gcp + (t * gates + first) * 4, *g_in = bufs[l & 1];                             \
+            const int need_gx = l > 1 || gx != NULL;                                               \
+            if (need_gx) memset(g_in, 0, sizeof(T) * n[l - 1] * w);                                \
+            /* gate g's output gradient: row g of gy, or its class's row of gsums for the last layer */ \
+            const int64_t per = l == L ? n[L] / k : 1, d_step = l == L ? batch : w;                \
+            const T *d = l == L ? gsums + s0 : gy;                                                 \
+            if (w == STACK_TILE)                                                                   \
+                stack_gates_backward_##T(rows, n[l], a_, b_, cl, d, d_step, per, need_gx, q, g_in, STACK_TILE); \
+            else                                                                                   \
+                stack_gates_backward_##T(rows, n[l], a_, b_, cl, d, d_step, per, need_gx, q, g_in, w); \
+            gy = g_in;                                                                             \
+        }                                                                                          \
+        if (gx != NULL)                                                                            \
+            for (int64_t i = 0; i < n[0]; i++)                                                     \
+                for (int64_t s = 0; s < w; s++) gx[i * batch + s0 + s] = st_##SUFFIX(gy[i * w + s]); \
+    }                                                                                              \
+    _Pragma("omp for schedule(static)")                                                            \
+    for (int64_t j = 0; j < gates * 4; j++) {                                                      \
+        T sum = 0;                                                                                 \
+        for (int64_t t = 0; t < tiles; t++) sum += gcp[t * gates * 4 + j];                         \
+        gc[j] = sum;                                                                               \
+    }                                                                                              \
+    free(in);                                                                                      \
+    free(bufs[0]);                                                                                 \
+    free(bufs[1]);                                                                                 \
+    }                                                                                              \
+}
+
 DEFINE_COEF(float, f32)
 DEFINE_COEF(double, f64)
 
@@ -346,6 +513,9 @@ DEFINE_GROUPED(bf16, float, bf16)
 DEFINE_BACKWARD(float, float, f32)
 DEFINE_BACKWARD(double, double, f64)
 DEFINE_BACKWARD(bf16, float, bf16)
+DEFINE_STACK(float, float, f32)
+DEFINE_STACK(double, double, f64)
+DEFINE_STACK(bf16, float, bf16)
 DEFINE_SELECT(float, float, f32)
 DEFINE_SELECT(double, double, f64)
 DEFINE_SELECT(bf16, float, bf16)

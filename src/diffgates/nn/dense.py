@@ -296,6 +296,25 @@ class LogicDense(GateLayer):
         )
 
 
+def stacked_scores(layers: list[LogicDense], x: torch.Tensor, head: GroupSum) -> torch.Tensor | None:
+    """``head`` of ``layers`` applied in turn to ``x``, with every layer in one tiled pass of the C
+    kernels (``kernels.cpu.dense_stack``: each thread takes its share of the batch through all the
+    layers, forward and backward), or None where that does not apply: outside autograd (inference
+    keeps the layer-by-layer kernels, which need no stored outputs), on another engine, with
+    learned connections or a gradient factor in training, or a single layer."""
+    if len(layers) < 2 or not torch.is_grad_enabled() or layers[-1].out_features % head.k:
+        return None
+    for layer in layers:
+        plain = not layer.learned and (layer.grad_factor == 1.0 or not layer.training)
+        if not plain or resolve_engine(layer.engine, x, DENSE_CPU_DTYPES) != "cpu":
+            return None
+    layers[0]._check_input(x)
+    from ..kernels import cpu
+
+    cs = [layer._kernel_coefficients(x) for layer in layers]
+    return cpu.dense_stack(x, [layer.wiring() for layer in layers], cs, head.k, head.tau)
+
+
 @torch.no_grad()
 def wire_skip(layer: LogicDense, hidden: int, n_features: int, n_bits: int, centre: int, groups: int) -> None:
     """Rewire the output ``layer``, which reads ``hidden`` rows of the previous layer and then the

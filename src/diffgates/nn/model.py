@@ -11,7 +11,7 @@ from torch import nn
 from ..encode import ThermometerEncoder
 from ..errors import DiffgatesError
 from .conv import ConvSpec, LogicConv2d, block_shapes
-from .dense import LogicDense, sort_wiring, wire_skip
+from .dense import LogicDense, sort_wiring, stacked_scores, wire_skip
 from .groupsum import GroupSum
 
 # dtype the dense layers store activations (and their gradients) in; None: the input's own
@@ -101,6 +101,9 @@ class LogicNet(nn.Module):
         if c.activations not in ACTIVATIONS:
             raise DiffgatesError(f"activations must be one of {', '.join(ACTIVATIONS)}, got {c.activations!r}.")
         self.activation_dtype = ACTIVATIONS[c.activations]
+        # in training, the dense layers run in one tiled pass of the C kernels where they can
+        # (nn.dense.stacked_scores); False keeps them layer by layer (to compare the two)
+        self.stacked = True
         self.encoder = ThermometerEncoder(c.encoder_bits, c.encoder_strategy, c.encoder_thresholds)
         in_features = c.n_features * self.encoder.n_bits
         convs = []
@@ -257,10 +260,14 @@ class LogicNet(nn.Module):
         h = self.head_input(bits)
         if self.activation_dtype is not None:
             h = h.to(self.activation_dtype)
+        skip = self.skip_bits()
+        if self.stacked and not len(skip):
+            scores = stacked_scores(list(self.layers), h, self.head)
+            if scores is not None:
+                return scores
         *hidden, last = self.layers
         for layer in hidden:
             h = layer(h)
-        skip = self.skip_bits()
         if len(skip):
             h = torch.cat([h, bits[:, skip].T.to(h.dtype)])
         return last.grouped(h, self.head)
