@@ -453,9 +453,9 @@ void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile
     const int64_t tiles = (batch + tile - 1) / tile;                                               \
     _Pragma("omp parallel num_threads(threads)")                                                   \
     {                                                                                              \
-    /* the layer's input rows (widened to T) and its input gradient; the output gradient is the   \
-     * previous layer's input gradient: two buffers in turn */                                     \
-    T *restrict in = malloc(sizeof(T) * widest * tile);                                            \
+    /* bfloat16 only: the layer's input rows widened to T. The input gradient and the output     \
+     * gradient (the previous layer's input gradient): two buffers in turn */                      \
+    T *restrict in = sizeof(S) != sizeof(T) ? malloc(sizeof(T) * widest * tile) : NULL;            \
     T *bufs[2] = {malloc(sizeof(T) * widest * tile), malloc(sizeof(T) * widest * tile)};           \
     _Pragma("omp for schedule(static)")                                                            \
     for (int64_t t = 0; t < tiles; t++) {                                                          \
@@ -467,7 +467,7 @@ void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile
             in_at -= n[l - 1];                                                                     \
             const S *restrict src = acts + s0 * stored + in_at * w;                                \
             const T *rows = (const T *)src;                                                        \
-            if (sizeof(S) != sizeof(T)) { /* bfloat16: widened once, read in order */           \
+            if (in != NULL) { /* bfloat16: widened once, read in order */                         \
                 for (int64_t j = 0; j < n[l - 1] * w; j++) in[j] = ld_##SUFFIX(src[j]);            \
                 rows = in;                                                                         \
             }                                                                                      \
