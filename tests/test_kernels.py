@@ -218,6 +218,37 @@ def test_stacked_layers_equal_the_layers_one_by_one(n_in, hidden, k, per, batch,
     assert_fused_equals_reference(scores, _layer_by_layer(x, layers, cs, k, 3.0), (x, *cs))
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    param=st.sampled_from(["softmax16", "truth4"]),
+    hidden=st.lists(st.integers(2, 70), min_size=1, max_size=3),  # layers of whole and partial vectors
+    batch=st.integers(1, 100),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 1000),
+)
+def test_stacked_layers_make_their_coefficients_from_the_weights(param, hidden, batch, threads, seed):
+    """Given the weights and the basis, the stacked kernels compute the relaxed coefficients of
+    every layer in the same call and the weights' gradients in the backward: the same values and
+    gradients as softmax/sigmoid @ basis in torch ops and the layers one by one (float64), and in
+    float32 within float rounding."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    layers = _stack(12, [*hidden, 3 * 5], seed, param)
+    wiring = [(layer.ia, layer.ib) for layer in layers]
+    basis = P.weight_basis(param, layers[0].weight)
+    g = torch.randn(batch, 3, dtype=torch.float64)
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+        ws = [(4 * layer.weight.detach()).to(dtype).requires_grad_() for layer in layers]
+        x = torch.rand(12, batch, dtype=dtype, requires_grad=True)
+        scores = cpu.dense_stack(x, wiring, ws, 3, 2.0, basis)
+        ref = _layer_by_layer(x, layers, [P.relaxed_coefficients_torch(w, param) for w in ws], 3, 2.0)
+        torch.testing.assert_close(scores, ref, rtol=tol, atol=tol)
+        got = torch.autograd.grad(scores, (x, *ws), g.to(dtype))
+        want = torch.autograd.grad(ref, (x, *ws), g.to(dtype))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
 def test_stacked_layers_give_the_same_result_for_any_thread_count_and_batch_tiling():
     """The coefficient gradients add up tile by tile in a fixed order; each sample's values and
     input gradient are computed in one tile, whatever its width."""

@@ -211,61 +211,90 @@ def _stack_plan(wiring: tuple[torch.Tensor, ...], n_in: int) -> tuple[torch.Tens
 
 class _StackFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, k, tau, wiring, *cs):
+    def forward(ctx, x, k, tau, wiring, basis, *ps):
         batch = x.shape[1]
         widths, ia, ib = _stack_plan(wiring, x.shape[0])
         tile = stack_tile(batch, torch.get_num_threads())
-        c = torch.cat(cs)
+        c, probs = (torch.cat(ps), None) if basis is None else _relaxed(ps, basis, widths[1:])
         acts = torch.empty(int(widths[:-1].sum()) * batch, dtype=x.dtype)
         sums = torch.empty(k, batch, dtype=c.dtype)
-        _call("stack_forward", x.dtype, x, batch, tile, len(cs), widths, ia, ib, c, k, acts, sums)
-        ctx.save_for_backward(acts, widths, ia, ib, c)
+        _call("stack_forward", x.dtype, x, batch, tile, len(ps), widths, ia, ib, c, k, acts, sums)
+        ctx.save_for_backward(acts, widths, ia, ib, c, probs, basis)
         ctx.k, ctx.tau, ctx.tile, ctx.x_like = k, tau, tile, (x.shape, x.dtype)
         return (sums.T / tau).contiguous()
 
     @staticmethod
     def backward(ctx, g):
-        acts, widths, ia, ib, c = ctx.saved_tensors
+        acts, widths, ia, ib, c, probs, basis = ctx.saved_tensors
         (shape, dtype), layers = ctx.x_like, len(widths) - 1
         rows = (g.T / ctx.tau).to(c.dtype).contiguous()  # (k, batch): one gradient row per class
         gc = torch.empty_like(c)
         gcp = torch.empty(-(-shape[1] // ctx.tile), *c.shape, dtype=c.dtype)
         gx = torch.empty(shape, dtype=dtype) if ctx.needs_input_grad[0] else None
         _call("stack_backward", dtype, acts, shape[1], ctx.tile, layers, widths, ia, ib, c, ctx.k, rows, gcp, gc, gx)
-        return (gx, None, None, None, *torch.split(gc, widths[1:].tolist()))
+        if basis is None:
+            grads = torch.split(gc, widths[1:].tolist())
+        else:
+            grads = _relaxed_grads(probs, gc, widths[1:], basis)
+        return (gx, None, None, None, None, *grads)
 
 
 def dense_stack(
-    x: torch.Tensor, wiring: list[tuple[torch.Tensor, torch.Tensor]], cs: list[torch.Tensor], k: int, tau: float
+    x: torch.Tensor,
+    wiring: list[tuple[torch.Tensor, torch.Tensor]],
+    ps: list[torch.Tensor],
+    k: int,
+    tau: float,
+    basis: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """GroupSum(k, tau) of fused dense layers applied in turn (layer i reads the previous one's
-    output, row ``wiring[i][0][g]`` and ``wiring[i][1][g]`` for gate g, with coefficients
-    ``cs[i]``), each thread taking its tile of samples through all of them: scores (batch, k) in
-    the compute dtype; x (in, batch). It keeps every layer's output for the backward, as the
-    layer-by-layer kernels do."""
+    output, row ``wiring[i][0][g]`` and ``wiring[i][1][g]`` for gate g), each thread taking its
+    tile of samples through all of them: scores (batch, k) in the compute dtype; x (in, batch).
+    ``ps[i]``: layer i's coefficients (gates, 4), or, with ``basis`` (a parametrization's
+    ``weight_basis``), its weights (gates, 16 or 4), made relaxed coefficients by the kernels in
+    the same call (and their gradients in the backward), as :func:`coefficients` does. It keeps
+    every layer's output for the backward, as the layer-by-layer kernels do."""
     x = x.contiguous()
     flat = tuple(t.contiguous() for pair in wiring for t in pair)
-    cs = [c.to(compute_dtype(x.dtype)).contiguous() for c in cs]
-    return _StackFn.apply(x, k, float(tau), flat, *cs)
+    ps = [p.to(compute_dtype(x.dtype)).contiguous() for p in ps]
+    if basis is not None:
+        basis = basis.to(ps[0].dtype).contiguous()
+    return _StackFn.apply(x, k, float(tau), flat, basis, *ps)
+
+
+def _addresses(tensors) -> torch.Tensor:
+    return torch.tensor([t.data_ptr() for t in tensors], dtype=torch.int64)
+
+
+def _relaxed(ws, basis: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c, probs): the relaxed coefficients (gates, 4) of the weights ``ws`` of layers of ``n``
+    gates, end to end, and the probabilities their backward needs."""
+    total, m, dtype = int(n.sum()), ws[0].shape[1], ws[0].dtype
+    c, probs = torch.empty(total, 4, dtype=dtype), torch.empty(total, m, dtype=dtype)
+    _call("coef_forward", dtype, _addresses(ws), n, len(ws), ctypes.c_int(m), basis, c, probs)
+    return c, probs
+
+
+def _relaxed_grads(probs: torch.Tensor, gc: torch.Tensor, n: torch.Tensor, basis: torch.Tensor) -> list:
+    """The weight gradients of each layer from the coefficient gradients ``gc`` (end to end)."""
+    m = probs.shape[1]
+    gws = [torch.empty(int(g), m, dtype=probs.dtype) for g in n]
+    _call("coef_backward", probs.dtype, probs, gc.contiguous(), n, len(gws), ctypes.c_int(m), basis, _addresses(gws))
+    return gws
 
 
 class _CoefFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, basis):
-        n, m = w.shape
-        c = torch.empty(n, 4, dtype=w.dtype)
-        probs = torch.empty_like(w)
-        _call("coef_forward", w.dtype, w, n, ctypes.c_int(m), basis, c, probs)
-        ctx.save_for_backward(probs, basis)
+        n = torch.tensor([w.shape[0]], dtype=torch.int64)
+        c, probs = _relaxed([w], basis, n)
+        ctx.save_for_backward(probs, basis, n)
         return c
 
     @staticmethod
     def backward(ctx, gc):
-        probs, basis = ctx.saved_tensors
-        n, m = probs.shape
-        gw = torch.empty_like(probs)
-        _call("coef_backward", probs.dtype, probs, gc.contiguous(), n, ctypes.c_int(m), basis, gw)
-        return gw, None
+        probs, basis, n = ctx.saved_tensors
+        return _relaxed_grads(probs, gc, n, basis)[0], None
 
 
 def coefficients(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:

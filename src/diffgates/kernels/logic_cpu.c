@@ -239,100 +239,157 @@ void select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int6
     }                                                                                               \
 }
 
-/* Relaxed coefficients from the gate weights in one pass, in place of a dozen small torch ops
- * per layer. m == 16 (softmax16): probs = softmax(w), c = probs @ basis (16 x 4); m == 4
- * (truth4): probs = sigmoid(w), c = probs @ basis (4 x 4). Forward keeps probs for backward:
- * gw = probs (gp - probs . gp) (softmax) or probs (1 - probs) gp (sigmoid), gp = basis @ gc.
- * Forward goes COEF_LANES gates at a time, one gate per vector lane, so the exps vectorise. */
-#define COEF_LANES 16
+/* Relaxed coefficients from the gate weights of one or more layers in one pass, in place of a
+ * dozen small torch ops per layer. m == 16 (softmax16): probs = softmax(w), c = probs @ basis
+ * (16 x 4); m == 4 (truth4): probs = sigmoid(w), c = probs @ basis (4 x 4). Layer l's n[l] gates
+ * read the weights at address w_at[l]; c and probs run over the gates of all layers in turn.
+ * Forward keeps probs for backward: gw = probs (gp - probs . gp) (softmax) or probs (1 - probs) gp
+ * (sigmoid), gp = basis @ gc, written to the address gw_at[l] of each layer.
+ * Forward goes a vector of gates at a time, one gate per lane (GCC vector extensions: one
+ * AVX-512 register, or two AVX2 ones), so the max, the exps and the sums are lane-wise; backward
+ * goes a gate at a time over its m weights, which vectorise as they lie. */
+#ifdef __AVX512F__
+#define VEC_BYTES 64
+#else
+#define VEC_BYTES 32
+#endif
+typedef float vec_f32 __attribute__((vector_size(VEC_BYTES)));
+typedef int32_t mask_f32 __attribute__((vector_size(VEC_BYTES)));
+typedef double vec_f64 __attribute__((vector_size(VEC_BYTES)));
+typedef int64_t mask_f64 __attribute__((vector_size(VEC_BYTES)));
+
+/* Multiply-adds fuse in the coefficient kernels (the build is ISO C, which keeps them apart):
+ * every gate goes through the same code in the same lane, so results still do not depend on the
+ * thread count. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
 
 /* exp(x) for x <= 0 in float, branch-free so loops over it vectorise (libm's expf does not):
  * x = n ln2 + r with |r| <= ln2 / 2, a degree-7 Taylor polynomial for e^r (relative error
- * < 1e-7, float's own precision), 2^n from the exponent bits; below -87 it is ~0 anyway. */
-static inline float exp_neg_f32(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    const float n = __builtin_rintf(x * 1.44269504088896341f);
-    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
+ * < 1e-7, float's own precision), 2^n from the exponent bits; below -87 it is ~0 anyway.
+ * n is rounded by adding and subtracting 1.5 x 2^23, which vectorises where rintf does not. */
+INLINE vec_f32 exp_neg_f32(vec_f32 x) {
+    const mask_f32 low = x < -87.0f;
+    x = (vec_f32)((low & (mask_f32)((vec_f32){} - 87.0f)) | (~low & (mask_f32)x));
+    const vec_f32 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const vec_f32 r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
+    vec_f32 p = r * (1.0f / 5040) + 1.0f / 720;
     p = p * r + 1.0f / 120;
     p = p * r + 1.0f / 24;
     p = p * r + 1.0f / 6;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return p * (vec_f32)((__builtin_convertvector(n, mask_f32) + 127) << 23);
 }
 
-static inline double exp_neg_f64(double x) { return exp(x); } /* the float64 (test) path: libm */
+INLINE vec_f64 exp_neg_f64(vec_f64 x) { /* the float64 (test) path: libm, lane by lane */
+    for (int l = 0; l < (int)(sizeof x / sizeof x[0]); l++) x[l] = exp(x[l]);
+    return x;
+}
 
 #define DEFINE_COEF(T, SUFFIX)                                                                      \
-INLINE void coef_block_##SUFFIX(const T *restrict w, int64_t n, const int m, const T *restrict basis, \
-                                T *restrict c, T *restrict probs, int64_t g0) {                    \
-    const int cnt = n - g0 < COEF_LANES ? (int)(n - g0) : COEF_LANES;                              \
-    T v[16][COEF_LANES], top[COEF_LANES], sum[COEF_LANES], acc[4][COEF_LANES];                     \
-    for (int l = 0; l < COEF_LANES; l++)                                                           \
-        for (int j = 0; j < m; j++) v[j][l] = l < cnt ? w[(g0 + l) * m + j] : 0;                   \
-    for (int l = 0; l < COEF_LANES; l++) {                                                         \
-        top[l] = v[0][l];                                                                          \
-        sum[l] = 0;                                                                                \
-        for (int k = 0; k < 4; k++) acc[k][l] = 0;                                                 \
-    }                                                                                              \
+enum { LANES_##SUFFIX = VEC_BYTES / sizeof(T) };                                                   \
+INLINE vec_##SUFFIX select_##SUFFIX(mask_##SUFFIX m, vec_##SUFFIX a, vec_##SUFFIX b) {             \
+    return (vec_##SUFFIX)((m & (mask_##SUFFIX)a) | (~m & (mask_##SUFFIX)b));                       \
+}                                                                                                  \
+/* A vector of gates from w (m weights each): coefficients into c, probabilities into probs,     \
+ * both gate-major. */                                                                             \
+INLINE void coef_lanes_##SUFFIX(const T *restrict w, const int m, const T *restrict basis,         \
+                                T *restrict c, T *restrict probs) {                                \
+    vec_##SUFFIX v[16], acc[4] = {{0}};                                                            \
+    for (int j = 0; j < m; j++)                                                                    \
+        for (int l = 0; l < LANES_##SUFFIX; l++) v[j][l] = w[l * m + j];                           \
     if (m == 16) {                                                                                 \
-        for (int j = 1; j < 16; j++)                                                               \
-            for (int l = 0; l < COEF_LANES; l++) top[l] = v[j][l] > top[l] ? v[j][l] : top[l];     \
-        for (int j = 0; j < 16; j++)                                                               \
-            for (int l = 0; l < COEF_LANES; l++) {                                                 \
-                v[j][l] = exp_neg_##SUFFIX(v[j][l] - top[l]);                                      \
-                sum[l] += v[j][l];                                                                 \
-            }                                                                                      \
-        for (int j = 0; j < 16; j++)                                                               \
-            for (int l = 0; l < COEF_LANES; l++) v[j][l] /= sum[l];                                \
+        vec_##SUFFIX top = v[0], sum = {0};                                                        \
+        for (int j = 1; j < 16; j++) top = select_##SUFFIX(v[j] > top, v[j], top);                 \
+        for (int j = 0; j < 16; j++) v[j] = exp_neg_##SUFFIX(v[j] - top), sum += v[j];             \
+        const vec_##SUFFIX inv = 1 / sum;                                                          \
+        for (int j = 0; j < 16; j++) v[j] *= inv;                                                  \
     } else {                                                                                       \
-        for (int j = 0; j < m; j++)                                                                \
-            for (int l = 0; l < COEF_LANES; l++) { /* sigmoid from e^-|w| <= 1 */                  \
-                const T x = v[j][l], e = exp_neg_##SUFFIX(x < 0 ? x : -x);                         \
-                v[j][l] = (x < 0 ? e : 1) / (1 + e);                                               \
-            }                                                                                      \
+        for (int j = 0; j < m; j++) { /* sigmoid from e^-|w| <= 1 */                               \
+            const mask_##SUFFIX neg = v[j] < 0;                                                    \
+            const vec_##SUFFIX e = exp_neg_##SUFFIX(select_##SUFFIX(neg, v[j], -v[j]));            \
+            v[j] = select_##SUFFIX(neg, e, e * 0 + 1) / (1 + e);                                   \
+        }                                                                                          \
     }                                                                                              \
     for (int j = 0; j < m; j++)                                                                    \
-        for (int l = 0; l < COEF_LANES; l++)                                                       \
-            for (int k = 0; k < 4; k++) acc[k][l] += v[j][l] * basis[4 * j + k];                  \
-    for (int l = 0; l < cnt; l++) {                                                                \
-        for (int k = 0; k < 4; k++) c[4 * (g0 + l) + k] = acc[k][l];                               \
-        for (int j = 0; j < m; j++) probs[(g0 + l) * m + j] = v[j][l];                             \
+        for (int k = 0; k < 4; k++) acc[k] += v[j] * basis[4 * j + k];                             \
+    for (int l = 0; l < LANES_##SUFFIX; l++) {                                                     \
+        for (int k = 0; k < 4; k++) c[4 * l + k] = acc[k][l];                                      \
+        for (int j = 0; j < m; j++) probs[l * m + j] = v[j][l];                                    \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-void coef_forward_##SUFFIX(const T *restrict w, int64_t n, int m, const T *restrict basis,        \
-                           T *restrict c, T *restrict probs, int threads) {                        \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
-    for (int64_t g0 = 0; g0 < n; g0 += COEF_LANES) { /* constant m: fully unrolled blocks */       \
-        if (m == 16)                                                                               \
-            coef_block_##SUFFIX(w, n, 16, basis, c, probs, g0);                                    \
-        else                                                                                       \
-            coef_block_##SUFFIX(w, n, 4, basis, c, probs, g0);                                     \
+/* cnt <= a vector of gates: whole vectors in place, the last few through a zero-padded copy. */   \
+INLINE void coef_block_##SUFFIX(const T *restrict w, int cnt, const int m, const T *restrict basis, \
+                                T *restrict c, T *restrict probs) {                                \
+    if (cnt == LANES_##SUFFIX) {                                                                   \
+        coef_lanes_##SUFFIX(w, m, basis, c, probs);                                                \
+        return;                                                                                    \
     }                                                                                              \
+    T wp[16 * LANES_##SUFFIX] = {0}, cp[4 * LANES_##SUFFIX], pp[16 * LANES_##SUFFIX];              \
+    memcpy(wp, w, sizeof(T) * m * cnt);                                                            \
+    coef_lanes_##SUFFIX(wp, m, basis, cp, pp);                                                     \
+    memcpy(c, cp, sizeof(T) * 4 * cnt);                                                            \
+    memcpy(probs, pp, sizeof(T) * m * cnt);                                                        \
 }                                                                                                  \
                                                                                                    \
-void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, int64_t n, int m,      \
-                            const T *restrict basis, T *restrict gw, int threads) {                \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
-    for (int64_t g = 0; g < n; g++) {                                                              \
-        const T *p = probs + g * m;                                                                \
-        T gp[16], dot = 0;                                                                         \
-        for (int j = 0; j < m; j++) {                                                              \
-            gp[j] = 0;                                                                             \
-            for (int k = 0; k < 4; k++) gp[j] += basis[4 * j + k] * gc[4 * g + k];                 \
-            dot += p[j] * gp[j];                                                                   \
+void coef_forward_##SUFFIX(const int64_t *restrict w_at, const int64_t *restrict n, int64_t L,    \
+                           int m, const T *restrict basis, T *restrict c, T *restrict probs,       \
+                           int threads) {                                                          \
+    _Pragma("omp parallel num_threads(threads)")                                                   \
+    for (int64_t l = 0, first = 0; l < L; first += n[l], l++) {                                    \
+        const T *w = (const T *)(intptr_t)w_at[l];                                                 \
+        _Pragma("omp for schedule(static) nowait")                                                 \
+        for (int64_t g = 0; g < n[l]; g += LANES_##SUFFIX) {                                       \
+            const int cnt = n[l] - g < LANES_##SUFFIX ? (int)(n[l] - g) : LANES_##SUFFIX;          \
+            T *cg = c + 4 * (first + g), *pg = probs + m * (first + g);                            \
+            if (m == 16) /* constant m: fully unrolled */                                          \
+                coef_block_##SUFFIX(w + 16 * g, cnt, 16, basis, cg, pg);                           \
+            else                                                                                   \
+                coef_block_##SUFFIX(w + 4 * g, cnt, 4, basis, cg, pg);                             \
         }                                                                                          \
-        for (int j = 0; j < m; j++)                                                                \
-            gw[g * m + j] = m == 16 ? p[j] * (gp[j] - dot) : p[j] * (1 - p[j]) * gp[j];            \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+/* One gate's weight gradient from its probabilities p and coefficient gradient gc; bt is the      \
+ * basis transposed (4, m), so gp is four multiply-adds over the m weights. */                     \
+INLINE void coef_grad_##SUFFIX(const T *restrict p, const T *restrict gc, const int m,             \
+                               const T *restrict bt, T *restrict gw) {                             \
+    T gp[16], q[16];                                                                               \
+    for (int j = 0; j < m; j++) {                                                                  \
+        gp[j] = bt[j] * gc[0] + bt[m + j] * gc[1] + bt[2 * m + j] * gc[2] + bt[3 * m + j] * gc[3];  \
+        q[j] = p[j] * gp[j];                                                                       \
+    }                                                                                              \
+    for (int h = m / 2; h > 0; h /= 2) /* p . gp as a tree: halves added lane-wise */             \
+        for (int j = 0; j < h; j++) q[j] += q[j + h];                                              \
+    for (int j = 0; j < m; j++) gw[j] = m == 16 ? p[j] * (gp[j] - q[0]) : p[j] * (1 - p[j]) * gp[j]; \
+}                                                                                                  \
+                                                                                                   \
+void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, const int64_t *restrict n, \
+                            int64_t L, int m, const T *restrict basis, const int64_t *restrict gw_at, \
+                            int threads) {                                                         \
+    T bt[64];                                                                                      \
+    for (int j = 0; j < m; j++)                                                                    \
+        for (int k = 0; k < 4; k++) bt[k * m + j] = basis[4 * j + k];                              \
+    _Pragma("omp parallel num_threads(threads)")                                                   \
+    for (int64_t l = 0, first = 0; l < L; first += n[l], l++) {                                    \
+        T *gw = (T *)(intptr_t)gw_at[l];                                                           \
+        const T *p = probs + m * first, *gcl = gc + 4 * first;                                     \
+        _Pragma("omp for schedule(static) nowait")                                                 \
+        for (int64_t g = 0; g < n[l]; g++) {                                                       \
+            if (m == 16)                                                                           \
+                coef_grad_##SUFFIX(p + 16 * g, gcl + 4 * g, 16, bt, gw + 16 * g);                  \
+            else                                                                                   \
+                coef_grad_##SUFFIX(p + 4 * g, gcl + 4 * g, 4, bt, gw + 4 * g);                     \
+        }                                                                                          \
     }                                                                                              \
 }
+
+DEFINE_COEF(float, f32)
+DEFINE_COEF(double, f64)
+#pragma GCC pop_options
 
 /* A stack of dense layers ending in a GroupSum, run in tiles of up to STACK_TILE samples: one
  * thread takes a tile through every layer, forward and then backward, so the tile's rows (gates x
@@ -501,8 +558,6 @@ void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile
     }                                                                                              \
 }
 
-DEFINE_COEF(float, f32)
-DEFINE_COEF(double, f64)
 
 DEFINE_KERNELS(float, float, f32)
 DEFINE_KERNELS(double, double, f64)

@@ -301,7 +301,8 @@ def stacked_scores(layers: list[LogicDense], x: torch.Tensor, head: GroupSum) ->
     kernels (``kernels.cpu.dense_stack``: each thread takes its share of the batch through all the
     layers, forward and backward), or None where that does not apply: outside autograd (inference
     keeps the layer-by-layer kernels, which need no stored outputs), on another engine, with
-    learned connections or a gradient factor in training, or a single layer."""
+    learned connections or a gradient factor in training, or a single layer. Training relaxed
+    gates, the kernels make every layer's coefficients from its weights in the same call."""
     if len(layers) < 2 or not torch.is_grad_enabled() or layers[-1].out_features % head.k:
         return None
     for layer in layers:
@@ -311,8 +312,19 @@ def stacked_scores(layers: list[LogicDense], x: torch.Tensor, head: GroupSum) ->
     layers[0]._check_input(x)
     from ..kernels import cpu
 
+    wiring = [layer.wiring() for layer in layers]
+    param, dtype = layers[0].parametrization, compute_dtype(x.dtype)
+    if all(_relaxed_in(layer, param, dtype) for layer in layers):  # the kernels make the coefficients
+        weights = [layer.weight for layer in layers]
+        return cpu.dense_stack(x, wiring, weights, head.k, head.tau, P.weight_basis(param, layers[0].weight))
     cs = [layer._kernel_coefficients(x) for layer in layers]
-    return cpu.dense_stack(x, [layer.wiring() for layer in layers], cs, head.k, head.tau)
+    return cpu.dense_stack(x, wiring, cs, head.k, head.tau)
+
+
+def _relaxed_in(layer: LogicDense, parametrization: str, dtype: torch.dtype) -> bool:
+    """Whether ``layer`` trains relaxed gates of ``parametrization`` with weights in ``dtype``."""
+    relaxed = layer.training and layer.forward_mode == "relaxed"
+    return relaxed and layer.parametrization == parametrization and layer.weight.dtype == dtype
 
 
 @torch.no_grad()
