@@ -245,13 +245,15 @@ void select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int6
  * read the weights at address w_at[l]; c and probs run over the gates of all layers in turn.
  * Forward keeps probs for backward: gw = probs (gp - probs . gp) (softmax) or probs (1 - probs) gp
  * (sigmoid), gp = basis @ gc, written to the address gw_at[l] of each layer.
- * Forward goes a vector of gates at a time, one gate per lane (GCC vector extensions: one
- * AVX-512 register, or two AVX2 ones), so the max, the exps and the sums are lane-wise; backward
- * goes a gate at a time over its m weights, which vectorise as they lie. */
-#ifdef __AVX512F__
+ * Forward goes a vector of gates at a time, one gate per lane (GCC vector extensions: an AVX-512,
+ * AVX or SSE register), so the max, the exps and the sums are lane-wise; backward goes a gate at
+ * a time over its m weights, which vectorise as they lie. */
+#if defined(__AVX512F__)
 #define VEC_BYTES 64
-#else
+#elif defined(__AVX__)
 #define VEC_BYTES 32
+#else
+#define VEC_BYTES 16
 #endif
 typedef float vec_f32 __attribute__((vector_size(VEC_BYTES)));
 typedef int32_t mask_f32 __attribute__((vector_size(VEC_BYTES)));
@@ -298,8 +300,11 @@ INLINE vec_##SUFFIX select_##SUFFIX(mask_##SUFFIX m, vec_##SUFFIX a, vec_##SUFFI
 INLINE void coef_lanes_##SUFFIX(const T *restrict w, const int m, const T *restrict basis,         \
                                 T *restrict c, T *restrict probs) {                                \
     vec_##SUFFIX v[16], acc[4] = {{0}};                                                            \
-    for (int j = 0; j < m; j++)                                                                    \
-        for (int l = 0; l < LANES_##SUFFIX; l++) v[j][l] = w[l * m + j];                           \
+    for (int j = 0; j < m; j++) {                                                                  \
+        T lanes[LANES_##SUFFIX];                                                                   \
+        for (int l = 0; l < LANES_##SUFFIX; l++) lanes[l] = w[l * m + j];                          \
+        memcpy(&v[j], lanes, sizeof lanes);                                                        \
+    }                                                                                              \
     if (m == 16) {                                                                                 \
         vec_##SUFFIX top = v[0], sum = {0};                                                        \
         for (int j = 1; j < 16; j++) top = select_##SUFFIX(v[j] > top, v[j], top);                 \
