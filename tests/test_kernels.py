@@ -249,6 +249,18 @@ def test_stacked_layers_make_their_coefficients_from_the_weights(param, hidden, 
             torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
+def test_stacked_layers_refuse_parameters_that_do_not_match_the_wiring():
+    layers = _stack(10, [20, 30], seed=1, param="softmax16")
+    wiring = [(layer.ia, layer.ib) for layer in layers]
+    basis = P.weight_basis("softmax16", layers[0].weight)
+    x = torch.rand(10, 8)
+    weights = [layer.weight for layer in layers]
+    with pytest.raises(ValueError, match="layer 1 has 30 gates"):
+        cpu.dense_stack(x, wiring, [weights[0], weights[1][:20]], 3, 1.0, basis)
+    with pytest.raises(ValueError, match=r"not \(gates, 4\)"):
+        cpu.dense_stack(x, wiring, weights, 3, 1.0)  # weights given as coefficients
+
+
 def test_stacked_layers_give_the_same_result_for_any_thread_count_and_batch_tiling():
     """The coefficient gradients add up tile by tile in a fixed order; each sample's values and
     input gradient are computed in one tile, whatever its width."""

@@ -259,10 +259,17 @@ def dense_stack(
     ps = [p.to(compute_dtype(x.dtype)).contiguous() for p in ps]
     if basis is not None:
         basis = basis.to(ps[0].dtype).contiguous()
+    m = 4 if basis is None else basis.shape[0]
+    for i, ((ia, _), p) in enumerate(zip(wiring, ps)):
+        if p.shape != (ia.numel(), m):  # the kernels would read past the end
+            raise ValueError(
+                f"layer {i} has {ia.numel()} gates but parameters of shape {tuple(p.shape)}, not (gates, {m})"
+            )
     return _StackFn.apply(x, k, float(tau), flat, basis, *ps)
 
 
 def _addresses(tensors) -> torch.Tensor:
+    """The tensors' data addresses, for kernels that take one buffer per layer."""
     return torch.tensor([t.data_ptr() for t in tensors], dtype=torch.int64)
 
 
