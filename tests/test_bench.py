@@ -22,6 +22,28 @@ def test_rounds_take_turns_and_report_the_median(monkeypatch):
     a, b = rows
     assert (a["impl"], a["ms_per_step"], a["ms_rounds"], a["peak_mb"]) == ("a", 3.0, [5.0, 1.0, 3.0], 15.0)
     assert (b["impl"], b["ms_per_step"], b["peak_mb"]) == ("b", 4.0, 16.0)
+    assert "vs_reference" not in a  # no baseline ran
+
+
+def test_speedups_pair_each_round_with_the_baselines_run_beside_it(monkeypatch):
+    """The machine slows down in round 2: paired, the row is 4x the reference in every round,
+    while the ratio of the two medians (20 / 4) would say 5x."""
+    times = {
+        "diffgates": iter([5.0, 20.0, 4.0]),
+        "reference": iter([20.0, 80.0, 16.0]),
+        "torchlogix": iter([10.0, None, 12.0]),
+    }
+
+    def fake_worker(args, timeout):
+        ms = next(times[args[1]])
+        return {"error": "killed"} if ms is None else {"ms_per_step": ms, "peak_mb": 1.0}
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    rows = {r["impl"]: r for r in bench.bench_train(list(times), 8, [4], [16], [1], 3, "truth4", rounds=3)}
+    assert rows["diffgates"]["vs_reference"] == 4.0
+    assert rows["diffgates"]["vs_torchlogix"] == 2.5  # the median of 2.0 and 3.0; round 2 failed
+    assert rows["torchlogix"]["vs_reference"] == pytest.approx(1.6666, abs=1e-3)  # 2.0 and 1.333
+    assert "vs_reference" not in rows["reference"]
 
 
 def test_infer_rounds_alternate_the_thread_counts_and_report_medians(monkeypatch):

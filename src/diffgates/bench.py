@@ -272,10 +272,16 @@ def bench_conv(impls, preset, batches, threads, steps, param, rounds=1, timeout=
     return _interleaved(impls, batches, threads, args, {"model": preset}, rounds, timeout, echo)
 
 
+#: The rows every other row's speed is compared with, where they run (``vs_reference``, ...).
+BASELINES = ("reference", "torchlogix")
+
+
 def _interleaved(impls, batches, threads, make_args, extra, rounds, timeout, echo) -> list[dict]:
     """One row per (batch, threads, impl). With ``rounds`` > 1 the implementations take turns,
     round after round, so each sees the same minutes of a noisy machine; the row then gives the
-    median ms per step over the rounds (``ms_rounds`` lists them) and the largest peak."""
+    median ms per step over the rounds (``ms_rounds`` lists them) and the largest peak. Where a
+    baseline (``BASELINES``) runs too, ``vs_<baseline>`` is the median over the rounds of the
+    baseline's time over the row's in the same round (each pair measured minutes apart at most)."""
     rows = []
     for b in batches:
         for t in threads:
@@ -288,6 +294,14 @@ def _interleaved(impls, batches, threads, make_args, extra, rounds, timeout, ech
                 row = _over_rounds(runs[impl], ("ms_per_step",), "ms_rounds")
                 if "ms_rounds" in row:
                     row["peak_mb"] = max(r["peak_mb"] for r in runs[impl] if "error" not in r)
+                for base in BASELINES:
+                    ratios = [
+                        r0["ms_per_step"] / r["ms_per_step"]
+                        for r, r0 in zip(runs[impl], runs.get(base, []))
+                        if "error" not in r and "error" not in r0
+                    ]
+                    if ratios and impl != base:
+                        row[f"vs_{base}"] = statistics.median(ratios)
                 rows.append(row)
                 if echo:
                     echo(row)
