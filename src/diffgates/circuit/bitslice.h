@@ -48,7 +48,9 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
 #define CWORD_ZERO BS_ZERO
 #endif
 
-/* Carry-save adder: h:l = a + b + c. */
+/* Carry-save adder: h:l = a + b + c; and h:l = a + ~b + ~c, for inputs counted inverted. An
+ * includer may define both (as ternary-logic instructions, say). */
+#ifndef BS_CSA
 #define BS_CSA(h, l, a, b, c)                  \
     do {                                       \
         const CWORD a_ = (a), b_ = (b), c_ = (c); \
@@ -56,37 +58,45 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
         h = (a_ & b_) | (u_ & c_);             \
         l = u_ ^ c_;                           \
     } while (0)
+#define BS_CSA_NOT(h, l, a, b, c) BS_CSA(h, l, a, ~(b), ~(c))
+#endif
 
 /* Count per sample the 1s among signals idx[0 .. n_pos) and the 0s among idx[n_pos .. n_pos +
  * n_neg) (both multiples of 16), as bit planes: count = sum over p of bit(planes[p]) << p, for
- * p < 4 + n_planes (Harley-Seal adder tree; the inverted part reads every signal through ~). */
+ * p < 4 + n_planes (Harley-Seal adder tree; the inverted part adds every signal through ~). */
 static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, int64_t n_neg, int n_planes,
                             CWORD *planes) {
     const CWORD zero = CWORD_ZERO;
-    CWORD ones = zero, twos = zero, fours = zero, eights = zero, flip = zero;
+    CWORD ones = zero, twos = zero, fours = zero, eights = zero;
     int64_t i;
     int p;
     for (p = 0; p < n_planes; p++) planes[4 + p] = zero;
     for (i = 0; i < n_pos + n_neg; i += 16) {
         CWORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
         const int32_t *q = idx + i;
-        if (i == n_pos) flip = ~zero;
-#define BS_IN(j) (S[q[j]] ^ flip)
-        BS_CSA(twosA, ones, ones, BS_IN(0), BS_IN(1));
-        BS_CSA(twosB, ones, ones, BS_IN(2), BS_IN(3));
-        BS_CSA(foursA, twos, twos, twosA, twosB);
-        BS_CSA(twosA, ones, ones, BS_IN(4), BS_IN(5));
-        BS_CSA(twosB, ones, ones, BS_IN(6), BS_IN(7));
-        BS_CSA(foursB, twos, twos, twosA, twosB);
-        BS_CSA(eightsA, fours, fours, foursA, foursB);
-        BS_CSA(twosA, ones, ones, BS_IN(8), BS_IN(9));
-        BS_CSA(twosB, ones, ones, BS_IN(10), BS_IN(11));
-        BS_CSA(foursA, twos, twos, twosA, twosB);
-        BS_CSA(twosA, ones, ones, BS_IN(12), BS_IN(13));
-        BS_CSA(twosB, ones, ones, BS_IN(14), BS_IN(15));
-        BS_CSA(foursB, twos, twos, twosA, twosB);
-        BS_CSA(eightsB, fours, fours, foursA, foursB);
-#undef BS_IN
+/* Sixteen signals into the tree, each pair through CSA_IN (BS_CSA, or BS_CSA_NOT to count 0s). */
+#define BS_SIXTEEN(CSA_IN)                                     \
+    do {                                                       \
+        CSA_IN(twosA, ones, ones, S[q[0]], S[q[1]]);           \
+        CSA_IN(twosB, ones, ones, S[q[2]], S[q[3]]);           \
+        BS_CSA(foursA, twos, twos, twosA, twosB);              \
+        CSA_IN(twosA, ones, ones, S[q[4]], S[q[5]]);           \
+        CSA_IN(twosB, ones, ones, S[q[6]], S[q[7]]);           \
+        BS_CSA(foursB, twos, twos, twosA, twosB);              \
+        BS_CSA(eightsA, fours, fours, foursA, foursB);         \
+        CSA_IN(twosA, ones, ones, S[q[8]], S[q[9]]);           \
+        CSA_IN(twosB, ones, ones, S[q[10]], S[q[11]]);         \
+        BS_CSA(foursA, twos, twos, twosA, twosB);              \
+        CSA_IN(twosA, ones, ones, S[q[12]], S[q[13]]);         \
+        CSA_IN(twosB, ones, ones, S[q[14]], S[q[15]]);         \
+        BS_CSA(foursB, twos, twos, twosA, twosB);              \
+        BS_CSA(eightsB, fours, fours, foursA, foursB);         \
+    } while (0)
+        if (i < n_pos)
+            BS_SIXTEEN(BS_CSA);
+        else
+            BS_SIXTEEN(BS_CSA_NOT);
+#undef BS_SIXTEEN
         BS_CSA(sixteens, eights, eights, eightsA, eightsB);
         carry = sixteens;
         for (p = 0; p < n_planes; p++) {

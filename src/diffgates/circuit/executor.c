@@ -360,6 +360,19 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #define BS_ZERO ((vec){0})
 #define CWORD cvec
 #define CWORD_ZERO ((cvec){0})
+#if defined(__AVX512F__) && CWORDS == 8
+/* The carry-save adders in two ternary-logic instructions each: majority (0xE8; 0x71 with b and c
+ * inverted) and three-way xor (0x96, which the inversions leave as it is). */
+#define BS_TERNARY(a, b, c, imm) ((cvec)_mm512_ternarylogic_epi64((__m512i)(a), (__m512i)(b), (__m512i)(c), imm))
+#define BS_CSA_WITH(h, l, a, b, c, majority)   \
+    do {                                       \
+        const cvec a_ = (a), b_ = (b), c_ = (c); \
+        h = BS_TERNARY(a_, b_, c_, majority);  \
+        l = BS_TERNARY(a_, b_, c_, 0x96);      \
+    } while (0)
+#define BS_CSA(h, l, a, b, c) BS_CSA_WITH(h, l, a, b, c, 0xE8)
+#define BS_CSA_NOT(h, l, a, b, c) BS_CSA_WITH(h, l, a, b, c, 0x71)
+#endif
 #include "bitslice.h"
 
 /* Add the plane (weight 2^shift) of CBLOCK samples into 16-bit counters. */
