@@ -206,6 +206,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
 
         tile = None if impl == "diffgates-layers" else stack_tile(batch, threads)
         moved = step_bytes(n_in, widths, batch, act, 16 if param == "softmax16" else 4, tile)
+        row["memory_mb"] = moved / 1e6
         row["limit_ms"] = 1000 * moved / memory_bandwidth()
     return row
 
