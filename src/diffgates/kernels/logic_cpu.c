@@ -266,13 +266,20 @@ typedef int64_t mask_f64 __attribute__((vector_size(VEC_BYTES)));
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
 
+/* Lane-wise m ? a : b (m from a vector compare: all ones or all zeros per lane). */
+#define DEFINE_LANE_SELECT(SUFFIX)                                                                    \
+INLINE vec_##SUFFIX select_##SUFFIX(mask_##SUFFIX m, vec_##SUFFIX a, vec_##SUFFIX b) {             \
+    return (vec_##SUFFIX)((m & (mask_##SUFFIX)a) | (~m & (mask_##SUFFIX)b));                       \
+}
+DEFINE_LANE_SELECT(f32)
+DEFINE_LANE_SELECT(f64)
+
 /* exp(x) for x <= 0 in float, branch-free so loops over it vectorise (libm's expf does not):
  * x = n ln2 + r with |r| <= ln2 / 2, a degree-7 Taylor polynomial for e^r (relative error
  * < 1e-7, float's own precision), 2^n from the exponent bits; below -87 it is ~0 anyway.
  * n is rounded by adding and subtracting 1.5 x 2^23, which vectorises where rintf does not. */
 INLINE vec_f32 exp_neg_f32(vec_f32 x) {
-    const mask_f32 low = x < -87.0f;
-    x = (vec_f32)((low & (mask_f32)((vec_f32){} - 87.0f)) | (~low & (mask_f32)x));
+    x = select_f32(x < -87.0f, (vec_f32){} - 87.0f, x);
     const vec_f32 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     const vec_f32 r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
     vec_f32 p = r * (1.0f / 5040) + 1.0f / 720;
@@ -292,9 +299,6 @@ INLINE vec_f64 exp_neg_f64(vec_f64 x) { /* the float64 (test) path: libm, lane b
 
 #define DEFINE_COEF(T, SUFFIX)                                                                      \
 enum { LANES_##SUFFIX = VEC_BYTES / sizeof(T) };                                                   \
-INLINE vec_##SUFFIX select_##SUFFIX(mask_##SUFFIX m, vec_##SUFFIX a, vec_##SUFFIX b) {             \
-    return (vec_##SUFFIX)((m & (mask_##SUFFIX)a) | (~m & (mask_##SUFFIX)b));                       \
-}                                                                                                  \
 /* A vector of gates from w (m weights each): coefficients into c, probabilities into probs,     \
  * both gate-major. */                                                                             \
 INLINE void coef_lanes_##SUFFIX(const T *restrict w, const int m, const T *restrict basis,         \
