@@ -330,3 +330,35 @@ def test_the_model_trains_its_dense_layers_stacked_and_gets_the_layer_by_layer_g
     assert calls == [1]
     for a, b in zip(grads[True], grads[False]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_kernels_that_cannot_allocate_their_scratch_raise_memory_error(monkeypatch):
+    """A build whose every scratch allocation fails (-DSCRATCH_FAILS): each kernel with scratch
+    buffers reports it as a MemoryError instead of crashing, and the kernels without any still
+    run in that build."""
+    from diffgates.nn.conv import LogicConv2d
+
+    monkeypatch.setattr(cpu, "_DEFINES", ("SCRATCH_FAILS",))
+    layers = _stack(12, [20, 30], seed=3)
+    cs = [P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_() for layer in layers]
+    x = torch.rand(12, 16, requires_grad=True)
+    ia, ib = layers[0].ia, layers[0].ib
+
+    y = cpu.dense(x, ia, ib, cs[0])  # no scratch: it runs
+    torch.testing.assert_close(y, dense_torch(x, ia, ib, cs[0]))
+    with pytest.raises(MemoryError, match="dense_backward kernel could not allocate"):
+        y.sum().backward()
+    with pytest.raises(MemoryError, match="dense_groupsum_forward"):
+        cpu.dense_groupsum(x, ia, ib, cs[0], 4, 1.0)
+    scores = cpu.dense_stack(x, [(layer.ia, layer.ib) for layer in layers], cs, 3, 1.0)  # forward: none
+    with pytest.raises(MemoryError, match="stack_backward"):
+        scores.sum().backward()
+    cand = torch.randint(0, 12, (8, 3))
+    with pytest.raises(MemoryError, match="weighted_gather"):
+        cpu.select(x, cand, torch.rand(8, 3))
+    conv = LogicConv2d((2, 6, 6), 3, 3, padding=1, pool=2, parametrization="truth4", init="gaussian", seed=1)
+    xc = torch.rand(conv.in_features, 5, requires_grad=True)
+    c = P.relaxed_coefficients(conv.weight.detach(), "truth4").view(3, -1, 4)
+    out = cpu.tree_conv(xc, conv.pooled_rows(), c)
+    with pytest.raises(MemoryError, match="conv_backward"):
+        out.sum().backward()

@@ -21,8 +21,11 @@ _SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
 _REV_CACHE: dict[tuple, tuple] = {}
 
 
+_DEFINES: tuple[str, ...] = ()  # the build's preprocessor definitions (tests set SCRATCH_FAILS)
+
+
 def _lib() -> ctypes.CDLL:
-    return native.load(_SOURCE)
+    return native.load(_SOURCE, defines=_DEFINES)
 
 
 def available() -> bool:
@@ -35,14 +38,17 @@ def _p(t: torch.Tensor) -> ctypes.c_void_p:
 
 def _call(name: str, dtype: torch.dtype, *args) -> None:
     """Run kernel ``name`` for ``dtype`` with ``args`` and torch's thread count last: tensors go
-    as pointers, None as NULL, Python ints as int64; ctypes values (``c_int``) pass as they are."""
+    as pointers, None as NULL, Python ints as int64; ctypes values (``c_int``) pass as they are.
+    Raises MemoryError when the kernel could not allocate its scratch buffers."""
 
     def arg(a):
         if isinstance(a, torch.Tensor):
             return _p(a)
         return ctypes.c_int64(a) if isinstance(a, int) else a
 
-    getattr(_lib(), f"{name}_{_SUFFIX[dtype]}")(*map(arg, args), ctypes.c_int(torch.get_num_threads()))
+    kernel = getattr(_lib(), f"{name}_{_SUFFIX[dtype]}")
+    if kernel(*map(arg, args), ctypes.c_int(torch.get_num_threads())) != 0:
+        raise MemoryError(f"the {name} kernel could not allocate its scratch buffers")
 
 
 def _cached(tensors: tuple[torch.Tensor, ...], n_in: int, build):

@@ -10,7 +10,9 @@
  * A-side entry is gathered (x[i] is then its A row), so every gate's sums have one writer.
  * Each function exists for float and double (suffix _f32 / _f64) and for bfloat16 storage with
  * float arithmetic and float coefficients (_bf16): the kernels wait on memory, so halving the
- * bytes of the activation and gradient rows is what makes that variant faster. */
+ * bytes of the activation and gradient rows is what makes that variant faster.
+ * Every kernel returns 0, or -1 when a scratch buffer could not be allocated (its outputs are
+ * then undefined and the caller raises MemoryError). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -26,6 +28,23 @@
  * hardware prefetcher cannot guess them and every row would otherwise wait on the memory. */
 static inline void prefetch_row(const void *p, int64_t bytes) {
     for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+}
+
+/* A kernel's scratch buffer (NULL when there is no memory; every one is NULL in a build with
+ * -DSCRATCH_FAILS, which tests that path). */
+static inline void *scratch(size_t bytes) {
+#ifdef SCRATCH_FAILS
+    (void)bytes;
+    return NULL;
+#else
+    return malloc(bytes);
+#endif
+}
+
+/* From inside a parallel region: a thread's scratch buffer could not be allocated. */
+static inline void mark_failed(int *failed) {
+#pragma omp atomic write
+    *failed = 1;
 }
 
 /* Storage: float, double, or bfloat16 (the upper half of a float, kept as uint16_t). Arithmetic
@@ -60,7 +79,7 @@ INLINE bf16 st_bf16(float f) {
 #define GY_ROW(g, per) ((per) == 1 ? (g) : (g) / (per))
 
 #define DEFINE_KERNELS(S, T, SUFFIX)                                                               \
-void dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,       \
+int dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,       \
                             const int64_t *restrict ib, const T *restrict c, int64_t n_out,        \
                             S *restrict y, int threads) {                                          \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
@@ -75,9 +94,10 @@ void dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *r
             out[s] = st_##SUFFIX(c0 + c1 * va + (c2 + c3 * va) * ld_##SUFFIX(b[s]));               \
         }                                                                                          \
     }                                                                                              \
+    return 0;                                                                                      \
 }                                                                                                  \
                                                                                                    \
-void dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,     \
+int dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,     \
                               const int64_t *restrict ib, const S *restrict gy, int64_t per,       \
                               int64_t n_out, T *restrict gc, int threads) {                        \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
@@ -94,6 +114,7 @@ void dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t 
         }                                                                                          \
         gc[4 * g] = s0; gc[4 * g + 1] = s1; gc[4 * g + 2] = s2; gc[4 * g + 3] = s3;               \
     }                                                                                              \
+    return 0;                                                                                      \
 }
 
 /* A last layer and its GroupSum in one pass: sums[k][s] = sum of the outputs of class k's gates
@@ -102,12 +123,13 @@ void dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t 
  * blocks in a fixed order, so the result does not depend on the thread count. */
 #define GS_BLOCK 64
 #define DEFINE_GROUPED(S, T, SUFFIX)                                                               \
-void dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,                          \
+int dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,                          \
                                      const int64_t *restrict ia, const int64_t *restrict ib,       \
                                      const T *restrict c, int64_t n_out, int64_t k,                \
                                      T *restrict sums, int threads) {                              \
     const int64_t per = n_out / k, nb = (per + GS_BLOCK - 1) / GS_BLOCK;                           \
-    T *part = malloc(sizeof(T) * k * nb * batch);                                                  \
+    T *part = scratch(sizeof(T) * k * nb * batch);                                                 \
+    if (part == NULL) return -1;                                                                   \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t t = 0; t < k * nb; t++) {                                                         \
         const int64_t first = (t / nb) * per + (t % nb) * GS_BLOCK;                                \
@@ -134,21 +156,25 @@ void dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,        
         }                                                                                          \
     }                                                                                              \
     free(part);                                                                                    \
+    return 0;                                                                                      \
 }
 
 /* The input gradient row of x[i] builds up in a per-thread T buffer and is stored once. */
 #define DEFINE_BACKWARD(S, T, SUFFIX)                                                               \
-void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,          \
+int dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,          \
                             const int64_t *restrict ib, const T *restrict c, const S *restrict gy,     \
                             int64_t per, int64_t n_in, const int64_t *restrict rev_ptr,                \
                             const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
                             T *restrict gc, S *restrict gx, int threads) {                             \
     const int64_t n_rev = rev_ptr[n_in];                                                               \
+    int failed = 0;                                                                                    \
     _Pragma("omp parallel num_threads(threads)")                                                       \
     {                                                                                                  \
-    T *restrict out = malloc(sizeof(T) * batch);                                                       \
+    T *restrict out = scratch(sizeof(T) * batch);                                                      \
+    if (out == NULL) mark_failed(&failed);                                                             \
     _Pragma("omp for schedule(dynamic, 16)")                                                           \
     for (int64_t i = 0; i < n_in; i++) {                                                               \
+        if (out == NULL) continue;                                                                     \
         const S *xi = x + i * batch;                                                                   \
         memset(out, 0, sizeof(T) * batch);                                                             \
         for (int64_t k = rev_ptr[i]; k < rev_ptr[i + 1]; k++) {                                        \
@@ -189,6 +215,7 @@ void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
     }                                                                                                  \
     free(out);                                                                                         \
     }                                                                                                  \
+    return failed ? -1 : 0;                                                                            \
 }
 
 /* Learned connections: row r of sel (one per gate input) mixes its k candidate rows of x,
@@ -200,15 +227,18 @@ void dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
  * build up in a per-thread T buffer and are stored once (bfloat16 is rounded once).
  * select_grad_weights: gp[e] = sum_s gsel[e / k][s] x[cand[e]][s] (one writer per entry). */
 #define DEFINE_SELECT(S, T, SUFFIX)                                                                 \
-void weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t *restrict ptr,    \
+int weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t *restrict ptr,    \
                               const int64_t *restrict entry, const int64_t *restrict src_row,       \
                               const T *restrict w, int64_t n_out, S *restrict out, int threads) {   \
     const int64_t n_entries = ptr[n_out], row_bytes = batch * sizeof(S);                            \
+    int failed = 0;                                                                                 \
     _Pragma("omp parallel num_threads(threads)")                                                    \
     {                                                                                               \
-    T *restrict acc = malloc(sizeof(T) * batch);                                                    \
+    T *restrict acc = scratch(sizeof(T) * batch);                                                   \
+    if (acc == NULL) mark_failed(&failed);                                                          \
     _Pragma("omp for schedule(dynamic, 16)")                                                        \
     for (int64_t i = 0; i < n_out; i++) {                                                           \
+        if (acc == NULL) continue;                                                                  \
         memset(acc, 0, sizeof(T) * batch);                                                          \
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {                                             \
             if (q + PF_DIST < n_entries) prefetch_row(src + src_row[q + PF_DIST] * batch, row_bytes);\
@@ -223,9 +253,10 @@ void weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_
     }                                                                                               \
     free(acc);                                                                                      \
     }                                                                                               \
+    return failed ? -1 : 0;                                                                         \
 }                                                                                                   \
                                                                                                     \
-void select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand, \
+int select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand, \
                                   const S *restrict gsel, int64_t n_entries, int64_t k,             \
                                   T *restrict gp, int threads) {                                    \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
@@ -237,6 +268,7 @@ void select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int6
         for (int64_t s = 0; s < batch; s++) acc += ld_##SUFFIX(d[s]) * ld_##SUFFIX(xr[s]);          \
         gp[e] = acc;                                                                                \
     }                                                                                               \
+    return 0;                                                                                       \
 }
 
 /* Relaxed coefficients from the gate weights of one or more layers in one pass, in place of a
@@ -344,7 +376,7 @@ INLINE void coef_block_##SUFFIX(const T *restrict w, int cnt, const int m, const
     memcpy(probs, pp, sizeof(T) * m * cnt);                                                        \
 }                                                                                                  \
                                                                                                    \
-void coef_forward_##SUFFIX(const int64_t *restrict w_at, const int64_t *restrict n, int64_t L,    \
+int coef_forward_##SUFFIX(const int64_t *restrict w_at, const int64_t *restrict n, int64_t L,    \
                            int m, const T *restrict basis, T *restrict c, T *restrict probs,       \
                            int threads) {                                                          \
     _Pragma("omp parallel num_threads(threads)")                                                   \
@@ -360,6 +392,7 @@ void coef_forward_##SUFFIX(const int64_t *restrict w_at, const int64_t *restrict
                 coef_block_##SUFFIX(w + 4 * g, cnt, 4, basis, cg, pg);                             \
         }                                                                                          \
     }                                                                                              \
+    return 0;                                                                                      \
 }                                                                                                  \
                                                                                                    \
 /* One gate's weight gradient from its probabilities p and coefficient gradient gc; bt is the      \
@@ -376,7 +409,7 @@ INLINE void coef_grad_##SUFFIX(const T *restrict p, const T *restrict gc, const 
     for (int j = 0; j < m; j++) gw[j] = m == 16 ? p[j] * (gp[j] - q[0]) : p[j] * (1 - p[j]) * gp[j]; \
 }                                                                                                  \
                                                                                                    \
-void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, const int64_t *restrict n, \
+int coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, const int64_t *restrict n, \
                             int64_t L, int m, const T *restrict basis, const int64_t *restrict gw_at, \
                             int threads) {                                                         \
     T bt[64];                                                                                      \
@@ -394,6 +427,7 @@ void coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, const
                 coef_grad_##SUFFIX(p + 4 * g, gcl + 4 * g, 4, bt, gw + 4 * g);                     \
         }                                                                                          \
     }                                                                                              \
+    return 0;                                                                                      \
 }
 
 DEFINE_COEF(float, f32)
@@ -481,7 +515,7 @@ INLINE void stack_gates_forward_##SUFFIX(const S *restrict in, int64_t n, const 
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-void stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, int64_t L,          \
+int stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, int64_t L,          \
                             const int64_t *restrict n, const int64_t *restrict ia,                 \
                             const int64_t *restrict ib, const T *restrict c, int64_t k,            \
                             S *restrict acts, T *restrict sums, int threads) {                     \
@@ -506,9 +540,10 @@ void stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, in
             in = out;                                                                              \
         }                                                                                          \
     }                                                                                              \
+    return 0;                                                                                      \
 }                                                                                                  \
                                                                                                    \
-void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile, int64_t L,       \
+int stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile, int64_t L,       \
                              const int64_t *restrict n, const int64_t *restrict ia,                \
                              const int64_t *restrict ib, const T *restrict c, int64_t k,           \
                              const T *restrict gsums, T *restrict gcp, T *restrict gc,             \
@@ -517,14 +552,19 @@ void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile
     for (int64_t l = 0; l < L; l++) stored += n[l], widest = n[l] > widest ? n[l] : widest;        \
     for (int64_t l = 1; l <= L; l++) gates += n[l];                                                \
     const int64_t tiles = (batch + tile - 1) / tile;                                               \
+    int failed = 0;                                                                                \
     _Pragma("omp parallel num_threads(threads)")                                                   \
     {                                                                                              \
     /* bfloat16 only: the layer's input rows widened to T. The input gradient and the output     \
      * gradient (the previous layer's input gradient): two buffers in turn */                      \
-    T *restrict in = sizeof(S) != sizeof(T) ? malloc(sizeof(T) * widest * tile) : NULL;            \
-    T *bufs[2] = {malloc(sizeof(T) * widest * tile), malloc(sizeof(T) * widest * tile)};           \
+    const int widen = sizeof(S) != sizeof(T);                                                      \
+    T *restrict in = widen ? scratch(sizeof(T) * widest * tile) : NULL;                            \
+    T *bufs[2] = {scratch(sizeof(T) * widest * tile), scratch(sizeof(T) * widest * tile)};         \
+    const int ready = bufs[0] != NULL && bufs[1] != NULL && (in != NULL || !widen);                \
+    if (!ready) mark_failed(&failed);                                                              \
     _Pragma("omp for schedule(static)")                                                            \
     for (int64_t t = 0; t < tiles; t++) {                                                          \
+        if (!ready) continue;                                                                      \
         const int64_t s0 = t * tile, w = batch - s0 < tile ? batch - s0 : tile;                    \
         const T *gy = NULL;                                                                        \
         int64_t first = gates, in_at = stored;                                                     \
@@ -533,7 +573,7 @@ void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile
             in_at -= n[l - 1];                                                                     \
             const S *restrict src = acts + s0 * stored + in_at * w;                                \
             const T *rows = (const T *)src;                                                        \
-            if (in != NULL) { /* bfloat16: widened once, read in order */                         \
+            if (widen) { /* bfloat16: widened once, read in order */                              \
                 for (int64_t j = 0; j < n[l - 1] * w; j++) in[j] = ld_##SUFFIX(src[j]);            \
                 rows = in;                                                                         \
             }                                                                                      \
@@ -565,6 +605,7 @@ void stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile
     free(bufs[0]);                                                                                 \
     free(bufs[1]);                                                                                 \
     }                                                                                              \
+    return failed ? -1 : 0;                                                                        \
 }
 
 
@@ -621,7 +662,7 @@ INLINE void tree_eval_##SUFFIX(const T *restrict x, int64_t batch, const int32_t
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-void conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict idx,       \
+int conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict idx,       \
                            int64_t n_out, int64_t n_pos, int W, int L, const T *restrict c,        \
                            T *restrict y, uint8_t *restrict arg, int threads) {                    \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
@@ -651,6 +692,7 @@ void conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *re
             if (arg) memcpy(arg + o * batch + s0, win, n);                                         \
         }                                                                                          \
     }                                                                                              \
+    return 0;                                                                                      \
 }                                                                                                  \
                                                                                                    \
 /* gradient of one slot's tree over one chunk; lane sums of the coefficient gradient into acc */   \
@@ -703,14 +745,16 @@ INLINE void pool_backward_##SUFFIX(const T *restrict x, int64_t batch, const int
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-void conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,                      \
+int conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,                      \
                             const int32_t *restrict idx, int64_t n_out, int64_t n_pos, int W,      \
                             int L, int64_t n_kernels, const T *restrict c, const T *restrict gy,   \
                             const uint8_t *restrict arg, T *restrict gc, T *restrict gx,           \
                             int threads) {                                                         \
     const int G = L - 1;                                                                           \
     const int64_t n_coef = n_kernels * G * 4, n_chunks = (batch + CHUNK - 1) / CHUNK;              \
-    double *part = calloc((size_t)threads * n_coef, sizeof(double));                               \
+    double *part = scratch(sizeof(double) * threads * n_coef);                                     \
+    if (part == NULL) return -1;                                                                   \
+    memset(part, 0, sizeof(double) * threads * n_coef);                                            \
     _Pragma("omp parallel num_threads(threads)")                                                   \
     {                                                                                              \
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();                           \
@@ -753,6 +797,7 @@ void conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,   
         gc[i] = (T)s;                                                                              \
     }                                                                                              \
     free(part);                                                                                    \
+    return 0;                                                                                      \
 }
 
 DEFINE_TREE(float, f32)
