@@ -117,3 +117,23 @@ def test_bench_infer_checks_and_times_bits_and_raw_features():
     # the worker in-process: one random network from bits and from features, each checked against the oracle
     row = bench.infer_worker("diffgates", 40, 60, 1, 3000, 1)
     assert "error" not in row and row["img_per_s"] > 0 and row["img_per_s_features"] > 0
+    assert row["of_limit"] == pytest.approx(row["img_per_s"] / row["limit_img_per_s"])
+    assert 1e8 / 40 < row["limit_img_per_s"] < 1e12 / 40  # one read of 40 input bytes per image
+
+
+def test_read_bandwidth_reads_the_whole_array_on_each_thread_count(monkeypatch):
+    import numpy as np
+
+    read, reduce = [], np.bitwise_or.reduce
+
+    class Spy:  # numpy's bitwise_or, counting the bytes each reduction reads
+        @staticmethod
+        def reduce(part):
+            read.append(part.nbytes)
+            return reduce(part)
+
+    monkeypatch.setattr(np, "bitwise_or", Spy)
+    for threads in (1, 3):
+        read.clear()
+        assert bench.read_bandwidth(threads, mb=4) > 0
+        assert sum(read) == 5 * (4 << 20) and len(read) == 5 * threads  # five timings of all 4 MB

@@ -135,13 +135,28 @@ def memory_bandwidth(mb: int = 256) -> float:
 
     src = np.ones(mb << 18, dtype=np.float32)
     dst = np.empty_like(src)
-    best = min(_timed_copy(src, dst) for _ in range(3))
+    best = min(_seconds(lambda: np.copyto(dst, src)) for _ in range(3))
     return 2 * src.nbytes / best
 
 
-def _timed_copy(src, dst) -> float:
+def read_bandwidth(threads: int = 1, mb: int = 256) -> float:
+    """Bytes per second ``threads`` threads read together from a ``mb`` MB array (each reduces its
+    share; numpy lets go of the GIL), best of five: the ceiling of a kernel that reads its whole
+    input once, as the circuit executor does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    data = np.ones(mb << 17, dtype=np.uint64)
+    parts = np.array_split(data, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        best = min(_seconds(lambda: list(pool.map(np.bitwise_or.reduce, parts))) for _ in range(5))
+    return data.nbytes / best
+
+
+def _seconds(fn) -> float:
     t = time.perf_counter()
-    dst[...] = src
+    fn()
     return time.perf_counter() - t
 
 
@@ -522,6 +537,9 @@ def infer_worker(
         row["error"] = "wrong class counts"
         return row
     row["img_per_s"] = _best_rate(infer, samples, repeats)
+    if impl == "diffgates":  # the ceiling: reading the input bits (a byte each) once, on these threads
+        row["limit_img_per_s"] = read_bandwidth(threads) / n_in
+        row["of_limit"] = row["img_per_s"] / row["limit_img_per_s"]
     if impl == "diffgates":  # from raw features, encoded inside the executor: the saved circuit's own encoder
         raw = Circuit.load(circuit) if circuit else c
         rng = np.random.default_rng(2)
@@ -559,7 +577,8 @@ def bench_infer(
         for _ in range(rounds):
             for t in counts:
                 runs[t].append(measure("diffgates", w, t))
-        found = [_over_rounds(runs[t], ("img_per_s", "img_per_s_features"), "img_per_s_rounds") for t in counts]
+        keys = ("img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit")
+        found = [_over_rounds(runs[t], keys, "img_per_s_rounds") for t in counts]
         found += [measure("exported-c", w, 1), measure("torchlogix", w, 1)]
         for row in found:
             rows.append(row)

@@ -490,8 +490,8 @@ def cmd_bench(args) -> int:
             circuit=args.circuit,
             rounds=args.rounds,
         )
-        columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "prepare_s", "gates_before"]
-        columns += ["gates_after", "error"]
+        columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit"]
+        columns += ["prepare_s", "gates_before", "gates_after", "error"]
     else:
         rows = bench.bench_epoch(args.engines, args.dataset, args.widths, args.threads, args.param, echo=echo)
         columns = ["engine", "dataset", "widths", "threads", "epoch_seconds", "test_acc_discrete", "error"]
