@@ -14,15 +14,18 @@ def test_rounds_take_turns_and_report_the_median(monkeypatch):
 
     def fake_worker(args, timeout):
         calls.append(args[1])
-        return {"ms_per_step": next(times[args[1]]), "peak_mb": 10.0 + len(calls)}
+        ms = next(times[args[1]])
+        row = {"ms_per_step": ms, "forward_ms": ms / 2, "peak_mb": 10.0 + len(calls)}
+        return row if args[1] == "b" else {**row, "limit_ms": 1.0, "of_limit": 1.0 / ms}
 
     monkeypatch.setattr(bench, "run_worker", fake_worker)
     rows = bench.bench_train(["a", "b"], 8, [4], [16], [1], 3, "truth4", rounds=3)
     assert calls == ["a", "b", "a", "b", "a", "b"]  # interleaved, not one implementation after the other
     a, b = rows
     assert (a["impl"], a["ms_per_step"], a["ms_rounds"], a["peak_mb"]) == ("a", 3.0, [5.0, 1.0, 3.0], 15.0)
-    assert (b["impl"], b["ms_per_step"], b["peak_mb"]) == ("b", 4.0, 16.0)
-    assert "vs_reference" not in a  # no baseline ran
+    assert (a["forward_ms"], a["of_limit"]) == (1.5, 1 / 3)  # the phases and the limit: medians too
+    assert (b["impl"], b["ms_per_step"], b["forward_ms"], b["peak_mb"]) == ("b", 4.0, 2.0, 16.0)
+    assert "vs_reference" not in a and "of_limit" not in b  # no baseline ran; b has no limit
 
 
 def test_speedups_pair_each_round_with_the_baselines_run_beside_it(monkeypatch):
@@ -91,7 +94,7 @@ def test_bench_train_runs_the_fused_bfloat16_learned_and_gate_cost_rows(capsys):
     assert 0 < rows[1]["memory_mb"] < rows[0]["memory_mb"]  # bfloat16 activations move fewer bytes
     assert rows[0]["memory_mb"] < rows[4]["memory_mb"]  # stacked layers move fewer than one by one
     for r in (rows[0], rows[1], rows[4]):
-        assert r["limit_ms"] > 0
+        assert r["limit_ms"] > 0 and r["of_limit"] == pytest.approx(r["limit_ms"] / r["ms_per_step"])
 
 
 def test_step_bytes_counts_the_rows_and_the_optimiser():

@@ -223,6 +223,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
         moved = step_bytes(n_in, widths, batch, act, 16 if param == "softmax16" else 4, tile)
         row["memory_mb"] = moved / 1e6
         row["limit_ms"] = 1000 * moved / memory_bandwidth()
+        row["of_limit"] = row["limit_ms"] / ms  # the fraction of the limit's speed reached
     return row
 
 
@@ -295,7 +296,8 @@ BASELINES = ("reference", "torchlogix")
 def _interleaved(impls, batches, threads, make_args, extra, rounds, timeout, echo) -> list[dict]:
     """One row per (batch, threads, impl). With ``rounds`` > 1 the implementations take turns,
     round after round, so each sees the same minutes of a noisy machine; the row then gives the
-    median ms per step over the rounds (``ms_rounds`` lists them) and the largest peak. Where a
+    median ms per step over the rounds (``ms_rounds`` lists them), of each phase and of the
+    memory-traffic limit where the rows have them, and the largest peak. Where a
     baseline (``BASELINES``) runs too, ``vs_<baseline>`` is the median over the rounds of the
     baseline's time over the row's in the same round (each pair measured minutes apart at most)."""
     rows = []
@@ -307,7 +309,8 @@ def _interleaved(impls, batches, threads, make_args, extra, rounds, timeout, ech
                     row = run_worker(make_args(impl, b, t), timeout)
                     runs[impl].append({**row, **extra, "impl": impl, "batch": b, "threads": t})
             for impl in impls:
-                row = _over_rounds(runs[impl], ("ms_per_step",), "ms_rounds")
+                keys = ("ms_per_step", *(f"{p}_ms" for p in PHASES), "limit_ms", "of_limit")
+                row = _over_rounds(runs[impl], keys, "ms_rounds")
                 if "ms_rounds" in row:
                     row["peak_mb"] = max(r["peak_mb"] for r in runs[impl] if "error" not in r)
                 for base in BASELINES:

@@ -472,7 +472,7 @@ def cmd_bench(args) -> int:
             echo=echo,
         )
         columns = ["impl", "param", "model", "batch", "threads", "ms_per_step", "forward_ms", "backward_ms"]
-        columns += ["optimizer_ms", "limit_ms", "vs_reference", "vs_torchlogix", "peak_mb", "error"]
+        columns += ["optimizer_ms", "limit_ms", "of_limit", "vs_reference", "vs_torchlogix", "peak_mb", "error"]
     elif args.what == "conv":
         rows = bench.bench_conv(
             args.impls, args.model, args.batches, args.threads, args.steps, args.param, rounds=args.rounds, echo=echo
