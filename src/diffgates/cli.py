@@ -901,10 +901,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="side-by-side benchmarks (training step, inference, epoch time)",
         description="Benchmarks comparing implementations in one run, each configuration in a fresh "
         "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
-        "in-package reference, the compact torch path and torchlogix. 'infer': images per second of "
-        "the circuit executor, the exported C and torchlogix's compiled model. 'conv': the same as 'train' for "
-        "a convolutional preset (--model). 'epoch': wall time of "
-        "one training epoch per engine.",
+        "in-package reference, the compact torch path and torchlogix, with the fused rows' memory-traffic "
+        "limit (limit_ms) and the fraction of its speed reached (of_limit). 'infer': images per second of "
+        "the circuit executor, the exported C and torchlogix's compiled model, with the executor's ceiling "
+        "(reading the input bits once at the memory bandwidth of the same threads: limit_img_per_s) and "
+        "the fraction reached (of_limit). 'conv': the same as 'train' for a convolutional preset (--model). "
+        "'epoch': wall time of one training epoch per engine.",
     )
     p.add_argument("what", choices=["train", "conv", "infer", "epoch"])
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
