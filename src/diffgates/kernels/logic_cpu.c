@@ -79,9 +79,9 @@ INLINE bf16 st_bf16(float f) {
 #define GY_ROW(g, per) ((per) == 1 ? (g) : (g) / (per))
 
 #define DEFINE_KERNELS(S, T, SUFFIX)                                                               \
-int dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,       \
-                            const int64_t *restrict ib, const T *restrict c, int64_t n_out,        \
-                            S *restrict y, int threads) {                                          \
+int dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,         \
+                           const int64_t *restrict ib, const T *restrict c, int64_t n_out,         \
+                           S *restrict y, int threads) {                                           \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
         if (g + PF_DIST < n_out) PREFETCH_GATE(x, batch, ia, ib, g + PF_DIST);                     \
@@ -97,9 +97,9 @@ int dense_forward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *re
     return 0;                                                                                      \
 }                                                                                                  \
                                                                                                    \
-int dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,     \
-                              const int64_t *restrict ib, const S *restrict gy, int64_t per,       \
-                              int64_t n_out, T *restrict gc, int threads) {                        \
+int dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,       \
+                             const int64_t *restrict ib, const S *restrict gy, int64_t per,        \
+                             int64_t n_out, T *restrict gc, int threads) {                         \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t g = 0; g < n_out; g++) {                                                          \
         const S *a = x + ia[g] * batch, *b = x + ib[g] * batch, *d = gy + GY_ROW(g, per) * batch;  \
@@ -123,10 +123,10 @@ int dense_grad_coef_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *
  * blocks in a fixed order, so the result does not depend on the thread count. */
 #define GS_BLOCK 64
 #define DEFINE_GROUPED(S, T, SUFFIX)                                                               \
-int dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,                          \
-                                     const int64_t *restrict ia, const int64_t *restrict ib,       \
-                                     const T *restrict c, int64_t n_out, int64_t k,                \
-                                     T *restrict sums, int threads) {                              \
+int dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,                            \
+                                    const int64_t *restrict ia, const int64_t *restrict ib,        \
+                                    const T *restrict c, int64_t n_out, int64_t k,                 \
+                                    T *restrict sums, int threads) {                               \
     const int64_t per = n_out / k, nb = (per + GS_BLOCK - 1) / GS_BLOCK;                           \
     T *part = scratch(sizeof(T) * k * nb * batch);                                                 \
     if (part == NULL) return -1;                                                                   \
@@ -161,11 +161,11 @@ int dense_groupsum_forward_##SUFFIX(const S *restrict x, int64_t batch,         
 
 /* The input gradient row of x[i] builds up in a per-thread T buffer and is stored once. */
 #define DEFINE_BACKWARD(S, T, SUFFIX)                                                               \
-int dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,          \
-                            const int64_t *restrict ib, const T *restrict c, const S *restrict gy,     \
-                            int64_t per, int64_t n_in, const int64_t *restrict rev_ptr,                \
-                            const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,        \
-                            T *restrict gc, S *restrict gx, int threads) {                             \
+int dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict ia,            \
+                           const int64_t *restrict ib, const T *restrict c, const S *restrict gy,      \
+                           int64_t per, int64_t n_in, const int64_t *restrict rev_ptr,                 \
+                           const int64_t *restrict rev_gate, const uint8_t *restrict rev_side,         \
+                           T *restrict gc, S *restrict gx, int threads) {                              \
     const int64_t n_rev = rev_ptr[n_in];                                                               \
     int failed = 0;                                                                                    \
     _Pragma("omp parallel num_threads(threads)")                                                       \
@@ -227,9 +227,9 @@ int dense_backward_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *r
  * build up in a per-thread T buffer and are stored once (bfloat16 is rounded once).
  * select_grad_weights: gp[e] = sum_s gsel[e / k][s] x[cand[e]][s] (one writer per entry). */
 #define DEFINE_SELECT(S, T, SUFFIX)                                                                 \
-int weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t *restrict ptr,    \
-                              const int64_t *restrict entry, const int64_t *restrict src_row,       \
-                              const T *restrict w, int64_t n_out, S *restrict out, int threads) {   \
+int weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t *restrict ptr,     \
+                             const int64_t *restrict entry, const int64_t *restrict src_row,        \
+                             const T *restrict w, int64_t n_out, S *restrict out, int threads) {    \
     const int64_t n_entries = ptr[n_out], row_bytes = batch * sizeof(S);                            \
     int failed = 0;                                                                                 \
     _Pragma("omp parallel num_threads(threads)")                                                    \
@@ -256,9 +256,9 @@ int weighted_gather_##SUFFIX(const S *restrict src, int64_t batch, const int64_t
     return failed ? -1 : 0;                                                                         \
 }                                                                                                   \
                                                                                                     \
-int select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand, \
-                                  const S *restrict gsel, int64_t n_entries, int64_t k,             \
-                                  T *restrict gp, int threads) {                                    \
+int select_grad_weights_##SUFFIX(const S *restrict x, int64_t batch, const int64_t *restrict cand,  \
+                                 const S *restrict gsel, int64_t n_entries, int64_t k,              \
+                                 T *restrict gp, int threads) {                                     \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                               \
     for (int64_t e = 0; e < n_entries; e++) {                                                       \
         if (e + PF_DIST < n_entries) prefetch_row(x + cand[e + PF_DIST] * batch, batch * sizeof(S));\
@@ -376,9 +376,9 @@ INLINE void coef_block_##SUFFIX(const T *restrict w, int cnt, const int m, const
     memcpy(probs, pp, sizeof(T) * m * cnt);                                                        \
 }                                                                                                  \
                                                                                                    \
-int coef_forward_##SUFFIX(const int64_t *restrict w_at, const int64_t *restrict n, int64_t L,    \
-                           int m, const T *restrict basis, T *restrict c, T *restrict probs,       \
-                           int threads) {                                                          \
+int coef_forward_##SUFFIX(const int64_t *restrict w_at, const int64_t *restrict n, int64_t L,      \
+                          int m, const T *restrict basis, T *restrict c, T *restrict probs,        \
+                          int threads) {                                                           \
     _Pragma("omp parallel num_threads(threads)")                                                   \
     for (int64_t l = 0, first = 0; l < L; first += n[l], l++) {                                    \
         const T *w = (const T *)(intptr_t)w_at[l];                                                 \
@@ -409,9 +409,9 @@ INLINE void coef_grad_##SUFFIX(const T *restrict p, const T *restrict gc, const 
     for (int j = 0; j < m; j++) gw[j] = m == 16 ? p[j] * (gp[j] - q[0]) : p[j] * (1 - p[j]) * gp[j]; \
 }                                                                                                  \
                                                                                                    \
-int coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, const int64_t *restrict n, \
-                            int64_t L, int m, const T *restrict basis, const int64_t *restrict gw_at, \
-                            int threads) {                                                         \
+int coef_backward_##SUFFIX(const T *restrict probs, const T *restrict gc, const int64_t *restrict n,  \
+                           int64_t L, int m, const T *restrict basis, const int64_t *restrict gw_at,  \
+                           int threads) {                                                          \
     T bt[64];                                                                                      \
     for (int j = 0; j < m; j++)                                                                    \
         for (int k = 0; k < 4; k++) bt[k * m + j] = basis[4 * j + k];                              \
@@ -515,10 +515,10 @@ INLINE void stack_gates_forward_##SUFFIX(const S *restrict in, int64_t n, const 
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-int stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, int64_t L,          \
-                            const int64_t *restrict n, const int64_t *restrict ia,                 \
-                            const int64_t *restrict ib, const T *restrict c, int64_t k,            \
-                            S *restrict acts, T *restrict sums, int threads) {                     \
+int stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, int64_t L,            \
+                           const int64_t *restrict n, const int64_t *restrict ia,                  \
+                           const int64_t *restrict ib, const T *restrict c, int64_t k,             \
+                           S *restrict acts, T *restrict sums, int threads) {                      \
     int64_t stored = 0;                                                                            \
     for (int64_t l = 0; l < L; l++) stored += n[l];                                                \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
@@ -543,11 +543,11 @@ int stack_forward_##SUFFIX(const S *restrict x, int64_t batch, int64_t tile, int
     return 0;                                                                                      \
 }                                                                                                  \
                                                                                                    \
-int stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile, int64_t L,       \
-                             const int64_t *restrict n, const int64_t *restrict ia,                \
-                             const int64_t *restrict ib, const T *restrict c, int64_t k,           \
-                             const T *restrict gsums, T *restrict gcp, T *restrict gc,             \
-                             S *restrict gx, int threads) {                                        \
+int stack_backward_##SUFFIX(const S *restrict acts, int64_t batch, int64_t tile, int64_t L,        \
+                            const int64_t *restrict n, const int64_t *restrict ia,                 \
+                            const int64_t *restrict ib, const T *restrict c, int64_t k,            \
+                            const T *restrict gsums, T *restrict gcp, T *restrict gc,              \
+                            S *restrict gx, int threads) {                                         \
     int64_t stored = 0, gates = 0, widest = 0;                                                     \
     for (int64_t l = 0; l < L; l++) stored += n[l], widest = n[l] > widest ? n[l] : widest;        \
     for (int64_t l = 1; l <= L; l++) gates += n[l];                                                \
@@ -662,9 +662,9 @@ INLINE void tree_eval_##SUFFIX(const T *restrict x, int64_t batch, const int32_t
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-int conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict idx,       \
-                           int64_t n_out, int64_t n_pos, int W, int L, const T *restrict c,        \
-                           T *restrict y, uint8_t *restrict arg, int threads) {                    \
+int conv_forward_##SUFFIX(const T *restrict x, int64_t batch, const int32_t *restrict idx,         \
+                          int64_t n_out, int64_t n_pos, int W, int L, const T *restrict c,         \
+                          T *restrict y, uint8_t *restrict arg, int threads) {                     \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
     for (int64_t o = 0; o < n_out; o++) {                                                          \
         T v[2 * MAX_LEAVES][CHUNK];                                                                \
@@ -745,11 +745,11 @@ INLINE void pool_backward_##SUFFIX(const T *restrict x, int64_t batch, const int
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-int conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,                      \
-                            const int32_t *restrict idx, int64_t n_out, int64_t n_pos, int W,      \
-                            int L, int64_t n_kernels, const T *restrict c, const T *restrict gy,   \
-                            const uint8_t *restrict arg, T *restrict gc, T *restrict gx,           \
-                            int threads) {                                                         \
+int conv_backward_##SUFFIX(const T *restrict x, int64_t batch, int64_t n_in,                       \
+                           const int32_t *restrict idx, int64_t n_out, int64_t n_pos, int W,       \
+                           int L, int64_t n_kernels, const T *restrict c, const T *restrict gy,    \
+                           const uint8_t *restrict arg, T *restrict gc, T *restrict gx,            \
+                           int threads) {                                                          \
     const int G = L - 1;                                                                           \
     const int64_t n_coef = n_kernels * G * 4, n_chunks = (batch + CHUNK - 1) / CHUNK;              \
     double *part = scratch(sizeof(double) * threads * n_coef);                                     \
