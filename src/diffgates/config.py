@@ -216,7 +216,10 @@ class TrainConfig:
         low=0,
     )
     checkpoint_every: int = opt(
-        500, "save the training state every N steps (and after every epoch); 0: epochs only", low=0
+        500,
+        "save the training state every N steps (and after every epoch); 0: epochs only. Image networks "
+        "(--task superres|denoise) save it after every epoch only",
+        low=0,
     )
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     threads: int | None = opt(

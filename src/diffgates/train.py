@@ -106,9 +106,7 @@ def train(
     if cfg.task != "classify":
         from .image.train import train_image
 
-        if resume:
-            raise DiffgatesError(f"--task {cfg.task} runs cannot be resumed; train them again.")
-        return train_image(cfg, out, overwrite, quiet, inputs)
+        return train_image(cfg, out, overwrite, quiet, inputs, resume)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .. import gates, native, outdir
 from ..build import model_config, start_from
-from ..checkpoint import save_model
+from ..checkpoint import load_training_state, save_model, save_training_state
 from ..config import CONFIG_FILE, TrainConfig
 from ..errors import DiffgatesError, InternalError
 from ..kernels import set_threads
@@ -130,13 +130,23 @@ def baselines(cfg: TrainConfig, inputs: list[np.ndarray], truths: list[np.ndarra
 
 
 def train_image(
-    cfg: TrainConfig, out: str | os.PathLike, overwrite: bool = False, quiet: bool = False, inputs: tuple = ()
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    quiet: bool = False,
+    inputs: tuple = (),
+    resume: bool = False,
 ) -> dict:
     """Train an image network, evaluate it and its circuit on the test images against the
-    classical baselines, write the run directory; returns the summary."""
+    classical baselines, write the run directory; returns the summary. A training state is saved
+    after every epoch; ``resume=True`` continues from it exactly (the same windows, the same
+    numbers)."""
+    from ..train import STATE_FILE
+
     cfg.check()
     out = Path(out)
-    replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, cfg.data_dir])
+    if not resume:  # refused before any work: an --out that would lose data
+        replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, cfg.data_dir])
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
@@ -148,21 +158,31 @@ def train_image(
     draw = Windows([p[0] for p in train_pairs], [p[1] for p in train_pairs], cfg.patch, s)
     model = build_image_model(cfg)
     model.encoder.fit(draw.sample(min(cfg.patch_samples, 100_000), np.random.default_rng(cfg.seed))[0])
-    if cfg.init_from:  # weights, wiring and encoder of an earlier run of this architecture
+    if cfg.init_from and not resume:  # weights, wiring and encoder of an earlier run of this architecture
         start_from(model, Path(cfg.init_from))
-    if replacing:
+    if not resume and replacing:
         out = outdir.start_partial(out, "run")
-    else:
+    elif not resume:
         outdir.make_writable(out, "run")
-    cfg.save(out / CONFIG_FILE)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    metrics_path = out / "metrics.jsonl"
+    first, elapsed = 1, 0.0
+    if resume:
+        pos, saved = load_training_state(out / STATE_FILE, model, opt)
+        first, elapsed = pos["epoch"], pos["elapsed"]
+        rng.bit_generator.state = pos["windows_rng"]  # the training pairs above drew from it too
+        torch.set_rng_state(saved["torch"])
+        lines = metrics_path.read_text().splitlines()[: pos["epoch"] - 1] if metrics_path.exists() else []
+        metrics_path.write_text("".join(line + "\n" for line in lines))
+    else:
+        cfg.save(out / CONFIG_FILE)
     group = int(model.head.tau)
     watch = test_pairs[:WATCH_IMAGES]
     steps = -(-cfg.patch_samples // cfg.batch_size)
     t_start = time.perf_counter()
     with progress_bar(quiet) as bar:
-        task = bar.add_task("train", total=cfg.epochs * steps)
-        for epoch in range(1, cfg.epochs + 1):
+        task = bar.add_task("train", total=cfg.epochs * steps, completed=(first - 1) * steps)
+        for epoch in range(first, cfg.epochs + 1):
             model.train()
             t_epoch = time.perf_counter()
             x, t = draw.sample(cfg.patch_samples, rng)
@@ -191,13 +211,16 @@ def train_image(
             outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in watch]
             row = {"epoch": epoch, "loss": loss_sum / cfg.patch_samples, "epoch_seconds": epoch_seconds}
             row.update({f"test_{k}": v for k, v in score(outputs, [hr for _, hr in watch]).items()})
-            with open(out / "metrics.jsonl", "a") as f:
+            with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            progress = {"epoch": epoch + 1, "elapsed": elapsed + time.perf_counter() - t_start}
+            progress["windows_rng"] = rng.bit_generator.state
+            save_training_state(out / STATE_FILE, model, opt, progress, {"torch": torch.get_rng_state()})
             bar.console.log(
                 f"epoch {epoch}: mse {row['loss']:.5f}  test PSNR {row['test_psnr']:.2f} dB  "
                 f"SSIM {row['test_ssim']:.4f} (first {len(watch)} images)  ({epoch_seconds:.1f}s)"
             )
-    train_seconds = time.perf_counter() - t_start
+    train_seconds = elapsed + time.perf_counter() - t_start
     model.eval()
     save_model(model, out / "model.safetensors")
     circuit = to_circuit(model)
