@@ -81,6 +81,7 @@ def load_model(path: str | os.PathLike, engine: str = "auto") -> LogicNet | Ense
 
 
 STATE_FORMAT = "diffgates-train-state"
+STATE_FILE = "train_state.safetensors"  # a run's training state, beside its other files
 
 
 def _atomic_save(tensors: dict, path: Path, meta: dict) -> None:

@@ -140,7 +140,7 @@ def stage_state(run: Path) -> str:
         raise DiffgatesError(f"{run} holds files that diffgates did not write; move it away and run the recipe again.")
     if (run / "summary.json").is_file():
         return "done"
-    from .train import STATE_FILE
+    from .checkpoint import STATE_FILE
 
     return "resume" if (run / STATE_FILE).is_file() else "restart"
 

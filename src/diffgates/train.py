@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from . import native, outdir
 from .build import build_model, image_shape, start_from, take_trunk, with_trunk
-from .checkpoint import load_model, load_training_state, save_model, save_training_state
+from .checkpoint import STATE_FILE, load_model, load_training_state, save_model, save_training_state
 from .config import CONFIG_FILE, TrainConfig
 from .data import load_dataset
 from .data.augment import augment_bits
@@ -75,9 +75,6 @@ class Distributed:
             import torch.distributed as tdist
 
             tdist.destroy_process_group()
-
-
-STATE_FILE = "train_state.safetensors"
 
 
 def inputs_of(cfg: TrainConfig) -> list[str]:

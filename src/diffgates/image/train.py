@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .. import gates, native, outdir
 from ..build import model_config, start_from
-from ..checkpoint import load_training_state, save_model, save_training_state
+from ..checkpoint import STATE_FILE, load_training_state, save_model, save_training_state
 from ..config import CONFIG_FILE, TrainConfig
 from ..errors import DiffgatesError, InternalError
 from ..kernels import set_threads
@@ -141,8 +141,6 @@ def train_image(
     classical baselines, write the run directory; returns the summary. A training state is saved
     after every epoch; ``resume=True`` continues from it exactly (the same windows, the same
     numbers)."""
-    from ..train import STATE_FILE
-
     cfg.check()
     out = Path(out)
     if not resume:  # refused before any work: an --out that would lose data
