@@ -535,15 +535,16 @@ def infer_worker(
             return compiled.forward(xb).numpy()
     else:
         raise ValueError(impl)
-    got = infer()[check] if impl != "exported-c" else infer()[check]
+    got = infer()[check]
     if not np.array_equal(np.asarray(got)[: len(expected)], expected):
         row["error"] = "wrong class counts"
         return row
     row["img_per_s"] = _best_rate(infer, samples, repeats)
-    if impl == "diffgates":  # the ceiling: reading the input bits (a byte each) once, on these threads
+    if impl == "diffgates":
+        # the ceiling: reading the input bits (a byte each) once, on these threads
         row["limit_img_per_s"] = read_bandwidth(threads) / n_in
         row["of_limit"] = row["img_per_s"] / row["limit_img_per_s"]
-    if impl == "diffgates":  # from raw features, encoded inside the executor: the saved circuit's own encoder
+        # from raw features, encoded inside the executor: the saved circuit's own encoder
         raw = Circuit.load(circuit) if circuit else c
         rng = np.random.default_rng(2)
         x = rng.random((samples // 4, raw.n_features), dtype=np.float32) if circuit else bits[: samples // 4]
