@@ -74,29 +74,26 @@ static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, i
     for (i = 0; i < n_pos + n_neg; i += 16) {
         CWORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
         const int32_t *q = idx + i;
-/* Sixteen signals into the tree, each pair through CSA_IN (BS_CSA, or BS_CSA_NOT to count 0s). */
-#define BS_SIXTEEN(CSA_IN)                                     \
+/* Eight signals from q[j] into the tree, giving EIGHTS; each pair through CSA_IN (BS_CSA, or
+ * BS_CSA_NOT to count 0s). */
+#define BS_EIGHT(CSA_IN, j, EIGHTS)                            \
     do {                                                       \
-        CSA_IN(twosA, ones, ones, S[q[0]], S[q[1]]);           \
-        CSA_IN(twosB, ones, ones, S[q[2]], S[q[3]]);           \
+        CSA_IN(twosA, ones, ones, S[q[j]], S[q[j + 1]]);       \
+        CSA_IN(twosB, ones, ones, S[q[j + 2]], S[q[j + 3]]);   \
         BS_CSA(foursA, twos, twos, twosA, twosB);              \
-        CSA_IN(twosA, ones, ones, S[q[4]], S[q[5]]);           \
-        CSA_IN(twosB, ones, ones, S[q[6]], S[q[7]]);           \
+        CSA_IN(twosA, ones, ones, S[q[j + 4]], S[q[j + 5]]);   \
+        CSA_IN(twosB, ones, ones, S[q[j + 6]], S[q[j + 7]]);   \
         BS_CSA(foursB, twos, twos, twosA, twosB);              \
-        BS_CSA(eightsA, fours, fours, foursA, foursB);         \
-        CSA_IN(twosA, ones, ones, S[q[8]], S[q[9]]);           \
-        CSA_IN(twosB, ones, ones, S[q[10]], S[q[11]]);         \
-        BS_CSA(foursA, twos, twos, twosA, twosB);              \
-        CSA_IN(twosA, ones, ones, S[q[12]], S[q[13]]);         \
-        CSA_IN(twosB, ones, ones, S[q[14]], S[q[15]]);         \
-        BS_CSA(foursB, twos, twos, twosA, twosB);              \
-        BS_CSA(eightsB, fours, fours, foursA, foursB);         \
+        BS_CSA(EIGHTS, fours, fours, foursA, foursB);          \
     } while (0)
-        if (i < n_pos)
-            BS_SIXTEEN(BS_CSA);
-        else
-            BS_SIXTEEN(BS_CSA_NOT);
-#undef BS_SIXTEEN
+        if (i < n_pos) {
+            BS_EIGHT(BS_CSA, 0, eightsA);
+            BS_EIGHT(BS_CSA, 8, eightsB);
+        } else {
+            BS_EIGHT(BS_CSA_NOT, 0, eightsA);
+            BS_EIGHT(BS_CSA_NOT, 8, eightsB);
+        }
+#undef BS_EIGHT
         BS_CSA(sixteens, eights, eights, eightsA, eightsB);
         carry = sixteens;
         for (p = 0; p < n_planes; p++) {
