@@ -1,4 +1,9 @@
 import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -110,3 +115,54 @@ def tiny_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "run"
     assert main(["train", *TINY, "--out", str(path)]) == 0
     return path
+
+
+def cli(*args) -> list[str]:
+    """The command line running ``diffgates ARGS`` in a fresh Python process."""
+    return [sys.executable, "-m", "diffgates.cli", *args]
+
+
+def metrics_without_timing(run) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "elapsed_seconds")} for r in rows]
+
+
+def kill_and_resume_equals_uninterrupted(tmp_path, common, kill_when, same, before_resume=lambda: None):
+    """Train ``common`` once through, and once killed (SIGKILL) as soon as a saved training state's
+    progress satisfies ``kill_when`` and then resumed; both must end with the same metrics, the
+    same weights and the same summary entries ``same``. Returns the two run directories."""
+    from safetensors.torch import load_file
+
+    from diffgates.checkpoint import STATE_FILE, read_metadata
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run(cli(*common, "--out", str(ref)), check=True, capture_output=True)
+
+    proc = subprocess.Popen(cli(*common, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / STATE_FILE
+    deadline = time.time() + 120
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists():
+            try:
+                progress = json.loads(read_metadata(state)["progress"])
+            except Exception:  # replaced while we read it: try again
+                continue
+            if kill_when(progress):
+                proc.send_signal(signal.SIGKILL)
+                killed_at = progress
+                break
+        time.sleep(0.002)
+    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert killed_at is not None
+    assert not (run / "summary.json").exists()
+
+    before_resume()
+    r = subprocess.run(cli("train", "--resume", str(run), "--quiet"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert metrics_without_timing(run) == metrics_without_timing(ref)
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
+    assert all(sa[key] == sb[key] for key in same)
+    return ref, run

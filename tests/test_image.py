@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_same_circuit
+from conftest import assert_same_circuit, kill_and_resume_equals_uninterrupted, metrics_without_timing
 from diffgates import Circuit
 from diffgates.cli import main
 from diffgates.config import TrainConfig
@@ -247,42 +247,13 @@ def test_an_image_run_killed_after_an_epoch_resumes_to_the_uninterrupted_result(
     """SIGKILL once the first epoch's checkpoint is written; --resume then ends with exactly the
     weights, per-epoch scores and summary of a run that was never stopped (the training windows
     and the Gumbel noise both continue from where they were)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from safetensors.torch import load_file
-
-    from diffgates.checkpoint import read_metadata
-
     args = ["train", "--task", "denoise", "--dataset", "digits", "--widths", "120,60", "--encoder-bits", "7",
             "--patch", "3", "--epochs", "6", "--patch-samples", "3000", "--forward", "gumbel", "--threads", "1",
             "--quiet"]  # fmt: skip
-    cli = [sys.executable, "-m", "diffgates.cli"]
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    subprocess.run([*cli, *args, "--out", str(ref)], check=True, capture_output=True)
-    proc = subprocess.Popen([*cli, *args, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state, deadline = run / "train_state.safetensors", time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if json.loads(read_metadata(state)["progress"])["epoch"] >= 2:  # epoch 1 is saved
-                proc.send_signal(signal.SIGKILL)
-                break
-        except Exception:  # not written yet, or replaced while read
-            pass
-        time.sleep(0.002)
-    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
-    assert not (run / "summary.json").exists()
 
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    def after_epoch_1(progress):
+        return progress["epoch"] >= 2
 
-    def rows(d):
-        lines = (d / "metrics.jsonl").read_text().splitlines()
-        return [{k: v for k, v in json.loads(line).items() if k != "epoch_seconds"} for line in lines]
-
-    assert len(rows(run)) == 6 and rows(run) == rows(ref)
-    a, b = load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
-    assert sa["logic"] == sb["logic"] and sb["circuit_mismatches"] == 0
+    _, run = kill_and_resume_equals_uninterrupted(tmp_path, args, after_epoch_1, ("logic", "circuit_mismatches"))
+    assert len(metrics_without_timing(run)) == 6
+    assert json.loads((run / "summary.json").read_text())["circuit_mismatches"] == 0

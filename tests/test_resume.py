@@ -1,17 +1,13 @@
 """Runs survive SIGKILL: resuming gives exactly the weights and metrics of an uninterrupted run."""
 
-import json
 import shutil
-import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffgates.checkpoint import read_metadata
+from conftest import cli, kill_and_resume_equals_uninterrupted
 
 COMMON = [
     "train",
@@ -31,52 +27,17 @@ COMMON = [
 ]
 
 
-def cli(*args):
-    return [sys.executable, "-m", "diffgates.cli", *args]
+def mid_epoch(progress: dict) -> bool:
+    """The last checkpoint is mid-epoch, a few epochs in."""
+    return progress["epoch"] >= 3 and progress["step"] > 0
 
 
-def metrics_without_timing(run):
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "elapsed_seconds")} for r in rows]
-
-
-def kill_and_resume_equals_uninterrupted(tmp_path, common, before_resume=lambda: None):
-    """Train ``common`` once through and once killed mid-epoch then resumed; both must end alike."""
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    subprocess.run(cli(*common, "--out", str(ref)), check=True, capture_output=True)
-
-    proc = subprocess.Popen(cli(*common, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = run / "train_state.safetensors"
-    deadline = time.time() + 120
-    killed_at = None
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists():
-            try:
-                progress = json.loads(read_metadata(state)["progress"])
-            except Exception:  # replaced while we read it: try again
-                continue
-            if progress["epoch"] >= 3 and progress["step"] > 0:  # the last checkpoint is mid-epoch
-                proc.send_signal(signal.SIGKILL)
-                killed_at = progress
-                break
-        time.sleep(0.002)
-    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
-    assert killed_at is not None
-    assert not (run / "summary.json").exists()
-
-    before_resume()
-    r = subprocess.run(cli("train", "--resume", str(run), "--quiet"), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert metrics_without_timing(run) == metrics_without_timing(ref)
-    a, b = load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
-    assert sa["test_acc_discrete"] == sb["test_acc_discrete"] and sa["test_acc_relaxed"] == sb["test_acc_relaxed"]
+ACCURACIES = ("test_acc_discrete", "test_acc_relaxed")
 
 
 @pytest.mark.parametrize("connections", ["unique", "learned"])
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, connections):
-    kill_and_resume_equals_uninterrupted(tmp_path, [*COMMON, "--connections", connections])
+    kill_and_resume_equals_uninterrupted(tmp_path, [*COMMON, "--connections", connections], mid_epoch, ACCURACIES)
 
 
 def test_resume_of_a_run_on_a_trunk_needs_the_trunk_no_more(tmp_path):
@@ -85,7 +46,9 @@ def test_resume_of_a_run_on_a_trunk_needs_the_trunk_no_more(tmp_path):
     base = ["train", "--dataset", "digits", *conv, "--widths", "100", "--epochs", "2", "--quiet"]
     subprocess.run(cli(*base, "--out", str(trunk)), check=True, capture_output=True)
     common = [*COMMON, "--trunk", str(trunk), "--trunk-blocks", "1", "--connections", "learned"]
-    kill_and_resume_equals_uninterrupted(tmp_path, common, before_resume=lambda: shutil.rmtree(trunk))
+    kill_and_resume_equals_uninterrupted(
+        tmp_path, common, mid_epoch, ACCURACIES, before_resume=lambda: shutil.rmtree(trunk)
+    )
 
 
 def test_resume_refuses_other_options_and_missing_runs(tmp_path):
