@@ -138,6 +138,47 @@ def test_a_state_dict_with_the_indices_beside_it_imports_and_one_without_is_refu
         np.testing.assert_array_equal(ours.counts(x).numpy(), (model(x) * 4.0).round().long().numpy())
 
 
+@pytest.mark.parametrize("candidates", [-1, 8])
+def test_torchlogix_learnable_connections_import_as_the_inputs_of_largest_weight(tmp_path, capsys, candidates):
+    """A model whose layers learn their wiring (every input a candidate, or 8 random candidates per
+    gate input) imports with torchlogix's eval-mode counts, from the whole model and from a state
+    dict with the candidates beside it; with Gumbel noise on, the imported network is the one
+    without the noise."""
+    torch.manual_seed(3)
+    kwargs = {"num_candidates": candidates}
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        FixedBinarization(torch.tensor([0.2, 0.45, 0.7])),
+        LogicDense(192, 300, parametrization="light", connections="learnable", connections_kwargs=kwargs),
+        LogicDense(300, 200, connections="learnable", connections_kwargs=kwargs),
+        GroupSum(10, tau=4.0),
+    )
+    model = _train_briefly(model, steps=10)
+    for i in (2, 3):  # most gate inputs read another candidate than the first
+        assert (model[i].connections.weights.argmax(0) != 0).float().mean() > 0.5
+    x = _inputs(seed=3)
+    with torch.no_grad():
+        expected = (model(x) * 4.0).round().long().numpy()
+    for i in (2, 3):
+        model[i].connections.gumbel = True
+    torch.save(model, tmp_path / "model.pt")
+    assert import_network("torchlogix", tmp_path / "model.pt", "digits", tmp_path / "run")["circuit_mismatches"] == 0
+    _, ours, circuit = load_run(tmp_path / "run")
+    np.testing.assert_array_equal(ours.counts(x).numpy(), expected)
+    np.testing.assert_array_equal(predict_counts(circuit, x.numpy()), expected)
+
+    state = model.state_dict()
+    torch.save(state, tmp_path / "bare.pt")
+    args = ["import", "--from", "torchlogix", "--dataset", "digits", "--classes", "10", "--tau", "4"]
+    args += ["--parametrization", "light"]
+    assert main([*args, str(tmp_path / "bare.pt"), "--out", str(tmp_path / "bare")]) == 2
+    assert "'2.connections.indices', the (candidates, 2, gates) candidates" in capsys.readouterr().err
+    state.update({f"{i}.connections.indices": model[i].connections.indices for i in (2, 3)})
+    torch.save(state, tmp_path / "with-candidates.pt")
+    assert main([*args, str(tmp_path / "with-candidates.pt"), "--out", str(tmp_path / "sd")]) == 0
+    np.testing.assert_array_equal(load_run(tmp_path / "sd")[1].counts(x).numpy(), expected)
+
+
 class _Image(torch.nn.Module):
     """digits as torchlogix's convolutions take them: (batch, 1, 8, 8)."""
 
@@ -176,12 +217,10 @@ def test_a_trained_torchlogix_convolutional_model_imports_with_equal_scores(tmp_
 
 def test_unsupported_torchlogix_layers_are_refused_by_name(tmp_path):
     rank4 = torch.nn.Sequential(LogicDense(64, 100, lut_rank=4, parametrization="warp"), GroupSum(10))
-    learned = torch.nn.Sequential(LogicDense(64, 100, connections="learnable"), GroupSum(10))
     conv = _torchlogix_conv_model()[1:]
     conv[2] = OrPooling2d(kernel_size=2, stride=1)
     cases = [
         ("rank4", rank4, "lut_rank=4"),
-        ("learned", learned, "LearnableDenseConnections"),
         ("pool", conv, "stride"),
     ]
     for name, model, message in cases:

@@ -196,12 +196,12 @@ def _parametrization(leaf: Record) -> str:
     return names[kind]
 
 
-def _connections(leaf: Record, expected: str) -> Record:
+def _connections(leaf: Record, *expected: str) -> Record:
     connections = (leaf.__dict__.get("_modules") or {}).get("connections")
-    if getattr(connections, "name", "") != expected:
+    if getattr(connections, "name", "") not in expected:
         raise DiffgatesError(
             f"a torchlogix {leaf.name} with {getattr(connections, 'name', 'unknown')} wiring is not supported; "
-            "fixed connections are."
+            f"{' and '.join(expected)} are."
         )
     return connections
 
@@ -277,7 +277,33 @@ def _eval_thresholds(raw_diffs: torch.Tensor | None, thresholds: torch.Tensor | 
 
 def _torchlogix_dense(leaf: Record) -> Layer:
     param = _parametrization(leaf)
-    return _layer(leaf.tensor("weight"), param, _connections(leaf, "FixedDenseConnections").tensor("indices"))
+    connections = _connections(leaf, "FixedDenseConnections", "LearnableDenseConnections")
+    if connections.name == "FixedDenseConnections":
+        indices = connections.tensor("indices")
+    else:
+        indices = chosen_inputs(connections.tensor("weights"), connections.tensor("indices"))
+    return _layer(leaf.tensor("weight"), param, indices)
+
+
+def chosen_inputs(weights: torch.Tensor | None, candidates: torch.Tensor | None) -> torch.Tensor:
+    """The (2, gates) inputs a torchlogix layer with learnable connections reads in its discrete
+    network: for each gate input the candidate of the largest weight (the first on a tie, as
+    ``torch.argmax``), without the Gumbel noise that ``gumbel=True`` adds during training.
+
+    ``weights`` and ``candidates`` are (candidates, 2, gates): candidate c of input i of gate g is
+    input ``candidates[c, i, g]`` of the layer before."""
+    if weights is None or candidates is None or weights.dim() != 3 or weights.shape[1] != 2:
+        shape = None if weights is None else tuple(weights.shape)
+        raise DiffgatesError(
+            f"learnable connections need weights and candidate indices of shape (candidates, 2, gates), got {shape}."
+        )
+    if tuple(candidates.shape) != tuple(weights.shape):
+        raise DiffgatesError(
+            f"learnable connections' candidate indices {tuple(candidates.shape)} do not match their weights "
+            f"{tuple(weights.shape)}."
+        )
+    best = weights.to(torch.float32).argmax(0, keepdim=True)
+    return candidates.to(torch.int64).gather(0, best)[0]
 
 
 def _layer(weight: torch.Tensor | None, parametrization: str, indices: torch.Tensor | None) -> Layer:
@@ -294,8 +320,9 @@ def _layer(weight: torch.Tensor | None, parametrization: str, indices: torch.Ten
 
 def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Network:
     """Layers from the keys ``PREFIX.weight`` (torchlogix) or ``PREFIX.weights`` (difflogic) with the
-    wiring saved beside them as ``PREFIX.indices`` (2, gates); torchlogix binarisation from
-    ``PREFIX.thresholds`` (or ``PREFIX.raw_diffs``)."""
+    wiring saved beside them as ``PREFIX.indices`` (2, gates), or for torchlogix's learnable
+    connections (``PREFIX.connections.weights``) their candidates as ``PREFIX.connections.indices``
+    (candidates, 2, gates); torchlogix binarisation from ``PREFIX.thresholds`` (or ``PREFIX.raw_diffs``)."""
     if classes is None:
         raise DiffgatesError("a state dict does not record GroupSum's classes; give --classes.")
     weight_key = "weight" if source == "torchlogix" else "weights"
@@ -311,12 +338,20 @@ def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Netw
                     f"layer {p!r} has 4 weights per gate; give --parametrization warp or light (how it was trained)."
                 )
             indices = get("indices") if get("indices") is not None else get("connections.indices")
+            learnable = get("connections.weights")
             if indices is None:
+                wiring = (
+                    f"'{p}.connections.indices', the (candidates, 2, gates) candidates of its learnable connections"
+                    if learnable is not None
+                    else f"'{p}.indices', a (2, gates) tensor"
+                )
                 raise DiffgatesError(
                     f"the state dict has no wiring for layer {p!r} ({source} keeps connection indices outside "
                     f"its state_dict): save the whole model with torch.save(model), or add the indices beside "
-                    f"the weights as '{p}.indices', a (2, gates) tensor."
+                    f"the weights as {wiring}."
                 )
+            if learnable is not None:
+                indices = chosen_inputs(learnable, indices)
             layers.append(_layer(w, kind, indices))
         elif source == "torchlogix" and not layers:  # a binarisation before the first layer
             found = _eval_thresholds(get("raw_diffs"), get("thresholds"))
