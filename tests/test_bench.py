@@ -74,6 +74,10 @@ def test_infer_rounds_alternate_the_thread_counts_and_report_medians(monkeypatch
         [4.0, 6.0, 5.0],
     )
     assert (two["threads"], two["img_per_s"]) == (2, 9.0) and "img_per_s_rounds" not in c
+    calls.clear()
+    rows = bench.bench_infer(8, [16], [1], 100, 1, impls=["torchlogix", "exported-c"])
+    assert calls == [("exported-c", "1"), ("torchlogix", "1")]
+    assert [r["impl"] for r in rows] == ["exported-c", "torchlogix"]
 
 
 def test_bench_train_runs_the_fused_bfloat16_learned_and_gate_cost_rows(capsys):
@@ -114,6 +118,8 @@ def test_bench_refuses_bad_options_before_running_anything(capsys):
     assert "multiple of the 10 classes" in capsys.readouterr().err
     assert main(["bench", "conv", "--impls", "diffgates-learned"]) == 2
     assert "bench train" in capsys.readouterr().err
+    assert main(["bench", "infer", "--impls", "diffgates,reference"]) == 2
+    assert "unknown: reference" in capsys.readouterr().err
 
 
 def test_bench_infer_checks_and_times_bits_and_raw_features():

@@ -16,6 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+#: the rows each benchmark compares unless --impls says otherwise
+TRAIN_IMPLS = ("diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix")
+INFER_IMPLS = ("diffgates", "exported-c", "torchlogix")
+
 
 def _rss_kb(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -557,12 +561,13 @@ def infer_worker(
 
 
 def bench_infer(
-    n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0, circuit=None, rounds=1
+    n_in, widths, threads, samples, repeats, echo=None, timeout=1800.0, circuit=None, rounds=1, impls=INFER_IMPLS
 ) -> list[dict]:
-    """One row per (width, implementation, threads), each measured in its own process. With
-    ``rounds`` > 1 the executor's thread counts take turns, round after round, and each row gives
-    the median images/s over the rounds (``img_per_s_rounds`` lists them): thread scaling is then a
-    ratio of minutes the noisy machine shared. The exported C and torchlogix run once."""
+    """One row per (width, implementation, threads), each measured in its own process, for the
+    ``impls`` of :data:`INFER_IMPLS`. With ``rounds`` > 1 the executor's thread counts take turns,
+    round after round, and each row gives the median images/s over the rounds
+    (``img_per_s_rounds`` lists them): thread scaling is then a ratio of minutes the noisy machine
+    shared. The exported C and torchlogix run once, on one thread."""
     rows = []
     all_threads = os.cpu_count() or 1
 
@@ -576,14 +581,16 @@ def bench_infer(
         return row
 
     for w in [0] if circuit else widths:
-        counts = sorted(set(threads) | {all_threads})
-        runs = {t: [] for t in counts}
-        for _ in range(rounds):
-            for t in counts:
-                runs[t].append(measure("diffgates", w, t))
-        keys = ("img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit")
-        found = [_over_rounds(runs[t], keys, "img_per_s_rounds") for t in counts]
-        found += [measure("exported-c", w, 1), measure("torchlogix", w, 1)]
+        found = []
+        if "diffgates" in impls:
+            counts = sorted(set(threads) | {all_threads})
+            runs = {t: [] for t in counts}
+            for _ in range(rounds):
+                for t in counts:
+                    runs[t].append(measure("diffgates", w, t))
+            keys = ("img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit")
+            found = [_over_rounds(runs[t], keys, "img_per_s_rounds") for t in counts]
+        found += [measure(impl, w, 1) for impl in INFER_IMPLS[1:] if impl in impls]
         for row in found:
             rows.append(row)
             if echo:

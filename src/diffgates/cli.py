@@ -14,6 +14,7 @@ import threading
 from dataclasses import fields
 from pathlib import Path
 
+from .bench import INFER_IMPLS, TRAIN_IMPLS
 from .config import TrainConfig
 from .errors import DiffgatesError, InternalError
 from .interop.sources import SOURCES
@@ -455,6 +456,11 @@ def cmd_bench(args) -> int:
     from . import bench
 
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
+    if args.impls is None:
+        args.impls = list(INFER_IMPLS if args.what == "infer" else TRAIN_IMPLS)
+    elif args.what == "infer" and not set(args.impls) <= set(INFER_IMPLS):
+        unknown = ", ".join(sorted(set(args.impls) - set(INFER_IMPLS)))
+        raise DiffgatesError(f"bench infer compares {', '.join(INFER_IMPLS)}; unknown: {unknown}.")
     if args.what == "conv" and any(map(bench.learned_impl, args.impls)):
         raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")
     if args.what == "train" and args.widths[-1] % 10:
@@ -489,6 +495,7 @@ def cmd_bench(args) -> int:
             echo=echo,
             circuit=args.circuit,
             rounds=args.rounds,
+            impls=args.impls,
         )
         columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit"]
         columns += ["prepare_s", "gates_before", "gates_after", "error"]
@@ -913,11 +920,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--impls",
         type=_parse_list(str),
-        default=["diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix"],
-        help="train/conv: implementations to compare (diffgates: the fused kernels, dense layers stacked in tiles; "
-        "diffgates-layers: the same kernels one layer at a time; diffgates-bf16: with bfloat16 activations; "
-        "diffgates-gate-cost: the fused kernels plus the --gate-cost estimate in every step; "
-        "train also: diffgates-learned[-torch]: learned connections among 8 candidates, fused or torch ops)",
+        default=None,
+        help=f"implementations to compare. train/conv (default {','.join(TRAIN_IMPLS)}): diffgates: the fused "
+        "kernels, dense layers stacked in tiles; diffgates-layers: the same kernels one layer at a time; "
+        "diffgates-bf16: with bfloat16 activations; diffgates-gate-cost: the fused kernels plus the --gate-cost "
+        "estimate in every step; train also: diffgates-learned[-torch]: learned connections among 8 candidates, "
+        f"fused or torch ops. infer (default {','.join(INFER_IMPLS)}): the executor, the exported C, "
+        "torchlogix's compiled model",
     )
     p.add_argument(
         "--engines",
