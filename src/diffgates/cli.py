@@ -34,6 +34,16 @@ def _parse_list(kind, **limits):
     return parse
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    """argparse type for WIDTHxHEIGHT, each 1 .. 65536."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and 1 <= int(p) <= 65536 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT in pixels (each 1 to 65536), e.g. 320x240, got {text!r}"
+        )
+    return int(parts[0]), int(parts[1])
+
+
 def _number(kind, low=None, above=None, high=None):
     """argparse type for an int or a finite float in a range; out of range is one clear line."""
 
@@ -405,7 +415,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_fpga(args) -> int:
-    from .hw.fpga import device, implement, summary
+    from .hw.fpga import default_mode, device, implement, summary
     from .outdir import set_aside, staged
 
     d = Path(args.dir)
@@ -413,6 +423,7 @@ def cmd_fpga(args) -> int:
     if not (export / "compile.json").is_file():
         raise DiffgatesError(f"{d} is neither an export nor a run with one; run 'diffgates compile {d}' first.")
     dev = device(args.family, args.device)
+    args.mode = args.mode or default_mode(export)
     out = Path(args.out or export / "fpga" / f"{dev.name}-{args.mode}")
     with staged(out, args.overwrite, "fpga", inputs=[export / "compile.json", export / "circuit.npz"]) as work:
         try:
@@ -420,6 +431,7 @@ def cmd_fpga(args) -> int:
                 export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
                 args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
                 breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr), timeout=args.timeout,
+                frame=args.frame,
             )  # fmt: skip
         except (DiffgatesError, InternalError) as e:
             if not (work / "routed.json").is_file():
@@ -851,9 +863,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="place and route an export on an FPGA, write the bitstream, verify the mapped netlist",
         description="Synthesise an export for an FPGA family (Yosys synth_<family>), place and route it "
         "(nextpnr), write the bitstream and simulate the technology-mapped netlist through the top level against "
-        "the golden vectors (any mismatch fails). Writes report.json and summary.txt: LUTs, flip-flops, carry "
-        "cells, Fmax, latency, images/s, and routed.json, the placed-and-routed design; when a step after place "
-        "and route fails, the work folder is kept as OUT.failed and OUT stays as it was. Uses native "
+        "the golden vectors (any mismatch fails; an image network: two random frames against the software). "
+        "Writes report.json and summary.txt: LUTs, flip-flops, carry cells, block RAM, Fmax, latency, images/s "
+        "(image networks: pixels/s and frames/s), and routed.json, the placed-and-routed design; when a step "
+        "after place and route fails, the work folder is kept as OUT.failed and OUT stays as it was. Uses native "
         "yosys/nextpnr where installed, else the yowasp wheels (pip install diffgates[fpga]); the first run of a "
         "wheel compiles it (a minute or two).",
     )
@@ -863,18 +876,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mode",
         choices=MODES,
-        default="stream",
         help="stream: WORD_BITS of the image per clock on real pins (valid/ready), with a bitstream; wide: a whole "
-        "image per clock, placed out of context for use inside a larger design (ecp5) (default: stream)",
+        "image per clock, placed out of context for use inside a larger design (ecp5); pixels (image networks): "
+        "frames of --frame pixels streamed a pixel code per clock, edges repeated, through a line buffer and a "
+        "sliding window, an output block per pixel, with a bitstream (default: pixels for an image network, "
+        "else stream)",
     )
     p.add_argument("--word-bits", type=_number(int, low=1, high=64), default=8, help="stream: input bits per clock")
+    p.add_argument(
+        "--frame",
+        type=_frame_size,
+        default=(320, 240),
+        metavar="WxH",
+        help="pixels: the frame size the line buffer is built for, and of the two random frames simulated "
+        "(default: 320x240)",
+    )
     p.add_argument("--target-mhz", type=_number(float, above=0), default=100.0, help="clock target (default: 100)")
     p.add_argument(
         "--stage-levels",
         type=_number(int, low=0),
         help="register stage every N logic levels (default: chosen from --target-mhz; 0: none)",
     )
-    p.add_argument("--vectors", type=_number(int, low=1), help="golden vectors to simulate (default: all)")
+    p.add_argument(
+        "--vectors", type=_number(int, low=1), help="stream, wide: golden vectors to simulate (default: all)"
+    )
     p.add_argument("--no-simulate", action="store_true", help="skip the mapped-netlist simulation")
     p.add_argument(
         "--no-breakdown",

@@ -8,7 +8,16 @@ real pins, and their self-checking testbench.
 - ``wide``: the whole image in one cycle, registered; for use inside a larger design. Initiation
   interval: 1 cycle.
 
-Both register their inputs and outputs, so the latency is the model's register stages + 2.
+- ``pixels``: an image network (outputs that are values) over whole frames: one pixel code per
+  clock in raster order, of the frame with its edges repeated ``patch // 2`` pixels on every side
+  (as diffgates' software slides its windows); ``patch - 1`` rows sit in a line buffer (one
+  memory of ``patch - 1`` codes a word, a word per column) and a ``patch`` x ``patch`` window of
+  registers shifts a column per pixel. Every complete window gives one output block
+  (``out_counts``: its values' counts) in raster order. Frames follow each other without a gap;
+  ``in_valid`` may pause anywhere. Initiation interval: the padded frame's pixels.
+
+All register their inputs and outputs: the latency is the model's register stages + 2 (+ 3 for
+``pixels``: the line buffer's read).
 """
 
 from __future__ import annotations
@@ -18,13 +27,43 @@ import math
 import numpy as np
 
 from ..circuit.ir import Circuit
+from ..errors import DiffgatesError, InternalError
 from .verilog import InputFormat, _hex_row, class_width, count_width, latency
 
-MODES = ("stream", "wide")
+MODES = ("stream", "wide", "pixels")
 
 
-def interface(circuit: Circuit, fmt: InputFormat, mode: str, word_bits: int = 8) -> dict:
-    """Widths, latency and initiation interval of a top level."""
+def window_patch(circuit: Circuit) -> int:
+    """The side of the square window an image network reads (its features, row-major)."""
+    patch = math.isqrt(circuit.n_features)
+    if patch * patch != circuit.n_features or patch % 2 == 0:
+        raise DiffgatesError(
+            f"an image network reads an odd square window of pixels; this one reads {circuit.n_features} features."
+        )
+    return patch
+
+
+def interface(
+    circuit: Circuit, fmt: InputFormat, mode: str, word_bits: int = 8, frame: tuple[int, int] | None = None
+) -> dict:
+    """Widths, latency and initiation interval of a top level; ``frame`` (width, height): the
+    image size of ``pixels``."""
+    if mode == "pixels":
+        if frame is None:
+            raise InternalError("the pixels top level needs the frame size")
+        patch = window_patch(circuit)
+        (width, height), pad = frame, 2 * (patch // 2)
+        return {
+            "mode": mode,
+            "pixel_bits": fmt.bits,
+            "patch": patch,
+            "frame": [width, height],
+            "padded_frame": [width + pad, height + pad],
+            "line_buffer_bits": (patch - 1) * fmt.bits * (width + pad),
+            "count_bits": count_width(circuit),
+            "outputs_per_frame": width * height,
+            "initiation_interval": (width + pad) * (height + pad),
+        }
     image_bits = circuit.n_features * fmt.bits
     words = math.ceil(image_bits / word_bits) if mode == "stream" else 1
     return {
@@ -38,8 +77,22 @@ def interface(circuit: Circuit, fmt: InputFormat, mode: str, word_bits: int = 8)
     }
 
 
-def top_level(circuit: Circuit, fmt: InputFormat, stage_levels: int, mode: str, word_bits: int = 8) -> str:
-    """Verilog of ``dg_top`` around ``dg_model``; latency: the model's stages + 2 cycles."""
+def top_latency(circuit: Circuit, stage_levels: int, mode: str) -> int:
+    """Cycles from the clock edge that takes an input's last word (or pixel) to ``out_valid``."""
+    return latency(circuit, stage_levels) + (3 if mode == "pixels" else 2)
+
+
+def top_level(
+    circuit: Circuit,
+    fmt: InputFormat,
+    stage_levels: int,
+    mode: str,
+    word_bits: int = 8,
+    frame: tuple[int, int] | None = None,
+) -> str:
+    """Verilog of ``dg_top`` around ``dg_model``; latency: :func:`top_latency`."""
+    if mode == "pixels":
+        return _pixels_top(circuit, fmt, stage_levels, frame)
     io = interface(circuit, fmt, mode, word_bits)
     n_bits, k, cw, kw = io["image_bits"], circuit.n_classes, io["count_bits"], io["class_bits"]
     stages = latency(circuit, stage_levels)  # the model's register stages
@@ -96,25 +149,7 @@ def top_level(circuit: Circuit, fmt: InputFormat, stage_levels: int, mode: str, 
     else:
         lines += ["    always @(posedge clk) begin", "        image <= in_data;"]
         lines += ["        start <= in_valid;", "    end"]
-    lines += [
-        f"    wire [{k * cw - 1}:0] counts;",
-        f"    wire [{kw - 1}:0] class_out;",
-        "    dg_model model (.clk(clk), .x(image), .counts(counts), .class_out(class_out));",
-    ]
-    if stages:  # start, delayed through the model's stages, marks the outputs of that image
-        pipe = f"{{valid_pipe[{stages - 2}:0], start}}" if stages > 1 else "start"
-        lines.append(f"    reg [{stages - 1}:0] valid_pipe;")
-        init.append("valid_pipe = 0;")
-        lines.append(f"    always @(posedge clk) valid_pipe <= {pipe};")
-    lines += [
-        "    always @(posedge clk) begin",
-        "        out_class <= class_out;",
-        "        out_counts <= counts;",
-        f"        out_valid <= {f'valid_pipe[{stages - 1}]' if stages else 'start'};",
-        "    end",
-        f"    initial begin {' '.join(init)} end",
-        "endmodule",
-    ]
+    lines += _model_and_outputs(circuit, "image", stages, init)
     return "\n".join(lines) + "\n"
 
 
@@ -164,25 +199,189 @@ module tb_top;
         end
         @(negedge clk); in_valid = 0;
     end
-    initial begin
+{_checker(n, "{out_class, out_counts}", (n * words + 64) * 4 + 1000, "image", "words")}endmodule
+"""
+    return {"tb_top.v": tb, "top_in.hex": vin, "top_out.hex": vout}
+
+
+def _checker(n: int, result: str, limit: int, item: str, unit: str) -> str:
+    """A testbench's checking process: each ``out_valid`` result (``result``) against ``vout`` in
+    order, within ``limit`` cycles; prints PASS or FAIL (``stalls``: input ``unit`` refused)."""
+    return f"""    initial begin
         got = 0; errors = 0; cycles = 0;
-        while (got < {n} && cycles < {(n * words + 64) * 4 + 1000}) begin
+        while (got < {n} && cycles < {limit}) begin
             @(posedge clk); #1; cycles = cycles + 1;
             if (out_valid === 1'b1) begin
-                if ({{out_class, out_counts}} !== vout[got]) begin
-                    if (errors < 10)
-                        $display("MISMATCH image %0d: got %h expected %h", got, {{out_class, out_counts}}, vout[got]);
+                if ({result} !== vout[got]) begin
+                    if (errors < 10) $display("MISMATCH {item} %0d: got %h expected %h", got, {result}, vout[got]);
                     errors = errors + 1;
                 end
                 got = got + 1;
             end
         end
-        if (stalls != 0) $display("FAIL in_ready was low on %0d words", stalls);
-        else if (got < {n}) $display("FAIL %0d of %0d images never came out", {n} - got, {n});
+        if (stalls != 0) $display("FAIL in_ready was low on %0d {unit}", stalls);
+        else if (got < {n}) $display("FAIL %0d of %0d {item}s never came out", {n} - got, {n});
         else if (errors == 0) $display("PASS %0d vectors", {n});
         else $display("FAIL %0d of %0d vectors", errors, {n});
         $finish;
     end
-endmodule
+"""
+
+
+def _model_and_outputs(circuit: Circuit, x: str, stages: int, init: list[str]) -> list[str]:
+    """The end of a top level: the model reading ``x``, ``start`` delayed through the model's
+    register stages (it marks the outputs of the input that raised it), the registered outputs
+    and the initial values (``init``, to which the delay line adds its own)."""
+    k, cw, kw = circuit.n_classes, count_width(circuit), class_width(circuit)
+    lines, ports, outputs = [f"    wire [{k * cw - 1}:0] counts;"], ".counts(counts)", ["out_counts <= counts;"]
+    if circuit.argmax:
+        lines.append(f"    wire [{kw - 1}:0] class_out;")
+        ports, outputs = ports + ", .class_out(class_out)", ["out_class <= class_out;", *outputs]
+    lines.append(f"    dg_model model (.clk(clk), .x({x}), {ports});")
+    ready = "start"
+    if stages:
+        init.append("valid_pipe = 0;")
+        pipe = f"{{valid_pipe[{stages - 2}:0], start}}" if stages > 1 else "start"
+        lines += [f"    reg [{stages - 1}:0] valid_pipe;", f"    always @(posedge clk) valid_pipe <= {pipe};"]
+        ready = f"valid_pipe[{stages - 1}]"
+    return [
+        *lines,
+        "    always @(posedge clk) begin",
+        *(f"        {o}" for o in outputs),
+        f"        out_valid <= {ready};",
+        "    end",
+        f"    initial begin {' '.join(init)} end",
+        "endmodule",
+    ]
+
+
+def _pixels_top(circuit: Circuit, fmt: InputFormat, stage_levels: int, frame) -> str:
+    """The ``pixels`` top level: counters of the padded frame, the line buffer (read one clock,
+    written back the next with the oldest row dropped and the new pixel added), the window and
+    the model. Window feature ``dy * patch + dx`` is the pixel ``dy`` rows and ``dx`` columns
+    from the window's top left, as :func:`diffgates.image.data.windows` orders them."""
+    io = interface(circuit, fmt, "pixels", frame=frame)
+    b, p, k, cw = fmt.bits, io["patch"], circuit.n_classes, io["count_bits"]
+    wp, hp = io["padded_frame"]
+    stages = latency(circuit, stage_levels)
+    cb, rb = max(1, (wp - 1).bit_length()), max(1, (hp - 1).bit_length())
+    lb = (p - 1) * b  # a line-buffer word: the column's p - 1 rows above, the oldest in the high bits
+    init = ["window = 0;", "start = 1'b0;", "out_valid = 1'b0;", "out_counts = 0;", "col = 0;", "row = 0;"]
+    init += ["pixel = 0;", "taken = 1'b0;", "complete = 1'b0;"]
+    lines = [
+        f"// dg_top (pixels): a {io['frame'][0]} x {io['frame'][1]} frame as {wp} x {hp} codes of {b} bits, "
+        f"edges repeated; a {p} x {p} window; latency {top_latency(circuit, stage_levels, 'pixels')} cycles",
+        "`timescale 1ns/1ps",
+        "// verilator lint_off DECLFILENAME",
+        "module dg_top (",
+        "    input  wire clk,",
+        f"    input  wire [{b - 1}:0] in_data,",
+        "    input  wire in_valid,",
+        "    output wire in_ready,",
+        f"    output reg  [{k * cw - 1}:0] out_counts,",
+        "    output reg  out_valid",
+        ");",
+        "    assign in_ready = 1'b1;",
+        f"    reg [{cb - 1}:0] col;  // of the pixel coming in, in the padded frame",
+        f"    reg [{rb - 1}:0] row;",
+        f"    reg [{b - 1}:0] pixel;  // the pixel taken last clock",
+        "    reg taken, complete;  // complete: its window is whole (not in the first rows or columns)",
+        f"    reg [{p * p * b - 1}:0] window;",
+        "    reg start;",
+    ]
+    column = "pixel"  # the window's new right column, top row in the high bits
+    whole = f"row >= {rb}'d{p - 1} && col >= {cb}'d{p - 1}" if p > 1 else "1'b1"
+    if p > 1:
+        init += ["above = 0;", "at = 0;"]
+        lines += [
+            f"    reg [{lb - 1}:0] lines [0:{wp - 1}];",
+            f"    reg [{lb - 1}:0] above;  // the p - 1 rows above the pixel taken last clock, and its column",
+            f"    reg [{cb - 1}:0] at;",
+        ]
+        column = "{above, pixel}"
+    lines += [
+        f"    wire [{p * b - 1}:0] column = {column};",
+        "    always @(posedge clk) begin",
+        "        taken <= in_valid;",
+        "        if (in_valid) begin",
+        *(["            above <= lines[col];", "            at <= col;"] if p > 1 else []),
+        "            pixel <= in_data;",
+        f"            complete <= {whole};",
+        f"            if (col == {cb}'d{wp - 1}) begin",
+        f"                col <= {cb}'d0;",
+        f"                row <= row == {rb}'d{hp - 1} ? {rb}'d0 : row + {rb}'d1;",
+        f"            end else col <= col + {cb}'d1;",
+        "        end",
+        "        start <= taken && complete;",
+        "        if (taken) begin",
+    ]
+    if p > 1:
+        kept = f"{{above[{lb - b - 1}:0], pixel}}" if p > 2 else "pixel"
+        lines.append(f"            lines[at] <= {kept};")
+    for dy in range(p):
+        for dx in range(p):
+            f = dy * p + dx
+            src = f"window[{b * (f + 1)} +: {b}]" if dx < p - 1 else f"column[{b * (p - 1 - dy)} +: {b}]"
+            lines.append(f"            window[{b * f} +: {b}] <= {src};")
+    lines += ["        end", "    end", *_model_and_outputs(circuit, "window", stages, init)]
+    return "\n".join(lines) + "\n"
+
+
+def frame_windows(frames: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (n, height, width) of codes as the ``pixels`` top level takes them and sees them: the
+    padded frames (n, height + 2r, width + 2r), edges repeated, and every pixel's window
+    (n * height * width, patch * patch), frame after frame, row-major."""
+    r = patch // 2
+    padded = np.pad(frames, ((0, 0), (r, r), (r, r)), mode="edge")
+    view = np.lib.stride_tricks.sliding_window_view(padded, (patch, patch), axis=(1, 2))
+    return padded, view.reshape(-1, patch * patch)
+
+
+def pixels_testbench(
+    circuit: Circuit, fmt: InputFormat, frames: np.ndarray, counts: np.ndarray, stage_levels: int
+) -> dict[str, str]:
+    """A testbench that streams ``frames`` (n, height, width) of codes through the ``pixels`` top
+    level, padded and back to back with a pause every 13 pixels, and checks every output block in
+    order against ``counts`` (one row per window): {filename: text}. Prints PASS or FAIL."""
+    n, height, width = frames.shape
+    io = interface(circuit, fmt, "pixels", frame=(width, height))
+    k, cw, b = circuit.n_classes, io["count_bits"], fmt.bits
+    padded, _ = frame_windows(frames, io["patch"])
+    pixels, outputs = padded.size, len(counts)
+    vin = "\n".join(format(int(v), "x") for v in padded.reshape(-1)) + "\n"
+    vout = "\n".join(_hex_row(row, [cw] * k) for row in counts[:, ::-1]) + "\n"
+    limit = (pixels * 14 // 13 + 64) * 4 + 1000 + 10 * top_latency(circuit, stage_levels, "pixels")
+    tb = f"""`timescale 1ns/1ps
+// verilator lint_off DECLFILENAME
+// Streams {n} frame(s) of {width} x {height} pixels (padded: {padded.shape[2]} x {padded.shape[1]}) through
+// dg_top (pixels), a pause every 13 pixels, and checks every output block in order against the
+// software model's counts.
+module tb_top;
+    reg clk;
+    initial clk = 1'b0;
+    always #5 clk = ~clk;
+    reg [{b - 1}:0] in_data = 0;
+    reg in_valid = 0;
+    wire in_ready;
+    wire [{k * cw - 1}:0] out_counts;
+    wire out_valid;
+    reg [{b - 1}:0] vin [0:{pixels - 1}];
+    reg [{k * cw - 1}:0] vout [0:{outputs - 1}];
+    integer i, got, errors, cycles, stalls;
+    dg_top dut (.clk(clk), .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),
+                .out_counts(out_counts), .out_valid(out_valid));
+    initial begin
+        $readmemh("top_in.hex", vin);
+        $readmemh("top_out.hex", vout);
+        stalls = 0;
+        for (i = 0; i < {pixels}; i = i + 1) begin
+            if (i % 13 == 12) begin @(negedge clk); in_valid = 0; end
+            @(negedge clk);
+            if (in_ready !== 1'b1) stalls = stalls + 1;
+            in_data = vin[i]; in_valid = 1;
+        end
+        @(negedge clk); in_valid = 0;
+    end
+{_checker(outputs, "out_counts", limit, "output", "pixels")}endmodule
 """
     return {"tb_top.v": tb, "top_in.hex": vin, "top_out.hex": vout}

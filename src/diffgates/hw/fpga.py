@@ -17,8 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends.fpga_top import interface, top_level, top_testbench
-from ..backends.verilog import InputFormat, head_only, latency, to_verilog
+import numpy as np
+
+from ..backends.fpga_top import frame_windows, interface, pixels_testbench, top_latency, top_level, top_testbench
+from ..backends.verilog import InputFormat, head_only, to_verilog
+from ..circuit.execute import predict_counts
 from ..circuit.ir import Circuit
 from ..errors import DiffgatesError, InternalError
 from . import tools
@@ -43,6 +46,9 @@ class Family:
     ff_cells: tuple[str, ...]
     carry_cell: str
     carry_luts: int  # LUT4s inside one carry cell (ECP5's CCU2C holds two; iCE40's SB_CARRY none)
+    block_ram: tuple[str, ...]  # the family's block-RAM cells
+    lut_ram: tuple[str, ...]  # and its distributed-RAM cells (LUTs used as memory)
+    simulated_ram: str  # synthesis option that keeps memories in cells Yosys' models simulate ("" where all are)
     cells_sim: str  # below Yosys' share folder
     bitstream: str  # file the packer writes
     textcfg: str  # nextpnr's option for the packer's input
@@ -51,13 +57,16 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family(
-        "synth_ecp5", "nextpnr-ecp5", "ecppack", "LUT4", ("TRELLIS_FF",), "CCU2C", 2, "ecp5/cells_sim.v",
+        "synth_ecp5", "nextpnr-ecp5", "ecppack", "LUT4", ("TRELLIS_FF",), "CCU2C", 2, ("DP16KD", "PDPW16KD"),
+        ("TRELLIS_DPR16X4",), "-nobram", "ecp5/cells_sim.v",
         "top.bit", "--textcfg", ("--placer", "static"),
     ),
     "ice40": Family(
         "synth_ice40", "nextpnr-ice40", "icepack", "SB_LUT4",
         ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFES"),
-        "SB_CARRY", 0, "ice40/cells_sim.v", "top.bin", "--asc",
+        "SB_CARRY", 0, ("SB_RAM40_4K", "SB_RAM40_4KNR", "SB_RAM40_4KNW", "SB_RAM40_4KNRNW"), (), "",
+        "ice40/cells_sim.v",
+        "top.bin", "--asc",
     ),
 }  # fmt: skip
 
@@ -127,30 +136,32 @@ def implement(
     breakdown: bool = True,
     echo: Callable[[str], None] = print,
     timeout: float = 3600,
+    frame: tuple[int, int] = (320, 240),
 ) -> dict:
     """Synthesise, place, route, pack and verify ``export`` (a ``diffgates compile`` folder) into
-    ``work``; returns the report (also written to ``work/report.json``)."""
+    ``work``; returns the report (also written to ``work/report.json``). ``frame``: the (width,
+    height) of the images the ``pixels`` top level streams."""
     dev = device(family, device_name)
     fam = FAMILIES[family]
     info = _export_info(export)
     circuit, fmt = info["circuit"], info["format"]
-    if not circuit.argmax:
-        raise DiffgatesError(
-            "the FPGA top levels deliver a class per image; this export's outputs are values (an image "
-            "network), so synthesise its model.v with 'diffgates synth' instead."
-        )
-    if mode == "wide" and family != "ecp5":
-        raise DiffgatesError("wide mode is placed out of context, which only the ecp5 flow offers; use --mode stream.")
+    check_mode(circuit, mode, family)
     levels = stage_levels if stage_levels is not None else stage_levels_for(target_mhz)
     yosys = _tool("FPGA synthesis", "yosys")
     nextpnr = _tool("place and route", fam.nextpnr)
-    packer = _tool("bitstream packing", fam.packer) if mode == "stream" else None
-    features, counts = golden_vectors(export)
-    n = len(counts) if vectors is None else min(vectors, len(counts))
-    io = interface(circuit, fmt, mode, word_bits)
+    packer = _tool("bitstream packing", fam.packer) if mode != "wide" else None
+    io = interface(circuit, fmt, mode, word_bits, frame)
     (work / "model.v").write_text(to_verilog(circuit, fmt, levels))
-    (work / "top.v").write_text(top_level(circuit, fmt, levels, mode, word_bits))
-    for name, text in top_testbench(circuit, fmt, fmt.codes(features[:n]), counts[:n], mode, word_bits).items():
+    (work / "top.v").write_text(top_level(circuit, fmt, levels, mode, word_bits, frame))
+    if mode == "pixels":  # two frames of random codes, the second one's rows pausing in places
+        frames = np.random.default_rng(0).integers(0, 2**fmt.bits, (2, frame[1], frame[0]))
+        counts = predict_counts(circuit, fmt.values(frame_windows(frames, io["patch"])[1]))
+        n, bench = len(counts), pixels_testbench(circuit, fmt, frames, counts, levels)
+    else:
+        features, counts = golden_vectors(export)
+        n = len(counts) if vectors is None else min(vectors, len(counts))
+        bench = top_testbench(circuit, fmt, fmt.codes(features[:n]), counts[:n], mode, word_bits)
+    for name, text in bench.items():
         (work / name).write_text(text)
     seconds: dict[str, float] = {}
 
@@ -165,7 +176,7 @@ def implement(
         seconds[name] = round(time.perf_counter() - t0, 1)
 
     script = (
-        f"read_verilog model.v top.v\n{fam.synth} -top dg_top -json mapped.json\n"
+        f"read_verilog model.v top.v\n{fam.synth} {fam.simulated_ram} -top dg_top -json mapped.json\n"
         "tee -q -o stat.json stat -json\nwrite_verilog -noattr mapped.v\n"
     )
     (work / "synth.ys").write_text(script)
@@ -180,7 +191,7 @@ def implement(
         pnr += ["--lpf-allow-unconstrained"] + (["--out-of-context"] if mode == "wide" else [])
     else:
         pnr += ["--pcf-allow-unconstrained"]
-    if mode == "stream":
+    if packer:
         pnr += [fam.textcfg, "pnr.cfg"]
     options = [*default_options(fam.pnr_defaults, nextpnr_args), *nextpnr_args]
     pnr += options
@@ -214,6 +225,26 @@ def implement(
         seconds["simulate"] = round(time.perf_counter() - t0, 1)
     _write_report(work, report, seconds)
     return report
+
+
+def default_mode(export: Path) -> str:
+    """The top level an export gets unless told: ``pixels`` for an image network, else ``stream``."""
+    return "stream" if _export_info(export)["circuit"].argmax else "pixels"
+
+
+def check_mode(circuit: Circuit, mode: str, family: str) -> None:
+    if mode == "pixels" and circuit.argmax:
+        raise DiffgatesError(
+            "--mode pixels streams frames through an image network; this export is a classifier (use --mode stream "
+            "or wide)."
+        )
+    if mode != "pixels" and not circuit.argmax:
+        raise DiffgatesError(
+            f"this export is an image network (its outputs are values); --mode {mode} delivers a class per input, "
+            "so use --mode pixels (frames streamed a pixel per clock through a line buffer)."
+        )
+    if mode == "wide" and family != "ecp5":
+        raise DiffgatesError("wide mode is placed out of context, which only the ecp5 flow offers; use --mode stream.")
 
 
 def _write_report(work: Path, report: dict, seconds: dict) -> None:
@@ -376,7 +407,7 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
     fmax = pnr.get("fmax", {})
     achieved = min((v["achieved"] for v in fmax.values()), default=None)
     util = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
-    cycles = latency(circuit, levels) + 2
+    cycles = top_latency(circuit, levels, mode)
     ffs = flip_flops(cells, fam)
     report = {
         "device": dev.name,
@@ -389,7 +420,8 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
         "lut4_total": lut_equivalents(cells, fam),
         "carry_cells": cells.get(fam.carry_cell, 0),
         "flip_flops": ffs,
-        "block_ram": sum(n for c, n in cells.items() if "EBR" in c or "RAM" in c),
+        "block_ram": sum(n for c, n in cells.items() if c in fam.block_ram),
+        "lut_ram": sum(n for c, n in cells.items() if c in fam.lut_ram),
         "lut4_available": dev.luts,
         "utilisation": util,
         "target_mhz": target_mhz,
@@ -398,6 +430,7 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
         "latency_ns": None if not achieved else round(1000 * cycles / achieved, 1),
         "initiation_interval": io["initiation_interval"],
         "images_per_s": None if not achieved else achieved * 1e6 / io["initiation_interval"],
+        **({"pixels_per_s": None if not achieved else achieved * 1e6} if mode == "pixels" else {}),
         "bitstream": fam.bitstream if (work / fam.bitstream).is_file() else None,
         "gates": circuit.n_gates,
     }
@@ -431,6 +464,7 @@ def simulate_mapped(work: Path, cells_sim: Path, n: int) -> dict:
 def summary(r: dict) -> str:
     fmax = f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "unknown"
     rate = f"{r['images_per_s'] / 1e6:.2f} M images/s" if r["images_per_s"] else "-"
+    every = f"a new image every {r['initiation_interval']} cycle(s): {rate}"
     sim, parts = r.get("mapped_netlist"), r.get("lut4_parts")
     total = r.get("lut4_total", r["lut4"])
     lines = [
@@ -438,17 +472,29 @@ def summary(r: dict) -> str:
         + (f"register stage every {r['stage_levels']} levels" if r["stage_levels"] else "no registers in the model"),
         f"LUT4 {total:,} of {r['lut4_available']:,} ({100 * total / r['lut4_available']:.1f} %"
         + (f"; {r['lut4']:,} in logic cells, the rest in carry cells" if total != r["lut4"] else "")
-        + f"), carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}",
+        + f"), carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}"
+        + (f", distributed RAM cells {r['lut_ram']:,}" if r.get("lut_ram") else ""),
         (", ".join(f"{k} {v:,}" for k, v in parts.items()) + " LUT4; " if parts else "")
         + f"{r['lut4_per_gate']} LUT4 per network gate",
         f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
         + (f" ({r['latency_ns']} ns)" if r["latency_ns"] else "")
-        + f"; a new image every {r['initiation_interval']} cycle(s): {rate}",
+        + "; "
+        + (_frame_rate(r) if r["mode"] == "pixels" else every),
         *([_routing_line(r["routing"], r.get("nextpnr_options", []))] if r.get("routing") else []),
         f"bitstream: {r['bitstream'] or 'none (out of context)'}; mapped netlist: "
         + (f"bit-exact on {sim['vectors']} golden vectors" if sim else "not simulated"),
     ]
     return "\n".join(lines)
+
+
+def _frame_rate(r: dict) -> str:
+    io = r["interface"]
+    (w, h), (wp, hp), p = io["frame"], io["padded_frame"], io["patch"]
+    rate = f"{r['pixels_per_s'] / 1e6:.1f} M pixels/s, {r['images_per_s']:,.0f} frames/s" if r["fmax_mhz"] else "-"
+    return (
+        f"a pixel per clock, {w} x {h} frames ({wp} x {hp} with the edges), {p} x {p} windows, "
+        f"{io['line_buffer_bits']:,} line-buffer bits: {rate}"
+    )
 
 
 def _routing_line(g: dict, options: list[str]) -> str:
