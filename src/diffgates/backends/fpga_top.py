@@ -9,12 +9,13 @@ real pins, and their self-checking testbench.
   interval: 1 cycle.
 
 - ``pixels``: an image network (outputs that are values) over whole frames: one pixel code per
-  clock in raster order, of the frame with its edges repeated ``patch // 2`` pixels on every side
-  (as diffgates' software slides its windows); ``patch - 1`` rows sit in a line buffer (one
-  memory of ``patch - 1`` codes a word, a word per column) and a ``patch`` x ``patch`` window of
-  registers shifts a column per pixel. Every complete window gives one output block
+  clock in raster order (valid/ready); ``patch - 1`` rows sit in a line buffer (one memory of
+  ``patch - 1`` codes a word, a word per column) and a ``patch`` x ``patch`` window of registers
+  shifts a column per clock. The edges are repeated inside, as diffgates' software pads: after
+  each row ``in_ready`` drops for ``patch // 2`` clocks and after each frame for ``patch // 2``
+  rows of them while the last column and row are repeated. Every pixel gives one output block
   (``out_counts``: its values' counts) in raster order. Frames follow each other without a gap;
-  ``in_valid`` may pause anywhere. Initiation interval: the padded frame's pixels.
+  ``in_valid`` may pause anywhere. Initiation interval: (width + r) x (height + r) clocks.
 
 All register their inputs and outputs: the latency is the model's register stages + 2 (+ 3 for
 ``pixels``: the line buffer's read).
@@ -52,17 +53,17 @@ def interface(
         if frame is None:
             raise InternalError("the pixels top level needs the frame size")
         patch = window_patch(circuit)
-        (width, height), pad = frame, 2 * (patch // 2)
+        (width, height), r = frame, patch // 2
         return {
             "mode": mode,
             "pixel_bits": fmt.bits,
             "patch": patch,
             "frame": [width, height],
-            "padded_frame": [width + pad, height + pad],
-            "line_buffer_bits": (patch - 1) * fmt.bits * (width + pad),
+            "line_buffer_bits": (patch - 1) * fmt.bits * width,
             "count_bits": count_width(circuit),
             "outputs_per_frame": width * height,
-            "initiation_interval": (width + pad) * (height + pad),
+            # a clock a pixel, and one for each of r flush columns a row and r flush rows a frame
+            "initiation_interval": (width + r) * (height + r),
         }
     image_bits = circuit.n_features * fmt.bits
     words = math.ceil(image_bits / word_bits) if mode == "stream" else 1
@@ -256,21 +257,27 @@ def _model_and_outputs(circuit: Circuit, x: str, stages: int, init: list[str]) -
 
 
 def _pixels_top(circuit: Circuit, fmt: InputFormat, stage_levels: int, frame) -> str:
-    """The ``pixels`` top level: counters of the padded frame, the line buffer (read one clock,
-    written back the next with the oldest row dropped and the new pixel added), the window and
-    the model. Window feature ``dy * patch + dx`` is the pixel ``dy`` rows and ``dx`` columns
-    from the window's top left, as :func:`diffgates.image.data.windows` orders them."""
+    """The ``pixels`` top level. Positions (vy, vx) run over the frame plus r = patch // 2 flush
+    columns after each row and r flush rows after the frame, one a clock; the frame's own positions
+    take a pixel (``in_ready``), the flush positions take none. Each position's column of the
+    window (its row and the p - 1 above, read from the line buffer one clock before) slides into
+    the window registers; rows above the frame read as its first row, flush rows repeat its last
+    row (read back from the line buffer), flush columns repeat its last column, and the first
+    column fills the whole window: the edges repeated, as the software pads. The window of
+    position (vy, vx) is the one of pixel (vy - r, vx - r); window feature ``dy * patch + dx``
+    is the pixel ``dy`` rows and ``dx`` columns from its top left, as
+    :func:`diffgates.image.data.windows` orders them."""
     io = interface(circuit, fmt, "pixels", frame=frame)
     b, p, k, cw = fmt.bits, io["patch"], circuit.n_classes, io["count_bits"]
-    wp, hp = io["padded_frame"]
+    r, (width, height) = p // 2, io["frame"]
     stages = latency(circuit, stage_levels)
-    cb, rb = max(1, (wp - 1).bit_length()), max(1, (hp - 1).bit_length())
+    cb, rb = max(1, (width + r - 1).bit_length()), max(1, (height + r - 1).bit_length())
     lb = (p - 1) * b  # a line-buffer word: the column's p - 1 rows above, the oldest in the high bits
-    init = ["window = 0;", "start = 1'b0;", "out_valid = 1'b0;", "out_counts = 0;", "col = 0;", "row = 0;"]
-    init += ["pixel = 0;", "taken = 1'b0;", "complete = 1'b0;"]
+    aw = max(1, (width - 1).bit_length())  # its address
+    init = ["window = 0;", "start = 1'b0;", "out_valid = 1'b0;", "out_counts = 0;", "pixel = 0;", "taken = 1'b0;"]
     lines = [
-        f"// dg_top (pixels): a {io['frame'][0]} x {io['frame'][1]} frame as {wp} x {hp} codes of {b} bits, "
-        f"edges repeated; a {p} x {p} window; latency {top_latency(circuit, stage_levels, 'pixels')} cycles",
+        f"// dg_top (pixels): {width} x {height} frames a pixel per clock, edges repeated inside; a {p} x {p} "
+        f"window; latency {top_latency(circuit, stage_levels, 'pixels')} cycles",
         "`timescale 1ns/1ps",
         "// verilator lint_off DECLFILENAME",
         "module dg_top (",
@@ -281,81 +288,119 @@ def _pixels_top(circuit: Circuit, fmt: InputFormat, stage_levels: int, frame) ->
         f"    output reg  [{k * cw - 1}:0] out_counts,",
         "    output reg  out_valid",
         ");",
-        "    assign in_ready = 1'b1;",
-        f"    reg [{cb - 1}:0] col;  // of the pixel coming in, in the padded frame",
-        f"    reg [{rb - 1}:0] row;",
         f"    reg [{b - 1}:0] pixel;  // the pixel taken last clock",
-        "    reg taken, complete;  // complete: its window is whole (not in the first rows or columns)",
         f"    reg [{p * p * b - 1}:0] window;",
-        "    reg start;",
+        "    reg taken, start;  // a position was passed last clock; its window is whole",
     ]
-    column = "pixel"  # the window's new right column, top row in the high bits
-    whole = f"row >= {rb}'d{p - 1} && col >= {cb}'d{p - 1}" if p > 1 else "1'b1"
-    if p > 1:
-        init += ["above = 0;", "at = 0;"]
+    if p == 1:  # no rows to keep, nothing to repeat
         lines += [
-            f"    reg [{lb - 1}:0] lines [0:{wp - 1}];",
-            f"    reg [{lb - 1}:0] above;  // the p - 1 rows above the pixel taken last clock, and its column",
-            f"    reg [{cb - 1}:0] at;",
+            "    assign in_ready = 1'b1;",
+            "    always @(posedge clk) begin",
+            "        taken <= in_valid;",
+            "        if (in_valid) pixel <= in_data;",
+            "        start <= taken;",
+            "        if (taken) window <= pixel;",
+            "    end",
         ]
-        column = "{above, pixel}"
+        return "\n".join(lines + _model_and_outputs(circuit, "window", stages, init)) + "\n"
     lines += [
-        f"    wire [{p * b - 1}:0] column = {column};",
+        f"    reg [{cb - 1}:0] vx;  // the position: a column of the frame or a flush column",
+        f"    reg [{rb - 1}:0] vy;  // a row of the frame or a flush row",
+        "    reg complete;  // the window of the position passed last clock is whole",
+    ]
+    init += ["vx = 0;", "vy = 0;", "complete = 1'b0;"]
+    init += ["above = 0;", "at = 0;", "row = 0;", "first = 1'b0;", "flush_col = 1'b0;", "flush_row = 1'b0;"]
+    init.append("last_column = 0;")
+    lines += [
+        f"    reg [{lb - 1}:0] lines [0:{width - 1}];",
+        f"    reg [{lb - 1}:0] above;  // the p - 1 rows above the position passed last clock,",
+        f"    reg [{aw - 1}:0] at;  // its column",
+        f"    reg [{rb - 1}:0] row;  // and row",
+        "    reg first, flush_col, flush_row;",
+        f"    reg [{p * b - 1}:0] last_column;",
+        f"    assign in_ready = vy < {rb}'d{height} && vx < {cb}'d{width};",
+        "    wire advance = in_ready ? in_valid : 1'b1;",
+        f"    wire [{aw - 1}:0] read_at = vx < {cb}'d{width} ? vx[{aw - 1}:0] : {aw}'d{width - 1};",
+        f"    wire [{b - 1}:0] own = flush_row ? above[{b - 1}:0] : pixel;  // a flush row repeats the last",
+    ]
+    # slot i of above holds the row i + 1 above; rows above the frame's first read as the first
+    # (the one at distance `row`), in rows the counter reaches
+    last_row = height + r - 1
+    for i in range(p - 1):
+        first_row = "own"
+        for k in range(1, min(i, last_row) + 1):
+            first_row = f"row == {rb}'d{k} ? above[{b * (k - 1)} +: {b}] : {first_row}"
+        inside = f"row >= {rb}'d{i + 1} ? above[{b * i} +: {b}] : ({first_row})" if i < last_row else first_row
+        lines.append(f"    wire [{b - 1}:0] above_{i} = {inside};")
+    if last_row <= p - 2:  # a frame too short for the oldest row above ever to be read
+        lines.append(f"    wire _unused_ok = &{{1'b0, above[{lb - 1}:{lb - b}], 1'b0}};")
+    stacked = ", ".join(f"above_{i}" for i in reversed(range(p - 1)))
+    kept = f"{{above[{lb - b - 1}:0], own}}" if p > 2 else "own"
+    lines += [
+        f"    wire [{p * b - 1}:0] column = flush_col ? last_column : {{{stacked}, own}};",
         "    always @(posedge clk) begin",
-        "        taken <= in_valid;",
-        "        if (in_valid) begin",
-        *(["            above <= lines[col];", "            at <= col;"] if p > 1 else []),
+        "        taken <= advance;",
+        "        if (advance) begin",
+        "            above <= lines[read_at];",
         "            pixel <= in_data;",
-        f"            complete <= {whole};",
-        f"            if (col == {cb}'d{wp - 1}) begin",
-        f"                col <= {cb}'d0;",
-        f"                row <= row == {rb}'d{hp - 1} ? {rb}'d0 : row + {rb}'d1;",
-        f"            end else col <= col + {cb}'d1;",
+        "            at <= read_at;",
+        "            row <= vy;",
+        f"            first <= vx == {cb}'d0;",
+        f"            flush_col <= vx >= {cb}'d{width};",
+        f"            flush_row <= vy >= {rb}'d{height};",
+        f"            complete <= vy >= {rb}'d{r} && vx >= {cb}'d{r};",
+        f"            if (vx == {cb}'d{width + r - 1}) begin",
+        f"                vx <= {cb}'d0;",
+        f"                vy <= vy == {rb}'d{height + r - 1} ? {rb}'d0 : vy + {rb}'d1;",
+        f"            end else vx <= vx + {cb}'d1;",
         "        end",
         "        start <= taken && complete;",
         "        if (taken) begin",
+        "            if (!flush_col) begin",
+        f"                lines[at] <= {kept};",
+        "                last_column <= column;",
+        "            end",
     ]
-    if p > 1:
-        kept = f"{{above[{lb - b - 1}:0], pixel}}" if p > 2 else "pixel"
-        lines.append(f"            lines[at] <= {kept};")
     for dy in range(p):
         for dx in range(p):
             f = dy * p + dx
-            src = f"window[{b * (f + 1)} +: {b}]" if dx < p - 1 else f"column[{b * (p - 1 - dy)} +: {b}]"
+            new = f"column[{b * (p - 1 - dy)} +: {b}]"
+            src = new if dx == p - 1 else f"first ? {new} : window[{b * (f + 1)} +: {b}]"
             lines.append(f"            window[{b * f} +: {b}] <= {src};")
     lines += ["        end", "    end", *_model_and_outputs(circuit, "window", stages, init)]
     return "\n".join(lines) + "\n"
 
 
-def frame_windows(frames: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frames (n, height, width) of codes as the ``pixels`` top level takes them and sees them: the
-    padded frames (n, height + 2r, width + 2r), edges repeated, and every pixel's window
-    (n * height * width, patch * patch), frame after frame, row-major."""
+def frame_windows(frames: np.ndarray, patch: int) -> np.ndarray:
+    """Every pixel's window of frames (n, height, width), edges repeated, as the ``pixels`` top
+    level sees them: (n * height * width, patch * patch), frame after frame, row-major."""
     r = patch // 2
     padded = np.pad(frames, ((0, 0), (r, r), (r, r)), mode="edge")
     view = np.lib.stride_tricks.sliding_window_view(padded, (patch, patch), axis=(1, 2))
-    return padded, view.reshape(-1, patch * patch)
+    return view.reshape(-1, patch * patch)
 
 
 def pixels_testbench(
     circuit: Circuit, fmt: InputFormat, frames: np.ndarray, counts: np.ndarray, stage_levels: int
 ) -> dict[str, str]:
     """A testbench that streams ``frames`` (n, height, width) of codes through the ``pixels`` top
-    level, padded and back to back with a pause every 13 pixels, and checks every output block in
-    order against ``counts`` (one row per window): {filename: text}. Prints PASS or FAIL."""
+    level back to back, honouring ``in_ready`` and pausing every 13 pixels, and checks every
+    output block in order against ``counts`` (one row per window): {filename: text}. Prints
+    PASS or FAIL."""
     n, height, width = frames.shape
     io = interface(circuit, fmt, "pixels", frame=(width, height))
     k, cw, b = circuit.n_classes, io["count_bits"], fmt.bits
-    padded, _ = frame_windows(frames, io["patch"])
-    pixels, outputs = padded.size, len(counts)
-    vin = "\n".join(format(int(v), "x") for v in padded.reshape(-1)) + "\n"
+    pixels, outputs = frames.size, len(counts)
+    vin = "\n".join(format(int(v), "x") for v in frames.reshape(-1)) + "\n"
     vout = "\n".join(_hex_row(row, [cw] * k) for row in counts[:, ::-1]) + "\n"
-    limit = (pixels * 14 // 13 + 64) * 4 + 1000 + 10 * top_latency(circuit, stage_levels, "pixels")
+    limit = (
+        (n * io["initiation_interval"] * 14 // 13 + 64) * 4 + 1000 + 10 * top_latency(circuit, stage_levels, "pixels")
+    )
     tb = f"""`timescale 1ns/1ps
 // verilator lint_off DECLFILENAME
-// Streams {n} frame(s) of {width} x {height} pixels (padded: {padded.shape[2]} x {padded.shape[1]}) through
-// dg_top (pixels), a pause every 13 pixels, and checks every output block in order against the
-// software model's counts.
+// Streams {n} frame(s) of {width} x {height} pixels through dg_top (pixels), waiting while in_ready is
+// low and pausing every 13 pixels, and checks every output block in order against the software
+// model's counts.
 module tb_top;
     reg clk;
     initial clk = 1'b0;
@@ -367,18 +412,21 @@ module tb_top;
     wire out_valid;
     reg [{b - 1}:0] vin [0:{pixels - 1}];
     reg [{k * cw - 1}:0] vout [0:{outputs - 1}];
-    integer i, got, errors, cycles, stalls;
+    integer i, tries, got, errors, cycles, stalls;
     dg_top dut (.clk(clk), .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),
                 .out_counts(out_counts), .out_valid(out_valid));
     initial begin
         $readmemh("top_in.hex", vin);
         $readmemh("top_out.hex", vout);
-        stalls = 0;
-        for (i = 0; i < {pixels}; i = i + 1) begin
-            if (i % 13 == 12) begin @(negedge clk); in_valid = 0; end
+        stalls = 0;  // waiting on in_ready is no fault here
+        i = 0;
+        tries = 0;
+        while (i < {pixels}) begin
             @(negedge clk);
-            if (in_ready !== 1'b1) stalls = stalls + 1;
-            in_data = vin[i]; in_valid = 1;
+            tries = tries + 1;
+            in_valid = tries % 13 != 0;
+            in_data = vin[i];
+            if (in_valid && in_ready) i = i + 1;  // taken at the coming edge
         end
         @(negedge clk); in_valid = 0;
     end

@@ -155,7 +155,7 @@ def implement(
     (work / "top.v").write_text(top_level(circuit, fmt, levels, mode, word_bits, frame))
     if mode == "pixels":  # two frames of random codes, the second one's rows pausing in places
         frames = np.random.default_rng(0).integers(0, 2**fmt.bits, (2, frame[1], frame[0]))
-        counts = predict_counts(circuit, fmt.values(frame_windows(frames, io["patch"])[1]))
+        counts = predict_counts(circuit, fmt.values(frame_windows(frames, io["patch"])))
         n, bench = len(counts), pixels_testbench(circuit, fmt, frames, counts, levels)
     else:
         features, counts = golden_vectors(export)
@@ -430,7 +430,7 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
         "latency_ns": None if not achieved else round(1000 * cycles / achieved, 1),
         "initiation_interval": io["initiation_interval"],
         "images_per_s": None if not achieved else achieved * 1e6 / io["initiation_interval"],
-        **({"pixels_per_s": None if not achieved else achieved * 1e6} if mode == "pixels" else {}),
+        **({"pixels_per_s": None if not achieved else achieved * 1e6 * _frame_share(io)} if mode == "pixels" else {}),
         "bitstream": fam.bitstream if (work / fam.bitstream).is_file() else None,
         "gates": circuit.n_gates,
     }
@@ -487,13 +487,18 @@ def summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _frame_share(io: dict) -> float:
+    """The clocks of a frame that take a pixel (the rest repeat its edges)."""
+    return io["outputs_per_frame"] / io["initiation_interval"]
+
+
 def _frame_rate(r: dict) -> str:
     io = r["interface"]
-    (w, h), (wp, hp), p = io["frame"], io["padded_frame"], io["patch"]
+    (w, h), p = io["frame"], io["patch"]
     rate = f"{r['pixels_per_s'] / 1e6:.1f} M pixels/s, {r['images_per_s']:,.0f} frames/s" if r["fmax_mhz"] else "-"
     return (
-        f"a pixel per clock, {w} x {h} frames ({wp} x {hp} with the edges), {p} x {p} windows, "
-        f"{io['line_buffer_bits']:,} line-buffer bits: {rate}"
+        f"a pixel per clock, {w} x {h} frames in {io['initiation_interval']:,} clocks each (edges repeated "
+        f"inside), {p} x {p} windows, {io['line_buffer_bits']:,} line-buffer bits: {rate}"
     )
 
 
