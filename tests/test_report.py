@@ -49,3 +49,4 @@ def test_report_shows_the_fpga_table(tmp_path):
     assert "<h2>FPGA implementations</h2>" in page
     assert "<td>LFE5U-25F</td><td>stream</td><td>1234</td>" in page and "<td>87.5</td>" in page
     assert "<th>router_s</th><th>arcs</th>" in page and "<td>12.5</td><td>30.25</td><td>4321</td>" in page
+    assert "<th>images_per_s</th><th>pixels_per_s</th>" in page  # an image network's frames and pixels

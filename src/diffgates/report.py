@@ -44,7 +44,7 @@ def _number(v) -> bool:
 FPGA_COLUMNS = (
     "device", "mode", "lut4_total", "lut4_encoder", "lut4_network", "lut4_head", "carry_cells", "flip_flops",
     "fmax_mhz", "latency_cycles", "latency_ns",
-    "initiation_interval", "images_per_s", "placer_s", "router_s", "arcs", "bitstream",
+    "initiation_interval", "images_per_s", "pixels_per_s", "placer_s", "router_s", "arcs", "bitstream",
 )  # fmt: skip
 
 
