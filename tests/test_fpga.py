@@ -320,6 +320,10 @@ def test_top_levels_and_networks_that_do_not_match_are_refused(tmp_path, capsys)
     for bad in ("0x5", "64", "axb", "64x-1"):
         assert main(["fpga", str(classifier), "--frame", bad]) == 2
         assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main(["fpga", str(classifier), "--frame", "64x64"]) == 2
+    assert "--frame sizes the pixel stream of an image network" in capsys.readouterr().err
+    assert main(["fpga", str(classifier), "--mode", "pixels", "--vectors", "5"]) == 2
+    assert "leave out --vectors" in capsys.readouterr().err
     with pytest.raises(DiffgatesError, match="odd square window"):
         fpga.interface(random_circuit(n_features=8).replace(argmax=False), FMT, "pixels", frame=(8, 8))
 

@@ -424,6 +424,12 @@ def cmd_fpga(args) -> int:
         raise DiffgatesError(f"{d} is neither an export nor a run with one; run 'diffgates compile {d}' first.")
     dev = device(args.family, args.device)
     args.mode = args.mode or default_mode(export)
+    if args.frame is not None and args.mode != "pixels":
+        raise DiffgatesError(
+            f"--frame sizes the pixel stream of an image network (--mode pixels), not --mode {args.mode}."
+        )
+    if args.vectors is not None and args.mode == "pixels":
+        raise DiffgatesError("--mode pixels simulates two whole frames, not golden vectors; leave out --vectors.")
     out = Path(args.out or export / "fpga" / f"{dev.name}-{args.mode}")
     with staged(out, args.overwrite, "fpga", inputs=[export / "compile.json", export / "circuit.npz"]) as work:
         try:
@@ -431,7 +437,7 @@ def cmd_fpga(args) -> int:
                 export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
                 args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
                 breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr), timeout=args.timeout,
-                frame=args.frame,
+                frame=args.frame or (320, 240),
             )  # fmt: skip
         except (DiffgatesError, InternalError) as e:
             if not (work / "routed.json").is_file():
@@ -886,7 +892,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--frame",
         type=_frame_size,
-        default=(320, 240),
         metavar="WxH",
         help="pixels: the frame size the line buffer is built for, and of the two random frames simulated "
         "(default: 320x240)",
