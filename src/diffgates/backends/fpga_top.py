@@ -310,7 +310,11 @@ def _pixels_top(circuit: Circuit, fmt: InputFormat, stage_levels: int, frame) ->
     ]
     init += ["vx = 0;", "vy = 0;", "complete = 1'b0;"]
     init += ["above = 0;", "at = 0;", "row = 0;", "first = 1'b0;", "flush_col = 1'b0;", "flush_row = 1'b0;"]
-    init.append("last_column = 0;")
+    init += ["last_column = 0;", "read_at = 0;"]
+    next_read = []  # one column: always 0
+    if width > 1:
+        step = f"read_at == {aw}'d{width - 1} ? read_at : read_at + {aw}'d1"
+        next_read = [f"            read_at <= vx == {cb}'d{width + r - 1} ? {aw}'d0 : {step};"]
     lines += [
         f"    reg [{lb - 1}:0] lines [0:{width - 1}];",
         f"    reg [{lb - 1}:0] above;  // the p - 1 rows above the position passed last clock,",
@@ -320,7 +324,10 @@ def _pixels_top(circuit: Circuit, fmt: InputFormat, stage_levels: int, frame) ->
         f"    reg [{p * b - 1}:0] last_column;",
         f"    assign in_ready = vy < {rb}'d{height} && vx < {cb}'d{width};",
         "    wire advance = in_ready ? in_valid : 1'b1;",
-        f"    wire [{aw - 1}:0] read_at = vx < {cb}'d{width} ? vx[{aw - 1}:0] : {aw}'d{width - 1};",
+        # the column read, vx held at the last column through the flush columns: a register of its
+        # own (a multiplexer between a register and the read made Yosys' tree of distributed RAM
+        # reads four times larger)
+        f"    reg [{aw - 1}:0] read_at;",
         f"    wire [{b - 1}:0] own = flush_row ? above[{b - 1}:0] : pixel;  // a flush row repeats the last",
     ]
     # slot i of above holds the row i + 1 above; rows above the frame's first read as the first
@@ -344,6 +351,7 @@ def _pixels_top(circuit: Circuit, fmt: InputFormat, stage_levels: int, frame) ->
         "            above <= lines[read_at];",
         "            pixel <= in_data;",
         "            at <= read_at;",
+        *next_read,
         "            row <= vy;",
         f"            first <= vx == {cb}'d0;",
         f"            flush_col <= vx >= {cb}'d{width};",
