@@ -172,14 +172,9 @@ def top_testbench(
     vout = "\n".join(_hex_row(row, [kw] + [cw] * k) for row in expected) + "\n"
     ready_wire = "\n    wire in_ready;" if mode == "stream" else ""
     check_ready = "\n            if (in_ready !== 1'b1) stalls = stalls + 1;" if mode == "stream" else ""
-    tb = f"""`timescale 1ns/1ps
-// verilator lint_off DECLFILENAME
-// Streams {n} golden images through dg_top ({mode}, {words} word(s) of {w} bits each) and checks
-// every result in order against the software model's class and counts.
-module tb_top;
-    reg clk;
-    initial clk = 1'b0;
-    always #5 clk = ~clk;
+    about = f"""Streams {n} golden images through dg_top ({mode}, {words} word(s) of {w} bits each) and checks
+every result in order against the software model's class and counts."""
+    tb = f"""{_tb_head(about)}
     reg [{w - 1}:0] in_data = 0;
     reg in_valid = 0;
     wire [{kw - 1}:0] out_class;
@@ -203,6 +198,18 @@ module tb_top;
 {_checker(n, "{out_class, out_counts}", (n * words + 64) * 4 + 1000, "image", "words")}endmodule
 """
     return {"tb_top.v": tb, "top_in.hex": vin, "top_out.hex": vout}
+
+
+def _tb_head(about: str) -> str:
+    """The opening of a top level's testbench: ``about`` as comment lines, the module, its clock."""
+    comment = "\n".join(f"// {line}" for line in about.splitlines())
+    return f"""`timescale 1ns/1ps
+// verilator lint_off DECLFILENAME
+{comment}
+module tb_top;
+    reg clk;
+    initial clk = 1'b0;
+    always #5 clk = ~clk;"""
 
 
 def _checker(n: int, result: str, limit: int, item: str, unit: str) -> str:
@@ -404,15 +411,10 @@ def pixels_testbench(
     limit = (
         (n * io["initiation_interval"] * 14 // 13 + 64) * 4 + 1000 + 10 * top_latency(circuit, stage_levels, "pixels")
     )
-    tb = f"""`timescale 1ns/1ps
-// verilator lint_off DECLFILENAME
-// Streams {n} frame(s) of {width} x {height} pixels through dg_top (pixels), waiting while in_ready is
-// low and pausing every 13 pixels, and checks every output block in order against the software
-// model's counts.
-module tb_top;
-    reg clk;
-    initial clk = 1'b0;
-    always #5 clk = ~clk;
+    about = f"""Streams {n} frame(s) of {width} x {height} pixels through dg_top (pixels), waiting while in_ready is
+low and pausing every 13 pixels, and checks every output block in order against the software
+model's counts."""
+    tb = f"""{_tb_head(about)}
     reg [{b - 1}:0] in_data = 0;
     reg in_valid = 0;
     wire in_ready;
