@@ -437,7 +437,7 @@ def cmd_fpga(args) -> int:
                 export, work, args.family, dev.name, args.mode, args.word_bits, args.target_mhz, args.stage_levels,
                 args.vectors, simulate=not args.no_simulate, nextpnr_args=tuple(shlex.split(args.nextpnr_args or "")),
                 breakdown=not args.no_breakdown, echo=lambda m: print(m, file=sys.stderr), timeout=args.timeout,
-                frame=args.frame or (320, 240),
+                **({"frame": args.frame} if args.frame else {}),
             )  # fmt: skip
         except (DiffgatesError, InternalError) as e:
             if not (work / "routed.json").is_file():

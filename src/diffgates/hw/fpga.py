@@ -153,7 +153,7 @@ def implement(
     io = interface(circuit, fmt, mode, word_bits, frame)
     (work / "model.v").write_text(to_verilog(circuit, fmt, levels))
     (work / "top.v").write_text(top_level(circuit, fmt, levels, mode, word_bits, frame))
-    if mode == "pixels":  # two frames of random codes, the second one's rows pausing in places
+    if mode == "pixels":  # two frames of random codes, against the software's windows of them
         frames = np.random.default_rng(0).integers(0, 2**fmt.bits, (2, frame[1], frame[0]))
         counts = predict_counts(circuit, fmt.values(frame_windows(frames, io["patch"])))
         n, bench = len(counts), pixels_testbench(circuit, fmt, frames, counts, levels)
@@ -233,6 +233,7 @@ def default_mode(export: Path) -> str:
 
 
 def check_mode(circuit: Circuit, mode: str, family: str) -> None:
+    """Refuse a top level that does not fit the export (a class per input, or a pixel stream)."""
     if mode == "pixels" and circuit.argmax:
         raise DiffgatesError(
             "--mode pixels streams frames through an image network; this export is a classifier (use --mode stream "
