@@ -97,9 +97,9 @@ def top_level(
     io = interface(circuit, fmt, mode, word_bits)
     n_bits, k, cw, kw = io["image_bits"], circuit.n_classes, io["count_bits"], io["class_bits"]
     stages = latency(circuit, stage_levels)  # the model's register stages
-    lat = stages + 1  # cycles from the registered image to the registered outputs
     lines = [
-        f"// dg_top ({mode}): {io['initiation_interval']} cycle(s) per image, latency {lat + 1} cycles",
+        f"// dg_top ({mode}): {io['initiation_interval']} cycle(s) per image, "
+        f"latency {top_latency(circuit, stage_levels, mode)} cycles",
         "`timescale 1ns/1ps",
         "// verilator lint_off DECLFILENAME",
         "module dg_top (",
