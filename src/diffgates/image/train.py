@@ -143,8 +143,8 @@ def train_image(
     numbers)."""
     cfg.check()
     out = Path(out)
-    if not resume:  # refused before any work: an --out that would lose data
-        replacing = outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, cfg.data_dir])
+    # refused before any work: an --out that would lose data (a resumed run continues in place)
+    replacing = not resume and outdir.check_output(out, overwrite, outdir.RUN_KINDS, [*inputs, cfg.data_dir])
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
@@ -158,7 +158,7 @@ def train_image(
     model.encoder.fit(draw.sample(min(cfg.patch_samples, 100_000), np.random.default_rng(cfg.seed))[0])
     if cfg.init_from and not resume:  # weights, wiring and encoder of an earlier run of this architecture
         start_from(model, Path(cfg.init_from))
-    if not resume and replacing:
+    if replacing:
         out = outdir.start_partial(out, "run")
     elif not resume:
         outdir.make_writable(out, "run")
