@@ -202,9 +202,55 @@ def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
         assert np.array_equal(program.run(prog, bits, 1), run_numpy(c, bits))
 
 
+def every_gate_pair() -> Circuit:
+    """Each pair of gates g(s, x) and g(x, s), s = op(x_p, x_q) read by g alone, for all 16 x 16
+    ops and every choice of p, q and x among three inputs (shared inputs included); class k counts
+    pair k's g alone, so one wrong truth-table bit shows in one count."""
+    import itertools
+
+    ops, a, b = [], [], []
+    for op_s, op_g, side, (p, q, r) in itertools.product(
+        range(16), range(16), (0, 1), itertools.product(range(3), repeat=3)
+    ):
+        s = 3 + len(ops)
+        ops += [op_s, op_g]
+        a += [p, s if side == 0 else r]
+        b += [q, r if side == 0 else s]
+    return Circuit(
+        n_features=3,
+        in_feature=np.arange(3),
+        in_threshold=np.zeros(3, dtype=np.float32),
+        ops=ops,
+        a=a,
+        b=b,
+        outputs=np.arange(4, 3 + len(ops), 2),
+        layer=np.zeros(len(ops), dtype=np.int64),
+        n_classes=len(ops) // 2,
+    ).validate()
+
+
+def test_gate_pairs_fuse_into_three_input_functions_that_count_right():
+    """Pairs fuse (the executor's program holds three-input functions and fewer gates), the
+    exported C's program does not; both count each pair right on every input pattern."""
+    from diffgates.circuit import program
+
+    c = every_gate_pair()
+    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    fused, plain = program.prepare(c), program.prepare(c, ternary=False)
+    n_fused = fused.run_len[fused.run_op >= program.TERNARY].sum()
+    assert n_fused > 5000 and fused.n_gates == plain.n_gates - n_fused
+    assert (plain.run_op < 16).all()
+    for prog in (fused, plain):
+        assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))
+
+
 def _executor_equals_oracle():
     from conftest import random_circuit
     from diffgates.circuit import program
+
+    c = every_gate_pair()  # the three-input functions
+    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
 
     # partial 64-byte chunks (57 = 32 + 16 + 9 bytes) and blocks; 21 features: 8 x 8 blocks and a remainder
     for seed, n_inputs, batch in [(0, 249, 1100), (1, 64, 513), (2, 7, 64)]:

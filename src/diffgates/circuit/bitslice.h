@@ -16,30 +16,36 @@
     }                                                 \
     break
 
+/* Gates k .. end - 1, all of op `op`. */
+static void bs_eval_run(WORD *S, int op, int64_t k, int64_t end, const int32_t *A, const int32_t *B,
+                        const int32_t *Dst) {
+    const WORD zero = BS_ZERO, ones = ~zero;
+    switch (op) {
+        case 0: BS_RUN(zero);
+        case 1: BS_RUN(a & b);
+        case 2: BS_RUN(a & ~b);
+        case 3: BS_RUN(a);
+        case 4: BS_RUN(~a & b);
+        case 5: BS_RUN(b);
+        case 6: BS_RUN(a ^ b);
+        case 7: BS_RUN(a | b);
+        case 8: BS_RUN(~(a | b));
+        case 9: BS_RUN(~(a ^ b));
+        case 10: BS_RUN(~b);
+        case 11: BS_RUN(a | ~b);
+        case 12: BS_RUN(~a);
+        case 13: BS_RUN(~a | b);
+        case 14: BS_RUN(~(a & b));
+        default: BS_RUN(ones);
+    }
+}
+
 static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
                           const int32_t *A, const int32_t *B, const int32_t *Dst) {
-    const WORD zero = BS_ZERO, ones = ~zero;
     int64_t k = 0, r;
     for (r = 0; r < n_runs; r++) {
-        const int64_t end = k + run_len[r];
-        switch (run_op[r]) {
-            case 0: BS_RUN(zero);
-            case 1: BS_RUN(a & b);
-            case 2: BS_RUN(a & ~b);
-            case 3: BS_RUN(a);
-            case 4: BS_RUN(~a & b);
-            case 5: BS_RUN(b);
-            case 6: BS_RUN(a ^ b);
-            case 7: BS_RUN(a | b);
-            case 8: BS_RUN(~(a | b));
-            case 9: BS_RUN(~(a ^ b));
-            case 10: BS_RUN(~b);
-            case 11: BS_RUN(a | ~b);
-            case 12: BS_RUN(~a);
-            case 13: BS_RUN(~a | b);
-            case 14: BS_RUN(~(a & b));
-            default: BS_RUN(ones);
-        }
+        bs_eval_run(S, run_op[r], k, k + run_len[r], A, B, Dst);
+        k += run_len[r];
     }
 }
 

@@ -1,7 +1,9 @@
 /* Bit-sliced circuit executor: BLOCK samples per block, one BLOCK-bit vector per signal.
  *
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
- * each run is a tight branch-free loop. Per block: pack input bits (64x64 bit-matrix transposes),
+ * each run is a tight branch-free loop; besides the 16 two-input gates an op may be a
+ * three-input function (a gate and the one gate only it reads, fused: one instruction with
+ * AVX-512). Per block: pack input bits (64x64 bit-matrix transposes),
  * or encode raw uint8 / float32 features straight into them (compares on feature columns),
  * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
  * and spread the bit planes into per-sample counters; packing and counting go a CBLOCK part of
@@ -375,6 +377,47 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #endif
 #include "bitslice.h"
 
+/* Three-input functions: op TERNARY + t computes bit 4a + 2b + c of the truth table t. With
+ * AVX-512 a signal of one register (or of an AVX-512VL one) takes one ternary-logic instruction;
+ * otherwise the Shannon split on a of two two-input functions of (b, c), each the OR of its
+ * minterms (t is a constant: the compiler keeps the terms it needs). */
+#define TERNARY 256
+#define TT_BIT(t, n) (((t) >> (n)) & 1)
+#define TT_MINTERMS(t, b, c) \
+    ((TT_BIT(t, 0) ? ~(b | c) : zero) | (TT_BIT(t, 1) ? ~b & c : zero) | (TT_BIT(t, 2) ? b & ~c : zero) | (TT_BIT(t, 3) ? b & c : zero))
+#if defined(__AVX512F__) && WORDS == 8
+#define TERN(a, b, c, t) ((vec)_mm512_ternarylogic_epi64((__m512i)(a), (__m512i)(b), (__m512i)(c), t))
+#elif defined(__AVX512VL__) && WORDS == 4
+#define TERN(a, b, c, t) ((vec)_mm256_ternarylogic_epi64((__m256i)(a), (__m256i)(b), (__m256i)(c), t))
+#elif defined(__AVX512VL__) && WORDS == 2
+#define TERN(a, b, c, t) ((vec)_mm_ternarylogic_epi64((__m128i)(a), (__m128i)(b), (__m128i)(c), t))
+#else
+#define TERN(a, b, c, t) (TT_MINTERMS((t) & 15, b, c) ^ (a & (TT_MINTERMS((t) & 15, b, c) ^ TT_MINTERMS((t) >> 4, b, c))))
+#endif
+#define TERN_CASE(t) \
+    case t:          \
+        for (int64_t j = k; j < end; j++) S[Dst[j]] = TERN(S[A[j]], S[B[j]], S[C[j]], t); \
+        break;
+#define TERN_CASE4(t) TERN_CASE(t) TERN_CASE(t + 1) TERN_CASE(t + 2) TERN_CASE(t + 3)
+#define TERN_CASE16(t) TERN_CASE4(t) TERN_CASE4(t + 4) TERN_CASE4(t + 8) TERN_CASE4(t + 12)
+#define TERN_CASE64(t) TERN_CASE16(t) TERN_CASE16(t + 16) TERN_CASE16(t + 32) TERN_CASE16(t + 48)
+
+/* The runs: gate k reads slots A[k], B[k] (and C[k] for a three-input function), writes Dst[k]. */
+static void eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs, const int32_t *A,
+                      const int32_t *B, const int32_t *C, const int32_t *Dst) {
+    const vec zero = {0}; /* for the minterms */
+    (void)zero;
+    int64_t k = 0;
+    for (int64_t r = 0; r < n_runs; r++) {
+        const int64_t end = k + run_len[r];
+        if (run_op[r] < TERNARY)
+            bs_eval_run(S, run_op[r], k, end, A, B, Dst);
+        else
+            switch (run_op[r] - TERNARY) { TERN_CASE64(0) TERN_CASE64(64) TERN_CASE64(128) TERN_CASE64(192) }
+        k = end;
+    }
+}
+
 /* Add the plane (weight 2^shift) of CBLOCK samples into 16-bit counters. */
 static void spread_plane(const cvec *plane, int shift, u16x8 *cnt) {
 #if defined(__AVX512BW__)
@@ -415,8 +458,8 @@ static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t
  * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
  * plus out_offset[c]. Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
-                const float *threshold, int64_t n_slots, const uint8_t *run_op, const int32_t *run_len, int64_t n_runs,
-                const int32_t *A, const int32_t *B, const int32_t *Dst, const int32_t *out_idx,
+                const float *threshold, int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
+                const int32_t *A, const int32_t *B, const int32_t *C, const int32_t *Dst, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
                 int threads) {
     int16_t *least = NULL; /* uint8 input: each threshold as the byte to reach, once per call */
@@ -462,7 +505,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             for (int64_t blk = 0; blk < n_blocks; blk++) {
                 const int64_t row0 = blk * BLOCK;
                 pack_block(&src, n_rows, row0, S, words, col);
-                bs_eval_gates(S, run_op, run_len, n_runs, A, B, Dst);
+                eval_runs(S, run_op, run_len, n_runs, A, B, C, Dst);
                 const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
                 for (int64_t c = 0; c < n_classes; c++) {
                     group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt);

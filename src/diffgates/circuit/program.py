@@ -20,6 +20,9 @@ from .ir import Circuit
 
 _SOURCE = Path(__file__).with_name("executor.c")
 MAX_GROUP = 65535
+#: run_op of a three-input function: TERNARY + its truth table (bit 4a + 2b + c: a, b, c the
+#: values of slots a, b, c), as AVX-512's ternary-logic instruction takes it.
+TERNARY = 256
 
 
 @dataclass
@@ -27,10 +30,11 @@ class Program:
     n_inputs: int
     n_gates: int
     n_slots: int  # signal buffer size; the last slot is always zero (group padding)
-    run_op: np.ndarray  # uint8 (runs,)
+    run_op: np.ndarray  # uint16 (runs,): a gate (0 .. 15) or TERNARY + a truth table
     run_len: np.ndarray  # int32 (runs,)
     a: np.ndarray  # int32 (gates,) slots read
     b: np.ndarray
+    c: np.ndarray  # the third slot of a three-input function (a copy of a for a gate)
     dst: np.ndarray  # int32 (gates,) slot written
     out_idx: np.ndarray  # int32 (classes, n_pos + n_neg) slots counted: n_pos as they are, then n_neg inverted
     n_pos: int  # multiples of 16, padded with the zero slot
@@ -64,13 +68,14 @@ def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np
     return plus, minus, (op == gates.TRUE).sum(1)
 
 
-def allocate_slots(n_in: int, a: np.ndarray, b: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, int]:
-    """Buffer slot of every signal (inputs first, then gates in program order), reusing the slot
-    of a signal after its last reader, so the buffer holds the live signals only."""
-    n = len(a)
+def allocate_slots(n_in: int, reads: tuple[np.ndarray, ...], outputs: np.ndarray) -> tuple[np.ndarray, int]:
+    """Buffer slot of every signal (inputs first, then gates in program order; gate k reads
+    signal r[k] for each r in ``reads``), reusing the slot of a signal after its last reader, so
+    the buffer holds the live signals only."""
+    n = len(reads[0])
     last = np.full(n_in + n, -1, dtype=np.int64)
-    np.maximum.at(last, a, np.arange(n))
-    np.maximum.at(last, b, np.arange(n))
+    for r in reads:
+        np.maximum.at(last, r, np.arange(n))
     last[outputs] = n  # outputs live to the end
     dying = [[] for _ in range(n + 1)]
     for sig in np.flatnonzero((last >= 0) & (last < n)).tolist():
@@ -91,22 +96,72 @@ def allocate_slots(n_in: int, a: np.ndarray, b: np.ndarray, outputs: np.ndarray)
     return slot, top + 1  # + the zero slot
 
 
-def prepare(circuit: Circuit) -> Program:
+def fuse_pairs(circuit: Circuit, kept: np.ndarray, depth: np.ndarray, counted: np.ndarray):
+    """Three-input functions from pairs of gates: a gate that one other gate reads, once, and the
+    counts do not, is computed inside that reader, which becomes one function of the absorbed
+    gate's two inputs and its own other input. The pair then costs one instruction with AVX-512,
+    and the absorbed gate's store and reload are gone (random networks: about a quarter of the
+    gates). Level by level from the inputs; a reader already fused is not absorbed again.
+
+    ``kept``: the gates evaluated; ``depth``: each gate's level; ``counted``: a mask over signals.
+    Returns (op, a, b, c, absorbed) over all gates: op a gate id or TERNARY + truth table (bit
+    4a + 2b + c), c the third input (a copy of a for a plain gate), absorbed a mask."""
+    n_in = circuit.n_inputs
+    a, b = circuit.a.astype(np.int64), circuit.b.astype(np.int64)
+    ops = circuit.ops.astype(np.int64)
+    reads = np.zeros(circuit.n_signals, dtype=np.int64)
+    np.add.at(reads, a[kept], 1)
+    np.add.at(reads, b[kept], 1)
+    can_go = (reads == 1) & ~counted
+    can_go[:n_in] = False
+    op, fa, fb, fc = ops.copy(), a.copy(), b.copy(), a.copy()
+    absorbed = np.zeros(circuit.n_gates, dtype=bool)
+    # truth-table bit i: the inputs' values (where two inputs are one signal, the bits that give
+    # them different values are never read)
+    i = np.arange(8)[:, None]
+    v0, v1, v2 = (i >> 2) & 1, (i >> 1) & 1, i & 1
+    for level in np.unique(depth[kept]):
+        g = kept[depth[kept] == level]
+        from_a = can_go[a[g]]
+        from_b = ~from_a & can_go[b[g]]
+        g, from_b = g[from_a | from_b], from_b[from_a | from_b]
+        inner, other = np.where(from_b, b[g], a[g]) - n_in, np.where(from_b, a[g], b[g])
+        w = gates.TRUTH[ops[inner], 2 * v0 + v1]
+        out = np.where(from_b, gates.TRUTH[ops[g], 2 * v2 + w], gates.TRUTH[ops[g], 2 * w + v2])
+        op[g] = TERNARY + (out << i).sum(0)
+        fa[g], fb[g], fc[g] = a[inner], b[inner], other
+        absorbed[inner] = True
+        can_go[n_in + g] = False  # a three-input function is not absorbed into another
+    return op, fa, fb, fc, absorbed
+
+
+def prepare(circuit: Circuit, ternary: bool = True) -> Program:
     """Order the gates the counts need by (level, op), renumber signals so each run of equal ops
-    is contiguous, give every signal a buffer slot, and lay out the class counts (:func:`count_plan`)."""
+    is contiguous, give every signal a buffer slot, and lay out the class counts (:func:`count_plan`).
+    ``ternary``: fuse pairs of gates into three-input functions (:func:`fuse_pairs`; the
+    executor's), else two-input gates only (the exported C's)."""
     n_in = circuit.n_inputs
     plus, minus, n_true = count_plan(circuit)
     roots = np.concatenate([*plus, *minus, np.zeros(0, dtype=np.int64)])
     kept = np.flatnonzero(live_signals(circuit, roots)[n_in:])
-    order = kept[np.lexsort((circuit.ops[kept], levels(circuit)[kept]))]
+    depth = levels(circuit)
+    if ternary:
+        counted = np.zeros(circuit.n_signals, dtype=bool)
+        counted[roots] = True
+        ops, fa, fb, fc, absorbed = fuse_pairs(circuit, kept, depth, counted)
+        kept = kept[~absorbed[kept]]
+    else:
+        ops, fa, fb = circuit.ops.astype(np.int64), circuit.a, circuit.b
+        fc = fa
+    order = kept[np.lexsort((ops[kept], depth[kept]))]
     n = len(order)
     new_sig = np.full(circuit.n_signals, -1, dtype=np.int64)
     new_sig[:n_in] = np.arange(n_in)
     new_sig[n_in + order] = n_in + np.arange(n)
-    a, b = new_sig[circuit.a[order]], new_sig[circuit.b[order]]
-    slot, n_slots = allocate_slots(n_in, a, b, new_sig[roots])
+    a, b, c = new_sig[fa[order]], new_sig[fb[order]], new_sig[fc[order]]
+    slot, n_slots = allocate_slots(n_in, (a, b, c), new_sig[roots])
     zero = n_slots - 1
-    ops = circuit.ops[order]
+    ops = ops[order]
     starts = np.flatnonzero(np.r_[True, ops[1:] != ops[:-1]]) if n else np.zeros(0, dtype=np.int64)
     run_len = np.diff(np.r_[starts, n])
     n_pos = -(-max(map(len, plus)) // 16) * 16
@@ -116,8 +171,8 @@ def prepare(circuit: Circuit) -> Program:
 
     def rows(groups, width):
         out = np.full((circuit.n_classes, width), zero, dtype=np.int64)
-        for c, sig in enumerate(groups):
-            out[c, : len(sig)] = slot[new_sig[sig]]
+        for k, sig in enumerate(groups):
+            out[k, : len(sig)] = slot[new_sig[sig]]
         return out
 
     neg_pad = n_neg - np.array([len(m) for m in minus])  # inverted zero slots each count 1
@@ -126,10 +181,11 @@ def prepare(circuit: Circuit) -> Program:
         n_inputs=n_in,
         n_gates=n,
         n_slots=n_slots,
-        run_op=np.ascontiguousarray(ops[starts], dtype=np.uint8),
+        run_op=np.ascontiguousarray(ops[starts], dtype=np.uint16),
         run_len=i32(run_len),
         a=i32(slot[a]),
         b=i32(slot[b]),
+        c=i32(slot[c]),
         dst=i32(slot[n_in:]),
         out_idx=i32(np.concatenate([rows(plus, n_pos), rows(minus, n_neg)], axis=1)),
         n_pos=n_pos,
@@ -212,6 +268,7 @@ def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.
         i64(len(program.run_op)),
         _p(program.a),
         _p(program.b),
+        _p(program.c),
         _p(program.dst),
         _p(program.out_idx),
         _p(program.out_offset),
