@@ -478,6 +478,7 @@ def infer_worker(
         prog = program.prepare(opt)
         row["prepare_s"] = time.perf_counter() - t0
         row["gates_after"] = opt.n_gates
+        row["ops_run"] = prog.n_gates  # gates and fused pairs (three-input functions) the executor runs
         # the optimised circuit's own encoder emits only the bits it still reads
         kept = bits if opt.n_inputs == n_in else np.ascontiguousarray(bits[:, opt.in_feature])
 
