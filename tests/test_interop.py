@@ -19,7 +19,7 @@ from diffgates.data import load_dataset
 from diffgates.errors import DiffgatesError
 from diffgates.hw.tools import find
 from diffgates.interop import import_network, pickles
-from diffgates.interop.sources import gate_ids
+from diffgates.interop.sources import gate_ids, lut_tables
 from diffgates.runs import load_run
 
 PATTERNS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -39,6 +39,64 @@ def test_each_parametrization_selects_the_gate_torchlogix_evaluates(parametrizat
     ours = gates.TRUTH[gate_ids(layer.weight, parametrization)]
     np.testing.assert_array_equal(ours, theirs.numpy().astype(np.int64))
     assert len(set(gate_ids(layer.weight, parametrization).tolist())) >= 14  # nearly every gate appears
+
+
+@pytest.mark.parametrize("parametrization, rank", [("warp", 1), ("warp", 4), ("warp", 6), ("light", 4), ("light", 6)])
+def test_each_parametrization_gives_the_lut_torchlogix_evaluates(parametrization, rank):
+    """Truth tables of LUTs of 1, 4 and 6 inputs equal torchlogix's eval-mode outputs on every input
+    pattern, for random weights and for small integers (ties and zero sums included)."""
+    torch.manual_seed(rank)
+    layer = LogicDense(rank, 400, lut_rank=rank, parametrization=parametrization).eval()
+    patterns = torch.tensor([[(p >> (rank - 1 - i)) & 1 for i in range(rank)] for p in range(1 << rank)]).float()
+    with torch.no_grad():
+        layer.weight.normal_()
+        layer.weight[200:] = torch.randint(-2, 3, layer.weight[200:].shape).float()
+        layer.connections.indices = torch.arange(rank)[:, None].expand(rank, 400).contiguous()
+        theirs = layer(patterns).T  # (LUTs, patterns)
+    ours = lut_tables(layer.weight, parametrization, rank)
+    np.testing.assert_array_equal(ours, theirs.numpy().astype(bool))
+    assert len({row.tobytes() for row in ours}) > 100 if rank > 2 else ours.any() and not ours.all()
+
+
+def test_a_torchlogix_model_of_4_and_6_input_luts_imports_with_equal_counts(tmp_path):
+    """LUTs of 4 inputs (learnable wiring) and 6 inputs become layers of two-input gates with
+    torchlogix's eval-mode counts on 10,000 inputs, from the whole model and from a state dict;
+    the circuit, optimised, keeps far fewer than the decomposition's gates."""
+    torch.manual_seed(4)
+    learnable = {"num_candidates": 8}
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        FixedBinarization(torch.tensor([0.2, 0.45, 0.7])),
+        LogicDense(192, 120, lut_rank=4, parametrization="warp", connections="learnable", connections_kwargs=learnable),
+        LogicDense(120, 90, lut_rank=6, parametrization="warp"),
+        LogicDense(90, 60),
+        GroupSum(10, tau=4.0),
+    )
+    model = _train_briefly(model, steps=10)
+    x = _inputs(seed=4)
+    with torch.no_grad():
+        expected = (model(x) * 4.0).round().long().numpy()
+    torch.save(model, tmp_path / "model.pt")
+    summary = import_network("torchlogix", tmp_path / "model.pt", "digits", tmp_path / "run")
+    assert summary["circuit_mismatches"] == 0
+    assert summary["widths"][:5] == [720, 600, 360, 240, 120] and len(summary["widths"]) == 5 + 9 + 1
+    _, ours, circuit = load_run(tmp_path / "run")
+    np.testing.assert_array_equal(ours.counts(x).numpy(), expected)
+    np.testing.assert_array_equal(predict_counts(circuit, x.numpy()), expected)
+    from diffgates.circuit.passes import optimize
+
+    assert optimize(circuit)[0].n_gates < circuit.n_gates / 2
+
+    state = model.state_dict()
+    state.update({"2.connections.indices": model[2].connections.indices, "3.indices": model[3].connections.indices})
+    state["4.indices"] = model[4].connections.indices
+    torch.save(state, tmp_path / "state.pt")
+    args = ["import", "--from", "torchlogix", "--dataset", "digits", "--classes", "10", "--tau", "4"]
+    assert main([*args, str(tmp_path / "state.pt"), "--out", str(tmp_path / "bare")]) == 2
+    assert not (tmp_path / "bare").exists()
+    args += ["--parametrization", "warp", str(tmp_path / "state.pt"), "--out", str(tmp_path / "sd")]
+    assert main(args) == 0
+    np.testing.assert_array_equal(load_run(tmp_path / "sd")[1].counts(x).numpy(), expected)
 
 
 def _torchlogix_model(parametrizations, binarization, seed=0):
@@ -216,7 +274,17 @@ def test_a_trained_torchlogix_convolutional_model_imports_with_equal_scores(tmp_
 
 
 def test_unsupported_torchlogix_layers_are_refused_by_name(tmp_path):
-    rank4 = torch.nn.Sequential(LogicDense(64, 100, lut_rank=4, parametrization="warp"), GroupSum(10))
+    rank4 = _torchlogix_conv_model()[1:]
+    rank4[1] = LogicConv2d(
+        in_dim=8,
+        channels=3,
+        num_kernels=8,
+        tree_depth=2,
+        receptive_field_size=3,
+        padding=1,
+        lut_rank=4,
+        parametrization="warp",
+    )
     conv = _torchlogix_conv_model()[1:]
     conv[2] = OrPooling2d(kernel_size=2, stride=1)
     cases = [

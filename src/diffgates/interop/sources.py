@@ -1,16 +1,20 @@
 """What a torchlogix or difflogic checkpoint says, read into one plain description.
 
-Each library's discrete (eval-mode) gate is worked out from its own arithmetic, for the four input
-patterns ``(a, b)`` in the order 00, 01, 10, 11, and named by its truth table (``gates.gate_id``):
+Each library's discrete (eval-mode) LUT is worked out from its own arithmetic as a truth table
+over the input patterns, pattern ``p`` giving input ``i`` (read from ``indices[i]``) the value of
+bit ``rank - 1 - i`` of ``p`` (for two inputs ``(a, b)``: 00, 01, 10, 11); a two-input LUT is
+named by its gate (``gates.gate_id``):
 
 - difflogic ``LogicLayer`` and torchlogix ``raw``: 16 logits per gate in the numbering of
   ``gates.py``; the gate is their argmax (the first on a tie, as ``torch.argmax``).
-- torchlogix ``warp``: 4 Walsh coefficients; with ``A = 1 - 2a`` and ``B = 1 - 2b`` the output is 1
-  where ``w0 + w1 B + w2 A + w3 AB < 0`` (summed in that order in float32, as torchlogix does).
-- torchlogix ``light``: 4 logits, one per input pattern; the output is 1 where the logit is > 0.
+- torchlogix ``warp``: ``2**rank`` Walsh coefficients; coefficient ``j`` multiplies the product of
+  ``1 - 2x`` over the inputs whose bit is set in ``j``, and the output is 1 where the sum (in
+  order of ``j``, in float32, as torchlogix adds them) is < 0.
+- torchlogix ``light``: one logit per input pattern; the output is 1 where the logit is > 0.
 
-Both libraries read gate input A from ``indices[0]`` and B from ``indices[1]``, and end in
-``GroupSum(k, tau)`` over equal consecutive blocks, as diffgates does.
+A LUT of more than two inputs (torchlogix's ``lut_rank`` 4 or 6) becomes a few layers of two-input
+gates (:func:`lut_layers`). Both libraries end in ``GroupSum(k, tau)`` over equal consecutive
+blocks, as diffgates does.
 """
 
 from __future__ import annotations
@@ -78,25 +82,72 @@ class Network:
     image: tuple[int, int, int] | None = None  # of the raw input, before binarisation
 
 
-def gate_ids(weight: torch.Tensor, parametrization: str) -> np.ndarray:
-    """The discrete gate of every row of ``weight`` under a library's parametrization."""
+def lut_tables(weight: torch.Tensor, parametrization: str, rank: int = 2) -> np.ndarray:
+    """The truth table of every row of ``weight`` under a library's parametrization: (LUTs,
+    2**rank) bools in the pattern order of the module docstring (raw: rank 2 only)."""
     w = weight.detach().to(torch.float32)
-    columns = 16 if parametrization == "raw" else 4
+    entries = 1 << rank
+    columns = 16 if parametrization == "raw" else entries
     if w.dim() != 2 or w.shape[1] != columns:
+        what = "gate" if rank == 2 else f"{rank}-input LUT"
         raise DiffgatesError(
-            f"a {parametrization} gate layer has {columns} weights per gate, got a weight of shape {tuple(w.shape)}."
+            f"a {parametrization} layer has {columns} weights per {what}, got a weight of shape {tuple(w.shape)}."
         )
     if parametrization == "raw":
-        return w.argmax(-1).numpy()
+        return gates.TRUTH[w.argmax(-1).numpy()].astype(bool)
     if parametrization == "light":
-        truth = w > 0
-    else:
-        sums = []
-        for a, b in _PATTERNS:
-            sa, sb = 1.0 - 2 * a, 1.0 - 2 * b
-            sums.append(w[:, 0] + w[:, 1] * sb + w[:, 2] * sa + w[:, 3] * (sa * sb))
-        truth = torch.stack(sums, -1) < 0
-    return gates.gate_id(truth.numpy())
+        return (w > 0).numpy()
+    p = torch.arange(entries)
+    odd = torch.tensor([bin(v).count("1") & 1 for v in range(entries)])[p[:, None] & p[None, :]]
+    signs = 1.0 - 2.0 * odd.to(torch.float32)  # signs[j, p]: basis j at pattern p
+    total = w[:, :1] * signs[0]
+    for j in range(1, entries):
+        total = total + w[:, j : j + 1] * signs[j]
+    return (total < 0).numpy()
+
+
+def gate_ids(weight: torch.Tensor, parametrization: str) -> np.ndarray:
+    """The discrete gate of every row of ``weight`` under a library's parametrization."""
+    if parametrization == "raw" and weight.dim() == 2 and weight.shape[1] == 16:
+        return weight.detach().to(torch.float32).argmax(-1).numpy()
+    return gates.gate_id(lut_tables(weight, parametrization))
+
+
+def lut_layers(tables: np.ndarray, indices: np.ndarray) -> list[Layer]:
+    """Layers of two-input gates computing LUTs of ``rank`` inputs (``tables`` (n, 2**rank),
+    ``indices`` (rank, n)); LUT j ends as gate j of the last layer.
+
+    Shannon expansion: the first layer holds, for each value of inputs 0 .. rank - 3, the LUT as
+    one gate of its last two inputs, and passes inputs 0 .. rank - 3 on (gate A); then each of
+    those inputs, the last first, selects between pairs in two layers (``x AND f1``, ``NOT x AND
+    f0``; then OR), the inputs still to select with passed on beside. A LUT of four inputs is five
+    layers (6, 5, 3, 2, 1 gates); constant and passed-on gates go when the circuit is optimised."""
+    n, rank = len(tables), len(indices)
+    if rank == 1:  # a gate reading its input twice: patterns 01 and 10 never occur
+        return [Layer(gates.gate_id(tables[:, [0, 0, 1, 1]]), indices[0], indices[0])]
+    if rank == 2:
+        return [Layer(gates.gate_id(tables), indices[0], indices[1])]
+    at = lambda item: item * n + np.arange(n)  # noqa: E731  (item-major: gate j of item t)
+
+    def layer(items):
+        ops, ia, ib = zip(*[(np.broadcast_to(op, (n,)), a, b) for op, a, b in items])
+        return Layer(np.concatenate(ops), np.concatenate(ia), np.concatenate(ib))
+
+    chosen = rank - 2
+    quarters = tables.reshape(n, 1 << chosen, 4)
+    items = [(gates.gate_id(quarters[:, c]), indices[-2], indices[-1]) for c in range(1 << chosen)]
+    layers = [layer(items + [(gates.A, indices[i], indices[i]) for i in range(chosen)])]
+    funcs = 1 << chosen  # items 0 .. funcs - 1 are functions, then the inputs still to select with
+    for x in reversed(range(chosen)):
+        passed = [(gates.A, at(funcs + i), at(funcs + i)) for i in range(x)]
+        pairs = [
+            ((gates.AND, at(funcs + x), at(2 * m + 1)), (gates.NOT_A_AND_B, at(funcs + x), at(2 * m)))
+            for m in range(funcs // 2)
+        ]
+        layers.append(layer([item for pair in pairs for item in pair] + passed))
+        layers.append(layer([(gates.OR, at(2 * m), at(2 * m + 1)) for m in range(funcs // 2)] + passed))
+        funcs //= 2
+    return layers
 
 
 def read_network(source: str, obj, classes: int | None = None, tau: float | None = None, parametrization=None):
@@ -151,13 +202,13 @@ def _from_model(source: str, model: Record) -> Network:
         elif leaf.name == "OrPooling2d" and convs and convs[-1].pool == 1 and not layers:
             convs[-1] = _pooled(convs[-1], leaf)
         elif leaf.name == "LogicDense" and source == "torchlogix":
-            layers.append(_torchlogix_dense(leaf))
+            layers += _torchlogix_dense(leaf)
         elif leaf.name == "LogicLayer" and source == "difflogic":
             indices = leaf.__dict__.get("indices")
             weight = leaf.tensor("weights")
             if weight is None or not isinstance(indices, (tuple, list)) or len(indices) != 2:
                 raise DiffgatesError("a difflogic LogicLayer in the checkpoint lacks its weights or indices.")
-            layers.append(_layer(weight, "raw", torch.stack([torch.as_tensor(t) for t in indices])))
+            layers += _layers(weight, "raw", torch.stack([torch.as_tensor(t) for t in indices]))
         elif leaf.name == "GroupSum":
             head = (int(leaf.__dict__["k"]), float(leaf.__dict__.get("tau", 1.0)))
         else:
@@ -180,18 +231,19 @@ def _from_model(source: str, model: Record) -> Network:
     return Network(thresholds, layers, *head, convs=convs, image=image)
 
 
-def _parametrization(leaf: Record) -> str:
-    """raw, warp or light: a torchlogix layer's parametrization, which must have two-input LUTs."""
+def _parametrization(leaf: Record, luts: bool = False) -> str:
+    """raw, warp or light: a torchlogix layer's parametrization, whose LUTs must have two inputs
+    unless ``luts`` (dense layers take any number)."""
     param = leaf.__dict__.get("parametrization")
     kind = getattr(param, "name", "")
     names = {"RawLUTParametrization": "raw", "WarpLUTParametrization": "warp", "LightLUTParametrization": "light"}
     if kind not in names:
         raise DiffgatesError(f"a torchlogix {leaf.name} uses an unknown parametrization {kind or param!r}.")
     rank = leaf.__dict__.get("lut_rank", 2)
-    if rank != 2:
+    if rank != 2 and not luts:
         raise DiffgatesError(
-            f"a torchlogix {leaf.name} with lut_rank={rank} has {rank}-input LUTs; diffgates imports two-input "
-            "gates (lut_rank=2) only."
+            f"a torchlogix {leaf.name} with lut_rank={rank} has {rank}-input LUTs; diffgates imports those in "
+            "LogicDense layers only (convolutions: lut_rank=2)."
         )
     return names[kind]
 
@@ -275,27 +327,28 @@ def _eval_thresholds(raw_diffs: torch.Tensor | None, thresholds: torch.Tensor | 
     return None if t is None else t.to(torch.float32).numpy()
 
 
-def _torchlogix_dense(leaf: Record) -> Layer:
-    param = _parametrization(leaf)
+def _torchlogix_dense(leaf: Record) -> list[Layer]:
+    param = _parametrization(leaf, luts=True)
     connections = _connections(leaf, "FixedDenseConnections", "LearnableDenseConnections")
     if connections.name == "FixedDenseConnections":
         indices = connections.tensor("indices")
     else:
         indices = chosen_inputs(connections.tensor("weights"), connections.tensor("indices"))
-    return _layer(leaf.tensor("weight"), param, indices)
+    return _layers(leaf.tensor("weight"), param, indices)
 
 
 def chosen_inputs(weights: torch.Tensor | None, candidates: torch.Tensor | None) -> torch.Tensor:
-    """The (2, gates) inputs a torchlogix layer with learnable connections reads in its discrete
-    network: for each gate input the candidate of the largest weight (the first on a tie, as
-    ``torch.argmax``), without the Gumbel noise that ``gumbel=True`` adds during training.
+    """The (inputs, gates) inputs a torchlogix layer with learnable connections reads in its
+    discrete network: for each gate input the candidate of the largest weight (the first on a tie,
+    as ``torch.argmax``), without the Gumbel noise that ``gumbel=True`` adds during training.
 
-    ``weights`` and ``candidates`` are (candidates, 2, gates): candidate c of input i of gate g is
-    input ``candidates[c, i, g]`` of the layer before."""
-    if weights is None or candidates is None or weights.dim() != 3 or weights.shape[1] != 2:
+    ``weights`` and ``candidates`` are (candidates, inputs, gates): candidate c of input i of gate g
+    is input ``candidates[c, i, g]`` of the layer before (inputs: 2, or the LUTs' rank)."""
+    if weights is None or candidates is None or weights.dim() != 3:
         shape = None if weights is None else tuple(weights.shape)
         raise DiffgatesError(
-            f"learnable connections need weights and candidate indices of shape (candidates, 2, gates), got {shape}."
+            "learnable connections need weights and candidate indices of shape (candidates, inputs, gates), "
+            f"got {shape}."
         )
     if tuple(candidates.shape) != tuple(weights.shape):
         raise DiffgatesError(
@@ -306,23 +359,29 @@ def chosen_inputs(weights: torch.Tensor | None, candidates: torch.Tensor | None)
     return candidates.to(torch.int64).gather(0, best)[0]
 
 
-def _layer(weight: torch.Tensor | None, parametrization: str, indices: torch.Tensor | None) -> Layer:
+def _layers(weight: torch.Tensor | None, parametrization: str, indices: torch.Tensor | None) -> list[Layer]:
+    """A layer of LUTs as layers of two-input gates: one layer for gates, :func:`lut_layers` for
+    LUTs of more inputs (as many as ``indices`` has rows)."""
     if weight is None:
         raise DiffgatesError("a logic layer in the checkpoint has no weight.")
-    if indices is None or indices.dim() != 2 or indices.shape[0] != 2 or indices.shape[1] != len(weight):
+    rank = 2 if indices is None or indices.dim() != 2 else len(indices)
+    if indices is None or indices.dim() != 2 or not 1 <= rank <= 8 or indices.shape[1] != len(weight):
         shape = None if indices is None else tuple(indices.shape)
         raise DiffgatesError(
-            f"a layer of {len(weight)} gates needs wiring indices of shape (2, {len(weight)}), got {shape}."
+            f"a layer of {len(weight)} gates needs wiring indices of shape (2, {len(weight)}) (or (inputs, "
+            f"{len(weight)}) for LUTs of 1 to 8 inputs), got {shape}."
         )
-    idx = indices.to(torch.int64).numpy()
-    return Layer(gate_ids(weight, parametrization), idx[0], idx[1])
+    if parametrization == "raw" and rank != 2:
+        raise DiffgatesError(f"a raw layer has two-input gates, but its wiring has {rank} inputs per gate.")
+    return lut_layers(lut_tables(weight, parametrization, rank), indices.to(torch.int64).numpy())
 
 
 def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Network:
     """Layers from the keys ``PREFIX.weight`` (torchlogix) or ``PREFIX.weights`` (difflogic) with the
-    wiring saved beside them as ``PREFIX.indices`` (2, gates), or for torchlogix's learnable
-    connections (``PREFIX.connections.weights``) their candidates as ``PREFIX.connections.indices``
-    (candidates, 2, gates); torchlogix binarisation from ``PREFIX.thresholds`` (or ``PREFIX.raw_diffs``)."""
+    wiring saved beside them as ``PREFIX.indices`` (2, gates; torchlogix LUTs: (rank, LUTs)), or for
+    torchlogix's learnable connections (``PREFIX.connections.weights``) their candidates as
+    ``PREFIX.connections.indices`` (candidates, 2 or rank, gates); torchlogix binarisation from
+    ``PREFIX.thresholds`` (or ``PREFIX.raw_diffs``)."""
     if classes is None:
         raise DiffgatesError("a state dict does not record GroupSum's classes; give --classes.")
     weight_key = "weight" if source == "torchlogix" else "weights"
@@ -332,11 +391,6 @@ def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Netw
         get = lambda name, p=p: state.get(f"{p}.{name}" if p else name)  # noqa: E731
         if get(weight_key) is not None:
             w = get(weight_key)
-            kind = "raw" if w.dim() == 2 and w.shape[1] == 16 else parametrization
-            if kind is None:
-                raise DiffgatesError(
-                    f"layer {p!r} has 4 weights per gate; give --parametrization warp or light (how it was trained)."
-                )
             indices = get("indices") if get("indices") is not None else get("connections.indices")
             learnable = get("connections.weights")
             if indices is None:
@@ -352,7 +406,14 @@ def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Netw
                 )
             if learnable is not None:
                 indices = chosen_inputs(learnable, indices)
-            layers.append(_layer(w, kind, indices))
+            gates_of_two = indices.dim() == 2 and len(indices) == 2
+            kind = "raw" if w.dim() == 2 and w.shape[1] == 16 and gates_of_two else parametrization
+            if kind is None:
+                raise DiffgatesError(
+                    f"layer {p!r} has {w.shape[-1]} weights per {'gate' if gates_of_two else 'LUT'}; give "
+                    "--parametrization warp or light (how it was trained)."
+                )
+            layers += _layers(w, kind, indices)
         elif source == "torchlogix" and not layers:  # a binarisation before the first layer
             found = _eval_thresholds(get("raw_diffs"), get("thresholds"))
             thresholds = thresholds if found is None else found
