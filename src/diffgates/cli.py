@@ -731,12 +731,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a torchlogix or difflogic checkpoint and write a run directory holding the same discrete "
         "network (model, circuit, summary scored on --dataset), which eval, info, compile, verify, synth, fpga and "
         "bench infer take like a trained run. Nothing in the file is executed: the other library's classes are read "
-        "as plain data, and only its logic layers of two-input gates with fixed wiring (difflogic's LogicLayer; "
-        "torchlogix's LogicDense and LogicConv2d with OrPooling2d, raw, warp or light), torchlogix's binarisation, "
-        "Flatten and GroupSum are accepted. Checkpoints: a whole model saved "
-        "with torch.save(model), which keeps the wiring; or a state dict, which has no wiring (neither library puts "
-        "its connection indices in state_dict()): add each layer's indices beside its weights as 'PREFIX.indices', "
-        "a (2, gates) tensor (A inputs, B inputs), and give --classes.",
+        "as plain data, and only its logic layers (difflogic's LogicLayer; torchlogix's LogicDense, raw, warp or "
+        "light, with fixed or learnable wiring and LUTs of 1 to 8 inputs, which become layers of two-input gates; "
+        "LogicConv2d of two-input gates with OrPooling2d), torchlogix's binarisation, Flatten and GroupSum are "
+        "accepted. Checkpoints: a whole model saved with torch.save(model), which keeps the wiring; or a state dict, "
+        "which has no wiring (neither library puts its connection indices in state_dict()): add each layer's "
+        "indices beside its weights as 'PREFIX.indices', a (2, gates) tensor (A inputs, B inputs; LUTs: (rank, "
+        "LUTs)), and give --classes.",
         data_dir=True,
     )
     p.add_argument("checkpoint", metavar="FILE", help="the torch.save file (.pt)")
@@ -758,7 +759,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--parametrization",
         choices=("warp", "light"),
-        help="torchlogix state dicts with 4 weights per gate: how the layers were trained",
+        help="torchlogix state dicts of warp or light layers (4 weights per gate, 2**rank per LUT): how they were "
+        "trained",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
