@@ -123,9 +123,16 @@ def test_conv_spec_parsing():
     assert ConvSpec.parse("16:5") == ConvSpec(16, 5, 0, 2, 0)
     assert ConvSpec.parse("48:3:0:2:1") == ConvSpec(48, 3, 0, 2, 1)
     assert ConvSpec.parse("8:3:1:1:0:2").stride == 2
-    for bad in ("16", "a:3", "0:3", "16:3:-1", "16:3:1:1:1", "16:3:1:2:2"):
+    assert ConvSpec.parse("8:3:1:1:0:2:4").depth == 4 and ConvSpec.parse("8:3").depth == 0
+    for bad in ("16", "a:3", "0:3", "16:3:-1", "16:3:1:1:1", "16:3:1:2:2", "8:3:1:1:0:1:6", "8:3:1:1:0:1:2:1"):
         with pytest.raises(DiffgatesError):
             ConvSpec.parse(bad)
+
+
+def test_a_blocks_own_tree_depth_overrides_the_models():
+    model = conv_model(conv=("6:3:1:2:1:1:1", "8:2:0:2:0"), tree_depth=3)
+    assert [conv.depth for conv in model.convs] == [1, 3]
+    assert model.config.gate_counts()["conv"] == sum(conv.n_gates for conv in model.convs)
 
 
 def conv_model(
@@ -161,6 +168,8 @@ LOCAL_ON_BITS = {"head_blocks": 2, "head_input": "blocks+bits", "connections": "
         (5, "softmax16", ("4:3:1:2:0", "6:3:1:2:1"), (2, 8, 8), {"head_blocks": 2, "head_input": "blocks+bits"}),
         # locally wired dense layers over the bits and two blocks, windows in position order
         (6, "truth4", ("4:3:1:2:0", "6:3:1:2:1"), (1, 8, 8), LOCAL_ON_BITS),
+        # blocks of their own tree depths (1 and 4) beside the model's (2)
+        (7, "truth4", ("4:3:1:2:0:1:1", "6:3:1:2:1:1:4", "5:2:0:1"), (2, 8, 8), {"tree_depth": 2}),
     ],
 )
 def test_unrolled_circuit_equals_discrete_model(seed, param, conv, shape, options):

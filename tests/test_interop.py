@@ -251,7 +251,7 @@ def _torchlogix_conv_model():
         FixedBinarization(torch.tensor([0.25, 0.5, 0.75]), feature_dim=1),
         LogicConv2d(in_dim=8, channels=3, num_kernels=8, tree_depth=2, receptive_field_size=3, padding=1),
         OrPooling2d(kernel_size=2, stride=2, padding=0),
-        LogicConv2d(in_dim=4, channels=8, num_kernels=16, tree_depth=2, receptive_field_size=3, parametrization="warp"),
+        LogicConv2d(in_dim=4, channels=8, num_kernels=16, tree_depth=3, receptive_field_size=3, parametrization="warp"),
         torch.nn.Flatten(),
         LogicDense(64, 200, parametrization="light"),
         GroupSum(10, tau=4.0),
@@ -263,7 +263,8 @@ def test_a_trained_torchlogix_convolutional_model_imports_with_equal_scores(tmp_
     torch.save(model[1:], tmp_path / "model.pt")  # as saved: the image reshaping stays with the user
     summary = import_network("torchlogix", tmp_path / "model.pt", "digits", tmp_path / "run")
     _, ours, circuit = load_run(tmp_path / "run")
-    assert ours.config.conv == ["8:3:1:2:0:1", "16:3:0:1:0:1"] and ours.config.image_shape == [1, 8, 8]
+    # trees of depth 2, then 3
+    assert ours.config.conv == ["8:3:1:2:0:1:2", "16:3:0:1:0:1:3"] and ours.config.image_shape == [1, 8, 8]
     x = _inputs()
     with torch.no_grad():
         counts = (model(x) * 4.0).round().long().numpy()

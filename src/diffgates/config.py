@@ -84,10 +84,14 @@ class TrainConfig:
     )
     conv: list[str] = opt(
         _model_default("conv"),
-        "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] each, comma separated",
+        "convolution blocks before the dense layers, K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE[:DEPTH]]]]] each, comma "
+        "separated (DEPTH: that block's tree depth; default --tree-depth)",
     )
     tree_depth: int = opt(
-        _model_default("tree_depth"), "depth of each convolution's logic-gate tree (2**depth leaves)", low=1, high=5
+        _model_default("tree_depth"),
+        "depth of each convolution's logic-gate tree (2**depth leaves) where its block gives none",
+        low=1,
+        high=5,
     )
     conv_groups: int = opt(
         _model_default("conv_groups"), "channel groups without cross wiring in the convolutions after the first", low=1

@@ -64,8 +64,10 @@ class ConvBlock:
 
     @property
     def spec(self) -> str:
-        """The block as diffgates' ``K:SIZE:PAD:POOL:POOL_PAD:STRIDE``."""
-        return f"{len(self.gates)}:{self.size}:{self.padding}:{self.pool}:{self.pool_padding}:{self.stride}"
+        """The block as diffgates' ``K:SIZE:PAD:POOL:POOL_PAD:STRIDE:DEPTH``."""
+        return (
+            f"{len(self.gates)}:{self.size}:{self.padding}:{self.pool}:{self.pool_padding}:{self.stride}:{self.depth}"
+        )
 
 
 @dataclass
@@ -226,8 +228,6 @@ def _from_model(source: str, model: Record) -> Network:
             f"a binarisation with feature_dim {feature_dim} before {'a convolution' if convs else 'dense layers'} "
             f"is not supported ({'1' if convs else '-2'} is)."
         )
-    if convs and len({c.depth for c in convs}) > 1:
-        raise DiffgatesError("convolutions of different tree depths are not supported (diffgates uses one depth).")
     return Network(thresholds, layers, *head, convs=convs, image=image)
 
 

@@ -31,9 +31,9 @@ from .dense import GateLayer
 class ConvSpec:
     """One convolution block: ``kernels`` trees over ``size`` x ``size`` fields, then OR pooling.
 
-    Written ``K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]]``, e.g. ``16:5`` or ``48:3:0:2:1``; the
-    defaults are padding 0, pooling 2 x 2 (stride 2), pooling padding 0 and tree stride 1; POOL 1
-    means no pooling.
+    Written ``K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE[:DEPTH]]]]]``, e.g. ``16:5`` or ``48:3:0:2:1``;
+    the defaults are padding 0, pooling 2 x 2 (stride 2), pooling padding 0, tree stride 1 and the
+    model's tree depth (DEPTH 0); POOL 1 means no pooling.
     """
 
     kernels: int
@@ -42,11 +42,14 @@ class ConvSpec:
     pool: int = 2
     pool_padding: int = 0
     stride: int = 1
+    depth: int = 0  # the trees' depth; 0: the model's tree_depth
 
     def __post_init__(self):
         text = ":".join(str(v) for v in astuple(self))
         if min(self.kernels, self.size, self.pool, self.stride) < 1 or min(self.padding, self.pool_padding) < 0:
             raise DiffgatesError(f"conv block {text!r}: sizes must be positive and paddings non-negative.")
+        if not 0 <= self.depth <= 5:
+            raise DiffgatesError(f"conv block {text!r}: tree depth {self.depth} is not 1 to 5 (or 0: the model's).")
         if self.pool_padding > self.pool // 2:
             raise DiffgatesError(
                 f"conv block {text!r}: pool padding {self.pool_padding} is more than half the pool size {self.pool}."
@@ -56,11 +59,12 @@ class ConvSpec:
     def parse(cls, text: str) -> ConvSpec:
         try:
             values = [int(v) for v in str(text).split(":")]
-            if not 2 <= len(values) <= 6:
+            if not 2 <= len(values) <= 7:
                 raise ValueError
         except ValueError:
             raise DiffgatesError(
-                f"conv block {text!r} is not K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE]]]] with integers (e.g. 16:3:1:2)."
+                f"conv block {text!r} is not K:SIZE[:PAD[:POOL[:POOL_PAD[:STRIDE[:DEPTH]]]]] with integers "
+                "(e.g. 16:3:1:2)."
             ) from None
         return cls(*values)
 

@@ -81,7 +81,7 @@ class ModelConfig:
             shape = self.conv_input_shape()
             for spec in map(ConvSpec.parse, self.conv):
                 conv_shape, shape = block_shapes(shape, spec)
-                tree += math.prod(conv_shape) * (2**self.tree_depth - 1)
+                tree += math.prod(conv_shape) * (2 ** (spec.depth or self.tree_depth) - 1)
                 pool += 0 if spec.pool == 1 else math.prod(shape) * (spec.pool**2 - 1)
         return {"conv": tree, "pool": pool, "dense": sum(self.widths)}
 
@@ -116,7 +116,7 @@ class LogicNet(nn.Module):
                     spec.size,
                     stride=spec.stride,
                     padding=spec.padding,
-                    depth=c.tree_depth,
+                    depth=spec.depth or c.tree_depth,
                     groups=c.conv_groups if i else 1,
                     tree_channels=c.tree_channels,
                     pool=spec.pool,
