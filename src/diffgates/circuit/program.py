@@ -169,10 +169,10 @@ def prepare(circuit: Circuit, ternary: bool = True) -> Program:
     if n_pos + n_neg > MAX_GROUP:  # the per-sample counters are 16-bit
         raise DiffgatesError(f"the fast executor counts at most {MAX_GROUP} outputs per class.")
 
-    def rows(groups, width):
+    def rows(groups, width):  # each class's slots in buffer order: wide networks count from the L3
         out = np.full((circuit.n_classes, width), zero, dtype=np.int64)
         for k, sig in enumerate(groups):
-            out[k, : len(sig)] = slot[new_sig[sig]]
+            out[k, : len(sig)] = np.sort(slot[new_sig[sig]])
         return out
 
     neg_pad = n_neg - np.array([len(m) for m in minus])  # inverted zero slots each count 1
