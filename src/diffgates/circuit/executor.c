@@ -2,7 +2,7 @@
  *
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
  * each run is a tight branch-free loop; besides the 16 two-input gates an op may be a
- * three-input function (a gate and the one gate only it reads, fused: one instruction with
+ * three-input function (a gate fused with a gate that only it reads: one instruction with
  * AVX-512). Per block: pack input bits (64x64 bit-matrix transposes),
  * or encode raw uint8 / float32 features straight into them (compares on feature columns),
  * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
@@ -383,8 +383,9 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
  * minterms (t is a constant: the compiler keeps the terms it needs). */
 #define TERNARY 256
 #define TT_BIT(t, n) (((t) >> (n)) & 1)
-#define TT_MINTERMS(t, b, c) \
-    ((TT_BIT(t, 0) ? ~(b | c) : zero) | (TT_BIT(t, 1) ? ~b & c : zero) | (TT_BIT(t, 2) ? b & ~c : zero) | (TT_BIT(t, 3) ? b & c : zero))
+#define TT_MINTERMS(t, b, c)                                                         \
+    ((TT_BIT(t, 0) ? ~(b | c) : zero) | (TT_BIT(t, 1) ? ~b & c : zero) | (TT_BIT(t, 2) ? b & ~c : zero) | \
+     (TT_BIT(t, 3) ? b & c : zero))
 #if defined(__AVX512F__) && WORDS == 8
 #define TERN(a, b, c, t) ((vec)_mm512_ternarylogic_epi64((__m512i)(a), (__m512i)(b), (__m512i)(c), t))
 #elif defined(__AVX512VL__) && WORDS == 4
@@ -392,7 +393,8 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #elif defined(__AVX512VL__) && WORDS == 2
 #define TERN(a, b, c, t) ((vec)_mm_ternarylogic_epi64((__m128i)(a), (__m128i)(b), (__m128i)(c), t))
 #else
-#define TERN(a, b, c, t) (TT_MINTERMS((t) & 15, b, c) ^ (a & (TT_MINTERMS((t) & 15, b, c) ^ TT_MINTERMS((t) >> 4, b, c))))
+#define TERN(a, b, c, t) \
+    (TT_MINTERMS((t) & 15, b, c) ^ (a & (TT_MINTERMS((t) & 15, b, c) ^ TT_MINTERMS((t) >> 4, b, c))))
 #endif
 #define TERN_CASE(t) \
     case t:          \

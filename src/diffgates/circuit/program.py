@@ -28,7 +28,7 @@ TERNARY = 256
 @dataclass
 class Program:
     n_inputs: int
-    n_gates: int
+    n_gates: int  # ops run: gates, a fused pair counting once
     n_slots: int  # signal buffer size; the last slot is always zero (group padding)
     run_op: np.ndarray  # uint16 (runs,): a gate (0 .. 15) or TERNARY + a truth table
     run_len: np.ndarray  # int32 (runs,)

@@ -31,7 +31,6 @@ from .pickles import Record
 SOURCES = ("torchlogix", "difflogic")
 PARAMETRIZATIONS = ("raw", "warp", "light")
 _BINARIZATIONS = ("FixedBinarization", "SoftBinarization", "LearnableBinarization", "DummyBinarization")
-_PATTERNS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 @dataclass
