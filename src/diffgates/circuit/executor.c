@@ -239,7 +239,9 @@ static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col, i
 /* Bit s set where byte s (of 64) is at least v (0 .. 256). */
 static inline uint64_t byte_column_bits(const uint8_t *col, int v) {
     if (v > 255) return 0;
-#if defined(__AVX2__)
+#if defined(__AVX512BW__)
+    return _mm512_cmpge_epu8_mask(_mm512_loadu_si512(col), _mm512_set1_epi8((char)v));
+#elif defined(__AVX2__)
     const __m256i t = _mm256_set1_epi8((char)v);
     uint64_t word = 0;
     for (int k = 0; k < 64; k += 32) { /* x >= v where max(x, v) == x, unsigned */
@@ -280,7 +282,11 @@ static void feature_columns(const source *src, int64_t r, int rows, float *col, 
 /* Bit s set where column value s (of 64) exceeds t. */
 static inline uint64_t column_bits(const float *col, float t) {
     uint64_t word = 0;
-#if defined(__AVX2__)
+#if defined(__AVX512F__)
+    const __m512 tv = _mm512_set1_ps(t);
+    for (int k = 0; k < 64; k += 16)
+        word |= (uint64_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(col + k), tv, _CMP_GT_OQ) << k;
+#elif defined(__AVX2__)
     const __m256 tv = _mm256_set1_ps(t);
     for (int k = 0; k < 64; k += 8)
         word |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(col + k), tv, _CMP_GT_OQ)) << k;
