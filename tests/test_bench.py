@@ -128,6 +128,7 @@ def test_bench_infer_checks_and_times_bits_and_raw_features():
     assert "error" not in row and row["img_per_s"] > 0 and row["img_per_s_features"] > 0
     assert row["of_limit"] == pytest.approx(row["img_per_s"] / row["limit_img_per_s"])
     assert 1e8 / 40 < row["limit_img_per_s"] < 1e12 / 40  # one read of 40 input bytes per image
+    assert 0 < row["ops_run"] <= row["gates_after"]  # gates, a fused pair counting once
 
 
 def test_read_bandwidth_reads_the_whole_array_on_each_thread_count(monkeypatch):

@@ -516,7 +516,7 @@ def cmd_bench(args) -> int:
             impls=args.impls,
         )
         columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit"]
-        columns += ["prepare_s", "gates_before", "gates_after", "error"]
+        columns += ["prepare_s", "gates_before", "gates_after", "ops_run", "error"]
     else:
         rows = bench.bench_epoch(args.engines, args.dataset, args.widths, args.threads, args.param, echo=echo)
         columns = ["engine", "dataset", "widths", "threads", "epoch_seconds", "test_acc_discrete", "error"]
