@@ -16,12 +16,10 @@ int dg_predict(const float *x, long n, int32_t *counts, int32_t *classes) {
     S[DG_N_SLOTS - 1] = 0; /* padding slot for the class groups, never written by a gate */
     for (s0 = 0; s0 < n; s0 += 64) {
         const int rows = n - s0 < 64 ? (int)(n - s0) : 64;
-        for (j = 0; j < DG_N_INPUTS; j++) {
-            const float *col = x + s0 * DG_N_FEATURES + dg_in_feature[j];
-            const float t = dg_in_threshold[j];
-            WORD w = 0;
-            for (s = 0; s < rows; s++) w |= (WORD)(col[(long)s * DG_N_FEATURES] > t) << s;
-            S[j] = w;
+        for (j = 0; j < DG_N_INPUTS; j++) S[j] = 0;
+        for (s = 0; s < rows; s++) { /* row by row: each sample's features are read in order */
+            const float *row = x + (s0 + s) * DG_N_FEATURES;
+            for (j = 0; j < DG_N_INPUTS; j++) S[j] |= (WORD)(row[dg_in_feature[j]] > dg_in_threshold[j]) << s;
         }
         bs_eval_gates(S, dg_run_op, dg_run_len, DG_N_RUNS, dg_a, dg_b, dg_dst);
         for (c = 0; c < DG_N_CLASSES; c++) {
