@@ -71,9 +71,17 @@ class Distributed:
             tdist.barrier()
 
     def close(self) -> None:
+        """Destroy the process group while the interpreter is whole: Gloo's worker threads left to
+        interpreter exit can abort the process (SIGABRT, "terminate called without an active
+        exception"). Whatever still holds the group (a DistributedDataParallel wrapper, its
+        reducer's cycles) is collected first."""
         if self.world > 1:
+            import gc
+
             import torch.distributed as tdist
 
+            gc.collect()
+            tdist.barrier()
             tdist.destroy_process_group()
 
 
@@ -274,6 +282,7 @@ def train(
             if stopped:
                 break
     train_seconds = elapsed + time.perf_counter() - t_start
+    del net  # DistributedDataParallel holds the process group: released before it is destroyed
     dist.close()
     if dist.rank != 0:
         return {}
