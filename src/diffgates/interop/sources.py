@@ -363,13 +363,13 @@ def _layers(weight: torch.Tensor | None, parametrization: str, indices: torch.Te
     LUTs of more inputs (as many as ``indices`` has rows)."""
     if weight is None:
         raise DiffgatesError("a logic layer in the checkpoint has no weight.")
-    rank = 2 if indices is None or indices.dim() != 2 else len(indices)
-    if indices is None or indices.dim() != 2 or not 1 <= rank <= 8 or indices.shape[1] != len(weight):
+    if indices is None or indices.dim() != 2 or not 1 <= len(indices) <= 8 or indices.shape[1] != len(weight):
         shape = None if indices is None else tuple(indices.shape)
         raise DiffgatesError(
             f"a layer of {len(weight)} gates needs wiring indices of shape (2, {len(weight)}) (or (inputs, "
             f"{len(weight)}) for LUTs of 1 to 8 inputs), got {shape}."
         )
+    rank = len(indices)
     if parametrization == "raw" and rank != 2:
         raise DiffgatesError(f"a raw layer has two-input gates, but its wiring has {rank} inputs per gate.")
     return lut_layers(lut_tables(weight, parametrization, rank), indices.to(torch.int64).numpy())
