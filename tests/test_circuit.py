@@ -252,19 +252,36 @@ def _executor_equals_oracle():
     bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
     assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
 
-    # partial 64-byte chunks (57 = 32 + 16 + 9 bytes) and blocks; 21 features: 8 x 8 blocks and a remainder
-    for seed, n_inputs, batch in [(0, 249, 1100), (1, 64, 513), (2, 7, 64)]:
+    # partial 64-byte chunks (57 = 32 + 16 + 9 bytes) and blocks; 21 features: 8 x 8 blocks and a
+    # remainder; packed rows of 32, 8 and 1 bytes, and of 76 (a 64-byte span and part of one)
+    for seed, n_inputs, batch in [(0, 249, 1100), (1, 64, 513), (2, 7, 64), (3, 601, 77)]:
         c = random_circuit(seed, n_features=21, n_inputs=n_inputs, n_gates=300, n_classes=3, group=40)
         rng = np.random.default_rng(seed)
         bits = rng.integers(0, 2, size=(batch, c.n_inputs), dtype=np.uint8)
         prog = program.prepare(c)
-        assert np.array_equal(program.run(prog, bits, 2), run_numpy(c, bits))
+        expected = run_numpy(c, bits)
+        assert np.array_equal(program.run(prog, bits, 2), expected)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        if c.n_inputs % 8:  # the last byte's bits past the last input are ignored
+            packed[:, -1] |= np.uint8(0xFF << (c.n_inputs % 8) & 0xFF)
+        assert np.array_equal(program.run_packed(prog, packed, 2), expected)
         # raw features, encoded inside the kernel: pixels (thresholds between and on the integers) and floats
         c = c.replace(in_threshold=rng.choice([-1.0, 0.0, 0.5, 3.0, 7.5, 254.5, 255.0], c.n_inputs).astype(np.float32))
         prog = program.prepare(c)
         pixels = rng.integers(0, 256, (batch, c.n_features), dtype=np.uint8)
         for x in [pixels, pixels.astype(np.float32), rng.normal(3, 4, (batch, c.n_features)).astype(np.float32)]:
             assert np.array_equal(program.run_features(prog, x, 2), run_numpy(c, encode_bits(c, x)))
+
+
+def test_packed_bits_are_checked_before_the_executor_reads_them():
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    prog = program.prepare(random_circuit(0, n_inputs=20, n_gates=30, n_classes=2, group=5))
+    bits = np.zeros((4, 20), dtype=np.uint8)
+    for bad in [bits, np.packbits(bits, axis=1)[:, :2], np.packbits(bits, axis=1).astype(np.int16)]:
+        with pytest.raises(DiffgatesError, match=r"packed input bits, uint8 of shape \(batch, 3\)"):
+            program.run_packed(prog, bad)
 
 
 def test_executor_api_matches_the_model(rng):
@@ -276,6 +293,8 @@ def test_executor_api_matches_the_model(rng):
     expected = model.counts(torch.as_tensor(x)).numpy()
     assert np.array_equal(ex.counts(x), expected)
     assert np.array_equal(ex.predict(x), expected.argmax(1))
+    bits = encode_bits(ex.circuit, x)
+    assert np.array_equal(ex.counts_from_packed_bits(np.packbits(bits, axis=1, bitorder="little")), expected)
     assert ex.circuit.n_gates <= to_circuit(model).n_gates
 
 

@@ -448,8 +448,8 @@ def infer_worker(
 ) -> dict:
     """Images per second end to end from an encoded bit matrix (uint8, samples x n_in), on a random
     784 -> 6 x width network or on a saved (extracted, layered) circuit; for diffgates also from
-    raw features (the random network's bits as uint8 features; uniform float32 features for a
-    saved circuit, through its encoder)."""
+    the same bits packed eight a byte, and from raw features (the random network's bits as uint8
+    features; uniform float32 features for a saved circuit, through its encoder)."""
     import numpy as np
 
     from .circuit import program
@@ -549,6 +549,12 @@ def infer_worker(
         # the ceiling: reading the input bits (a byte each) once, on these threads
         row["limit_img_per_s"] = read_bandwidth(threads) / n_in
         row["of_limit"] = row["img_per_s"] / row["limit_img_per_s"]
+        # the same bits packed eight a byte
+        packed = np.packbits(kept, axis=1, bitorder="little")
+        if not np.array_equal(program.run_packed(prog, packed[check], threads), expected):
+            row["error"] = "wrong class counts from packed bits"
+            return row
+        row["img_per_s_packed"] = _best_rate(lambda: program.run_packed(prog, packed, threads), samples, repeats)
         # from raw features, encoded inside the executor: the saved circuit's own encoder
         raw = Circuit.load(circuit) if circuit else c
         rng = np.random.default_rng(2)
@@ -589,7 +595,7 @@ def bench_infer(
             for _ in range(rounds):
                 for t in counts:
                     runs[t].append(measure("diffgates", w, t))
-            keys = ("img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit")
+            keys = ("img_per_s", "img_per_s_packed", "img_per_s_features", "limit_img_per_s", "of_limit")
             found = [_over_rounds(runs[t], keys, "img_per_s_rounds") for t in counts]
         found += [measure(impl, w, 1) for impl in INFER_IMPLS[1:] if impl in impls]
         for row in found:

@@ -515,7 +515,8 @@ def cmd_bench(args) -> int:
             rounds=args.rounds,
             impls=args.impls,
         )
-        columns = ["impl", "model", "threads", "img_per_s", "img_per_s_features", "limit_img_per_s", "of_limit"]
+        columns = ["impl", "model", "threads", "img_per_s", "img_per_s_packed", "img_per_s_features"]
+        columns += ["limit_img_per_s", "of_limit"]
         columns += ["prepare_s", "gates_before", "gates_after", "ops_run", "error"]
     else:
         rows = bench.bench_epoch(args.engines, args.dataset, args.widths, args.threads, args.param, echo=echo)
@@ -942,10 +943,11 @@ def build_parser() -> argparse.ArgumentParser:
         "subprocess. 'train': ms per training step and peak memory of diffgates' fused kernels, the "
         "in-package reference, the compact torch path and torchlogix, with the fused rows' memory-traffic "
         "limit (limit_ms) and the fraction of its speed reached (of_limit). 'infer': images per second of "
-        "the circuit executor, the exported C and torchlogix's compiled model, with the executor's ceiling "
-        "(reading the input bits once at the memory bandwidth of the same threads: limit_img_per_s) and "
-        "the fraction reached (of_limit). 'conv': the same as 'train' for a convolutional preset (--model). "
-        "'epoch': wall time of one training epoch per engine.",
+        "the circuit executor (from a byte per input bit; img_per_s_packed: from bits packed eight a byte; "
+        "img_per_s_features: from raw features), the exported C and torchlogix's compiled model, with the "
+        "executor's ceiling (reading a byte per input bit once at the memory bandwidth of the same threads: "
+        "limit_img_per_s) and the fraction reached (of_limit). 'conv': the same as 'train' for a convolutional "
+        "preset (--model). 'epoch': wall time of one training epoch per engine.",
     )
     p.add_argument("what", choices=["train", "conv", "infer", "epoch"])
     p.add_argument("--json", action="store_true", help="print the rows as JSON")

@@ -3,7 +3,7 @@
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
  * each run is a tight branch-free loop; besides the 16 two-input gates an op may be a
  * three-input function (a gate fused with a gate that only it reads: one instruction with
- * AVX-512). Per block: pack input bits (64x64 bit-matrix transposes),
+ * AVX-512). Per block: pack input bits, a byte each or eight a byte (64x64 bit-matrix transposes),
  * or encode raw uint8 / float32 features straight into them (compares on feature columns),
  * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
  * and spread the bit planes into per-sample counters; packing and counting go a CBLOCK part of
@@ -72,24 +72,40 @@ static __attribute__((unused)) void transpose64(v512 R[8]) { /* unused where the
 #undef LANE_STAGE
 }
 
+/* Transpose 8 x 8 qwords in place (lane c of T[r] <-> lane r of T[c]): three stages, each
+ * swapping the off-diagonal blocks of a 2 x 2 block split. */
+static lanes QT_LOW[3], QT_HIGH[3];
+
+static void init_qword_transpose(void) {
+    for (int s = 0, j = 4; j; j >>= 1, s++)
+        for (int c = 0; c < 8; c++) {
+            QT_LOW[s][c] = (c & j) ? 8 + (c ^ j) : c;
+            QT_HIGH[s][c] = (c & j) ? 8 + c : (c ^ j);
+        }
+}
+
+static inline void qword_transpose8(v512 T[8]) {
+    for (int s = 0, j = 4; j; j >>= 1, s++)
+        for (int r = 0; r < 8; r++)
+            if (!(r & j)) {
+                const v512 a = T[r], b = T[r | j];
+                T[r] = __builtin_shuffle(a, b, QT_LOW[s]);
+                T[r | j] = __builtin_shuffle(a, b, QT_HIGH[s]);
+            }
+}
+
 #if defined(__GFNI__) && defined(__AVX512VBMI__)
 /* The same transpose in ~50 instructions: byte shuffles (VBMI) regroup the 8x8-bit blocks, one
  * GF(2) affine instruction transposes the bits inside every block, and a qword transpose across
  * the 8 vectors puts the blocks in place. */
 typedef uint8_t v64u8 __attribute__((vector_size(64)));
 static v64u8 BLOCK_GATHER, BLOCK_SCATTER;
-static lanes QT_LOW[3], QT_HIGH[3];
 
 static void init_transpose(void) {
     for (int l = 0; l < 8; l++)
         for (int c = 0; c < 8; c++) {
             BLOCK_GATHER[8 * c + (7 - l)] = 8 * l + c; /* qword c <- byte c of rows l, reversed */
             BLOCK_SCATTER[8 * l + c] = 8 * c + l;
-        }
-    for (int s = 0, j = 4; j; j >>= 1, s++)
-        for (int c = 0; c < 8; c++) {
-            QT_LOW[s][c] = (c & j) ? 8 + (c ^ j) : c;
-            QT_HIGH[s][c] = (c & j) ? 8 + c : (c ^ j);
         }
 }
 
@@ -100,13 +116,7 @@ static void transpose64_fast(v512 R[8]) {
         const v64u8 p = __builtin_shuffle((v64u8)R[r], BLOCK_GATHER);
         T[r] = (v512)_mm512_gf2p8affine_epi64_epi8(unit, (__m512i)p, 0);
     }
-    for (int s = 0, j = 4; j; j >>= 1, s++)
-        for (int r = 0; r < 8; r++)
-            if (!(r & j)) {
-                const v512 a = T[r], b = T[r | j];
-                T[r] = __builtin_shuffle(a, b, QT_LOW[s]);
-                T[r | j] = __builtin_shuffle(a, b, QT_HIGH[s]);
-            }
+    qword_transpose8(T);
     for (int c = 0; c < 8; c++) R[c] = (v512)__builtin_shuffle((v64u8)T[c], BLOCK_SCATTER);
 }
 #define TRANSPOSE64 transpose64_fast
@@ -140,7 +150,8 @@ static inline uint64_t nonzero_mask(const uint8_t *p, int lim) {
 
 typedef union { v512 v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
 
-/* Where the input bits come from. Kind 0: bits (uint8 0/1, n_in a row). Kinds 1 and 2: raw
+/* Where the input bits come from. Kind 0: bits (uint8 0/1, n_in a row); kind 3: the same bits
+ * packed, eight a byte (ceil(n_in / 8) bytes a row; row_masks). Kinds 1 and 2: raw
  * features (uint8 or float32, n_features a row), encoded on the way: input j is
  * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder; for uint8 that
  * is x >= least[j] (0 .. 255, or 256: never), compared on the bytes. */
@@ -296,36 +307,77 @@ static inline uint64_t column_bits(const float *col, float t) {
     return word;
 }
 
-/* Input bits (kind 0) of samples [row0, row0 + BLOCK) into S[0 .. n_in), a CBLOCK part of each
- * signal at a time. Rows are read in order, each as one 64-bit mask per 64 inputs (tile w * chunks
- * + c, row s: sample 64 w + s of the part, inputs 64 c on; rows past n_rows read as 0); then each
- * tile is transposed and each signal's part stored whole (scattering single words across the
- * signals costs more than the masks and the transposes). */
+/* Rows r .. r + 63 (the first `rows` of them present; the rest read as 0) as 64-bit masks, one
+ * per 64 inputs: t[c].w[s] holds inputs 64 c .. 64 c + 63 of row s. Kind 0: a byte per bit; kind
+ * 3: rows of packed bits, eight a byte, least significant first (np.packbits(..., axis=1,
+ * bitorder="little")); a packed row's bits past the last input land in masks no signal reads. */
+static void row_masks(const source *src, int64_t r, int rows, tile *t) {
+    const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64, full = n_in / 64;
+    if (src->kind == 0) {
+        for (int s = 0; s < 64; s++) {
+            const uint8_t *row = (const uint8_t *)src->x + (r + s) * n_in;
+            int64_t c = 0;
+            if (s < rows) {
+                for (; c < full; c++) t[c].w[s] = nonzero_mask(row + 64 * c, 64);
+                if (c < chunks) t[c++].w[s] = nonzero_mask(row + 64 * full, (int)(n_in - 64 * full));
+            }
+            for (; c < chunks; c++) t[c].w[s] = 0;
+        }
+        return;
+    }
+    const int64_t stride = (n_in + 7) / 8;
+    const uint8_t *x = (const uint8_t *)src->x + r * stride;
+#if defined(__AVX512BW__)
+    /* eight rows' 64-byte spans (eight masks each) at a time: one 8 x 8 qword transpose gives each
+     * of the span's tiles its eight rows as one vector */
+    for (int64_t h = 0; 8 * h < chunks; h++) {
+        const __mmask64 m = ~0ULL >> (64 - (stride - 64 * h < 64 ? stride - 64 * h : 64));
+        for (int q = 0; q < 8; q++) {
+            v512 T[8];
+            for (int l = 0; l < 8; l++)
+                T[l] = 8 * q + l < rows ? (v512)_mm512_maskz_loadu_epi8(m, x + (8 * q + l) * stride + 64 * h) : (v512){0};
+            qword_transpose8(T);
+            for (int c = 0; c < 8 && 8 * h + c < chunks; c++) t[8 * h + c].v[q] = T[c];
+        }
+    }
+#else
+    for (int s = 0; s < 64; s++)
+        for (int64_t c = 0; c < chunks; c++) {
+            uint64_t word = 0; /* little-endian: byte i of the word holds inputs 64 c + 8 i on */
+            if (s < rows) memcpy(&word, x + s * stride + 8 * c, c < full ? 8 : (size_t)(stride - 8 * c));
+            t[c].w[s] = word;
+        }
+#endif
+}
+
+/* Input bits (kinds 0 and 3) of samples [row0, row0 + BLOCK) into S[0 .. n_in), a CBLOCK part of
+ * each signal at a time: each 64 rows' masks (row_masks, tiles w * chunks + c), then each tile
+ * transposed and each signal's part stored whole (scattering single words across the signals
+ * costs more than the masks and the transposes). */
 static void pack_bits(const source *src, int64_t n_rows, int64_t row0, vec *S, tile *tiles) {
     const int64_t n_in = src->n_in, chunks = (n_in + 63) / 64, full = n_in / 64;
     for (int part = 0; part < PARTS; part++) {
         for (int w = 0; w < CWORDS; w++) {
             const int64_t r = row0 + CBLOCK * part + 64 * w;
-            const int rows = rows_from(n_rows, r);
-            tile *t = tiles + w * chunks;
-            for (int s = 0; s < 64; s++) {
-                const uint8_t *row = (const uint8_t *)src->x + (r + s) * n_in;
-                int64_t c = 0;
-                if (s < rows) {
-                    for (; c < full; c++) t[c].w[s] = nonzero_mask(row + 64 * c, 64);
-                    if (c < chunks) t[c++].w[s] = nonzero_mask(row + 64 * full, (int)(n_in - 64 * full));
-                }
-                for (; c < chunks; c++) t[c].w[s] = 0;
-            }
+            row_masks(src, r, rows_from(n_rows, r), tiles + w * chunks);
         }
         for (int64_t c = 0; c < chunks; c++) {
             const int lim = c < full ? 64 : (int)(n_in - 64 * full);
             for (int w = 0; w < CWORDS; w++) TRANSPOSE64(tiles[w * chunks + c].v);
+#if CWORDS == 8
+            for (int r = 0; r < 8; r++) {
+                v512 T[8];
+                for (int w = 0; w < 8; w++) T[w] = tiles[w * chunks + c].v[r];
+                qword_transpose8(T);
+                for (int l = 0; l < 8 && 8 * r + l < lim; l++) ((cvec *)&S[64 * c + 8 * r + l])[part] = (cvec)T[l];
+            }
+#else
             for (int k = 0; k < lim; k++) {
                 cvec v;
                 for (int w = 0; w < CWORDS; w++) v[w] = tiles[w * chunks + c].w[k];
                 ((cvec *)&S[64 * c + k])[part] = v;
             }
+#endif
         }
     }
 }
@@ -336,7 +388,7 @@ static void pack_bits(const source *src, int64_t n_rows, int64_t row0, vec *S, t
  * stored whole. */
 static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, uint64_t *words, float *col) {
     const int64_t n_in = src->n_in;
-    if (src->kind == 0) {
+    if (src->kind == 0 || src->kind == 3) { /* bits */
         pack_bits(src, n_rows, row0, S, (tile *)words);
         return;
     }
@@ -489,6 +541,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
     static int ready = 0;
     if (!ready) {
         init_spread();
+        init_qword_transpose();
         init_transpose();
         ready = 1;
     }
