@@ -273,6 +273,22 @@ def _executor_equals_oracle():
             assert np.array_equal(program.run_features(prog, x, 2), run_numpy(c, encode_bits(c, x)))
 
 
+@pytest.mark.parametrize("refused", [0, 1])
+def test_a_thread_refused_its_buffers_fails_the_call_with_memory_error(monkeypatch, refused):
+    from conftest import random_circuit
+    from diffgates import native
+    from diffgates.circuit import program
+
+    load = native.load
+    monkeypatch.setattr(
+        native, "load", lambda source, march="native", **_: load(source, march, (f"BUFFERS_FAIL={refused}",))
+    )
+    c = random_circuit(0, n_inputs=20, n_gates=30, n_classes=2, group=5)
+    bits = np.zeros((5000, 20), dtype=np.uint8)
+    with pytest.raises(MemoryError, match="could not allocate"):
+        program.run(program.prepare(c), bits, 2)
+
+
 def test_packed_bits_are_checked_before_the_executor_reads_them():
     from conftest import random_circuit
     from diffgates.circuit import program

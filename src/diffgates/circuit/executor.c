@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef BUFFERS_FAIL
+#include <omp.h>
+#endif
 #if defined(__SSE2__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -555,24 +558,32 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         /* bits are transposed in tiles (as many words as CBLOCK bits of each input), raw
          * features go through columns */
         uint64_t *words = aligned_alloc(64, sizeof(tile) * CWORDS * ((n_in + 63) / 64 + 1));
-        float *col = x_kind ? aligned_alloc(64, sizeof(float) * 64 * (n_features + 1)) : NULL;
-        if (!S || !cnt || !words || (x_kind && !col)) {
+        const int raw = x_kind == 1 || x_kind == 2;
+        float *col = raw ? aligned_alloc(64, sizeof(float) * 64 * (n_features + 1)) : NULL;
+        int ready_here = S && cnt && words && (!raw || col);
+#ifdef BUFFERS_FAIL /* tests: thread BUFFERS_FAIL is refused its buffers */
+        if (omp_get_thread_num() == BUFFERS_FAIL) ready_here = 0;
+#endif
+        if (!ready_here) {
             #pragma omp atomic write
             failed = 1;
         } else {
             const vec zero = {0};
             S[n_slots - 1] = zero; /* padding slot for the group sums, never written by a gate */
-            #pragma omp for schedule(dynamic, 1)
-            for (int64_t blk = 0; blk < n_blocks; blk++) {
-                const int64_t row0 = blk * BLOCK;
-                pack_block(&src, n_rows, row0, S, words, col);
-                eval_runs(S, run_op, run_len, n_runs, A, B, C, Dst);
-                const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
-                for (int64_t c = 0; c < n_classes; c++) {
-                    group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt);
-                    const uint16_t *flat = (const uint16_t *)cnt;
-                    for (int64_t s = 0; s < rows; s++) counts[(row0 + s) * n_classes + c] = flat[s] + out_offset[c];
-                }
+        }
+        /* every thread takes part in the loop (a work-sharing loop must be met by all of them); one
+         * without its buffers skips its blocks, and the call fails */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            if (!ready_here) continue;
+            const int64_t row0 = blk * BLOCK;
+            pack_block(&src, n_rows, row0, S, words, col);
+            eval_runs(S, run_op, run_len, n_runs, A, B, C, Dst);
+            const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
+            for (int64_t c = 0; c < n_classes; c++) {
+                group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt);
+                const uint16_t *flat = (const uint16_t *)cnt;
+                for (int64_t s = 0; s < rows; s++) counts[(row0 + s) * n_classes + c] = flat[s] + out_offset[c];
             }
         }
         free(S);
