@@ -6,7 +6,8 @@
 The package as of BASE_REV (git archive) and as in the working tree each run in their own
 subprocess, in alternating rounds, on one thread: a random 784 -> 6 x width network (the same seed
 in both), checked against the numpy oracle, then timed from an encoded bit matrix and, where the
-version has it, from float32 and uint8 raw features (``program.run_features``). With
+version has them, from the same bits packed eight a byte (``program.run_packed``) and from float32
+and uint8 raw features (``program.run_features``). With
 ``--circuit``: that trained circuit instead, timed from the Fashion-MNIST test images as uint8
 pixels (tiled to ``--samples``), and one image a call (its images/s: calls per second). Each
 round reports the best of three timings (of 300 for single images); the output (JSON)
@@ -58,6 +59,9 @@ def worker(width: int, samples: int, circuit_path: str = "") -> dict:
         kept = np.ascontiguousarray(bits[:, opt.in_feature])
         expected = run_numpy(circuit, bits[:2000])
         jobs = {"bits": lambda: program.run(prog, kept, 1)}
+        if hasattr(program, "run_packed"):
+            packed = np.packbits(kept, axis=1, bitorder="little")
+            jobs["packed bits"] = lambda: program.run_packed(prog, packed, 1)
         if hasattr(program, "run_features"):
             features = bits.astype(np.float32)
             jobs["features"] = lambda: program.run_features(prog, features, 1)
