@@ -28,7 +28,8 @@ def test_train_eval_info_end_to_end(tmp_path, capsys):
     assert summary["circuit_mismatches"] == 0
     assert summary["test_acc_circuit"] == summary["test_acc_discrete"]
     assert summary["test_acc_discrete"] > 0.5  # far above chance after 8 short epochs
-    assert summary["circuit_img_per_s"] > 0 and summary["circuit_img_per_s_features"] > 0  # bits, raw features
+    speeds = ("circuit_img_per_s", "circuit_img_per_s_packed", "circuit_img_per_s_features")
+    assert min(summary[k] for k in speeds) > 0  # bits a byte each, packed, raw features
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 8 and json.loads(lines[-1])["epoch"] == 8
     capsys.readouterr()

@@ -131,6 +131,7 @@ def cmd_train(args) -> int:
         print(
             f"circuit: {s['gates_optimised']} gates after optimisation, "
             f"{s['circuit_img_per_s'] / 1e6:.2f} M images/s on one thread from input bits"
+            + (f" ({s['circuit_img_per_s_packed'] / 1e6:.2f} M packed)" if "circuit_img_per_s_packed" in s else "")
             + (
                 f", {s['circuit_img_per_s_features'] / 1e6:.2f} M from raw features"
                 if "circuit_img_per_s_features" in s
