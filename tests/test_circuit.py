@@ -176,6 +176,24 @@ def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, wo
     _executor_equals_oracle()
 
 
+# the class counts' adder tree with 0 to 3 levels above the sixteens (the executor builds 2, the
+# exported C 0): groups of 16 to 5,000 signals, so every level fills, waits half full or is empty
+@pytest.mark.parametrize("levels", [0, 1, 2, 3])
+def test_native_executor_counts_right_with_each_adder_tree_depth(monkeypatch, levels):
+    from conftest import random_circuit
+    from diffgates import native
+    from diffgates.circuit import program
+
+    load = native.load
+    monkeypatch.setattr(
+        native, "load", lambda source, march="native", **_: load(source, march, (f"BS_LEVELS={levels}",))
+    )
+    for seed, group in [(0, 16), (1, 40), (2, 100), (3, 1000), (4, 5000)]:
+        c = random_circuit(seed, n_inputs=60, n_gates=400, n_classes=3, group=group)
+        bits = np.random.default_rng(seed).integers(0, 2, size=(700, c.n_inputs), dtype=np.uint8)
+        assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
+
+
 def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
     from conftest import random_circuit
     from diffgates import native

@@ -67,6 +67,24 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
 #define BS_CSA_NOT(h, l, a, b, c) BS_CSA(h, l, a, ~(b), ~(c))
 #endif
 
+/* Levels of the adder tree above the sixteens: each pairs two carries of its weight with its own
+ * sum bit, so the planes take a carry once per 16 << BS_LEVELS signals instead of every 16. The
+ * executor's vector build takes 2; one 64-bit word a step, as in the exported C, runs fastest
+ * without (0). */
+#ifndef BS_LEVELS
+#define BS_LEVELS 0
+#endif
+
+/* Add `carry` (weight 2^(4 + from)) into the planes 4 + from .. 4 + n_planes - 1. */
+static void bs_ripple(CWORD *planes, CWORD carry, int from, int n_planes) {
+    int p;
+    for (p = from; p < n_planes; p++) {
+        const CWORD t = planes[4 + p] & carry;
+        planes[4 + p] ^= carry;
+        carry = t;
+    }
+}
+
 /* Count per sample the 1s among signals idx[0 .. n_pos) and the 0s among idx[n_pos .. n_pos +
  * n_neg) (both multiples of 16), as bit planes: count = sum over p of bit(planes[p]) << p, for
  * p < 4 + n_planes (Harley-Seal adder tree; the inverted part adds every signal through ~). */
@@ -74,11 +92,17 @@ static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, i
                             CWORD *planes) {
     const CWORD zero = CWORD_ZERO;
     CWORD ones = zero, twos = zero, fours = zero, eights = zero;
+    CWORD sum[BS_LEVELS + 1], waiting[BS_LEVELS + 1]; /* level l: weight 2^(4 + l) */
+    int has[BS_LEVELS + 1];
     int64_t i;
-    int p;
+    int p, l;
     for (p = 0; p < n_planes; p++) planes[4 + p] = zero;
+    for (l = 0; l < BS_LEVELS; l++) {
+        sum[l] = waiting[l] = zero;
+        has[l] = 0;
+    }
     for (i = 0; i < n_pos + n_neg; i += 16) {
-        CWORD twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens, carry;
+        CWORD twosA, twosB, foursA, foursB, eightsA, eightsB, carry;
         const int32_t *q = idx + i;
 /* Eight signals from q[j] into the tree, giving EIGHTS; each pair through CSA_IN (BS_CSA, or
  * BS_CSA_NOT to count 0s). */
@@ -100,13 +124,21 @@ static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, i
             BS_EIGHT(BS_CSA_NOT, 8, eightsB);
         }
 #undef BS_EIGHT
-        BS_CSA(sixteens, eights, eights, eightsA, eightsB);
-        carry = sixteens;
-        for (p = 0; p < n_planes; p++) {
-            const CWORD t = planes[4 + p] & carry;
-            planes[4 + p] ^= carry;
-            carry = t;
+        BS_CSA(carry, eights, eights, eightsA, eightsB); /* the sixteens */
+        for (l = 0; l < BS_LEVELS && has[l]; l++) { /* a second carry of this weight: add the three */
+            has[l] = 0;
+            BS_CSA(carry, sum[l], sum[l], waiting[l], carry);
         }
+        if (l < BS_LEVELS) {
+            waiting[l] = carry;
+            has[l] = 1;
+        } else {
+            bs_ripple(planes, carry, BS_LEVELS, n_planes);
+        }
+    }
+    for (l = 0; l < BS_LEVELS; l++) {
+        bs_ripple(planes, sum[l], l, n_planes);
+        if (has[l]) bs_ripple(planes, waiting[l], l, n_planes);
     }
     planes[0] = ones;
     planes[1] = twos;

@@ -436,6 +436,9 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #define BS_CSA(h, l, a, b, c) BS_CSA_WITH(h, l, a, b, c, 0xE8)
 #define BS_CSA_NOT(h, l, a, b, c) BS_CSA_WITH(h, l, a, b, c, 0x71)
 #endif
+#ifndef BS_LEVELS
+#define BS_LEVELS 2 /* the class counts' adder tree: carries into the planes once per 64 signals */
+#endif
 #include "bitslice.h"
 
 /* Three-input functions: op TERNARY + t computes bit 4a + 2b + c of the truth table t. With
