@@ -92,15 +92,13 @@ static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, i
                             CWORD *planes) {
     const CWORD zero = CWORD_ZERO;
     CWORD ones = zero, twos = zero, fours = zero, eights = zero;
-    CWORD sum[BS_LEVELS + 1], waiting[BS_LEVELS + 1]; /* level l: weight 2^(4 + l) */
-    int has[BS_LEVELS + 1];
+    /* level l (weight 2^(4 + l)): its sum bit, and a carry waiting for a second one, which it
+     * holds where bit l of the count of groups of 16 done is set (the levels count in binary) */
+    CWORD sum[BS_LEVELS + 1], waiting[BS_LEVELS + 1];
     int64_t i;
     int p, l;
     for (p = 0; p < n_planes; p++) planes[4 + p] = zero;
-    for (l = 0; l < BS_LEVELS; l++) {
-        sum[l] = waiting[l] = zero;
-        has[l] = 0;
-    }
+    for (l = 0; l < BS_LEVELS; l++) sum[l] = waiting[l] = zero;
     for (i = 0; i < n_pos + n_neg; i += 16) {
         CWORD twosA, twosB, foursA, foursB, eightsA, eightsB, carry;
         const int32_t *q = idx + i;
@@ -125,20 +123,16 @@ static void bs_group_planes(const CWORD *S, const int32_t *idx, int64_t n_pos, i
         }
 #undef BS_EIGHT
         BS_CSA(carry, eights, eights, eightsA, eightsB); /* the sixteens */
-        for (l = 0; l < BS_LEVELS && has[l]; l++) { /* a second carry of this weight: add the three */
-            has[l] = 0;
+        for (l = 0; l < BS_LEVELS && ((i / 16 >> l) & 1); l++) /* a second carry of this weight: add the three */
             BS_CSA(carry, sum[l], sum[l], waiting[l], carry);
-        }
-        if (l < BS_LEVELS) {
+        if (l < BS_LEVELS)
             waiting[l] = carry;
-            has[l] = 1;
-        } else {
+        else
             bs_ripple(planes, carry, BS_LEVELS, n_planes);
-        }
     }
     for (l = 0; l < BS_LEVELS; l++) {
         bs_ripple(planes, sum[l], l, n_planes);
-        if (has[l]) bs_ripple(planes, waiting[l], l, n_planes);
+        if (((n_pos + n_neg) / 16 >> l) & 1) bs_ripple(planes, waiting[l], l, n_planes);
     }
     planes[0] = ones;
     planes[1] = twos;
