@@ -164,15 +164,19 @@ def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch
     _executor_equals_oracle()
 
 
+def _build_with(monkeypatch, *defines: str) -> None:
+    """Every native build of this test takes ``defines`` in place of its own."""
+    from diffgates import native
+
+    load = native.load
+    monkeypatch.setattr(native, "load", lambda source, march="native", **_: load(source, march, defines))
+
+
 # the signal's width in 64-bit words (small batches and the instruction set pick it) and the part
 # of it counted at a time (the whole signal with AVX-512, 4 words with AVX2)
 @pytest.mark.parametrize("words,cwords", [(1, 1), (2, 2), (4, 4), (8, 4), (8, 8), (16, 4), (16, 16)])
 def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, words, cwords):
-    from diffgates import native
-
-    load = native.load
-    defines = (f"WORDS={words}", f"CWORDS={cwords}")
-    monkeypatch.setattr(native, "load", lambda source, march="native", **_: load(source, march, defines))
+    _build_with(monkeypatch, f"WORDS={words}", f"CWORDS={cwords}")
     _executor_equals_oracle()
 
 
@@ -181,13 +185,9 @@ def test_native_executor_equals_numpy_oracle_at_each_block_width(monkeypatch, wo
 @pytest.mark.parametrize("levels", [0, 1, 2, 3])
 def test_native_executor_counts_right_with_each_adder_tree_depth(monkeypatch, levels):
     from conftest import random_circuit
-    from diffgates import native
     from diffgates.circuit import program
 
-    load = native.load
-    monkeypatch.setattr(
-        native, "load", lambda source, march="native", **_: load(source, march, (f"BS_LEVELS={levels}",))
-    )
+    _build_with(monkeypatch, f"BS_LEVELS={levels}")
     for seed, group in [(0, 16), (1, 40), (2, 100), (3, 1000), (4, 5000)]:
         c = random_circuit(seed, n_inputs=60, n_gates=400, n_classes=3, group=group)
         bits = np.random.default_rng(seed).integers(0, 2, size=(700, c.n_inputs), dtype=np.uint8)
@@ -294,13 +294,9 @@ def _executor_equals_oracle():
 @pytest.mark.parametrize("refused", [0, 1])
 def test_a_thread_refused_its_buffers_fails_the_call_with_memory_error(monkeypatch, refused):
     from conftest import random_circuit
-    from diffgates import native
     from diffgates.circuit import program
 
-    load = native.load
-    monkeypatch.setattr(
-        native, "load", lambda source, march="native", **_: load(source, march, (f"BUFFERS_FAIL={refused}",))
-    )
+    _build_with(monkeypatch, f"BUFFERS_FAIL={refused}")
     c = random_circuit(0, n_inputs=20, n_gates=30, n_classes=2, group=5)
     bits = np.zeros((5000, 20), dtype=np.uint8)
     with pytest.raises(MemoryError, match="could not allocate"):
