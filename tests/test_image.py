@@ -205,7 +205,7 @@ def test_too_large_an_image_is_refused_before_any_work():
         ({"task": "superres", "conv": ["8:3"]}, "--conv (convolution blocks) does not apply"),
         ({"patch": 5}, "--patch does nothing without"),
         ({"output_span": 1.5}, "--output-span does nothing without"),
-        ({"task": "superres", "validation": 0.1}, "a validation split"),
+        ({"task": "superres", "random_crop": 2}, "(augmentation) does not apply"),
     ],
 )
 def test_image_options_are_checked(options, message):
@@ -264,16 +264,60 @@ def test_eval_of_an_image_run_recomputes_its_scores(sr_run, capsys):
 
 
 def test_an_image_run_killed_after_an_epoch_resumes_to_the_uninterrupted_result(tmp_path):
-    """SIGKILL once the first epoch's checkpoint is written; --resume then ends with exactly the
-    weights, per-epoch scores and summary of a run that was never stopped (the training windows
-    and the Gumbel noise both continue from where they were)."""
+    """SIGKILL once the fifth epoch's checkpoint is written; --resume then ends with exactly the
+    weights, per-epoch scores and summary of a run that was never stopped (the training windows,
+    the Gumbel noise and the best validation epoch so far all continue from where they were)."""
     args = ["train", "--task", "denoise", "--dataset", "digits", "--widths", "120,60", "--encoder-bits", "7",
             "--patch", "3", "--epochs", "6", "--patch-samples", "3000", "--forward", "gumbel", "--threads", "1",
-            "--quiet"]  # fmt: skip
+            "--validation", "0.2", "--quiet"]  # fmt: skip
 
-    def after_epoch_1(progress):
-        return progress["epoch"] >= 2
+    def after_epoch_5(progress):  # the last epoch left: the best of the first five must survive the kill
+        return progress["epoch"] >= 6
 
-    _, run = kill_and_resume_equals_uninterrupted(tmp_path, args, after_epoch_1, ("logic", "circuit_mismatches"))
+    same = ("logic", "circuit_mismatches", "best_epoch", "val_psnr")
+    ref, run = kill_and_resume_equals_uninterrupted(tmp_path, args, after_epoch_5, same)
+    assert json.loads((ref / "summary.json").read_text())["best_epoch"] < 6
     assert len(metrics_without_timing(run)) == 6
     assert json.loads((run / "summary.json").read_text())["circuit_mismatches"] == 0
+
+
+def test_an_image_run_with_validation_keeps_its_best_epoch_on_held_out_training_images(tmp_path):
+    """--validation holds out whole training images (the seed's choice); the run keeps the epoch
+    whose circuit scores the best PSNR on them, and the kept circuit scores exactly that. With
+    --patience 1 it stops after the first epoch that does not improve, so the epoch kept is not
+    the last one trained."""
+    from diffgates.data import holdout_indices
+    from diffgates.image.apply import circuit_predictor, reconstruct
+    from diffgates.image.data import load_images, pair
+    from diffgates.image.train import score
+
+    out = tmp_path / "run"
+    args = ["train", "--task", "superres", "--dataset", "digits", "--widths", "200,200", "--encoder-bits", "7",
+            "--patch", "3", "--epochs", "12", "--patch-samples", "3000", "--lr", "1.0", "--validation", "0.2",
+            "--patience", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = max(rows, key=lambda r: r["val_psnr"])  # the first of equal scores
+    assert (s["best_epoch"], s["val_psnr"]) == (best["epoch"], best["val_psnr"])
+    assert s["stopped"] == "patience" and s["epochs_run"] == len(rows) == best["epoch"] + 1 < 12
+    train_imgs = load_images("digits")[0]
+    _, held = holdout_indices(len(train_imgs), 0.2, 0, "training images")
+    assert s["validation_images"] == len(held) == round(0.2 * len(train_imgs))
+    pairs = [pair(train_imgs[i], "superres", 2, "", None) for i in held]
+    predict = circuit_predictor(Circuit.load(out / "circuit.npz"))
+    outputs = [reconstruct(predict, lr, 3, 2, s["group"]) for lr, _ in pairs]
+    assert score(outputs, [hr for _, hr in pairs])["psnr"] == s["val_psnr"]
+
+
+def test_an_image_run_stops_at_its_time_budget_and_scores_the_partial_epoch(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--task", "denoise", "--dataset", "digits", "--widths", "400,400", "--patch", "3",
+            "--epochs", "500", "--patch-samples", "20000", "--time-budget", "1.5",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert s["stopped"] == "time budget" and s["epochs_run"] == len(rows) < 500
+    assert 1.5 <= rows[-1]["elapsed_seconds"] < 1.5 + rows[-1]["epoch_seconds"] + 5
+    assert 0 < rows[-1]["partial"] < 1 and s["circuit_mismatches"] == 0

@@ -178,13 +178,14 @@ class TrainConfig:
     )
     validation: float = opt(
         0.0,
-        "hold out this fraction of the training set (chosen by --seed) and keep the epoch whose discrete "
-        "network scores best on it, instead of the last one (0: no validation split)",
+        "hold out this fraction of the training set (chosen by --seed; image tasks hold out whole images) and "
+        "keep the epoch whose discrete network scores best on it (accuracy; PSNR for image tasks), instead of "
+        "the last one (0: no validation split)",
         low=0,
         high=0.5,
     )
     patience: int = opt(
-        0, "with --validation: stop after this many epochs without a better validation accuracy (0: never)", low=0
+        0, "with --validation: stop after this many epochs without a better validation score (0: never)", low=0
     )
     seed: int = opt(_model_default("seed"), "seed for wiring, initialisation and data order", low=0)
     engine: str = opt(
@@ -346,7 +347,6 @@ class TrainConfig:
         taken = {
             "conv": "convolution blocks", "teacher": "a teacher", "trunk": "a trunk", "model": "a preset",
             "random_crop": "augmentation", "flip": "augmentation", "image_shape": "an image shape",
-            "time_budget": "a time budget", "validation": "a validation split",
         }  # fmt: skip
         for name, what in taken.items():
             if getattr(self, name) != _default(name):

@@ -59,18 +59,20 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     def holdout(self, fraction: float, seed: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
-        """(this dataset without a validation split, x_val, y_val): ``fraction`` of the training
-        samples, chosen by ``seed`` (the first of ``numpy.random.default_rng(seed).permutation``)."""
-        n = len(self.y_train)
-        k = round(n * fraction)
-        if not 1 <= k < n:
-            raise DiffgatesError(
-                f"--validation {fraction} of {n} training samples leaves no validation or training set."
-            )
-        order = np.random.default_rng(seed).permutation(n)
-        val, keep = np.sort(order[:k]), np.sort(order[k:])
+        """(this dataset without a validation split, x_val, y_val): :func:`holdout_indices`."""
+        keep, val = holdout_indices(len(self.y_train), fraction, seed, "training samples")
         rest = Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test)
         return rest, self.x_train[val], self.y_train[val]
+
+
+def holdout_indices(n: int, fraction: float, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) sorted indices of ``n`` items: ``fraction`` of them held out, chosen by
+    ``seed`` (the first of ``numpy.random.default_rng(seed).permutation``)."""
+    k = round(n * fraction)
+    if not 1 <= k < n:
+        raise DiffgatesError(f"--validation {fraction} of {n} {what} leaves no validation or training set.")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[k:]), np.sort(order[:k])
 
 
 def validate(ds: Dataset) -> Dataset:

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from .. import gates, native, outdir
 from ..build import model_config, start_from
-from ..checkpoint import STATE_FILE, load_training_state, save_model, save_training_state
+from ..checkpoint import STATE_FILE, load_model, load_training_state, save_model, save_training_state
 from ..config import CONFIG_FILE, TrainConfig
+from ..data import holdout_indices
 from ..errors import DiffgatesError, InternalError
 from ..kernels import set_threads
 from ..nn import parametrization as P
@@ -140,7 +141,8 @@ def train_image(
     """Train an image network, evaluate it and its circuit on the test images against the
     classical baselines, write the run directory; returns the summary. A training state is saved
     after every epoch; ``resume=True`` continues from it exactly (the same windows, the same
-    numbers)."""
+    numbers). With ``cfg.validation`` whole training images are held out, and the epoch whose
+    circuit has the best PSNR on them is the one kept; ``cfg.time_budget`` ends training early."""
     cfg.check()
     out = Path(out)
     # refused before any work: an --out that would lose data (a resumed run continues in place)
@@ -151,6 +153,12 @@ def train_image(
     rng = np.random.default_rng(cfg.seed)
     train_imgs, test_imgs = load_images(cfg.dataset, cfg.data_dir)
     s = factor(cfg.task, cfg.scale)
+    val_pairs = []  # with --validation: (input, truth) of the held-out training images
+    if cfg.validation:
+        keep, held = holdout_indices(len(train_imgs), cfg.validation, cfg.seed, "training images")
+        val_rng = np.random.default_rng([cfg.seed, 1])  # their noise does not depend on the training's
+        val_pairs = [pair(train_imgs[i], cfg.task, cfg.scale, cfg.noise, val_rng) for i in held]
+        train_imgs = [train_imgs[i] for i in keep]
     train_pairs = [pair(img, cfg.task, cfg.scale, cfg.noise, rng) for img in train_imgs]
     test_pairs = test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, images=test_imgs)
     draw = Windows([p[0] for p in train_pairs], [p[1] for p in train_pairs], cfg.patch, s)
@@ -165,9 +173,11 @@ def train_image(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     metrics_path = out / "metrics.jsonl"
     first, elapsed = 1, 0.0
+    best = {"best_val": -1.0, "best_epoch": 0}  # with --validation: the epoch kept in model.safetensors (PSNR >= 0)
     if resume:
         pos, saved = load_training_state(out / STATE_FILE, model, opt)
         first, elapsed = pos["epoch"], pos["elapsed"]
+        best = {k: pos.get(k, v) for k, v in best.items()}
         rng.bit_generator.state = pos["windows_rng"]  # the training pairs above drew from it too
         torch.set_rng_state(saved["torch"])
         lines = metrics_path.read_text().splitlines()[: pos["epoch"] - 1] if metrics_path.exists() else []
@@ -178,6 +188,8 @@ def train_image(
     watch = test_pairs[:WATCH_IMAGES]
     steps = -(-cfg.patch_samples // cfg.batch_size)
     t_start = time.perf_counter()
+    stopped = None  # why training ended before --epochs: "time budget" or "patience"
+    epoch = first - 1  # the last epoch trained
     with progress_bar(quiet) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(first - 1) * steps)
         for epoch in range(first, cfg.epochs + 1):
@@ -186,7 +198,7 @@ def train_image(
             x, t = draw.sample(cfg.patch_samples, rng)
             bits = model.encoder(torch.as_tensor(x)).float()
             target = torch.as_tensor(t)
-            loss_sum = 0.0
+            loss_sum, seen = 0.0, 0
             for step in range(steps):
                 sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
                 pred = model(bits[sl], encoded=True)
@@ -195,36 +207,63 @@ def train_image(
                 loss = F.mse_loss(pred, target[sl])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.lr_schedule == "cosine":
+                now = elapsed + time.perf_counter() - t_start
+                if cfg.lr_schedule == "cosine":  # a function of the position (and the budget's time)
                     done = ((epoch - 1) * steps + step) / (cfg.epochs * steps)
+                    done = max(done, now / cfg.time_budget) if cfg.time_budget else done
                     for param_group in opt.param_groups:
                         param_group["lr"] = cfg.rate(done)
                 opt.step()
                 value = float(loss.detach())
                 loss_sum += value * len(target[sl])
+                seen += len(target[sl])
                 bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.epochs} mse {value:.5f}")
+                if cfg.time_budget and now >= cfg.time_budget:
+                    stopped = "time budget"
+                    break
             epoch_seconds = time.perf_counter() - t_epoch
             model.eval()
             predict = circuit_predictor(to_circuit(model), cfg.threads)
             outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in watch]
-            row = {"epoch": epoch, "loss": loss_sum / cfg.patch_samples, "epoch_seconds": epoch_seconds}
+            row = {"epoch": epoch, "loss": loss_sum / seen, "epoch_seconds": epoch_seconds}
             row.update({f"test_{k}": v for k, v in score(outputs, [hr for _, hr in watch]).items()})
+            row["elapsed_seconds"] = elapsed + time.perf_counter() - t_start
+            if stopped:
+                row["partial"] = seen / cfg.patch_samples
+            if val_pairs:
+                outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in val_pairs]
+                row.update({f"val_{k}": v for k, v in score(outputs, [hr for _, hr in val_pairs]).items()})
+                if row["val_psnr"] > best["best_val"]:
+                    best = {"best_val": row["val_psnr"], "best_epoch": epoch}
+                    save_model(model, out / "model.safetensors")  # the best so far, kept at the end
+                elif cfg.patience and epoch - best["best_epoch"] >= cfg.patience:
+                    stopped = "patience"
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            progress = {"epoch": epoch + 1, "elapsed": elapsed + time.perf_counter() - t_start}
+            progress = {"epoch": epoch + 1, "elapsed": elapsed + time.perf_counter() - t_start, **best}
             progress["windows_rng"] = rng.bit_generator.state
             save_training_state(out / STATE_FILE, model, opt, progress, {"torch": torch.get_rng_state()})
             bar.console.log(
                 f"epoch {epoch}: mse {row['loss']:.5f}  test PSNR {row['test_psnr']:.2f} dB  "
-                f"SSIM {row['test_ssim']:.4f} (first {len(watch)} images)  ({epoch_seconds:.1f}s)"
+                f"SSIM {row['test_ssim']:.4f} (first {len(watch)} images)  "
+                + (f"validation PSNR {row['val_psnr']:.2f} dB  " if val_pairs else "")
+                + f"({epoch_seconds:.1f}s)"
+                + (f"; stopped: {stopped}" if stopped else "")
             )
+            if stopped:
+                break
     train_seconds = elapsed + time.perf_counter() - t_start
     model.eval()
+    if val_pairs:  # the best validation epoch, saved when it ended
+        model.load_state_dict(load_model(out / "model.safetensors").state_dict())
     save_model(model, out / "model.safetensors")
     circuit = to_circuit(model)
     circuit.save(out / "circuit.npz")
     summary = evaluate_image(cfg, model, circuit, test_pairs)
-    summary.update({"train_seconds": train_seconds, "seconds_per_epoch": train_seconds / cfg.epochs})
+    summary.update({"epochs_run": epoch, "stopped": stopped, "train_seconds": train_seconds})
+    summary["seconds_per_epoch"] = train_seconds / max(epoch, 1)
+    if val_pairs:
+        summary.update(validation_images=len(val_pairs), val_psnr=best["best_val"], best_epoch=best["best_epoch"])
     write_json(out / "summary.json", summary)
     if summary["circuit_mismatches"]:
         raise InternalError(
