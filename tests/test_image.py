@@ -150,6 +150,24 @@ def test_a_stretched_output_starts_as_nearest_neighbour_and_clips_to_the_pixel_r
     np.testing.assert_array_equal(values(np.array([0, 100, 500]), 500), np.float32([0, 0.2, 1]))
 
 
+def test_a_stretched_output_run_proves_its_circuit_and_scores_the_stretched_values(tmp_path):
+    from diffgates.image.apply import circuit_predictor, reconstruct
+    from diffgates.image.data import test_inputs
+    from diffgates.image.train import score
+
+    out = tmp_path / "run"
+    args = ["train", "--task", "superres", "--dataset", "digits", "--widths", "200,200", "--encoder-bits", "7",
+            "--patch", "3", "--epochs", "1", "--patch-samples", "3000", "--output-span", "1.5",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["circuit_mismatches"] == 0
+    predict = circuit_predictor(Circuit.load(out / "circuit.npz"))
+    pairs = test_inputs("superres", 2, "", 0, "digits")
+    stretched = [reconstruct(predict, lr, 3, 2, s["group"], span=1.5) for lr, _ in pairs]
+    assert score(stretched, [hr for _, hr in pairs])["psnr"] == s["logic"]["psnr"]
+
+
 def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run, tmp_path):
     from diffgates.checkpoint import load_model
 

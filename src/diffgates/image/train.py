@@ -283,9 +283,13 @@ def evaluate_image(cfg: TrainConfig, model: LogicNet, circuit, test_pairs: list)
     s, group = factor(cfg.task, cfg.scale), circuit.group_size  # an ensemble's groups add up
     predict = circuit_predictor(circuit, cfg.threads)
     outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in test_pairs]
+    # counts compared as count / group: a stretched output's clipping could hide a difference
+    unstretched = (
+        outputs if cfg.output_span == 1 else [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in test_pairs]
+    )
     counts = lambda x: model.counts(torch.as_tensor(x)).numpy()  # noqa: E731
     mismatches = sum(
-        int((reconstruct(counts, lr, cfg.patch, s, group) != o).sum()) for (lr, _), o in zip(test_pairs, outputs)
+        int((reconstruct(counts, lr, cfg.patch, s, group) != o).sum()) for (lr, _), o in zip(test_pairs, unstretched)
     )
     inputs, truths = [lr for lr, _ in test_pairs], [hr for _, hr in test_pairs]
     sample = np.concatenate([windows(lr, cfg.patch) for lr in inputs[:50]])[:200_000]
