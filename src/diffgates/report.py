@@ -98,8 +98,10 @@ def figure_curves(plt, rows: list[dict], path: Path) -> None:
         ("train_acc", "train (relaxed)"),
         ("test_acc_relaxed", "test relaxed"),
         ("test_acc_discrete", "test discrete = circuit"),
+        ("val_acc_discrete", "validation discrete (picks the epoch kept)"),
     ):
-        ax2.plot(epochs, [r[key] for r in rows], marker="o", label=label)
+        if all(_number(r.get(key)) for r in rows):  # validation: runs with --validation only
+            ax2.plot(epochs, [r[key] for r in rows], marker="o", label=label)
     ax2.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
     ax2.legend()
     gap = [100 * (r["test_acc_relaxed"] - r["test_acc_discrete"]) for r in rows]
@@ -119,8 +121,11 @@ def figure_image_curves(plt, rows: list[dict], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot(epochs, [r["loss"] for r in rows], marker="o")
     ax1.set(title="training loss", xlabel="epoch", ylabel="mean squared error (relaxed)")
-    ax2.plot(epochs, [r["test_psnr"] for r in rows], marker="o")
-    ax2.set(title="test PSNR of the circuit (first test images)", xlabel="epoch", ylabel="dB")
+    ax2.plot(epochs, [r["test_psnr"] for r in rows], marker="o", label="test (first test images)")
+    if all(_number(r.get("val_psnr")) for r in rows):  # runs with --validation: it picks the epoch kept
+        ax2.plot(epochs, [r["val_psnr"] for r in rows], marker="o", label="validation (held-out training images)")
+    ax2.set(title="PSNR of the circuit", xlabel="epoch", ylabel="dB")
+    ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
