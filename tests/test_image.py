@@ -131,6 +131,11 @@ def test_merged_image_runs_average_their_members_and_evaluate_as_one(sr_run, tmp
     capsys.readouterr()
     assert main(["eval", str(merged)]) == 0
     assert "logic network (circuit)" in capsys.readouterr().out
+    # the merged directory upscales an image file like a run: summed counts over the summed group
+    Image.fromarray((lr * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
+    assert main(["upscale", str(merged), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    expected = np.round(reconstruct(circuit_predictor(circuits[2], 1), lr, 3, 2, 150) * 255)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected.astype(np.uint8))
 
 
 def test_a_stretched_output_starts_as_nearest_neighbour_and_clips_to_the_pixel_range():

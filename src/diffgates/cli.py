@@ -183,10 +183,11 @@ def cmd_image(args) -> int:
     from .image.apply import circuit_predictor, reconstruct
     from .image.data import factor
     from .image.io import check_size, read_image, write_image
+    from .runs import run_config
 
     task = "superres" if args.command == "upscale" else "denoise"
     run = Path(args.run)
-    cfg = TrainConfig.from_run(run)
+    cfg = run_config(run)  # a run, or image runs merged into one circuit
     if cfg.task != task:
         use = {"classify": "diffgates eval", "superres": "diffgates upscale", "denoise": "diffgates denoise"}[cfg.task]
         raise DiffgatesError(f"{run} was trained with --task {cfg.task}; use '{use}'.")

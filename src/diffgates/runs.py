@@ -19,18 +19,23 @@ from .outdir import read_json, staged, write_json
 IMAGE_OPTIONS = ("task", "scale", "noise", "patch", "output_span")
 
 
-def load_run(run: str):
-    """(options, model, circuit) of a run directory, or of an ensemble directory that
-    ``diffgates merge`` wrote (its options name only the dataset)."""
+def run_config(run: str | Path) -> TrainConfig:
+    """The options of a run directory, or of an ensemble directory that ``diffgates merge`` wrote
+    (its options name the dataset, and for image networks the task and its options)."""
     run_dir = Path(run)
-    if (run_dir / ENSEMBLE_FILE).is_file():
-        info = read_json(run_dir / ENSEMBLE_FILE)
-        if not isinstance(info, dict) or not isinstance(info.get("dataset"), str):
-            raise DiffgatesError(f"{run_dir / ENSEMBLE_FILE} is corrupt (it must name the dataset).")
-        options = info.get("options") if isinstance(info.get("options"), dict) else {}  # image members' task
-        cfg = TrainConfig.from_dict({**options, "dataset": info["dataset"], "data_dir": info.get("data_dir")})
-    else:
-        cfg = TrainConfig.from_run(run_dir)
+    if not (run_dir / ENSEMBLE_FILE).is_file():
+        return TrainConfig.from_run(run_dir)
+    info = read_json(run_dir / ENSEMBLE_FILE)
+    if not isinstance(info, dict) or not isinstance(info.get("dataset"), str):
+        raise DiffgatesError(f"{run_dir / ENSEMBLE_FILE} is corrupt (it must name the dataset).")
+    options = info.get("options") if isinstance(info.get("options"), dict) else {}  # image members' task
+    return TrainConfig.from_dict({**options, "dataset": info["dataset"], "data_dir": info.get("data_dir")})
+
+
+def load_run(run: str):
+    """(options, model, circuit) of a run directory, or of an ensemble directory (:func:`run_config`)."""
+    run_dir = Path(run)
+    cfg = run_config(run_dir)
     model, circuit = load_model(run_dir / "model.safetensors"), Circuit.load(run_dir / "circuit.npz")
     if cfg.task != "classify":  # image networks output values (runs written before the flag say so too)
         circuit = circuit.replace(argmax=False)
