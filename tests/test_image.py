@@ -191,6 +191,39 @@ def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run,
     assert rgb.shape == (74, 102, 3) and all(np.array_equal(rgb[..., c], got) for c in range(3))
 
 
+def test_alpha_palette_and_bilevel_images_are_read_and_alpha_is_kept(sr_run, tmp_path):
+    """Colours go through the network as they would without alpha, and the alpha channel is resized
+    beside them (bicubic, as Pillow resizes); palette and bilevel images upscale as their RGB and
+    greyscale conversions do."""
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (13, 17), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
+    for name in ("rgb", "rgba"):
+        assert main(["upscale", str(sr_run), str(tmp_path / f"{name}.png"), "-o", str(tmp_path / f"{name}2.png")]) == 0
+    plain, with_alpha = (Image.open(tmp_path / f"{n}2.png") for n in ("rgb", "rgba"))
+    assert with_alpha.mode == "RGBA" and with_alpha.size == (34, 26)
+    np.testing.assert_array_equal(np.asarray(with_alpha)[..., :3], np.asarray(plain))
+    resized = Image.fromarray(alpha).resize((34, 26), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(np.asarray(with_alpha)[..., 3], np.asarray(resized))
+
+    palette = Image.fromarray(rgb).quantize(16)  # a palette image: read as its colours
+    palette.save(tmp_path / "p.png")
+    palette.convert("RGB").save(tmp_path / "p_rgb.png")
+    bilevel = Image.fromarray(rgb[..., 0] > 127)  # mode 1: read as greyscale 0 / 255
+    bilevel.save(tmp_path / "b.png")
+    bilevel.convert("L").save(tmp_path / "b_l.png")
+    for a, b in (("p", "p_rgb"), ("b", "b_l")):
+        for name in (a, b):
+            assert (
+                main(["upscale", str(sr_run), str(tmp_path / f"{name}.png"), "-o", str(tmp_path / f"{name}2.png")]) == 0
+            )
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / f"{a}2.png")), np.asarray(Image.open(tmp_path / f"{b}2.png"))
+        )
+
+
 def test_bad_images_give_one_clear_sentence(sr_run, tmp_path, capsys):
     (tmp_path / "text.png").write_text("not an image")
     Image.new("CMYK", (4, 4)).save(tmp_path / "cmyk.jpg")
@@ -198,7 +231,7 @@ def test_bad_images_give_one_clear_sentence(sr_run, tmp_path, capsys):
     (tmp_path / "taken.png").write_text("keep me")
     cases = {
         "text.png": "not an image file",
-        "cmyk.jpg": "is a CMYK image",
+        "cmyk.jpg": "has Pillow mode CMYK",
         "missing.png": "is not a file",
     }
     for name, message in cases.items():

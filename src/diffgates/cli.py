@@ -182,7 +182,7 @@ def cmd_image(args) -> int:
     from .circuit.ir import Circuit
     from .image.apply import circuit_predictor, reconstruct
     from .image.data import factor
-    from .image.io import check_size, read_image, write_image
+    from .image.io import check_size, read_image, scale_alpha, write_image
     from .runs import run_config
 
     task = "superres" if args.command == "upscale" else "denoise"
@@ -199,13 +199,16 @@ def cmd_image(args) -> int:
             else f"{dst} exists; pass --overwrite to replace it."
         )
     circuit = Circuit.load(run / "circuit.npz")
-    channels, mode = read_image(src)
+    channels, mode, alpha = read_image(src)
     s = factor(cfg.task, cfg.scale)
     check_size(channels.shape, s, src)
     predict = circuit_predictor(circuit, args.threads)
     out = np.stack([reconstruct(predict, c, cfg.patch, s, circuit.group_size, span=cfg.output_span) for c in channels])
-    write_image(dst, out, mode, args.overwrite)
-    print(f"{src} ({channels.shape[2]} x {channels.shape[1]} {mode}) -> {dst} ({out.shape[2]} x {out.shape[1]})")
+    if alpha is not None and s > 1:  # transparency is not the network's: resized beside it
+        alpha = scale_alpha(alpha, s)
+    write_image(dst, out, mode, args.overwrite, alpha)
+    kind = mode + (" with alpha" if alpha is not None else "")
+    print(f"{src} ({channels.shape[2]} x {channels.shape[1]} {kind}) -> {dst} ({out.shape[2]} x {out.shape[1]})")
     return 0
 
 

@@ -1,5 +1,7 @@
 """Reading and writing image files (Pillow) for ``diffgates upscale`` and ``diffgates denoise``:
-8-bit greyscale (mode L) and RGB images; each RGB channel goes through the network on its own."""
+8-bit greyscale (mode L) and RGB images, each RGB channel through the network on its own; bilevel
+and palette images are read as their greyscale or colours, and an alpha channel is kept beside
+the colour channels (scaled like the image, not through the network)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from ..errors import DiffgatesError
 MODES = ("L", "RGB")
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
-    """(channels (C, H, W) float32 in [0, 1] as 8-bit codes / 255, Pillow mode) of an image file."""
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """(channels (C, H, W) float32 in [0, 1] as 8-bit codes / 255, their Pillow mode (L or RGB),
+    the alpha channel (H, W) uint8 or None) of an image file."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -24,13 +27,19 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
-            if mode not in MODES:
+            if im.mode in ("P", "PA"):  # a palette: its colours, with its transparency as alpha
+                im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            alpha = np.asarray(im.getchannel("A"), dtype=np.uint8) if im.mode in ("LA", "RGBA") else None
+            if alpha is not None:
+                im = im.convert(im.mode[:-1])
+            if im.mode not in MODES:
                 raise DiffgatesError(
-                    f"{path} is a {mode} image; diffgates reads 8-bit greyscale (L) and RGB images, so convert it "
-                    "first (e.g. with Pillow's convert('RGB'))."
+                    f"{path} has Pillow mode {im.mode}; diffgates reads 8-bit greyscale and RGB images (also "
+                    "bilevel, palette and with alpha), so convert it first (e.g. with Pillow's convert('RGB'))."
                 )
-            pixels = np.asarray(im, dtype=np.uint8)
+            mode, pixels = im.mode, np.asarray(im, dtype=np.uint8)
     except UnidentifiedImageError:
         raise DiffgatesError(f"{path} is not an image file that Pillow can read.") from None
     except Image.DecompressionBombError as e:
@@ -38,7 +47,15 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     except OSError as e:
         raise DiffgatesError(f"{path} could not be read as an image ({e}).") from None
     channels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    return channels.astype(np.float32) / np.float32(255), mode
+    return channels.astype(np.float32) / np.float32(255), mode, alpha
+
+
+def scale_alpha(alpha: np.ndarray, s: int) -> np.ndarray:
+    """An alpha channel (H, W) uint8 resized to (H * s, W * s), bicubic (Pillow)."""
+    from PIL import Image
+
+    h, w = alpha.shape
+    return np.asarray(Image.fromarray(alpha).resize((w * s, h * s), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def check_size(shape: tuple[int, ...], s: int, path) -> None:
@@ -57,9 +74,11 @@ def check_size(shape: tuple[int, ...], s: int, path) -> None:
         )
 
 
-def write_image(path: str | os.PathLike, channels: np.ndarray, mode: str, overwrite: bool) -> None:
-    """Save (C, H, W) values in [0, 1] as 8-bit ``mode``; a file already there needs ``overwrite``
-    and is replaced whole or not at all."""
+def write_image(
+    path: str | os.PathLike, channels: np.ndarray, mode: str, overwrite: bool, alpha: np.ndarray | None = None
+) -> None:
+    """Save (C, H, W) values in [0, 1] as 8-bit ``mode`` (with ``alpha`` (H, W) uint8: LA or RGBA);
+    a file already there needs ``overwrite`` and is replaced whole or not at all."""
     from PIL import Image
 
     path = Path(path)
@@ -68,7 +87,9 @@ def write_image(path: str | os.PathLike, channels: np.ndarray, mode: str, overwr
     if not path.parent.is_dir():
         raise DiffgatesError(f"the folder of {path} does not exist.")
     pixels = np.rint(np.clip(channels, 0, 1) * 255).astype(np.uint8)
-    image = Image.fromarray(pixels[0] if mode == "L" else pixels.transpose(1, 2, 0))
+    if alpha is not None:  # (H, W, 2) and (H, W, 4) arrays are LA and RGBA images
+        pixels = np.concatenate([pixels, alpha[None]])
+    image = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
