@@ -107,6 +107,9 @@ def test_merge_refuses_runs_of_different_datasets_before_writing(tmp_path, capsy
     assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
     assert "different datasets" in capsys.readouterr().err
     assert not out.exists()
+    assert main(["merge", str(tmp_path / "a"), "--out", str(out)]) == 2  # one run is no ensemble
+    assert "two or more runs" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_report_of_an_ensemble_is_a_clear_error(tmp_path, capsys):

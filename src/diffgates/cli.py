@@ -725,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
         "writes works with eval, info, compile, verify and synth like a run directory.",
         data_dir=True,
     )
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or merged directories) to merge")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more run (or merged) directories")
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
 

@@ -47,6 +47,8 @@ def load_run(run: str):
 def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir: str | None = None) -> dict:
     """One circuit summing the class counts of trained runs (an ensemble), written to ``out`` with
     its model, options and summary; returns the summary."""
+    if len(run_dirs) < 2:
+        raise DiffgatesError(f"merging needs two or more runs; got only {run_dirs[0]}.")
     runs = [load_run(run) for run in run_dirs]  # every run is read before anything is written
     datasets = {(cfg.dataset, cfg.data_dir) for cfg, _, _ in runs}
     if len(datasets) > 1:
