@@ -120,6 +120,10 @@ def test_bench_refuses_bad_options_before_running_anything(capsys):
     assert "bench train" in capsys.readouterr().err
     assert main(["bench", "infer", "--impls", "diffgates,reference"]) == 2
     assert "unknown: reference" in capsys.readouterr().err
+    assert main(["bench", "train", "--impls", "diffgates,exported-c"]) == 2
+    assert "unknown: exported-c" in capsys.readouterr().err
+    assert main(["bench", "epoch", "--engines", "cpu-bf16,gpu"]) == 2
+    assert "unknown: gpu" in capsys.readouterr().err
 
 
 def test_bench_infer_checks_and_times_bits_and_raw_features():

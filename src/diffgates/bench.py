@@ -49,6 +49,10 @@ _ENGINES = {
 }
 
 
+#: every row ``bench train`` and ``bench conv`` can run
+TRAIN_IMPLS_ALL = (*_ENGINES, "torchlogix")
+
+
 def _activations(impl: str) -> str:
     return "bfloat16" if impl == "diffgates-bf16" else "float32"
 

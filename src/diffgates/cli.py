@@ -18,6 +18,7 @@ from .bench import INFER_IMPLS, TRAIN_IMPLS
 from .config import TrainConfig
 from .errors import DiffgatesError, InternalError
 from .interop.sources import SOURCES
+from .kernels import ENGINES
 
 
 def _parse_list(kind, **limits):
@@ -481,9 +482,16 @@ def cmd_bench(args) -> int:
     echo = None if args.json else (lambda row: print(json.dumps(row), file=sys.stderr))
     if args.impls is None:
         args.impls = list(INFER_IMPLS if args.what == "infer" else TRAIN_IMPLS)
-    elif args.what == "infer" and not set(args.impls) <= set(INFER_IMPLS):
-        unknown = ", ".join(sorted(set(args.impls) - set(INFER_IMPLS)))
-        raise DiffgatesError(f"bench infer compares {', '.join(INFER_IMPLS)}; unknown: {unknown}.")
+    known = INFER_IMPLS if args.what == "infer" else bench.TRAIN_IMPLS_ALL
+    if not set(args.impls) <= set(known):
+        unknown = ", ".join(sorted(set(args.impls) - set(known)))
+        raise DiffgatesError(f"bench {args.what} compares {', '.join(known)}; unknown: {unknown}.")
+    unknown = sorted({e.removesuffix("-bf16") for e in args.engines} - set(ENGINES))
+    if args.what == "epoch" and unknown:
+        raise DiffgatesError(
+            f"bench epoch times --engine {', '.join(ENGINES)} (each also as ENGINE-bf16); "
+            f"unknown: {', '.join(unknown)}."
+        )
     if args.what == "conv" and any(map(bench.learned_impl, args.impls)):
         raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")
     if args.what == "train" and args.widths[-1] % 10:
