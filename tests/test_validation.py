@@ -53,12 +53,20 @@ def refused(capsys, args, message):
         ("encoder_strategy: fixed\nencoder_thresholds: [.inf]", "encoder_thresholds must be a finite number"),
         ("parametrization: 7", "parametrization must be a string, got 7"),
         ("conv: 8:3", "conv must be a list of str values"),
+        ("lr: [0.1", "is not valid YAML or JSON at line 4, column 1: expected ',' or ']'"),
     ],
 )
 def test_config_values_of_the_wrong_type_or_range_are_refused(tmp_path, capsys, yaml, message):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("epochs: 1\nwidths: [20]\n" + yaml + "\n")
     refused(capsys, ["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"], message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_config_or_recipe_that_is_not_text_is_one_sentence(tmp_path, capsys):
+    (tmp_path / "image.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    refused(capsys, ["train", "--config", str(tmp_path / "image.yaml"), "--out", str(tmp_path / "r")], "not text")
+    refused(capsys, ["recipe", str(tmp_path / "image.yaml")], "is not valid YAML: it is not text")
     assert not (tmp_path / "r").exists()
 
 

@@ -253,10 +253,7 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise DiffgatesError(f"no config file at {path}.")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise DiffgatesError(f"{path} is not valid YAML or JSON: {e}".rstrip() + ".") from e
+        data = read_yaml(path, "YAML or JSON") or {}
         if not isinstance(data, dict):
             raise DiffgatesError(f"{path} must hold a mapping of option names to values.")
         return cls.from_dict({**data, **overrides}, strict)
@@ -354,6 +351,20 @@ class TrainConfig:
                 raise DiffgatesError(
                     f"--task {self.task} trains dense networks on windows; {flag} ({what}) does not apply."
                 )
+
+
+def read_yaml(path: Path, what: str = "YAML"):
+    """The YAML (or JSON) document in ``path``; a file that is not one is refused in one line that
+    says where it went wrong."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise DiffgatesError(f"{path} is not valid {what}: it is not text (UTF-8).") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DiffgatesError(f"{path} is not valid {what}{where}: {problem}.") from None
 
 
 def noise_spec(text: str) -> tuple[str, float]:

@@ -24,10 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from . import outdir
-from .config import TrainConfig
+from .config import TrainConfig, read_yaml
 from .errors import DiffgatesError
 
 COMMANDS = ("train", "teacher")
@@ -53,10 +51,7 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise DiffgatesError(f"no recipe file at {path}.")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise DiffgatesError(f"{path} is not valid YAML: {e}".rstrip() + ".") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list) or not data["stages"]:
         raise DiffgatesError(f"{path} must hold a mapping with a non-empty list of 'stages'.")
     unknown = set(data) - {"out", "stages"}
