@@ -311,8 +311,11 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
         pickles.read(tmp_path / "evil.pt")
     assert not marker.exists()
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DiffgatesError, match="not a readable torch.save file"):
+    with pytest.raises(DiffgatesError, match="not a torch.save file"):
         pickles.read(tmp_path / "junk.pt")
+    (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 a zip archive cut short")
+    with pytest.raises(DiffgatesError, match="not a readable torch.save file"):
+        pickles.read(tmp_path / "broken.pt")
 
 
 # difflogic needs CUDA to install. Its checkpoints are written here by a stand-in package that

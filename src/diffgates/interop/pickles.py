@@ -98,6 +98,10 @@ def read(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise DiffgatesError(f"no checkpoint at {path}.")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (a pickle before torch 1.6)
+        raise DiffgatesError(f"{path} is not a torch.save file (neither a zip archive nor a pickle).")
     try:
         return torch.load(path, map_location="cpu", pickle_module=_RESTRICTED, weights_only=False)
     except DiffgatesError:
