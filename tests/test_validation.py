@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, random_circuit, tiny_run
-from diffgates import Circuit, DiffgatesError
+from diffgates import Circuit, DiffgatesError, LogicNet, ModelConfig, to_circuit
 from diffgates.circuit.program import Executor, available
 from diffgates.cli import main
 from diffgates.config import TrainConfig
@@ -208,6 +208,12 @@ def test_the_python_api_validates_like_the_files():
                 Executor(c, threads=bad)
         with pytest.raises(DiffgatesError, match="takes a Circuit"):
             Executor("circuit.npz")
+    with pytest.raises(DiffgatesError, match="width 7 must be a multiple of the 10 classes"):
+        LogicNet(ModelConfig(n_features=4, n_classes=10, widths=[7]))
+    with pytest.raises(DiffgatesError, match="at least one dense layer"):
+        LogicNet(ModelConfig(n_features=4, n_classes=10, widths=[]))
+    with pytest.raises(DiffgatesError, match="encoder is not fitted"):  # its thresholds are the circuit's
+        to_circuit(LogicNet(ModelConfig(n_features=4, n_classes=2, widths=[10])))
 
 
 @pytest.mark.parametrize(

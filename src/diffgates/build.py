@@ -32,11 +32,7 @@ def build_model(cfg: TrainConfig, ds: Dataset) -> LogicNet:
     mc = model_config(cfg, ds.n_features, ds.n_classes)
     mc.image_shape = image_shape(cfg, ds)
     mc.frozen_blocks = cfg.trunk_blocks if cfg.trunk else 0
-    if cfg.widths[-1] % ds.n_classes:
-        raise DiffgatesError(
-            f"the last layer's width {cfg.widths[-1]} must be a multiple of the {ds.n_classes} classes."
-        )
-    model = LogicNet(mc, engine=cfg.engine)
+    model = LogicNet(mc, engine=cfg.engine)  # refuses a last width that is no multiple of the classes
     model.encoder.fit(ds.x_train)
     return model
 

@@ -13,6 +13,7 @@ import torch
 from .. import gates
 from ..circuit.ir import Circuit
 from ..circuit.merge import merge
+from ..errors import DiffgatesError
 from ..kernels.torch_ops import pool_windows
 from .ensemble import Ensemble
 from .model import LogicNet
@@ -68,6 +69,8 @@ def to_circuit(model: LogicNet | Ensemble) -> Circuit:
     if isinstance(model, Ensemble):
         return merge([to_circuit(m) for m in model.members])
     enc = model.encoder
+    if not enc.fitted:  # the circuit's encoder is the fitted thresholds
+        raise DiffgatesError("the model's encoder is not fitted; call model.encoder.fit(x_train) first.")
     n_in = enc.out_features
     build = _Builder(n_in)
     signals = model.input_order().numpy()  # row i of the first layer's input reads this input bit

@@ -101,6 +101,13 @@ class LogicNet(nn.Module):
         if c.activations not in ACTIVATIONS:
             raise DiffgatesError(f"activations must be one of {', '.join(ACTIVATIONS)}, got {c.activations!r}.")
         self.activation_dtype = ACTIVATIONS[c.activations]
+        if not c.widths:
+            raise DiffgatesError("widths is empty; a model needs at least one dense layer (its last one: GroupSum).")
+        if c.widths[-1] % c.n_classes:  # GroupSum: an equal group of gates per output
+            what = "classes" if c.argmax else "outputs"
+            raise DiffgatesError(
+                f"the last layer's width {c.widths[-1]} must be a multiple of the {c.n_classes} {what}."
+            )
         # in training, the dense layers run in one tiled pass of the C kernels where they can
         # (nn.dense.stacked_scores); False keeps them layer by layer (to compare the two)
         self.stacked = True
