@@ -79,6 +79,9 @@ def test_truncated_circuit_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DiffgatesError, match="not a readable circuit file"):
         Circuit.load(tmp_path / "bad.npz")
+    (tmp_path / "image.npz").write_bytes(b"\x89PNG\r\n\x1a\n" + raw[8:])  # not an archive at all
+    with pytest.raises(DiffgatesError, match="not a diffgates circuit file"):
+        Circuit.load(tmp_path / "image.npz")
 
 
 def test_circuit_validation_rejects_non_topological_gates():

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import TINY, random_circuit, tiny_run
 from diffgates import Circuit, DiffgatesError, LogicNet, ModelConfig, to_circuit
+from diffgates.circuit.execute import predict_counts
 from diffgates.circuit.program import Executor, available
 from diffgates.cli import main
 from diffgates.config import TrainConfig
@@ -212,6 +213,8 @@ def test_the_python_api_validates_like_the_files():
         LogicNet(ModelConfig(n_features=4, n_classes=10, widths=[7]))
     with pytest.raises(DiffgatesError, match="at least one dense layer"):
         LogicNet(ModelConfig(n_features=4, n_classes=10, widths=[]))
+    with pytest.raises(DiffgatesError, match="engine must be auto, native or numpy"):
+        predict_counts(c, np.zeros((2, c.n_features), np.float32), engine="gpu")
     with pytest.raises(DiffgatesError, match="encoder is not fitted"):  # its thresholds are the circuit's
         to_circuit(LogicNet(ModelConfig(n_features=4, n_classes=2, widths=[10])))
 

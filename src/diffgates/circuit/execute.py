@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import gates
+from ..errors import DiffgatesError
 from .graph import level_groups
 from .ir import Circuit, encode_bits
 
@@ -54,6 +55,8 @@ def predict_counts(circuit: Circuit, x: np.ndarray, engine: str = "auto") -> np.
     """
     from . import program
 
+    if engine not in ("auto", "native", "numpy"):
+        raise DiffgatesError(f"engine must be auto, native or numpy, got {engine!r}.")
     if engine == "numpy" or (engine == "auto" and not program.available()):
         return run_numpy(circuit, encode_bits(circuit, x))
     return program.run_features(program.prepare(circuit), x).astype(np.int64)

@@ -146,6 +146,9 @@ class Circuit:
         path = Path(path)
         if not path.is_file():
             raise DiffgatesError(f"no circuit file at {path}.")
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # a zip archive's first entry (np.savez); a truncated one gets further
+                raise DiffgatesError(f"{path} is not a diffgates circuit file (not an .npz archive).")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
