@@ -3,6 +3,8 @@ import time
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from conftest import TINY
 from diffgates.cli import main
@@ -194,6 +196,13 @@ def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path):
     assert s["stopped"] == "time budget" and s["epochs_run"] == len(rows) < 500
     assert 1.5 <= rows[-1]["elapsed_seconds"] < 1.5 + rows[-1]["epoch_seconds"] + 5
     assert time.perf_counter() - t0 < 60  # the budget, one evaluation and the run's writing
+    # a run that stopped is finished: --resume trains no further and changes nothing
+    before = load_file(out / "model.safetensors")
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    after = load_file(out / "model.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] == rows
+    assert json.loads((out / "summary.json").read_text())["stopped"] == "time budget"
 
 
 def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path):

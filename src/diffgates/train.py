@@ -184,11 +184,13 @@ def train(
     n = len(ytr)
     steps = -(-n // cfg.batch_size)
     elapsed, t_start = pos["elapsed"], time.perf_counter()
-    stopped = None  # why training ended before --epochs: "time budget" or "patience"
-    epoch = pos["epoch"] - 1  # the last epoch trained
+    # why training ended before --epochs ("time budget" or "patience"); a resumed run that had
+    # stopped so trains no further
+    stopped = pos.get("stopped")
+    epoch = last = pos["epoch"] - 1  # the last epoch trained
     with progress_bar(quiet or dist.rank != 0) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(pos["epoch"] - 1) * steps + pos["step"])
-        for epoch in range(pos["epoch"], cfg.epochs + 1):
+        for epoch in range(pos["epoch"], (last if stopped else cfg.epochs) + 1):
             model.train()
             t_epoch = time.perf_counter()
             gen.set_state(epoch_gen_state)
@@ -268,9 +270,8 @@ def train(
                     stopped = "patience"
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            checkpoint(
-                {"epoch": epoch + 1, "step": 0, "loss_sum": 0.0, "correct": 0, "metrics_lines": epoch}, epoch_gen_state
-            )
+            done = {"epoch": epoch + 1, "step": 0, "loss_sum": 0.0, "correct": 0, "metrics_lines": epoch}
+            checkpoint({**done, "stopped": stopped}, epoch_gen_state)
             bar.console.log(
                 f"epoch {epoch}: loss {row['loss']:.4f}  train {row['train_acc']:.4f}  "
                 f"test relaxed {row['test_acc_relaxed']:.4f}  discrete {row['test_acc_discrete']:.4f}  "

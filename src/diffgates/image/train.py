@@ -188,11 +188,13 @@ def train_image(
     watch = test_pairs[:WATCH_IMAGES]
     steps = -(-cfg.patch_samples // cfg.batch_size)
     t_start = time.perf_counter()
-    stopped = None  # why training ended before --epochs: "time budget" or "patience"
-    epoch = first - 1  # the last epoch trained
+    # why training ended before --epochs ("time budget" or "patience"); a resumed run that had
+    # stopped so trains no further
+    stopped = pos.get("stopped") if resume else None
+    epoch = last = first - 1  # the last epoch trained
     with progress_bar(quiet) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(first - 1) * steps)
-        for epoch in range(first, cfg.epochs + 1):
+        for epoch in range(first, (last if stopped else cfg.epochs) + 1):
             model.train()
             t_epoch = time.perf_counter()
             x, t = draw.sample(cfg.patch_samples, rng)
@@ -240,7 +242,8 @@ def train_image(
                     stopped = "patience"
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            progress = {"epoch": epoch + 1, "elapsed": elapsed + time.perf_counter() - t_start, **best}
+            progress = {"epoch": epoch + 1, "elapsed": elapsed + time.perf_counter() - t_start, "stopped": stopped}
+            progress.update(best)
             progress["windows_rng"] = rng.bit_generator.state
             save_training_state(out / STATE_FILE, model, opt, progress, {"torch": torch.get_rng_state()})
             bar.console.log(
