@@ -338,7 +338,7 @@ def test_an_image_run_killed_after_an_epoch_resumes_to_the_uninterrupted_result(
     assert json.loads((run / "summary.json").read_text())["circuit_mismatches"] == 0
 
 
-def test_an_image_run_with_validation_keeps_its_best_epoch_on_held_out_training_images(tmp_path):
+def test_an_image_run_with_validation_keeps_its_best_epoch_on_held_out_training_images(tmp_path, capsys):
     """--validation holds out whole training images (the seed's choice); the run keeps the epoch
     whose circuit scores the best PSNR on them, and the kept circuit scores exactly that. With
     --patience 1 it stops after the first epoch that does not improve, so the epoch kept is not
@@ -358,6 +358,9 @@ def test_an_image_run_with_validation_keeps_its_best_epoch_on_held_out_training_
     best = max(rows, key=lambda r: r["val_psnr"])  # the first of equal scores
     assert (s["best_epoch"], s["val_psnr"]) == (best["epoch"], best["val_psnr"])
     assert s["stopped"] == "patience" and s["epochs_run"] == len(rows) == best["epoch"] + 1 < 12
+    printed = capsys.readouterr().out
+    assert f"stopped early (patience) after {len(rows)} of 12 epochs" in printed
+    assert f"kept epoch {best['epoch']}, the best on the validation split (PSNR" in printed
     train_imgs = load_images("digits")[0]
     _, held = holdout_indices(len(train_imgs), 0.2, 0, "training images")
     assert s["validation_images"] == len(held) == round(0.2 * len(train_imgs))

@@ -186,7 +186,7 @@ def test_python_and_the_command_line_build_the_same_default_model():
             assert torch.equal(t, cli_model.state_dict()[name]), name
 
 
-def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path):
+def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--dataset", "digits", "--widths", "2000,2000", "--epochs", "500", "--time-budget", "1.5"]
     t0 = time.perf_counter()
@@ -196,6 +196,7 @@ def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path):
     assert s["stopped"] == "time budget" and s["epochs_run"] == len(rows) < 500
     assert 1.5 <= rows[-1]["elapsed_seconds"] < 1.5 + rows[-1]["epoch_seconds"] + 5
     assert time.perf_counter() - t0 < 60  # the budget, one evaluation and the run's writing
+    assert f"stopped early (time budget) after {len(rows)} of 500 epochs" in capsys.readouterr().out
     # a run that stopped is finished: --resume trains no further and changes nothing
     before = load_file(out / "model.safetensors")
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
@@ -205,7 +206,7 @@ def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path):
     assert json.loads((out / "summary.json").read_text())["stopped"] == "time budget"
 
 
-def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path):
+def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path, capsys):
     from diffgates.data import load_dataset
 
     out = tmp_path / "run"
@@ -215,6 +216,7 @@ def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best = max(rows, key=lambda r: r["val_acc_discrete"])  # the first of equal scores
     assert s["best_epoch"] == best["epoch"] and s["val_acc_discrete"] == best["val_acc_discrete"]
+    assert f"kept epoch {best['epoch']}, the best on the validation split" in capsys.readouterr().out
     assert s["test_acc_discrete"] == best["test_acc_discrete"]  # the kept model is that epoch's
     full = load_dataset("digits")
     assert s["validation_samples"] == round(0.25 * len(full.y_train)) and s["test_samples"] == len(full.y_test)

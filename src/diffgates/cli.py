@@ -140,6 +140,7 @@ def cmd_train(args) -> int:
             )
             + f" (prepared in {s['circuit_prepare_s']:.2f} s)"
         )
+    _print_epochs(s, f"validation accuracy {s['val_acc_discrete']:.4f}" if "best_epoch" in s else "")
     print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
     if shaped:
         print(f"(28 x 28 images: the Fashion-MNIST recipe set {_said(shaped)}; options given win)")
@@ -161,6 +162,15 @@ def _said(chosen: dict) -> str:
     )
 
 
+def _print_epochs(s: dict, validation: str) -> None:
+    """Why training ended early, and which epoch the run kept (with --validation: ``validation``
+    names its score)."""
+    if s.get("stopped"):
+        print(f"stopped early ({s['stopped']}) after {s['epochs_run']} of {s['epochs']} epochs")
+    if validation:
+        print(f"kept epoch {s['best_epoch']}, the best on the validation split ({validation})")
+
+
 def _print_image_summary(s: dict) -> None:
     what = f"x{s['scale']} super-resolution" if s["task"] == "superres" else "denoising"
     print(f"{s['dataset']} {what}: {s['gates']} gates, {s['train_seconds']:.1f} s of training")
@@ -173,6 +183,7 @@ def _print_image_summary(s: dict) -> None:
             f"circuit: {s['gates_optimised']} gates after optimisation, "
             f"{s['circuit_mpixels_per_s']:.1f} M output pixels/s on one thread"
         )
+    _print_epochs(s, f"PSNR {s['val_psnr']:.2f} dB" if "best_epoch" in s else "")
     print(f"run written to {s['run_dir']} (summary.json, metrics.jsonl, model.safetensors, circuit.npz)")
 
 
