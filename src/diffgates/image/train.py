@@ -118,6 +118,13 @@ def score(outputs: list[np.ndarray], truths: list[np.ndarray]) -> dict:
     }
 
 
+def circuit_score(cfg: TrainConfig, predict, group: int, pairs: list) -> dict:
+    """:func:`score` of the circuit (``predict``, groups of ``group`` gates) over (input, truth) pairs."""
+    s = factor(cfg.task, cfg.scale)
+    outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in pairs]
+    return score(outputs, [hr for _, hr in pairs])
+
+
 def baselines(cfg: TrainConfig, inputs: list[np.ndarray], truths: list[np.ndarray]) -> dict:
     """PSNR and SSIM of the classical methods on the same test images."""
     if cfg.task == "superres":
@@ -226,15 +233,13 @@ def train_image(
             epoch_seconds = time.perf_counter() - t_epoch
             model.eval()
             predict = circuit_predictor(to_circuit(model), cfg.threads)
-            outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in watch]
             row = {"epoch": epoch, "loss": loss_sum / seen, "epoch_seconds": epoch_seconds}
-            row.update({f"test_{k}": v for k, v in score(outputs, [hr for _, hr in watch]).items()})
+            row.update({f"test_{k}": v for k, v in circuit_score(cfg, predict, group, watch).items()})
             row["elapsed_seconds"] = elapsed + time.perf_counter() - t_start
             if stopped:
                 row["partial"] = seen / cfg.patch_samples
             if val_pairs:
-                outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in val_pairs]
-                row.update({f"val_{k}": v for k, v in score(outputs, [hr for _, hr in val_pairs]).items()})
+                row.update({f"val_{k}": v for k, v in circuit_score(cfg, predict, group, val_pairs).items()})
                 if row["val_psnr"] > best["best_val"]:
                     best = {"best_val": row["val_psnr"], "best_epoch": epoch}
                     save_model(model, out / "model.safetensors")  # the best so far, kept at the end
