@@ -497,11 +497,11 @@ def cmd_bench(args) -> int:
     if not set(args.impls) <= set(known):
         unknown = ", ".join(sorted(set(args.impls) - set(known)))
         raise DiffgatesError(f"bench {args.what} compares {', '.join(known)}; unknown: {unknown}.")
-    unknown = sorted({e.removesuffix("-bf16") for e in args.engines} - set(ENGINES))
-    if args.what == "epoch" and unknown:
+    engines = {e.removesuffix("-bf16") for e in args.engines}
+    if args.what == "epoch" and not engines <= set(ENGINES):
         raise DiffgatesError(
             f"bench epoch times --engine {', '.join(ENGINES)} (each also as ENGINE-bf16); "
-            f"unknown: {', '.join(unknown)}."
+            f"unknown: {', '.join(sorted(engines - set(ENGINES)))}."
         )
     if args.what == "conv" and any(map(bench.learned_impl, args.impls)):
         raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")

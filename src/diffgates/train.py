@@ -187,10 +187,11 @@ def train(
     # why training ended before --epochs ("time budget" or "patience"); a resumed run that had
     # stopped so trains no further
     stopped = pos.get("stopped")
-    epoch = last = pos["epoch"] - 1  # the last epoch trained
+    epoch = pos["epoch"] - 1  # the last epoch trained
+    final = epoch if stopped else cfg.epochs  # the last epoch to train
     with progress_bar(quiet or dist.rank != 0) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(pos["epoch"] - 1) * steps + pos["step"])
-        for epoch in range(pos["epoch"], (last if stopped else cfg.epochs) + 1):
+        for epoch in range(pos["epoch"], final + 1):
             model.train()
             t_epoch = time.perf_counter()
             gen.set_state(epoch_gen_state)

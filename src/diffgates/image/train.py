@@ -198,10 +198,11 @@ def train_image(
     # why training ended before --epochs ("time budget" or "patience"); a resumed run that had
     # stopped so trains no further
     stopped = pos.get("stopped") if resume else None
-    epoch = last = first - 1  # the last epoch trained
+    epoch = first - 1  # the last epoch trained
+    final = epoch if stopped else cfg.epochs  # the last epoch to train
     with progress_bar(quiet) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps, completed=(first - 1) * steps)
-        for epoch in range(first, (last if stopped else cfg.epochs) + 1):
+        for epoch in range(first, final + 1):
             model.train()
             t_epoch = time.perf_counter()
             x, t = draw.sample(cfg.patch_samples, rng)
