@@ -58,6 +58,29 @@ def test_constants_pass_leaves_no_constant_gates_except_outputs():
     assert set(np.flatnonzero(const) + c.n_inputs) <= set(c.outputs.tolist())
 
 
+def test_every_pass_keeps_constant_outputs_constant_gates():
+    """A TRUE output stays a TRUE gate through every pass (structural hashing once made it the
+    inverted wire of the FALSE gate, which the executor then counted as a signal)."""
+    c = Circuit(
+        n_features=2,
+        in_feature=[0, 1],
+        in_threshold=[0, 0],
+        ops=[gates.FALSE, gates.TRUE, gates.AND, gates.XOR, gates.NOT_A],
+        a=[0, 0, 0, 4, 5],
+        b=[0, 0, 1, 1, 5],
+        outputs=[2, 3, 6, 2, 3, 5],
+        layer=[0, 0, 0, 1, 2],
+        n_classes=2,
+    )
+    for fn in PASSES:
+        h = fn(c)
+        assert_same_function(c, h)
+        out = h.outputs - h.n_inputs
+        assert h.ops[out[[0, 1, 3, 4]]].tolist() == [gates.FALSE, gates.TRUE] * 2
+        constant = h.n_inputs + np.flatnonzero(np.isin(h.ops, [gates.FALSE, gates.TRUE]))
+        assert not np.isin(np.r_[h.a, h.b], constant).any()  # no gate reads a constant
+
+
 def test_fold_pass_leaves_no_wires_or_inverters_except_outputs():
     c = fold_wires(propagate_constants(random_circuit(2, n_gates=200)))
     wires = np.isin(c.ops, [gates.A, gates.B, gates.NOT_A, gates.NOT_B])

@@ -29,16 +29,16 @@ def reduce_one_input(truth_pair: tuple[np.ndarray, np.ndarray], lit: np.ndarray)
 
 
 def propagate_constant_inputs(ops, la, lb) -> np.ndarray:
-    """Literal for gates with a constant input, KEEP elsewhere."""
-    out = np.full(len(ops), KEEP, dtype=np.int64)
+    """Literal for FALSE and TRUE gates and for gates with a constant input, KEEP elsewhere."""
+    out = np.where(ops == gates.FALSE, FALSE, np.where(ops == gates.TRUE, TRUE, KEEP)).astype(np.int64)
     ca, cb = la < 0, lb < 0
     va, vb = la + 2, lb + 2  # constant values where constant
-    both = ca & cb
+    both = ca & cb & (out == KEEP)
     out[both] = np.where(gates.TRUTH[ops[both], 2 * va[both] + vb[both]] == 1, TRUE, FALSE)
-    m = ca & ~cb  # f(b) = T[2 va + b]
+    m = ca & ~cb & (out == KEEP)  # f(b) = T[2 va + b]
     t = gates.TRUTH[ops[m]]
     out[m] = reduce_one_input((t[np.arange(m.sum()), 2 * va[m]], t[np.arange(m.sum()), 2 * va[m] + 1]), lb[m])
-    m = cb & ~ca  # f(a) = T[2 a + vb]
+    m = cb & ~ca & (out == KEEP)  # f(a) = T[2 a + vb]
     t = gates.TRUTH[ops[m]]
     out[m] = reduce_one_input((t[np.arange(m.sum()), vb[m]], t[np.arange(m.sum()), 2 + vb[m]]), la[m])
     return out
