@@ -265,6 +265,65 @@ def test_gate_pairs_fuse_into_three_input_functions_that_count_right():
         assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))
 
 
+def test_a_gate_two_plain_gates_read_is_copied_into_both_as_three_input_functions():
+    """s = op_s(x0, x1), read by g = op_g(s, x2) and h = op_h(x2, s) and nothing else, for every
+    op_s and every two-input op_g (op_h another): each triple runs as two three-input functions
+    (one op fewer), and every output counts right on every input pattern."""
+    import itertools
+
+    from diffgates.circuit import program
+
+    two_input = [1, 2, 4, 6, 7, 8, 9, 11, 13, 14]  # the ops that read both inputs
+    ops, a, b, outputs = [], [], [], []
+    for op_s, k in itertools.product(range(16), range(len(two_input))):
+        s = 3 + len(ops)
+        ops += [op_s, two_input[k], two_input[(k + 3) % len(two_input)]]
+        a += [0, s, 2]
+        b += [1, 2, s]
+        outputs += [s + 1, s + 2]
+    c = Circuit(
+        n_features=3,
+        in_feature=np.arange(3),
+        in_threshold=np.zeros(3, dtype=np.float32),
+        ops=ops,
+        a=a,
+        b=b,
+        outputs=outputs,
+        layer=np.tile([0, 1, 1], len(ops) // 3),
+        n_classes=len(outputs),
+    ).validate()
+    prog = program.prepare(c)
+    assert prog.n_gates == len(outputs) and (prog.run_op >= program.TERNARY).all()
+    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))
+
+
+def test_constant_outputs_are_added_not_counted():
+    """Outputs that are constants (here after optimisation) add to the counts' offsets: the
+    executor reads no slot for them."""
+    from diffgates import gates
+    from diffgates.circuit import program
+    from diffgates.circuit.passes import optimize
+
+    c = Circuit(
+        n_features=2,
+        in_feature=[0, 1],
+        in_threshold=[0, 0],
+        ops=[gates.FALSE, gates.TRUE, gates.XOR, gates.XNOR],  # XOR(x, x) = FALSE, XNOR(x, x) = TRUE
+        a=[0, 0, 1, 1],
+        b=[0, 0, 1, 1],
+        outputs=[2, 3, 3, 4, 5, 3],
+        layer=[0, 0, 0, 0],
+        n_classes=2,
+    ).validate()
+    opt, _ = optimize(c)
+    prog = program.prepare(opt)
+    assert (prog.out_idx == prog.n_slots - 1).all()
+    bits = np.array([[0, 0], [1, 0]] * 40, dtype=np.uint8)
+    counts = program.run_features(prog, bits.astype(np.float32))  # the optimised circuit reads no input
+    assert np.array_equal(counts, run_numpy(c, bits)) and counts[0].tolist() == [2, 2]
+
+
 def _executor_equals_oracle():
     from conftest import random_circuit
     from diffgates.circuit import program
