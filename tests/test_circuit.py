@@ -237,6 +237,11 @@ def every_gate_pair() -> Circuit:
         ops += [op_s, op_g]
         a += [p, s if side == 0 else r]
         b += [q, r if side == 0 else s]
+    return on_three_inputs(ops, a, b, outputs=np.arange(4, 3 + len(ops), 2), layer=np.zeros(len(ops), dtype=np.int64))
+
+
+def on_three_inputs(ops, a, b, outputs, layer) -> Circuit:
+    """A circuit of three input bits (feature j > 0), each output its own class."""
     return Circuit(
         n_features=3,
         in_feature=np.arange(3),
@@ -244,10 +249,14 @@ def every_gate_pair() -> Circuit:
         ops=ops,
         a=a,
         b=b,
-        outputs=np.arange(4, 3 + len(ops), 2),
-        layer=np.zeros(len(ops), dtype=np.int64),
-        n_classes=len(ops) // 2,
+        outputs=outputs,
+        layer=layer,
+        n_classes=len(outputs),
     ).validate()
+
+
+#: every pattern of three input bits, 80 times over (640 samples: a block and part of one)
+EIGHT_PATTERNS = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
 
 
 def test_gate_pairs_fuse_into_three_input_functions_that_count_right():
@@ -256,7 +265,7 @@ def test_gate_pairs_fuse_into_three_input_functions_that_count_right():
     from diffgates.circuit import program
 
     c = every_gate_pair()
-    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    bits = EIGHT_PATTERNS
     fused, plain = program.prepare(c), program.prepare(c, ternary=False)
     n_fused = fused.run_len[fused.run_op >= program.TERNARY].sum()
     assert n_fused > 5000 and fused.n_gates == plain.n_gates - n_fused
@@ -281,20 +290,10 @@ def test_a_gate_two_plain_gates_read_is_copied_into_both_as_three_input_function
         a += [0, s, 2]
         b += [1, 2, s]
         outputs += [s + 1, s + 2]
-    c = Circuit(
-        n_features=3,
-        in_feature=np.arange(3),
-        in_threshold=np.zeros(3, dtype=np.float32),
-        ops=ops,
-        a=a,
-        b=b,
-        outputs=outputs,
-        layer=np.tile([0, 1, 1], len(ops) // 3),
-        n_classes=len(outputs),
-    ).validate()
+    c = on_three_inputs(ops, a, b, outputs, layer=np.tile([0, 1, 1], len(ops) // 3))
     prog = program.prepare(c)
     assert prog.n_gates == len(outputs) and (prog.run_op >= program.TERNARY).all()
-    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    bits = EIGHT_PATTERNS
     assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))
 
 
@@ -329,7 +328,7 @@ def _executor_equals_oracle():
     from diffgates.circuit import program
 
     c = every_gate_pair()  # the three-input functions
-    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    bits = EIGHT_PATTERNS
     assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
 
     # partial 64-byte chunks (57 = 32 + 16 + 9 bytes) and blocks; 21 features: 8 x 8 blocks and a
@@ -416,5 +415,5 @@ def test_count_plan_skips_constant_outputs_and_absorbs_output_inverters():
     assert n_true.tolist() == [1, 0]
     prog = program.prepare(c)
     assert prog.n_gates == 2  # NOT_B (read by AND) and AND; constants and free inverters are gone
-    bits = np.array([[(v >> j) & 1 for j in range(3)] for v in range(8)] * 80, dtype=np.uint8)
+    bits = EIGHT_PATTERNS
     assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))

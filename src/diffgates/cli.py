@@ -1001,7 +1001,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="infer: random 6-layer networks of these widths",
     )
     p.add_argument("--batches", type=_parse_list(int, low=1), default=[128, 256], help="train: batch sizes")
-    p.add_argument("--threads", type=_parse_list(int, low=1), default=[1, 2], help="thread counts")
+    p.add_argument(
+        "--threads",
+        type=_parse_list(int, low=1),
+        default=[1, 2],
+        help="thread counts (infer: the executor also runs on every core of the machine)",
+    )
     p.add_argument("--steps", type=_number(int, low=1), default=20, help="train/conv: timed steps (median reported)")
     p.add_argument(
         "--rounds",
