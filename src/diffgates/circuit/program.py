@@ -102,8 +102,8 @@ def fuse_pairs(circuit: Circuit, kept: np.ndarray, depth: np.ndarray, counted: n
     gate's two inputs and its own other input. The pair then costs one instruction with AVX-512,
     and the absorbed gate's store and reload are gone (random networks: about a quarter of the
     gates). Level by level from the inputs; a reader already fused is not absorbed again. Then a
-    gate that two readers still plain read is copied into both: one op fewer (random networks:
-    about one in twenty).
+    gate that exactly two gates read, both still two-input gates, and the counts do not, is
+    copied into both: two ops instead of three (random networks: 4 % fewer ops).
 
     ``kept``: the gates evaluated; ``depth``: each gate's level; ``counted``: a mask over signals.
     Returns (op, a, b, c, absorbed) over all gates: op a gate id or TERNARY + truth table (bit
@@ -148,7 +148,7 @@ def fuse_pairs(circuit: Circuit, kept: np.ndarray, depth: np.ndarray, counted: n
     taken = np.zeros(len(plain), dtype=bool)
     fused = np.zeros(circuit.n_signals, dtype=bool)  # readers made three-input functions here
     chosen = []
-    for sig in sorted(pairs, key=lambda s: depth[s - n_in]):  # both reads from plain readers, each free
+    for sig in sorted(pairs, key=lambda s: depth[s - n_in]):  # both readers plain, neither taken yet
         ks = pairs[sig]
         rs = [k % len(plain) for k in ks]
         if len(ks) == 2 and rs[0] != rs[1] and not taken[rs].any() and not fused[sig]:
