@@ -139,25 +139,24 @@ def fuse_pairs(circuit: Circuit, kept: np.ndarray, depth: np.ndarray, counted: n
         absorb(g, from_b)
         can_go[n_in + g] = False  # a three-input function is not absorbed into another
     plain = kept[(op[kept] < TERNARY) & ~absorbed[kept]]  # readers that can still take a gate in
-    sides = np.r_[a[plain], b[plain]]
-    shared = (reads[sides] == 2) & ~counted[sides] & (sides >= n_in)
-    shared[shared] &= op[sides[shared] - n_in] < TERNARY
-    pairs: dict[int, list[int]] = {}
-    for sig, k in zip(sides[shared].tolist(), np.flatnonzero(shared).tolist()):
-        pairs.setdefault(sig, []).append(k)
-    taken = np.zeros(len(plain), dtype=bool)
-    fused = np.zeros(circuit.n_signals, dtype=bool)  # readers made three-input functions here
-    chosen = []
-    for sig in sorted(pairs, key=lambda s: depth[s - n_in]):  # both readers plain, neither taken yet
-        ks = pairs[sig]
-        rs = [k % len(plain) for k in ks]
-        if len(ks) == 2 and rs[0] != rs[1] and not taken[rs].any() and not fused[sig]:
-            taken[rs] = True
-            fused[n_in + plain[rs]] = True
-            chosen.extend(ks)
-    if chosen:
-        chosen = np.array(chosen)
-        absorb(plain[chosen % len(plain)], chosen >= len(plain))
+    reader = np.r_[plain, plain]
+    from_b = np.r_[np.zeros(len(plain), dtype=bool), np.ones(len(plain), dtype=bool)]
+    sig = np.r_[a[plain], b[plain]]
+    ok = (reads[sig] == 2) & ~counted[sig] & (sig >= n_in)
+    ok[ok] &= op[sig[ok] - n_in] < TERNARY
+    reader, from_b, sig = reader[ok], from_b[ok], sig[ok]
+    reads_of: dict[int, list[int]] = {}
+    for j, s in enumerate(sig.tolist()):
+        reads_of.setdefault(s, []).append(j)
+    busy: set[int] = set()  # readers that took a gate in here
+    chosen: list[int] = []
+    for s in sorted(reads_of, key=lambda s: depth[s - n_in]):  # from the inputs, like the pairs
+        js = reads_of[s]
+        readers = {int(r) for r in reader[js]}
+        if len(js) == 2 and len(readers) == 2 and not readers & busy and s - n_in not in busy:
+            busy |= readers
+            chosen += js
+    absorb(reader[chosen], from_b[chosen])
     return op, fa, fb, fc, absorbed
 
 
