@@ -31,9 +31,13 @@ def circuit_predictor(circuit: Circuit, threads: int | None = None) -> Predictor
 
 
 def values(counts: np.ndarray, group: int, span: float = 1.0) -> np.ndarray:
-    """Output values of counts out of ``group``: count / group, stretched by ``span`` about 0.5 and
-    clipped to [0, 1] where ``span`` is above 1 (``--output-span``)."""
-    v = counts.astype(np.float32) / np.float32(group)
+    """Output values of counts out of ``group``: count / group, through :func:`stretch`."""
+    return stretch(counts.astype(np.float32) / np.float32(group), span)
+
+
+def stretch(v: np.ndarray, span: float) -> np.ndarray:
+    """Values in [0, 1] stretched by ``span`` about 0.5 and clipped to [0, 1] where ``span`` is
+    above 1 (``--output-span``); elementwise, so it applies to whole images as to counts."""
     return v if span == 1 else np.clip((v - np.float32(0.5)) * np.float32(span) + np.float32(0.5), 0, 1)
 
 

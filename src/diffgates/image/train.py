@@ -30,7 +30,7 @@ from ..nn import to_circuit
 from ..nn.model import LogicNet
 from ..outdir import write_json
 from ..progress import progress_bar
-from .apply import circuit_predictor, denoise_classic, psnr, reconstruct, ssim, upscale_classic
+from .apply import circuit_predictor, denoise_classic, psnr, reconstruct, ssim, stretch, upscale_classic
 from .data import factor, load_images, pair, test_inputs, windows
 
 #: test images scored after every epoch (all of them at the end)
@@ -291,11 +291,9 @@ def evaluate_image(cfg: TrainConfig, model: LogicNet, circuit, test_pairs: list)
 
     s, group = factor(cfg.task, cfg.scale), circuit.group_size  # an ensemble's groups add up
     predict = circuit_predictor(circuit, cfg.threads)
-    outputs = [reconstruct(predict, lr, cfg.patch, s, group, span=cfg.output_span) for lr, _ in test_pairs]
     # counts compared as count / group: a stretched output's clipping could hide a difference
-    unstretched = (
-        outputs if cfg.output_span == 1 else [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in test_pairs]
-    )
+    unstretched = [reconstruct(predict, lr, cfg.patch, s, group) for lr, _ in test_pairs]
+    outputs = [stretch(u, cfg.output_span) for u in unstretched]
     counts = lambda x: model.counts(torch.as_tensor(x)).numpy()  # noqa: E731
     mismatches = sum(
         int((reconstruct(counts, lr, cfg.patch, s, group) != o).sum()) for (lr, _), o in zip(test_pairs, unstretched)
