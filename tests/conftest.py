@@ -129,6 +129,24 @@ def metrics_without_timing(run) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "elapsed_seconds")} for r in rows]
 
 
+def assert_same_weights(a: dict, b: dict) -> None:
+    """Two state dicts (as ``safetensors.torch.load_file`` reads them) hold the same tensors."""
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_resuming_changes_nothing(run) -> None:
+    """``diffgates train --resume`` of a run that has finished (or stopped early) trains no
+    further: its weights and its metrics stay as they were."""
+    from safetensors.torch import load_file
+
+    from diffgates.cli import main
+
+    weights, metrics = load_file(run / "model.safetensors"), (run / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert_same_weights(weights, load_file(run / "model.safetensors"))
+    assert (run / "metrics.jsonl").read_text() == metrics
+
+
 def kill_and_resume_equals_uninterrupted(tmp_path, common, kill_when, same, before_resume=lambda: None):
     """Train ``common`` once through, and once killed (SIGKILL) as soon as a saved training state's
     progress satisfies ``kill_when`` and then resumed; both must end with the same metrics, the
@@ -163,8 +181,7 @@ def kill_and_resume_equals_uninterrupted(tmp_path, common, kill_when, same, befo
     r = subprocess.run(cli("train", "--resume", str(run), "--quiet"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert metrics_without_timing(run) == metrics_without_timing(ref)
-    a, b = load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert_same_weights(load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors")))
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
     assert all(sa[key] == sb[key] for key in same)
     return ref, run
