@@ -4,10 +4,9 @@ import shutil
 import subprocess
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
-from conftest import cli, kill_and_resume_equals_uninterrupted
+from conftest import assert_same_weights, cli, kill_and_resume_equals_uninterrupted
 
 COMMON = [
     "train",
@@ -77,4 +76,4 @@ def test_resume_may_change_the_thread_count(tmp_path):
     r = subprocess.run(cli("train", "--resume", str(run), "--threads", "1", "--quiet"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     after = load_file(run / "model.safetensors")  # nothing left to train: the same model
-    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert_same_weights(before, after)

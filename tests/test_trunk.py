@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_same_weights
 from diffgates import load_model
 from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
@@ -32,7 +33,7 @@ def test_trunk_blocks_and_encoder_stay_as_trained_and_the_circuit_is_exact(trunk
     assert model.config.encoder_bits == 3  # the trunk's encoder, whatever the options said
     assert torch.equal(model.encoder.thresholds_, base.encoder.thresholds_)
     ours, theirs = model.convs[0].state_dict(), base.convs[0].state_dict()
-    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert_same_weights(ours, theirs)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["circuit_mismatches"] == 0 and summary["test_acc_discrete"] > 0.5
     x = np.random.default_rng(0).random((300, 64), dtype=np.float32)
