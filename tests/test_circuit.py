@@ -389,11 +389,20 @@ def test_executor_api_matches_the_model(rng):
     assert ex.circuit.n_gates <= to_circuit(model).n_gates
 
 
+def test_a_signal_counted_as_it_is_and_inverted_pairs_off_once_per_pair():
+    """x counted three times and ~x twice leave one x; the pairs add 1 each."""
+    from diffgates.circuit import program
+
+    plus, minus, pairs = program._without_pairs(np.array([5, 3, 5, 7, 5]), np.array([5, 5, 9, 3, 3]))
+    assert sorted(plus.tolist()) == [5, 7] and sorted(minus.tolist()) == [3, 9] and pairs == 3
+
+
 def test_count_plan_skips_constant_outputs_and_absorbs_output_inverters():
     """FALSE/TRUE outputs become a constant, a NOT gate only the counts read is counted through its
-    input inverted and never evaluated; a NOT gate another gate reads stays. The executor agrees
-    with the plain oracle on every input pattern (the C export, which shares the plan, is checked
-    on random circuits with all 16 ops in test_backends)."""
+    input inverted and never evaluated; a NOT gate another gate reads stays; a signal a class
+    counts both as it is and inverted adds 1, and the gates behind it go. The executor agrees with
+    the plain oracle on every input pattern (the C export, which shares the plan, is checked on
+    random circuits with all 16 ops in test_backends)."""
     from diffgates import gates as G
     from diffgates.circuit import program
 
@@ -410,10 +419,10 @@ def test_count_plan_skips_constant_outputs_and_absorbs_output_inverters():
         n_classes=2,
     ).validate()
     plus, minus, n_true = program.count_plan(c)
-    assert [p.tolist() for p in plus] == [[], [6, 7, 2]]
-    assert [m.tolist() for m in minus] == [[0, 0], [7]]
-    assert n_true.tolist() == [1, 0]
+    assert [p.tolist() for p in plus] == [[], [6, 2]]  # AND and ~AND: 1
+    assert [m.tolist() for m in minus] == [[0, 0], []]
+    assert n_true.tolist() == [1, 1]
     prog = program.prepare(c)
-    assert prog.n_gates == 2  # NOT_B (read by AND) and AND; constants and free inverters are gone
+    assert prog.n_gates == 1  # NOT_B; constants, free inverters and the AND that cancelled are gone
     bits = EIGHT_PATTERNS
     assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))

@@ -7,6 +7,7 @@ is compiled once per machine, never per network.
 from __future__ import annotations
 
 import ctypes
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np
 
     A FALSE output adds nothing and a TRUE output adds 1, so neither is read; an output that is a
     NOT gate read by no other gate counts its input inverted (popcount(~x) = n - popcount(x) in
-    hardware terms), so the inverter is never evaluated. Random networks are full of both.
+    hardware terms), so the inverter is never evaluated. Random networks are full of both. A
+    signal a class counts both as it is and inverted adds 1 whatever its value, so each such
+    pair is a constant too (and the gates behind it may be left unevaluated).
     """
     n_in = circuit.n_inputs
     outs = circuit.outputs.astype(np.int64).reshape(circuit.n_classes, -1)
@@ -65,7 +68,27 @@ def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np
     pos = (op != gates.FALSE) & (op != gates.TRUE) & ~free_not
     plus = [outs[c][pos[c]] for c in range(len(outs))]
     minus = [neg_src[c][free_not[c]].astype(np.int64) for c in range(len(outs))]
-    return plus, minus, (op == gates.TRUE).sum(1)
+    constant = (op == gates.TRUE).sum(1)
+    for c in range(len(outs)):
+        plus[c], minus[c], pairs = _without_pairs(plus[c], minus[c])
+        constant[c] += pairs
+    return plus, minus, constant
+
+
+def _without_pairs(plus: np.ndarray, minus: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both lists less the pairs of one signal in each (x + ~x = 1), and the number of pairs."""
+    pairs = Counter(plus.tolist()) & Counter(minus.tolist())
+
+    def drop(signals):
+        left, kept = dict(pairs), []
+        for sig in signals.tolist():
+            if left.get(sig, 0):
+                left[sig] -= 1
+            else:
+                kept.append(sig)
+        return np.array(kept, dtype=np.int64)
+
+    return (drop(plus), drop(minus), sum(pairs.values())) if pairs else (plus, minus, 0)
 
 
 def allocate_slots(n_in: int, reads: tuple[np.ndarray, ...], outputs: np.ndarray) -> tuple[np.ndarray, int]:
