@@ -197,6 +197,22 @@ def test_native_executor_counts_right_with_each_adder_tree_depth(monkeypatch, le
         assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
 
 
+def test_a_program_of_more_than_65536_slots_runs_from_int32_slot_numbers():
+    """Up to 65,536 slots, each gate's four slot numbers are 16-bit; above, the kernel's build for
+    int32 ones runs them (here 66,000 input bits, each its own slot), at full and small batches."""
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    small = program.prepare(random_circuit(0, n_inputs=100, n_gates=300))
+    assert small.operands.dtype == np.uint16 and np.array_equal(small.operands[:, 3], small.dst)
+    c = random_circuit(1, n_features=21, n_inputs=66_000, n_gates=2000, n_classes=3, group=40)
+    prog = program.prepare(c)
+    assert prog.n_slots > 1 << 16 and prog.operands.dtype == np.int32
+    bits = np.random.default_rng(1).integers(0, 2, size=(600, c.n_inputs), dtype=np.uint8)
+    for batch in (600, 100):
+        assert np.array_equal(program.run(prog, bits[:batch], 2), run_numpy(c, bits[:batch]))
+
+
 def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
     from conftest import random_circuit
     from diffgates import native

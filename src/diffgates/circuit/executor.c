@@ -3,11 +3,18 @@
  * The prepared program lists gates sorted by logic level, then by op, as runs of equal ops, so
  * each run is a tight branch-free loop; besides the 16 two-input gates an op may be a
  * three-input function (a gate fused with a gate that only it reads: one instruction with
- * AVX-512). Per block: pack input bits, a byte each or eight a byte (64x64 bit-matrix transposes),
- * or encode raw uint8 / float32 features straight into them (compares on feature columns),
- * evaluate the runs, then count each class's output bits with a Harley-Seal carry-save adder tree
- * and spread the bit planes into per-sample counters; packing and counting go a CBLOCK part of
- * each signal at a time. Blocks are shared among OpenMP threads, each with its own signal buffer. */
+ * AVX-512). Each gate's four slot numbers (three read, one written) come as one 64-bit word, or
+ * as four int32 in the WIDE_SLOTS build for buffers of more than 65,536 slots. Per block: pack
+ * input bits, a byte each or eight a byte (64x64 bit-matrix transposes), or encode raw uint8 /
+ * float32 features straight into them (compares on feature columns), evaluate the runs, then
+ * count each class's output bits with a Harley-Seal carry-save adder tree and spread the bit
+ * planes into per-sample counters; packing and counting go a CBLOCK part of each signal at a
+ * time. Blocks are shared among OpenMP threads, each with its own signal buffer. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* Loops start on a 64-byte boundary: the gate loops are a few dozen bytes each, and where one
+ * straddles a fetch boundary the whole executor ran up to 5 % slower. */
+#pragma GCC optimize("align-loops=64")
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +25,8 @@
 #include <immintrin.h>
 #endif
 
-/* 64-bit words per signal: 512 bits, one AVX-512 register or two AVX2 ones (each gate's three
- * slot indices are loaded once for 512 samples; a narrower signal loads them twice as often, a
+/* 64-bit words per signal: 512 bits, one AVX-512 register or two AVX2 ones (each gate's slot
+ * numbers are loaded once for 512 samples; a narrower signal loads them twice as often, a
  * wider one only grows the signal buffer, which wide layers need to keep in the L2 cache). The
  * class counts run in CWORDS-word parts of a signal: a Harley-Seal tree of 512-bit values needs
  * more than AVX2's 16 registers. */
@@ -460,26 +467,58 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #define TERN(a, b, c, t) \
     (TT_MINTERMS((t) & 15, b, c) ^ (a & (TT_MINTERMS((t) & 15, b, c) ^ TT_MINTERMS((t) >> 4, b, c))))
 #endif
-#define TERN_CASE(t) \
-    case t:          \
-        for (int64_t j = k; j < end; j++) S[Dst[j]] = TERN(S[A[j]], S[B[j]], S[C[j]], t); \
+/* Gate j's slots (a, b, c read, d written) in the program's operands: four 16-bit numbers in one
+ * 64-bit word where the buffer has at most 65,536 slots (one load a gate instead of four, so the
+ * core keeps more gates' signal reads in flight), else, in a build with WIDE_SLOTS defined, four
+ * int32 (one build holds one of the two: both in one build run slower). */
+#ifdef WIDE_SLOTS
+#define SLOTS(j)                                                                                    \
+    const int32_t *q_ = (const int32_t *)slots + 4 * (j);                                           \
+    const int64_t a_ = q_[0], b_ = q_[1], c_ = q_[2], d_ = q_[3];
+#else
+#define SLOTS(j)                                                                                    \
+    const uint64_t w_ = ((const uint64_t *)slots)[j];                                               \
+    const int64_t a_ = (uint16_t)w_, b_ = (uint16_t)(w_ >> 16), c_ = (uint16_t)(w_ >> 32), d_ = (int64_t)(w_ >> 48);
+#endif
+#define TERN_CASE(F, t)                                                                             \
+    case TERNARY + (t):                                                                             \
+        for (int64_t j = k; j < end; j++) {                                                         \
+            F(j) S[d_] = TERN(S[a_], S[b_], S[c_], t);                                              \
+        }                                                                                           \
         break;
-#define TERN_CASE4(t) TERN_CASE(t) TERN_CASE(t + 1) TERN_CASE(t + 2) TERN_CASE(t + 3)
-#define TERN_CASE16(t) TERN_CASE4(t) TERN_CASE4(t + 4) TERN_CASE4(t + 8) TERN_CASE4(t + 12)
-#define TERN_CASE64(t) TERN_CASE16(t) TERN_CASE16(t + 16) TERN_CASE16(t + 32) TERN_CASE16(t + 48)
+#define TERN_CASE4(F, t) TERN_CASE(F, t) TERN_CASE(F, t + 1) TERN_CASE(F, t + 2) TERN_CASE(F, t + 3)
+#define TERN_CASE16(F, t) TERN_CASE4(F, t) TERN_CASE4(F, t + 4) TERN_CASE4(F, t + 8) TERN_CASE4(F, t + 12)
+#define TERN_CASE64(F, t) TERN_CASE16(F, t) TERN_CASE16(F, t + 16) TERN_CASE16(F, t + 32) TERN_CASE16(F, t + 48)
+/* A two-input gate g of (a, b) as the three-input function of (a, b, b): bit 4a + 2b + c of its
+ * table is g's output for pattern 2a + b (bit 3 - (2a + b) of g). */
+#define GATE_BIT(g, i) ((((g) >> (3 - ((i) >> 1))) & 1) << (i))
+#define GATE_TABLE(g)                                                                                     \
+    (GATE_BIT(g, 0) | GATE_BIT(g, 1) | GATE_BIT(g, 2) | GATE_BIT(g, 3) | GATE_BIT(g, 4) | GATE_BIT(g, 5) | \
+     GATE_BIT(g, 6) | GATE_BIT(g, 7))
+#define GATE_CASE(F, g)                                                                             \
+    case g:                                                                                         \
+        for (int64_t j = k; j < end; j++) {                                                         \
+            F(j)(void) c_;                                                                          \
+            const vec b = S[b_];                                                                    \
+            S[d_] = TERN(S[a_], b, b, GATE_TABLE(g));                                               \
+        }                                                                                           \
+        break;
+#define GATE_CASE4(F, g) GATE_CASE(F, g) GATE_CASE(F, g + 1) GATE_CASE(F, g + 2) GATE_CASE(F, g + 3)
+#define RUN_SWITCH(F)                                                                               \
+    switch (run_op[r]) {                                                                            \
+        GATE_CASE4(F, 0) GATE_CASE4(F, 4) GATE_CASE4(F, 8) GATE_CASE4(F, 12)                        \
+        TERN_CASE64(F, 0) TERN_CASE64(F, 64) TERN_CASE64(F, 128) TERN_CASE64(F, 192)                \
+    }
 
-/* The runs: gate k reads slots A[k], B[k] (and C[k] for a three-input function), writes Dst[k]. */
-static void eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs, const int32_t *A,
-                      const int32_t *B, const int32_t *C, const int32_t *Dst) {
+/* The runs: gate k reads slots a and b (and c, for a three-input function) of its operands,
+ * writes slot d. */
+static void eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs, const void *slots) {
     const vec zero = {0}; /* for the minterms */
     (void)zero;
     int64_t k = 0;
     for (int64_t r = 0; r < n_runs; r++) {
         const int64_t end = k + run_len[r];
-        if (run_op[r] < TERNARY)
-            bs_eval_run(S, run_op[r], k, end, A, B, Dst);
-        else
-            switch (run_op[r] - TERNARY) { TERN_CASE64(0) TERN_CASE64(64) TERN_CASE64(128) TERN_CASE64(192) }
+        RUN_SWITCH(SLOTS)
         k = end;
     }
 }
@@ -525,7 +564,7 @@ static void group_count(const vec *S, const int32_t *idx, int64_t n_pos, int64_t
  * plus out_offset[c]. Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
                 const float *threshold, int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
-                const int32_t *A, const int32_t *B, const int32_t *C, const int32_t *Dst, const int32_t *out_idx,
+                const void *slots, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
                 int threads) {
     int16_t *least = NULL; /* uint8 input: each threshold as the byte to reach, once per call */
@@ -581,7 +620,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             if (!ready_here) continue;
             const int64_t row0 = blk * BLOCK;
             pack_block(&src, n_rows, row0, S, words, col);
-            eval_runs(S, run_op, run_len, n_runs, A, B, C, Dst);
+            eval_runs(S, run_op, run_len, n_runs, slots);
             const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
             for (int64_t c = 0; c < n_classes; c++) {
                 group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt);

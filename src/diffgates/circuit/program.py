@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,13 @@ class Program:
     n_features: int  # the encoder: input j is feature in_feature[j] > in_threshold[j]
     in_feature: np.ndarray  # int32 (n_inputs,)
     in_threshold: np.ndarray  # float32 (n_inputs,)
+
+    @cached_property
+    def operands(self) -> np.ndarray:
+        """The kernel's layout of the gates' slots: (gates, 4) rows of a, b, c, dst, 16-bit where
+        the buffer has at most 65,536 slots (one 64-bit load a gate), else int32."""
+        dtype = np.uint16 if self.n_slots <= 1 << 16 else np.int32
+        return np.ascontiguousarray(np.stack([self.a, self.b, self.c, self.dst], 1), dtype=dtype)
 
 
 def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -301,19 +309,21 @@ def run_features(program: Program, x: np.ndarray, threads: int | None = None) ->
     return _run(program, x, kind, threads)
 
 
-def _library(n_rows: int):
+def _library(n_rows: int, wide_slots: bool = False):
     """The executor build for a batch of ``n_rows``: every block costs as much as a full one, so a
     small batch takes the narrowest block that holds it (64, 128 or 256 samples per signal; one
-    image: a quarter of the time of a 512-sample block); larger ones the build's own width."""
+    image: a quarter of the time of a 512-sample block); larger ones the build's own width.
+    ``wide_slots``: the build for int32 slot numbers (:attr:`Program.operands`)."""
+    wide = ("WIDE_SLOTS=1",) if wide_slots else ()
     for words in (1, 2, 4):
         if n_rows <= 64 * words:
-            return native.load(_SOURCE, defines=(f"WORDS={words}",))
-    return native.load(_SOURCE)
+            return native.load(_SOURCE, defines=(f"WORDS={words}", *wide))
+    return native.load(_SOURCE, defines=wide)
 
 
 def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.ndarray:
     threads = check_threads(threads)
-    lib = _library(x.shape[0])
+    lib = _library(x.shape[0], program.operands.dtype == np.int32)
     counts = np.empty((x.shape[0], program.n_classes), dtype=np.int32)  # every count is written
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
@@ -328,10 +338,7 @@ def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.
         _p(program.run_op),
         _p(program.run_len),
         i64(len(program.run_op)),
-        _p(program.a),
-        _p(program.b),
-        _p(program.c),
-        _p(program.dst),
+        _p(program.operands),
         _p(program.out_idx),
         _p(program.out_offset),
         i64(program.n_classes),
