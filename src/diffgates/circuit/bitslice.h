@@ -1,12 +1,15 @@
-/* Bit-sliced gate evaluation and class counting, shared by the in-package executor (WORD = one
- * vector register: 512 bits with AVX-512, 256 otherwise) and the exported C99 library (WORD =
- * uint64_t). The includer defines WORD and BS_ZERO, and may count in a narrower CWORD (a part of
- * each WORD; zero CWORD_ZERO) than the gates run in. Each bit of a WORD is one sample.
+/* Bit-sliced class counting, shared by the in-package executor (WORD = one vector register: 512
+ * bits with AVX-512, 256 otherwise) and the exported C99 library (WORD = uint64_t), and the
+ * exported library's gate evaluation (left out where BS_COUNTS_ONLY is defined: the executor
+ * runs its gates its own way). The includer defines WORD and BS_ZERO, and may count in a
+ * narrower CWORD (a part of each WORD; zero CWORD_ZERO) than the gates run in. Each bit of a
+ * WORD is one sample.
  *
  * Gates come as runs of equal ops (run_op, run_len); gate k reads slots A[k], B[k] of S and
  * writes slot Dst[k] (slots are reused once a signal is dead, which keeps S small enough for
  * the cache). Ops follow the standard 16-gate numbering. */
 
+#ifndef BS_COUNTS_ONLY
 #define BS_RUN(expr)                                  \
     for (; k < end; k++) {                            \
         const WORD a = S[A[k]], b = S[B[k]];          \
@@ -48,6 +51,7 @@ static void bs_eval_gates(WORD *S, const uint8_t *run_op, const int32_t *run_len
         k += run_len[r];
     }
 }
+#endif
 
 #ifndef CWORD
 #define CWORD WORD

@@ -446,6 +446,7 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #ifndef BS_LEVELS
 #define BS_LEVELS 2 /* the class counts' adder tree: carries into the planes once per 64 signals */
 #endif
+#define BS_COUNTS_ONLY
 #include "bitslice.h"
 
 /* Three-input functions: op TERNARY + t computes bit 4a + 2b + c of the truth table t. With
@@ -498,8 +499,9 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 #define GATE_CASE(F, g)                                                                             \
     case g:                                                                                         \
         for (int64_t j = k; j < end; j++) {                                                         \
-            F(j)(void) c_;                                                                          \
+            F(j)                                                                                    \
             const vec b = S[b_];                                                                    \
+            (void)c_;                                                                               \
             S[d_] = TERN(S[a_], b, b, GATE_TABLE(g));                                               \
         }                                                                                           \
         break;
