@@ -213,6 +213,45 @@ def test_a_program_of_more_than_65536_slots_runs_from_int32_slot_numbers():
         assert np.array_equal(program.run(prog, bits[:batch], 2), run_numpy(c, bits[:batch]))
 
 
+def test_the_gates_prefetch_the_next_blocks_input_where_the_signal_buffer_fits_half_the_l2(monkeypatch):
+    """The AHEAD build (each gate prefetches a line of the thread's next block of input rows) runs
+    where the program's signal buffer takes at most half of the L2, the plain build elsewhere;
+    both count right from every kind of input, over several blocks claimed by two threads."""
+    from conftest import random_circuit
+    from diffgates import native
+    from diffgates.circuit import program
+
+    builds, load = [], native.load
+
+    def spy(source, march="native", defines=()):
+        builds.append("AHEAD=1" in defines)
+        return load(source, march, defines)
+
+    monkeypatch.setattr(native, "load", spy)
+    c = random_circuit(4, n_features=21, n_inputs=90, n_gates=300, n_classes=3, group=40)
+    c = c.replace(in_threshold=np.linspace(-1, 256, c.n_inputs).astype(np.float32))
+    prog = program.prepare(c)
+    buffer = prog.n_slots * 64
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (2600, c.n_features), dtype=np.uint8)  # 5 blocks and part of one
+    bits = encode_bits(c, pixels)
+    expected = run_numpy(c, bits)
+    for l2, ahead in [(2 * buffer, True), (2 * buffer - 64, False)]:
+        monkeypatch.setattr(native, "l2_cache_bytes", lambda l2=l2: l2)
+        assert program.prefetches_ahead(prog) == ahead
+        for threads in (1, 2):
+            builds.clear()
+            assert np.array_equal(program.run(prog, bits, threads), expected)
+            packed = np.packbits(bits, axis=1, bitorder="little")
+            assert np.array_equal(program.run_packed(prog, packed, threads), expected)
+            for x in [pixels, pixels.astype(np.float32)]:
+                assert np.array_equal(program.run_features(prog, x, threads), expected)
+            assert builds == [ahead] * 4
+    # a batch of one block has no next one: the narrow builds, which never prefetch
+    builds.clear()
+    assert np.array_equal(program.run(prog, bits[:200], 2), expected[:200]) and builds == [False]
+
+
 def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
     from conftest import random_circuit
     from diffgates import native

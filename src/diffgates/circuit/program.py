@@ -309,21 +309,29 @@ def run_features(program: Program, x: np.ndarray, threads: int | None = None) ->
     return _run(program, x, kind, threads)
 
 
-def _library(n_rows: int, wide_slots: bool = False):
+def _library(n_rows: int, wide_slots: bool = False, ahead: bool = False):
     """The executor build for a batch of ``n_rows``: every block costs as much as a full one, so a
     small batch takes the narrowest block that holds it (64, 128 or 256 samples per signal; one
     image: a quarter of the time of a 512-sample block); larger ones the build's own width.
-    ``wide_slots``: the build for int32 slot numbers (:attr:`Program.operands`)."""
+    ``wide_slots``: the build for int32 slot numbers (:attr:`Program.operands`); ``ahead``: the
+    build whose gates prefetch the next block's input rows (for batches of several blocks)."""
     wide = ("WIDE_SLOTS=1",) if wide_slots else ()
     for words in (1, 2, 4):
         if n_rows <= 64 * words:
             return native.load(_SOURCE, defines=(f"WORDS={words}", *wide))
-    return native.load(_SOURCE, defines=wide)
+    return native.load(_SOURCE, defines=(*wide, *(("AHEAD=1",) if ahead else ())))
+
+
+def prefetches_ahead(program: Program) -> bool:
+    """Whether the gates prefetch the next block's input: where the signal buffer (64 bytes a
+    slot) takes at most half of a core's L2 cache, so the rows fit beside it; a larger buffer
+    already keeps the L2 busy, and the prefetches' instructions cost more than they save."""
+    return program.n_slots * 64 <= native.l2_cache_bytes() // 2
 
 
 def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.ndarray:
     threads = check_threads(threads)
-    lib = _library(x.shape[0], program.operands.dtype == np.int32)
+    lib = _library(x.shape[0], program.operands.dtype == np.int32, prefetches_ahead(program))
     counts = np.empty((x.shape[0], program.n_classes), dtype=np.int32)  # every count is written
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
