@@ -516,9 +516,9 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
 /* In the AHEAD build each gate also prefetches (into the L2: prefetcht2) a line of the input rows
  * of the thread's next block, line (j * step) >> 16 for gate j, so that reading them overlaps the
  * gates instead of following them: at 8000 wide, where the 257 KB signal buffer leaves room in
- * the L2, 1.07x from a byte per bit and 1.11x from packed bits. Where it leaves none (64000 wide:
- * 2 MB), the two extra instructions a gate cost more than the overlap saves, and the build
- * without them runs (program.prefetches_ahead). */
+ * the L2, 1.06-1.09x from a byte per bit and 1.08-1.11x from packed bits. Where it leaves none
+ * (64000 wide: 2 MB), the two extra instructions a gate cost more than the overlap saves, and the
+ * build without them runs (program.prefetches_ahead). */
 #ifdef AHEAD
 #define GATE_SLOTS(j) \
     SLOTS(j)          \
@@ -541,16 +541,25 @@ static void eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, in
     }
 }
 
+/* From a byte per bit, at most this many lines are prefetched a hundred gates (the rest are read
+ * while packing, in one sequential stream the hardware prefetcher follows): asking for more than
+ * one core's memory serves while the gates run (0.78 lines a gate at 8000 wide) slows the gates
+ * and leaves packing no shorter; 45: 1.04x against prefetching every line. Raw features are
+ * packed from 64 rows read side by side, which costs more for rows not yet cached: there every
+ * line is prefetched. */
+#define AHEAD_BYTE_LINES_PER_100_GATES 45
+
 /* The input rows of block blk (bytes from x of n_rows rows of row_bytes) and the fixed-point
- * step (lines << 16 a gate) that spreads their lines over n_ops gates; no rows past the last
- * block: a step of 0 at x itself. */
+ * step (lines << 16 a gate) that spreads their first lines (at most max_lines) over n_ops gates;
+ * no rows past the last block: a step of 0 at x itself. */
 static int64_t block_lines_step(const char **at, const char *x, int64_t row_bytes, int64_t n_rows, int64_t blk,
-                                int64_t n_ops) {
+                                int64_t n_ops, int64_t max_lines) {
     const int64_t row0 = blk * BLOCK;
     *at = x + (row0 < n_rows ? row0 : 0) * row_bytes;
     if (row0 >= n_rows || n_ops == 0) return 0;
     const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
-    return ((rows * row_bytes + 63) / 64 << 16) / n_ops;
+    const int64_t lines = (rows * row_bytes + 63) / 64;
+    return ((lines < max_lines ? lines : max_lines) << 16) / n_ops;
 }
 
 /* Add the plane (weight 2^shift) of CBLOCK samples into 16-bit counters. */
@@ -624,6 +633,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
     const int64_t row_bytes = x_kind == 0 ? n_in : x_kind == 3 ? (n_in + 7) / 8 : n_features * (x_kind == 1 ? 1 : 4);
     int64_t n_ops = 0, claimed = 0;
     for (int64_t r = 0; r < n_runs; r++) n_ops += run_len[r];
+    const int64_t max_lines = x_kind == 0 ? n_ops * AHEAD_BYTE_LINES_PER_100_GATES / 100 : INT64_MAX;
     const int n_planes = bs_n_planes(n_pos + n_neg); /* < 65536 signals: at most 12 */
     int failed = 0;
     #pragma omp parallel num_threads(threads)
@@ -654,7 +664,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             const int64_t next = __atomic_fetch_add(&claimed, 1, __ATOMIC_RELAXED);
             const int64_t row0 = blk * BLOCK;
             const char *ahead;
-            const int64_t step = block_lines_step(&ahead, (const char *)x, row_bytes, n_rows, next, n_ops);
+            const int64_t step = block_lines_step(&ahead, (const char *)x, row_bytes, n_rows, next, n_ops, max_lines);
             pack_block(&src, n_rows, row0, S, words, col);
             eval_runs(S, run_op, run_len, n_runs, slots, ahead, step);
             const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
