@@ -329,6 +329,9 @@ static void row_masks(const source *src, int64_t r, int rows, tile *t) {
             const uint8_t *row = (const uint8_t *)src->x + (r + s) * n_in;
             int64_t c = 0;
             if (s < rows) {
+                /* four 64-byte chunks a turn: a loop of a row's twelve chunks one at a time (784
+                 * inputs) ran the whole executor 2-5 % slower from bytes */
+#pragma GCC unroll 4
                 for (; c < full; c++) t[c].w[s] = nonzero_mask(row + 64 * c, 64);
                 if (c < chunks) t[c++].w[s] = nonzero_mask(row + 64 * full, (int)(n_in - 64 * full));
             }
