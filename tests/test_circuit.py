@@ -252,6 +252,22 @@ def test_the_gates_prefetch_the_next_blocks_input_where_the_signal_buffer_fits_h
     assert np.array_equal(program.run(prog, bits[:200], 2), expected[:200]) and builds == [False]
 
 
+# up to 16 classes go out 32 rows at a time through lane permutes, more a count at a time; the
+# batches leave part of a group of 32 rows and part of a block
+@pytest.mark.parametrize("n_classes", [1, 10, 16, 17])
+def test_class_counts_reach_their_rows_for_any_number_of_classes(n_classes):
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    c = random_circuit(n_classes, n_inputs=40, n_gates=12 * n_classes + 200, n_classes=n_classes, group=12)
+    prog = program.prepare(c)
+    assert prog.out_offset.any() or n_classes == 1  # TRUE gates counted: offsets to add
+    bits = np.random.default_rng(n_classes).integers(0, 2, size=(1100, c.n_inputs), dtype=np.uint8)
+    expected = run_numpy(c, bits)
+    for batch, threads in [(1100, 2), (1100, 1), (75, 1)]:
+        assert np.array_equal(program.run(prog, bits[:batch], threads), expected[:batch])
+
+
 def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
     from conftest import random_circuit
     from diffgates import native
