@@ -227,6 +227,11 @@ static inline int rows_from(int64_t n_rows, int64_t r) {
     return r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
 }
 
+/* How many of the BLOCK rows from row r exist (of n_rows). */
+static inline int64_t block_rows(int64_t n_rows, int64_t r) {
+    return r >= n_rows ? 0 : (n_rows - r < BLOCK ? n_rows - r : BLOCK);
+}
+
 /* Columns read 64 rows side by side, more streams than the hardware prefetcher follows: the next
  * rows (n bytes at p) are fetched in `slices`, slice i with the i-th block of columns (4x faster
  * from memory than without, measured on uint8 rows). */
@@ -557,10 +562,9 @@ static void eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, in
  * no rows past the last block: a step of 0 at x itself. */
 static int64_t block_lines_step(const char **at, const char *x, int64_t row_bytes, int64_t n_rows, int64_t blk,
                                 int64_t n_ops, int64_t max_lines) {
-    const int64_t row0 = blk * BLOCK;
-    *at = x + (row0 < n_rows ? row0 : 0) * row_bytes;
-    if (row0 >= n_rows || n_ops == 0) return 0;
-    const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
+    const int64_t row0 = blk * BLOCK, rows = block_rows(n_rows, row0);
+    *at = x + (rows ? row0 : 0) * row_bytes;
+    if (rows == 0 || n_ops == 0) return 0;
     const int64_t lines = (rows * row_bytes + 63) / 64;
     return ((lines < max_lines ? lines : max_lines) << 16) / n_ops;
 }
@@ -735,7 +739,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             const int64_t step = block_lines_step(&ahead, (const char *)x, row_bytes, n_rows, next, n_ops, max_lines);
             pack_block(&src, n_rows, row0, S, words, col);
             eval_runs(S, run_op, run_len, n_runs, slots, ahead, step);
-            const int64_t rows = n_rows - row0 < BLOCK ? n_rows - row0 : BLOCK;
+            const int64_t rows = block_rows(n_rows, row0);
             for (int64_t c = 0; c < n_classes; c++)
                 group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt + c * (BLOCK / 8));
             store_counts((const uint16_t *)cnt, rows, n_classes, out_offset, counts + row0 * n_classes, layout);
