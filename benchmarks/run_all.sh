@@ -13,6 +13,9 @@ $dg bench train --json --steps 15 --rounds 5 --batches 128 --threads 2 \
 $dg bench train --json --steps 15 --rounds 5 --batches 128 --threads 1,2 \
   --impls diffgates,diffgates-layers,diffgates-bf16,diffgates-torch,reference,torchlogix > "$out/train_b128_t12_rounds5.json"
 $dg bench infer --json --infer-widths 8000,64000 --threads 1,2 --rounds 5 > "$out/infer_packed_rounds5.json"
+# where the executor's time goes (an instrumented build, one thread)
+.venv/bin/python benchmarks/executor_phases.py --width 8000 > "$out/executor_phases_8000.json"
+.venv/bin/python benchmarks/executor_phases.py --width 64000 --samples 40000 > "$out/executor_phases_64000.json"
 $dg bench epoch --json --threads 2 > "$out/epoch.json"
 # the trained Fashion-MNIST model (train it first: see BENCHMARKS.md, Accuracy)
 if [ -f runs/fmnist-dense48k/circuit.npz ]; then

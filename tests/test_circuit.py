@@ -435,6 +435,28 @@ def test_a_thread_refused_its_buffers_fails_the_call_with_memory_error(monkeypat
         program.run(program.prepare(c), bits, 2)
 
 
+def test_the_instrumented_executor_times_each_phase_of_every_block(monkeypatch):
+    """The PHASES build (benchmarks/executor_phases.py) counts every row run, over blocks and
+    threads, with time in each of its four phases, and still counts right."""
+    import ctypes
+
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    _build_with(monkeypatch, "PHASES=1")
+    c = random_circuit(0, n_inputs=70, n_gates=300, n_classes=3, group=40)
+    bits = np.random.default_rng(0).integers(0, 2, (1500, 70), dtype=np.uint8)
+    lib = program._library(len(bits))
+    seconds, rows = (ctypes.c_double * 4)(), ctypes.c_int64()
+    lib.executor_phases(seconds, ctypes.byref(rows))  # from zero
+    for _ in range(2):
+        assert np.array_equal(program.run(program.prepare(c), bits, 2), run_numpy(c, bits))
+    lib.executor_phases(seconds, ctypes.byref(rows))
+    assert rows.value == 2 * len(bits) and all(s > 0 for s in seconds)
+    lib.executor_phases(seconds, ctypes.byref(rows))
+    assert rows.value == 0 and not any(seconds)
+
+
 def test_packed_bits_are_checked_before_the_executor_reads_them():
     from conftest import random_circuit
     from diffgates.circuit import program

@@ -10,7 +10,8 @@
  * count each class's output bits with a Harley-Seal carry-save adder tree and spread the bit
  * planes into per-sample counters; packing and counting go a CBLOCK part of each signal at a
  * time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in the AHEAD
- * build the gates prefetch the next block's input rows. */
+ * build the gates prefetch the next block's input rows; the PHASES build times each block's
+ * phases (benchmarks/executor_phases.py). */
 #if defined(__GNUC__) && !defined(__clang__)
 /* Loops start on a 64-byte boundary: the gate loops are a few dozen bytes each, and where one
  * straddles a fetch boundary the whole executor ran up to 5 % slower. */
@@ -662,6 +663,38 @@ static void store_counts(const uint16_t *cnt, int64_t rows, int64_t n_classes, c
         for (int64_t c = 0; c < n_classes; c++) out[s * n_classes + c] = cnt[c * BLOCK + s] + out_offset[c];
 }
 
+#ifdef PHASES
+/* The instrumented build (benchmarks/executor_phases.py): wall seconds in each phase of a block
+ * (packing, gates, class counts, storing them), summed over blocks and threads, and the rows run;
+ * executor_phases hands them over and starts again from zero. */
+#include <time.h>
+static double phase_seconds[4];
+static int64_t phase_rows;
+
+static double seconds_now(void) {
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void executor_phases(double *seconds, int64_t *rows) {
+    #pragma omp critical(phases)
+    {
+        for (int i = 0; i < 4; i++) seconds[i] = phase_seconds[i], phase_seconds[i] = 0;
+        *rows = phase_rows, phase_rows = 0;
+    }
+}
+#define PHASE_MARK(t) const double t = seconds_now();
+#define PHASES_ADD(t0, t1, t2, t3, t4, rows)                                                            \
+    _Pragma("omp critical(phases)") {                                                                  \
+        phase_seconds[0] += t1 - t0, phase_seconds[1] += t2 - t1, phase_seconds[2] += t3 - t2;        \
+        phase_seconds[3] += t4 - t3, phase_rows += rows;                                              \
+    }
+#else
+#define PHASE_MARK(t)
+#define PHASES_ADD(t0, t1, t2, t3, t4, rows)
+#endif
+
 /* Inputs (x: see source; feature and threshold only for kinds 1 and 2) go to slots 0 .. n_in - 1;
  * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
  * plus out_offset[c]. Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
@@ -737,12 +770,18 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             const int64_t row0 = blk * BLOCK;
             const char *ahead;
             const int64_t step = block_lines_step(&ahead, (const char *)x, row_bytes, n_rows, next, n_ops, max_lines);
+            PHASE_MARK(t0)
             pack_block(&src, n_rows, row0, S, words, col);
+            PHASE_MARK(t1)
             eval_runs(S, run_op, run_len, n_runs, slots, ahead, step);
+            PHASE_MARK(t2)
             const int64_t rows = block_rows(n_rows, row0);
             for (int64_t c = 0; c < n_classes; c++)
                 group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt + c * (BLOCK / 8));
+            PHASE_MARK(t3)
             store_counts((const uint16_t *)cnt, rows, n_classes, out_offset, counts + row0 * n_classes, layout);
+            PHASE_MARK(t4)
+            PHASES_ADD(t0, t1, t2, t3, t4, rows)
             blk = next;
         }
         free(S);
