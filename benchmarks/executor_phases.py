@@ -27,16 +27,12 @@ from diffgates.circuit.execute import run_numpy
 from diffgates.circuit.passes import optimize
 
 PHASES = ("packing", "gates", "counts", "storing")
+LOAD = native.load
 
 
-def instrumented(n_rows: int, prog: program.Program) -> ctypes.CDLL:
-    """The executor build the package would run for ``prog`` on ``n_rows``, with PHASES defined."""
-    load = native.load
-    try:
-        native.load = lambda source, march="native", defines=(): load(source, march, (*defines, "PHASES=1"))
-        return program._library(n_rows, prog.operands.dtype == np.int32, program.prefetches_ahead(prog))
-    finally:
-        native.load = load
+def instrumented(source, march="native", defines=()):
+    """``native.load`` with PHASES defined: every executor build this script loads is instrumented."""
+    return LOAD(source, march, (*defines, "PHASES=1"))
 
 
 def main() -> None:
@@ -55,10 +51,9 @@ def main() -> None:
         "bits": (program.run, kept),
         "packed bits": (program.run_packed, np.packbits(kept, axis=1, bitorder="little")),
     }
-    lib = instrumented(args.samples, prog)
-    real = program._library
-    program._library = lambda *a, **k: lib
+    native.load = instrumented
     try:
+        lib = program._library(args.samples, prog.operands.dtype == np.int32, program.prefetches_ahead(prog))
         expected = run_numpy(circuit, bits[:2000])
         ns: dict[str, list[list[float]]] = {kind: [] for kind in inputs}
         seconds, rows = (ctypes.c_double * 4)(), ctypes.c_int64()
@@ -72,7 +67,7 @@ def main() -> None:
                 lib.executor_phases(seconds, ctypes.byref(rows))
                 ns[kind].append([1e9 * s / rows.value for s in seconds])
     finally:
-        program._library = real
+        native.load = LOAD
     out = [
         {"input": kind, **{f"{name}_ns": statistics.median(r[i] for r in runs) for i, name in enumerate(PHASES)}}
         for kind, runs in ns.items()
