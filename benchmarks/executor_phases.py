@@ -53,7 +53,7 @@ def main() -> None:
     }
     native.load = instrumented
     try:
-        lib = program._library(args.samples, prog.operands.dtype == np.int32, program.prefetches_ahead(prog))
+        lib = program.library_for(prog, args.samples)
         expected = run_numpy(circuit, bits[:2000])
         ns: dict[str, list[list[float]]] = {kind: [] for kind in inputs}
         seconds, rows = (ctypes.c_double * 4)(), ctypes.c_int64()

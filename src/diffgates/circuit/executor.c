@@ -223,15 +223,14 @@ static inline void transpose16(__m128i a[16]) {
 }
 #endif
 
-/* How many of the 64 rows from row r exist (of n_rows). */
-static inline int rows_from(int64_t n_rows, int64_t r) {
-    return r >= n_rows ? 0 : (n_rows - r < 64 ? (int)(n_rows - r) : 64);
+/* How many of the `span` rows from row r exist (of n_rows). */
+static inline int64_t rows_within(int64_t n_rows, int64_t r, int64_t span) {
+    return r >= n_rows ? 0 : (n_rows - r < span ? n_rows - r : span);
 }
 
-/* How many of the BLOCK rows from row r exist (of n_rows). */
-static inline int64_t block_rows(int64_t n_rows, int64_t r) {
-    return r >= n_rows ? 0 : (n_rows - r < BLOCK ? n_rows - r : BLOCK);
-}
+/* ... of the 64 rows of a tile, and of the BLOCK rows of a block. */
+static inline int rows_from(int64_t n_rows, int64_t r) { return (int)rows_within(n_rows, r, 64); }
+static inline int64_t block_rows(int64_t n_rows, int64_t r) { return rows_within(n_rows, r, BLOCK); }
 
 /* Columns read 64 rows side by side, more streams than the hardware prefetcher follows: the next
  * rows (n bytes at p) are fetched in `slices`, slice i with the i-th block of columns (4x faster

@@ -329,9 +329,14 @@ def prefetches_ahead(program: Program) -> bool:
     return program.n_slots * 64 <= native.l2_cache_bytes() // 2
 
 
+def library_for(program: Program, n_rows: int):
+    """The executor build that runs ``program`` on a batch of ``n_rows``."""
+    return _library(n_rows, program.operands.dtype == np.int32, prefetches_ahead(program))
+
+
 def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.ndarray:
     threads = check_threads(threads)
-    lib = _library(x.shape[0], program.operands.dtype == np.int32, prefetches_ahead(program))
+    lib = library_for(program, x.shape[0])
     counts = np.empty((x.shape[0], program.n_classes), dtype=np.int32)  # every count is written
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
