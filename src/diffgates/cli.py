@@ -422,7 +422,9 @@ def cmd_synth(args) -> int:
     d = Path(args.dir)
     if not (d / "model.v").is_file():
         raise DiffgatesError(f"{d} has no model.v; run 'diffgates compile RUN --target verilog' first.")
-    report = synthesize(d, fast=args.fast)
+    effort = "ABC's fast scripts" if args.fast else "full effort: tens of minutes for 50K gates, --fast takes minutes"
+    print(f"synthesising {d / 'model.v'} with Yosys ({effort}) ...", file=sys.stderr)
+    report = synthesize(d, fast=args.fast, timeout=args.timeout)
     (d / "synth.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     print(
         f"2-input gates {report.gates2}, LUT6 {report.luts6}, depth {report.depth} levels, "
@@ -887,6 +889,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="export directory written by 'diffgates compile --target verilog'")
     p.add_argument(
         "--fast", action="store_true", help="ABC's fast scripts: much quicker on large designs, ~30%% larger"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_number(float, above=0),
+        default=7200.0,
+        help="stop Yosys after this many seconds (default: 7200)",
     )
 
     p = _command(

@@ -246,7 +246,8 @@ def head_only(circuit: Circuit) -> Circuit:
     summed = np.unique([s for c in range(circuit.n_classes) for s, _ in _class_terms(circuit, c)[0]]).astype(np.int64)
     n_in = max(1, len(summed))
     is_gate = circuit.outputs >= circuit.n_inputs
-    op = np.where(is_gate, circuit.ops[np.where(is_gate, circuit.outputs - circuit.n_inputs, 0)], -1)
+    op = np.full(len(circuit.outputs), -1)
+    op[is_gate] = circuit.ops[circuit.outputs[is_gate] - circuit.n_inputs]
     constant = (op == gates.TRUE) | (op == gates.FALSE)
     outputs = np.where(constant, n_in + (op == gates.TRUE), np.searchsorted(summed, circuit.outputs))
     return circuit.replace(

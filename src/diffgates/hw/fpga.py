@@ -216,7 +216,7 @@ def implement(
         t0 = time.perf_counter()
         echo("synthesising the encoder, network and head apart, for the breakdown ...")
         report["lut4_parts"] = lut_parts(work, yosys, fam, circuit, fmt, levels, luts)
-        report["lut4_per_gate"] = round(report["lut4_parts"]["network"] / max(1, circuit.n_gates), 2)
+        report["lut4_per_gate"] = _per_gate(report["lut4_parts"]["network"], circuit)
         seconds["breakdown"] = round(time.perf_counter() - t0, 1)
     if simulate:
         t0 = time.perf_counter()
@@ -435,8 +435,14 @@ def _report(work, dev, fam, cells, io, circuit, levels, target_mhz, mode, second
         "bitstream": fam.bitstream if (work / fam.bitstream).is_file() else None,
         "gates": circuit.n_gates,
     }
-    report["lut4_per_gate"] = round(report["lut4_total"] / max(1, circuit.n_gates), 2)
+    report["lut4_per_gate"] = _per_gate(report["lut4_total"], circuit)
     return report
+
+
+def _per_gate(luts: int, circuit: Circuit) -> float | None:
+    """LUT4s a network gate, to two places; None for a circuit without gates (its classes count
+    input bits and constants)."""
+    return round(luts / circuit.n_gates, 2) if circuit.n_gates else None
 
 
 def simulate_mapped(work: Path, cells_sim: Path, n: int) -> dict:
@@ -476,7 +482,7 @@ def summary(r: dict) -> str:
         + f"), carry cells {r['carry_cells']:,}, flip-flops {r['flip_flops']:,}, block RAM {r['block_ram']}"
         + (f", distributed RAM cells {r['lut_ram']:,}" if r.get("lut_ram") else ""),
         (", ".join(f"{k} {v:,}" for k, v in parts.items()) + " LUT4; " if parts else "")
-        + f"{r['lut4_per_gate']} LUT4 per network gate",
+        + (f"{r['lut4_per_gate']} LUT4 per network gate" if r["lut4_per_gate"] is not None else "no network gates"),
         f"Fmax {fmax} (target {r['target_mhz']:g}); latency {r['latency_cycles']} cycles"
         + (f" ({r['latency_ns']} ns)" if r["latency_ns"] else "")
         + "; "

@@ -82,6 +82,11 @@ def write_image(
     from PIL import Image
 
     path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt not in Image.SAVE:
+        raise DiffgatesError(
+            f"no image format that Pillow writes ends in {path.name!r}; name it .png (or .jpg, .bmp, .tif)."
+        )
     if path.exists() and not overwrite:
         raise DiffgatesError(f"{path} exists; pass --overwrite to replace it.")
     if not path.parent.is_dir():
@@ -90,13 +95,17 @@ def write_image(
     if alpha is not None:  # (H, W, 2) and (H, W, 4) arrays are LA and RGBA images
         pixels = np.concatenate([pixels, alpha[None]])
     image = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as e:
+        raise DiffgatesError(f"cannot write in the folder of {path}: {e.strerror}.") from None
     os.close(fd)
     try:
         try:
-            image.save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
+            image.save(tmp, format=fmt)
         except (ValueError, KeyError, OSError) as e:
-            raise DiffgatesError(f"cannot write {path} ({e}); use a .png file name.") from None
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+            raise DiffgatesError(f"cannot write {path} as {fmt} ({reason}).") from None
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
