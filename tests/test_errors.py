@@ -8,6 +8,7 @@ import torch
 from conftest import random_model
 from diffgates import Circuit, DiffgatesError, load_model
 from diffgates.circuit.execute import predict_counts
+from diffgates.circuit.program import Executor
 from diffgates.data import load_dataset
 from diffgates.encode import ThermometerEncoder
 from diffgates.nn import to_circuit
@@ -30,6 +31,15 @@ def test_non_finite_features_are_refused(bad):
         model(torch.as_tensor(x))
     with pytest.raises(DiffgatesError, match="NaN or infinite"):
         predict_counts(to_circuit(model), x)
+
+
+@pytest.mark.parametrize("x", [np.array([["a", "b", "c", "d"]]), np.array([[None] * 4])], ids=["str", "object"])
+def test_features_that_are_not_numbers_are_refused(x):
+    circuit = to_circuit(random_model(n_features=4))
+    with pytest.raises(DiffgatesError, match="expected numbers as features, got an array of"):
+        predict_counts(circuit, x)
+    with pytest.raises(DiffgatesError, match="expected numbers as features"):
+        Executor(circuit).predict(x)
 
 
 def test_unfitted_encoder_says_so():

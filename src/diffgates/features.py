@@ -16,6 +16,8 @@ def check_features(x, n_features: int | None) -> None:
         raise DiffgatesError(f"expected {n_features} features per sample, got {shape[1]}.")
     if isinstance(x, np.ndarray) and x.dtype.kind in "biu":  # integers are always finite
         return
+    if isinstance(x, np.ndarray) and x.dtype.kind != "f":
+        raise DiffgatesError(f"expected numbers as features, got an array of {x.dtype}.")
     finite = x.isfinite().all() if hasattr(x, "isfinite") else np.isfinite(x).all()  # a torch tensor, or numpy
     if not bool(finite):
         raise DiffgatesError("input contains NaN or infinite values; clean or impute them first.")
