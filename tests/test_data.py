@@ -54,6 +54,7 @@ def test_npz_dataset(tmp_path, rng):
         ({"y_train": np.zeros(30) + 0.5}, "integer class labels"),
         ({"x_train": np.full((30, 6), np.nan)}, "NaN or infinite"),
         ({"y_test": np.zeros(3, dtype=int)}, "same length"),
+        ({"y_train": np.zeros(30, dtype=int), "y_test": np.zeros(10, dtype=int)}, "two or more classes"),
     ],
 )
 def test_bad_npz_dataset_is_refused(tmp_path, rng, change, message):

@@ -90,6 +90,8 @@ def validate(ds: Dataset) -> Dataset:
             raise DiffgatesError(f"dataset {ds.name}: y_{split} has negative labels; labels must be 0..k-1.")
         if y.max() >= 65536:
             raise DiffgatesError(f"dataset {ds.name}: y_{split} has a label {y.max()}; labels must be 0..k-1.")
+    if ds.n_classes < 2:
+        raise DiffgatesError(f"dataset {ds.name}: every label is 0; a classifier needs two or more classes.")
     if ds.x_train.shape[1] != ds.x_test.shape[1]:
         raise DiffgatesError(
             f"dataset {ds.name}: train has {ds.x_train.shape[1]} features but test has {ds.x_test.shape[1]}."
