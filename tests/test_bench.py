@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from diffgates import bench
@@ -124,12 +125,32 @@ def test_bench_refuses_bad_options_before_running_anything(capsys):
     assert "unknown: exported-c" in capsys.readouterr().err
     assert main(["bench", "epoch", "--engines", "cpu-bf16,gpu"]) == 2
     assert "unknown: gpu" in capsys.readouterr().err
+    assert main(["bench", "infer", "--circuit", "missing.npz"]) == 2
+    assert "no circuit file at missing.npz" in capsys.readouterr().err
+
+
+def test_bench_infer_takes_a_run_directory_and_names_its_layers(tmp_path, monkeypatch):
+    from conftest import random_circuit
+
+    c = random_circuit(n_features=5, n_inputs=12, n_gates=9, n_classes=2, group=2)
+    layer = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2])  # 5, 3 and 1 gates, each layer reading the one before
+    first = np.array([0, 12, 17])[layer]
+    size = np.array([12, 5, 3])[layer]
+    c = c.replace(a=first + c.a % size, b=first + c.b % size, layer=layer, outputs=[20, 18, 19, 20])
+    c.save(tmp_path / "circuit.npz")
+    row = bench.infer_worker("diffgates", 0, 0, 1, 3000, 1, str(tmp_path / "circuit.npz"))
+    assert "error" not in row and row["model"] == "12->5->3->1->GroupSum(2)"
+    seen = []
+    monkeypatch.setattr(bench, "run_worker", lambda args, timeout: seen.append(args) or {"img_per_s": 1.0})
+    assert main(["bench", "infer", "--circuit", str(tmp_path), "--impls", "diffgates", "--threads", "1"]) == 0
+    assert seen and all(args[-1] == str(tmp_path / "circuit.npz") for args in seen)
 
 
 def test_bench_infer_checks_and_times_bits_and_raw_features():
     # the worker in-process: one random network from bits, packed bits and features, each checked against the oracle
     row = bench.infer_worker("diffgates", 40, 60, 1, 3000, 1)
     assert "error" not in row and min(row["img_per_s"], row["img_per_s_packed"], row["img_per_s_features"]) > 0
+    assert row["model"] == "40->6x60->GroupSum(10)"
     assert row["of_limit"] == pytest.approx(row["img_per_s"] / row["limit_img_per_s"])
     assert 1e8 / 40 < row["limit_img_per_s"] < 1e12 / 40  # one read of 40 input bytes per image
     assert 0 < row["ops_run"] <= row["gates_after"]  # gates, a fused pair counting once

@@ -438,6 +438,13 @@ def random_network(n_in: int, widths: list[int], k: int = 10, seed: int = 0):
     )
 
 
+def _shape(n_in: int, widths, n_classes: int) -> str:
+    """A layered network as ``784->6x8000->GroupSum(10)`` (or each width where they differ)."""
+    widths = [int(w) for w in widths]
+    layers = f"{len(widths)}x{widths[0]}" if len(set(widths)) == 1 else "->".join(map(str, widths))
+    return f"{n_in}->{layers}->GroupSum({n_classes})"
+
+
 def _best_rate(fn, n: int, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -471,7 +478,7 @@ def infer_worker(
     expected = run_numpy(c, bits[check])
     row = {
         "impl": impl,
-        "model": f"{n_in}->6x{width}->GroupSum(10)",
+        "model": _shape(n_in, np.bincount(c.layer, minlength=depth), c.n_classes),
         "threads": threads,
         "gates_before": c.n_gates,
         "samples": samples,

@@ -507,6 +507,14 @@ def cmd_bench(args) -> int:
         )
     if args.what == "conv" and any(map(bench.learned_impl, args.impls)):
         raise DiffgatesError("the learned-connection rows (diffgates-learned*) are for 'bench train' only.")
+    if args.what == "infer" and args.circuit:
+        from .circuit.ir import Circuit
+
+        found = Path(args.circuit)
+        if found.is_dir():  # a run directory, or an export: the circuit.npz inside
+            found = found / "circuit.npz"
+        Circuit.load(found)  # one sentence now, not an error in every worker's row
+        args.circuit = str(found)
     if args.what == "train" and args.widths[-1] % 10:
         raise DiffgatesError(f"the last width ({args.widths[-1]}) must be a multiple of the 10 classes.")
     if args.what == "train":
@@ -1027,7 +1035,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_number(int, low=1), default=5, help="infer: timings (best reported)")
     p.add_argument("--param", choices=PARAMETRIZATIONS, default="softmax16", help="gate parametrization")
     p.add_argument("--dataset", default="fashion-mnist", help="epoch: dataset")
-    p.add_argument("--circuit", help="infer: a run's circuit.npz instead of the random networks")
+    p.add_argument("--circuit", help="infer: a run's circuit.npz (or the run directory) instead of the random networks")
     p.add_argument("--model", default="fashion-conv-s", help="conv: the preset whose training step is timed")
     return parser
 
