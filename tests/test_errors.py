@@ -42,6 +42,43 @@ def test_features_that_are_not_numbers_are_refused(x):
         Executor(circuit).predict(x)
 
 
+@pytest.mark.parametrize("engine", ["torch", "cpu", "reference"])
+@pytest.mark.parametrize("conv", [[], ["4:3:1:2:0"]], ids=["dense", "conv"])
+def test_the_model_takes_arrays_and_empty_batches(engine, conv):
+    """A numpy array scores as its tensor does; an empty batch gives (0, classes) scores that
+    backpropagate like any batch's, in training and evaluation, on every engine."""
+    from diffgates import LogicNet, ModelConfig
+
+    shape = {"image_shape": (1, 8, 8), "conv": conv} if conv else {}
+    model = LogicNet(ModelConfig(n_features=64, n_classes=2, widths=(20, 20), **shape), engine=engine)
+    x = np.random.default_rng(0).random((5, 64), dtype=np.float32)
+    model.encoder.fit(x)
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        torch.manual_seed(0)
+        from_array = model(x)
+        torch.manual_seed(0)
+        assert torch.equal(from_array, model(torch.as_tensor(x)))
+        empty = model(x[:0])
+        assert empty.shape == (0, 2)
+        if mode == "train":
+            model.zero_grad()
+            empty.sum().backward()
+            assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    assert model.counts(torch.zeros(0, 64)).shape == (0, 2)
+
+
+@pytest.mark.parametrize(
+    "k,tau,message",
+    [(2, -1.0, "tau"), (2, 0.0, "tau"), (2, float("nan"), "tau"), (0, 1.0, "n_classes must be at least 1")],
+)
+def test_a_head_that_cannot_score_is_refused(k, tau, message):
+    from diffgates import LogicNet, ModelConfig
+
+    with pytest.raises(DiffgatesError, match=message):
+        LogicNet(ModelConfig(n_features=4, n_classes=k, widths=(20,), tau=tau))
+
+
 def test_unfitted_encoder_says_so():
     with pytest.raises(DiffgatesError, match="not fitted"):
         ThermometerEncoder(3)(torch.zeros(2, 2))

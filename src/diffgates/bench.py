@@ -215,7 +215,7 @@ def train_worker(impl: str, n_in: int, widths: list[int], batch: int, threads: i
     row = {
         "impl": impl,
         "param": param,
-        "model": f"{n_in}->{len(widths)}x{widths[0]}->GroupSum({k})" + (" learned 8" if learned_impl(impl) else ""),
+        "model": _shape(n_in, widths, k) + (" learned 8" if learned_impl(impl) else ""),
         "batch": batch,
         "threads": threads,
         "ms_per_step": ms,

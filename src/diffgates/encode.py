@@ -69,12 +69,13 @@ class ThermometerEncoder(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, features) real -> (batch, features * n_bits) in {0., 1.}."""
+        """(batch, features) real (a tensor, or an array torch takes) -> (batch, features * n_bits)
+        in {0., 1.}."""
         if not self.fitted:
             raise DiffgatesError("the encoder is not fitted; call fit(x_train) first.")
         check_features(x, self.n_features)
-        bits = x.to(torch.float32).unsqueeze(-1) > self.thresholds_
-        return bits.reshape(x.shape[0], -1).to(torch.float32)
+        bits = torch.as_tensor(x).to(torch.float32).unsqueeze(-1) > self.thresholds_
+        return bits.reshape(len(bits), self.out_features).to(torch.float32)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "thresholds_"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -31,7 +33,11 @@ class GroupSum(nn.Module):
 
     def __init__(self, k: int, tau: float = 1.0):
         super().__init__()
-        self.k = k
+        if int(k) != k or k < 1:
+            raise DiffgatesError(f"GroupSum needs a whole number of classes k >= 1, got {k!r}.")
+        if not math.isfinite(tau) or tau <= 0:
+            raise DiffgatesError(f"GroupSum's tau divides the counts and must be above 0, got {tau}.")
+        self.k = int(k)
         self.tau = float(tau)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

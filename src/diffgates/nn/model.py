@@ -103,6 +103,8 @@ class LogicNet(nn.Module):
         self.activation_dtype = ACTIVATIONS[c.activations]
         if not c.widths:
             raise DiffgatesError("widths is empty; a model needs at least one dense layer (its last one: GroupSum).")
+        if c.n_classes < 1:
+            raise DiffgatesError(f"n_classes must be at least 1, got {c.n_classes}.")
         if c.widths[-1] % c.n_classes:  # GroupSum: an equal group of gates per output
             what = "classes" if c.argmax else "outputs"
             raise DiffgatesError(
@@ -264,6 +266,8 @@ class LogicNet(nn.Module):
 
     def forward_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """Class scores from already-encoded bits (batch, n_bits)."""
+        if len(bits) == 0:  # one zero row through the layers, none of it kept: shapes and autograd as usual
+            return self.forward_bits(bits.new_zeros((1, *bits.shape[1:])))[:0]
         h = self.head_input(bits)
         if self.activation_dtype is not None:
             h = h.to(self.activation_dtype)
