@@ -208,3 +208,24 @@ def test_unknown_activation_dtype_is_refused(capsys):
         LogicNet(ModelConfig(n_features=4, n_classes=2, widths=[8], activations="float16"))
     assert main(["train", "--activations", "float16", "--epochs", "1"]) == 2  # refused before anything runs
     assert "invalid choice: 'float16'" in capsys.readouterr().err
+
+
+def test_a_failed_or_interrupted_native_build_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    from diffgates import native
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "broken.c").write_text("int f(void) { return }\n")
+    (src / "fine.c").write_text("int f(void) { return 1; }\n")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DIFFGATES_CACHE", str(cache))
+    with pytest.raises(native.NativeUnavailable, match="building broken.c failed"):
+        native.load(src / "broken.c")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(native.subprocess, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        native.load(src / "fine.c")
+    assert list(cache.iterdir()) == []

@@ -85,11 +85,14 @@ def load(source: str | Path, march: str = "native", defines: tuple[str, ...] = (
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
-        result = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True)
-        if result.returncode != 0:
-            os.unlink(tmp)
-            raise NativeUnavailable(f"building {source.name} failed: {result.stderr.strip()[:2000]}")
-        os.replace(tmp, out)
+        try:  # a failed or interrupted build leaves nothing in the cache
+            result = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise NativeUnavailable(f"building {source.name} failed: {result.stderr.strip()[:2000]}")
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return ctypes.CDLL(str(out))
 
 
