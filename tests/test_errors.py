@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +231,15 @@ def test_a_failed_or_interrupted_native_build_leaves_nothing_in_the_cache(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         native.load(src / "fine.c")
     assert list(cache.iterdir()) == []
+
+
+def test_with_the_cache_off_the_builds_go_when_the_process_ends(tmp_path):
+    code = (
+        "from diffgates import native; from diffgates.paths import scratch_dir; "
+        "(scratch_dir() / 'probe.c').write_text('int f(void) { return 1; }'); "
+        "native.load(scratch_dir() / 'probe.c'); print(scratch_dir())"
+    )
+    env = {**os.environ, "DIFFGATES_CACHE": "off"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    scratch = Path(r.stdout.strip())
+    assert scratch.name.startswith("diffgates-") and not scratch.exists()

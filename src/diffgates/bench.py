@@ -7,8 +7,10 @@ memory once the model and data exist: what training steps need beyond the model 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -503,7 +505,8 @@ def infer_worker(
         from .backends.c import to_c
 
         opt, _ = optimize(c)
-        tmp = Path(tempfile.mkdtemp())
+        tmp = Path(tempfile.mkdtemp(prefix="diffgates-bench-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
         for name, text in to_c(opt).items():
             (tmp / name).write_text(text)
         subprocess.run(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,8 +21,11 @@ def cache_dir() -> Path | None:
 
 @functools.cache
 def scratch_dir() -> Path:
-    """A folder of this process's own, for what would be cached if the cache were on."""
-    return Path(tempfile.mkdtemp(prefix="diffgates-"))
+    """A folder of this process's own, for what would be cached if the cache were on; removed
+    when the process exits."""
+    path = Path(tempfile.mkdtemp(prefix="diffgates-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def data_home() -> Path:
