@@ -7,16 +7,13 @@ memory once the model and data exist: what training steps need beyond the model 
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 #: the rows each benchmark compares unless --impls says otherwise
 TRAIN_IMPLS = ("diffgates", "diffgates-bf16", "diffgates-torch", "reference", "torchlogix")
@@ -499,14 +496,14 @@ def infer_worker(
             return program.run(prog, kept, threads)
     elif impl == "exported-c":
         import ctypes
-        import tempfile
 
         from . import native
         from .backends.c import to_c
+        from .paths import scratch_dir
 
         opt, _ = optimize(c)
-        tmp = Path(tempfile.mkdtemp(prefix="diffgates-bench-"))
-        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        tmp = scratch_dir() / "exported-c"  # this worker process's own, removed when it exits
+        tmp.mkdir()
         for name, text in to_c(opt).items():
             (tmp / name).write_text(text)
         subprocess.run(
