@@ -14,8 +14,8 @@ from diffgates.data.augment import augment_bits
 from diffgates.kernels import cpu
 from diffgates.kernels.reference import tree_reference
 from diffgates.kernels.torch_ops import or_pool2d, tree_torch
+from diffgates.nn import GateOptions, to_circuit
 from diffgates.nn import parametrization as P
-from diffgates.nn import to_circuit
 from diffgates.nn.conv import ConvSpec, LogicConv2d, OrPool2d
 from diffgates.nn.model import LogicNet, ModelConfig
 
@@ -23,7 +23,7 @@ needs_c = pytest.mark.skipif(not cpu.available(), reason="needs a C compiler for
 
 
 def _reference(layer, x, w):
-    y = tree_reference(x, layer.leaf_rows(), w, layer.parametrization)
+    y = tree_reference(x, layer.leaf_rows(), w, layer.options.parametrization)
     return y if layer.spec.pool == 1 else or_pool2d(y, layer.conv_shape, layer.spec.pool, layer.spec.pool_padding)
 
 
@@ -53,7 +53,7 @@ def test_fused_tree_and_pooling_equal_reference(
         layer = LogicConv2d(
             (channels, *hw), kernels, size, stride=stride, padding=padding, depth=depth, pool=pool,
             pool_padding=pool_padding,
-            parametrization=param, init="gaussian", seed=seed,
+            options=GateOptions(param, "gaussian"), seed=seed,
         )  # fmt: skip
     except DiffgatesError:
         return  # the block does not fit the map
@@ -67,7 +67,7 @@ def test_fused_tree_and_pooling_equal_reference(
 
 @needs_c
 def test_fused_weight_gradient_without_input_gradient():
-    layer = LogicConv2d((3, 10, 10), 5, 3, padding=1, pool=2, parametrization="truth4", init="gaussian", seed=4)
+    layer = LogicConv2d((3, 10, 10), 5, 3, padding=1, pool=2, options=GateOptions("truth4", "gaussian"), seed=4)
     w = layer.weight.detach().double().requires_grad_()
     x = torch.rand(layer.in_features, 33, dtype=torch.float64)  # a first layer: its input needs no gradient
     y = cpu.tree_conv(x, layer.pooled_rows(), P.relaxed_coefficients(w, "truth4").view(5, -1, 4))
@@ -76,7 +76,7 @@ def test_fused_weight_gradient_without_input_gradient():
 
 
 def test_torch_engine_equals_reference():
-    layer = LogicConv2d((2, 8, 8), 4, 3, padding=1, pool=2, parametrization="softmax16", init="gaussian", seed=5)
+    layer = LogicConv2d((2, 8, 8), 4, 3, padding=1, pool=2, options=GateOptions("softmax16", "gaussian"), seed=5)
     x = torch.rand(layer.in_features, 9, dtype=torch.float64)
     w = layer.weight.detach().double()
     c = P.relaxed_coefficients(w, "softmax16").view(4, -1, 4)
@@ -112,7 +112,7 @@ def test_leaves_use_at_most_tree_channels_of_their_group_and_distinct_pairs(tree
 
 
 def test_residual_init_makes_every_tree_pass_its_first_leaf():
-    layer = LogicConv2d((1, 5, 5), 3, 3, pool=1, parametrization="truth4", seed=1).eval()
+    layer = LogicConv2d((1, 5, 5), 3, 3, pool=1, options=GateOptions("truth4"), seed=1).eval()
     x = (torch.rand(25, 20) > 0.5).float()
     y = layer(x).view(3, 9, 20)
     rows = layer.leaf_rows()[:, :, 0]

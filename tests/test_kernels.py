@@ -10,7 +10,7 @@ from diffgates.errors import DiffgatesError
 from diffgates.kernels import cpu, logic_dense, resolve_engine
 from diffgates.kernels.reference import dense_reference
 from diffgates.kernels.torch_ops import dense_torch
-from diffgates.nn import GroupSum, LogicDense
+from diffgates.nn import GateOptions, GroupSum, LogicDense
 from diffgates.nn import parametrization as P
 
 pytestmark = pytest.mark.skipif(not cpu.available(), reason="needs a C compiler for the fused kernels")
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not cpu.available(), reason="needs a C compiler 
 def test_fused_equals_reference_forward_and_gradients(n_in, n_out, batch, param, threads, seed):
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    layer = LogicDense(n_in, n_out, parametrization=param, init="gaussian", seed=seed, connections="random")
+    layer = LogicDense(n_in, n_out, GateOptions(param, "gaussian"), seed=seed, connections="random")
     w = layer.weight.detach().double().requires_grad_()
     x = torch.rand(n_in, batch, dtype=torch.float64, requires_grad=True)
     y = logic_dense(x, layer.ia, layer.ib, P.relaxed_coefficients(w, param), engine="cpu")
@@ -37,14 +37,14 @@ def test_fused_equals_reference_forward_and_gradients(n_in, n_out, batch, param,
 
 
 def test_fused_float64_gradcheck():
-    layer = LogicDense(6, 5, parametrization="softmax16", init="gaussian", seed=0)
+    layer = LogicDense(6, 5, GateOptions("softmax16", "gaussian"), seed=0)
     x = torch.rand(6, 3, dtype=torch.float64, requires_grad=True)
     c = P.relaxed_coefficients(layer.weight.detach().double(), "softmax16").requires_grad_()
     assert torch.autograd.gradcheck(lambda x, c: cpu.dense(x, layer.ia, layer.ib, c), (x, c))
 
 
 def test_fused_float32_close_to_reference_on_a_wide_layer():
-    layer = LogicDense(300, 1000, parametrization="softmax16", init="gaussian", seed=1, engine="cpu")
+    layer = LogicDense(300, 1000, GateOptions("softmax16", "gaussian", engine="cpu"), seed=1)
     x = torch.rand(300, 129, requires_grad=True)
     y = layer(x)
     y_ref = dense_reference(x, layer.ia, layer.ib, layer.weight, "softmax16")
@@ -59,7 +59,7 @@ def test_auto_engine_picks_fused_on_cpu():
 
 
 def test_weight_gradient_without_input_gradient_equals_reference():
-    layer = LogicDense(30, 40, parametrization="softmax16", init="gaussian", seed=2)
+    layer = LogicDense(30, 40, GateOptions("softmax16", "gaussian"), seed=2)
     w = layer.weight.detach().double().requires_grad_()
     x = torch.rand(30, 19, dtype=torch.float64)  # a first layer: its input needs no gradient
     y = logic_dense(x, layer.ia, layer.ib, P.relaxed_coefficients(w, "softmax16"), engine="cpu")
@@ -96,7 +96,7 @@ def test_only_the_c_engines_use_the_fused_coefficients():
     """Engines torch and reference stay plain torch ops (the GPU path's stand-in on CPU)."""
     names = {}
     for engine in ("auto", "cpu", "torch", "reference"):
-        layer = LogicDense(8, 4, engine=engine, init="gaussian", seed=0).train()
+        layer = LogicDense(8, 4, GateOptions(init="gaussian", engine=engine), seed=0).train()
         names[engine] = type(layer.coefficients().grad_fn).__name__
     assert names["auto"] == names["cpu"] == "_CoefFnBackward"
     assert "_CoefFn" not in names["torch"] and "_CoefFn" not in names["reference"]
@@ -115,7 +115,7 @@ def test_bfloat16_kernels_equal_float64_math_up_to_one_rounding(n_in, n_out, bat
     bfloat16 inputs, rounded once (relative error <= 2**-9); the coefficient sums stay float32."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    layer = LogicDense(n_in, n_out, "truth4", init="gaussian", seed=seed, connections="random")
+    layer = LogicDense(n_in, n_out, GateOptions("truth4", "gaussian"), seed=seed, connections="random")
     assert_bfloat16_op_equals_float64(
         lambda x, c: logic_dense(x, layer.ia, layer.ib, c, engine="cpu"),
         lambda x, c: dense_torch(x, layer.ia, layer.ib, c),
@@ -127,7 +127,7 @@ def test_bfloat16_kernels_equal_float64_math_up_to_one_rounding(n_in, n_out, bat
 def test_bfloat16_torch_engine_matches_the_c_kernels():
     """The torch engine (the GPU path) also computes bfloat16 activations in float32 and stores
     the result in bfloat16, so both engines give the same layer."""
-    layer = LogicDense(50, 80, "truth4", init="gaussian", seed=3)
+    layer = LogicDense(50, 80, GateOptions("truth4", "gaussian"), seed=3)
     c = P.relaxed_coefficients(layer.weight.detach(), "truth4")
     x = torch.rand(50, 33).to(torch.bfloat16)
     y_cpu = logic_dense(x, layer.ia, layer.ib, c, engine="cpu")
@@ -154,7 +154,7 @@ def test_cpu_engine_refuses_bfloat16_where_no_kernel_takes_it():
 def test_fused_last_layer_with_groupsum_equals_the_two_steps(n_in, k, per, batch, threads, seed):
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    layer = LogicDense(n_in, k * per, "truth4", init="gaussian", seed=seed, connections="random")
+    layer = LogicDense(n_in, k * per, GateOptions("truth4", "gaussian"), seed=seed, connections="random")
     c = P.relaxed_coefficients(layer.weight.detach().double(), "truth4").requires_grad_()
     x = torch.rand(n_in, batch, dtype=torch.float64, requires_grad=True)
     scores = cpu.dense_groupsum(x, layer.ia, layer.ib, c, k, 3.0)
@@ -163,7 +163,7 @@ def test_fused_last_layer_with_groupsum_equals_the_two_steps(n_in, k, per, batch
 
 
 def test_fused_last_layer_in_bfloat16_and_without_input_gradient():
-    layer = LogicDense(30, 200, "truth4", init="gaussian", seed=4)
+    layer = LogicDense(30, 200, GateOptions("truth4", "gaussian"), seed=4)
     c = P.relaxed_coefficients(layer.weight.detach(), "truth4").requires_grad_()
     x = torch.rand(30, 21)
     xb = x.to(torch.bfloat16).requires_grad_()
@@ -187,7 +187,7 @@ def _stack(n_in, widths, seed, param="truth4"):
     """Dense layers n_in -> widths, randomly wired, with gaussian weights."""
     layers, prev = [], n_in
     for i, w in enumerate(widths):
-        layers.append(LogicDense(prev, w, param, init="gaussian", seed=seed + i, connections="random"))
+        layers.append(LogicDense(prev, w, GateOptions(param, "gaussian"), seed=seed + i, connections="random"))
         prev = w
     return layers
 
@@ -356,7 +356,7 @@ def test_kernels_that_cannot_allocate_their_scratch_raise_memory_error(monkeypat
     cand = torch.randint(0, 12, (8, 3))
     with pytest.raises(MemoryError, match="weighted_gather"):
         cpu.select(x, cand, torch.rand(8, 3))
-    conv = LogicConv2d((2, 6, 6), 3, 3, padding=1, pool=2, parametrization="truth4", init="gaussian", seed=1)
+    conv = LogicConv2d((2, 6, 6), 3, 3, padding=1, pool=2, options=GateOptions("truth4", "gaussian"), seed=1)
     xc = torch.rand(conv.in_features, 5, requires_grad=True)
     c = P.relaxed_coefficients(conv.weight.detach(), "truth4").view(3, -1, 4)
     out = cpu.tree_conv(xc, conv.pooled_rows(), c)

@@ -6,7 +6,7 @@ import torch
 from diffgates import gates
 from diffgates.kernels import logic_dense
 from diffgates.kernels.reference import dense_hard_reference, dense_reference
-from diffgates.nn import GroupSum, LogicDense
+from diffgates.nn import GateOptions, GroupSum, LogicDense
 from diffgates.nn import parametrization as P
 from diffgates.nn.dense import random_wiring
 
@@ -14,7 +14,7 @@ PARAMS = ["softmax16", "truth4"]
 
 
 def make_layer(param, n_in=9, n_out=7, engine="torch", seed=3):
-    layer = LogicDense(n_in, n_out, parametrization=param, init="gaussian", seed=seed, engine=engine).double()
+    layer = LogicDense(n_in, n_out, GateOptions(param, "gaussian", engine=engine), seed=seed).double()
     return layer
 
 
@@ -62,7 +62,7 @@ def test_truth4_discretisation_thresholds_each_entry():
 
 @pytest.mark.parametrize("param", PARAMS)
 def test_residual_init_starts_as_pass_through(param):
-    layer = LogicDense(20, 30, parametrization=param, init="residual")
+    layer = LogicDense(20, 30, GateOptions(param, "residual"))
     assert (layer.gate_ids() == gates.A).all()
     x = torch.rand(20, 4)
     layer.train()
@@ -90,7 +90,7 @@ def test_state_dict_restores_wiring_and_weights():
 
 
 def test_hard_forward_uses_discrete_gates_with_straight_through_gradient():
-    layer = LogicDense(10, 8, parametrization="softmax16", init="gaussian", forward="hard", seed=0, engine="torch")
+    layer = LogicDense(10, 8, GateOptions("softmax16", "gaussian", forward="hard", engine="torch"), seed=0)
     x = torch.randint(0, 2, (10, 6)).float()
     layer.train()
     y = layer(x)
@@ -134,12 +134,34 @@ def test_wrong_input_shape_is_a_clear_error():
         layer(torch.rand(4, 11))
 
 
+def test_gate_options_are_checked_once_and_shared_by_a_models_layers():
+    from diffgates import DiffgatesError
+    from diffgates.nn import LogicNet, ModelConfig
+
+    for bad, message in (
+        ({"parametrization": "softmax4"}, "parametrization must be one of"),
+        ({"init": "zeros"}, "init must be one of"),
+        ({"forward": "soft"}, "forward must be one of"),
+        ({"engine": "gpu"}, "engine must be one of"),
+    ):
+        with pytest.raises(DiffgatesError, match=message):
+            GateOptions(**bad)
+    with pytest.raises(DiffgatesError, match="options must be a GateOptions, got str"):
+        LogicDense(10, 4, "truth4")
+    config = ModelConfig(n_features=6, n_classes=2, widths=[8, 4], forward="hard", grad_factor=2.0)
+    model = LogicNet(config, engine="torch")
+    assert all(layer.options == config.gate_options("torch") for layer in model.layers)
+    assert model.layers[0].options.forward == "hard" and model.layers[0].options.grad_factor == 2.0
+    model.set_engine("reference")
+    assert all(layer.options == config.gate_options("reference") for layer in model.layers)
+
+
 def test_grad_factor_scales_the_input_gradient_only():
     x = torch.rand(10, 5, requires_grad=True)
     grads = {}
     for f in (1.0, 2.5):
         torch.manual_seed(0)
-        layer = LogicDense(10, 6, init="gaussian", seed=4, grad_factor=f, engine="torch")
+        layer = LogicDense(10, 6, GateOptions(init="gaussian", grad_factor=f, engine="torch"), seed=4)
         y = layer(x)
         gx, gw = torch.autograd.grad(y.square().sum(), (x, layer.weight))
         grads[f] = (y.detach(), gx, gw)
@@ -154,7 +176,7 @@ def test_sorted_wiring_is_the_same_network(engine):
     but the last reads its A inputs in order, the last within each class block."""
     from diffgates.nn.dense import sort_wiring
 
-    plain = [LogicDense(n, 60, init="gaussian", seed=i, engine=engine) for i, n in enumerate([30, 60, 60])]
+    plain = [LogicDense(n, 60, GateOptions(init="gaussian", engine=engine), seed=i) for i, n in enumerate([30, 60, 60])]
     ordered = copy.deepcopy(plain)
     sort_wiring(ordered, groups=5)
     assert any(not torch.equal(p.ia, o.ia) for p, o in zip(plain, ordered))

@@ -16,7 +16,7 @@ from diffgates.circuit.execute import predict_counts
 from diffgates.cli import main
 from diffgates.errors import DiffgatesError
 from diffgates.kernels import cpu
-from diffgates.nn import GroupSum, LogicDense, to_circuit
+from diffgates.nn import GateOptions, GroupSum, LogicDense, to_circuit
 from diffgates.nn import parametrization as P
 from diffgates.nn.model import LogicNet, ModelConfig
 
@@ -35,19 +35,17 @@ def mixed_reference(layer: LogicDense, x: torch.Tensor, hard: bool) -> torch.Ten
     a = torch.einsum("ok,okb->ob", p[0], x[cand[0]])
     b = torch.einsum("ok,okb->ob", p[1], x[cand[1]])
     if hard:
-        c = P.hard_coefficients(layer.weight, layer.parametrization)
-        c = c + P.relaxed_coefficients_torch(layer.weight, layer.parametrization)
-        c = c - P.relaxed_coefficients_torch(layer.weight, layer.parametrization).detach()
+        c = P.hard_coefficients(layer.weight, layer.options.parametrization)
+        c = c + P.relaxed_coefficients_torch(layer.weight, layer.options.parametrization)
+        c = c - P.relaxed_coefficients_torch(layer.weight, layer.options.parametrization).detach()
     else:
-        c = P.relaxed_coefficients_torch(layer.weight, layer.parametrization)
+        c = P.relaxed_coefficients_torch(layer.weight, layer.options.parametrization)
     return c[:, 0:1] + c[:, 1:2] * a + c[:, 2:3] * b + c[:, 3:4] * a * b
 
 
 def learned_layer(n_in, n_out, k, param, engine, forward="relaxed", seed=0) -> LogicDense:
-    layer = LogicDense(
-        n_in, n_out, param, connections="learned", candidates=k, init="gaussian", seed=seed, forward=forward
-    )
-    layer.engine = engine
+    options = GateOptions(param, "gaussian", forward=forward, engine=engine)
+    layer = LogicDense(n_in, n_out, options, connections="learned", candidates=k, seed=seed)
     layer = layer.double()
     torch.nn.init.normal_(layer.connection_weight, std=2.0)
     return layer
@@ -182,7 +180,7 @@ def test_bfloat16_selection_equals_float64_math_up_to_one_rounding(threads):
     """bfloat16 storage, float32 arithmetic: each selected row and input-gradient row is the
     float64 mixture of the same bfloat16 values, rounded once; the weight gradient stays float32."""
     torch.set_num_threads(threads)
-    layer = LogicDense(40, 30, "truth4", connections="learned", candidates=5, seed=1)
+    layer = LogicDense(40, 30, GateOptions("truth4"), connections="learned", candidates=5, seed=1)
     torch.nn.init.normal_(layer.connection_weight)
     assert_bfloat16_op_equals_float64(
         lambda x, p: cpu.select(x, layer.candidate_idx, p),

@@ -129,3 +129,14 @@ def load_training_state(path: str | os.PathLike, model: LogicNet, opt) -> tuple[
     opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     return json.loads(meta["progress"]), rng
+
+
+def keep_best(best: dict, score: float, epoch: int, model: LogicNet, path: Path, patience: int) -> bool:
+    """With a validation split: save ``model`` to ``path`` when ``score`` beats ``best["best_val"]``
+    (and note the epoch in ``best``); True when ``patience`` epochs (0: no limit) have passed
+    since the best one."""
+    if score > best["best_val"]:
+        best.update(best_val=score, best_epoch=epoch)
+        save_model(model, path)  # the best so far, kept at the end
+        return False
+    return bool(patience) and epoch - best["best_epoch"] >= patience

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from . import native, outdir
 from .build import build_model, image_shape, start_from, take_trunk, with_trunk
-from .checkpoint import STATE_FILE, load_model, load_training_state, save_model, save_training_state
+from .checkpoint import STATE_FILE, keep_best, load_model, load_training_state, save_model, save_training_state
 from .config import CONFIG_FILE, TrainConfig
 from .data import load_dataset
 from .data.augment import augment_bits
@@ -264,10 +264,7 @@ def train(
                 row["partial"] = seen / n
             if val is not None:
                 row["val_acc_discrete"] = accuracy(model, xva, yva, training=False)
-                if row["val_acc_discrete"] > best["best_val"]:
-                    best = {"best_val": row["val_acc_discrete"], "best_epoch": epoch}
-                    save_model(model, out / "model.safetensors")  # the best so far, kept at the end
-                elif cfg.patience and epoch - best["best_epoch"] >= cfg.patience:
+                if keep_best(best, row["val_acc_discrete"], epoch, model, out / "model.safetensors", cfg.patience):
                     stopped = "patience"
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .. import gates, native, outdir
 from ..build import model_config, start_from
-from ..checkpoint import STATE_FILE, load_model, load_training_state, save_model, save_training_state
+from ..checkpoint import STATE_FILE, keep_best, load_model, load_training_state, save_model, save_training_state
 from ..config import CONFIG_FILE, TrainConfig
 from ..data import holdout_indices
 from ..errors import DiffgatesError, InternalError
@@ -65,8 +65,8 @@ def start_as_nearest(layer, n_bits: int, outputs: int, span: float, strength: fl
     q = torch.arange(layer.out_features) % per
     n_pass, n_true = round(per / span), round(per * (span - 1) / (2 * span))
     ids = torch.where(q < n_pass, gates.A, torch.where(q < n_pass + n_true, gates.TRUE, gates.FALSE))
-    s = strength if strength is not None else P.DEFAULT_RESIDUAL[layer.parametrization]
-    layer.weight.copy_(P.weights_for(ids, layer.parametrization, s))
+    s = strength if strength is not None else P.DEFAULT_RESIDUAL[layer.options.parametrization]
+    layer.weight.copy_(P.weights_for(ids, layer.options.parametrization, s))
 
 
 class Windows:
@@ -241,10 +241,7 @@ def train_image(
                 row["partial"] = seen / cfg.patch_samples
             if val_pairs:
                 row.update({f"val_{k}": v for k, v in circuit_score(cfg, predict, group, val_pairs).items()})
-                if row["val_psnr"] > best["best_val"]:
-                    best = {"best_val": row["val_psnr"], "best_epoch": epoch}
-                    save_model(model, out / "model.safetensors")  # the best so far, kept at the end
-                elif cfg.patience and epoch - best["best_epoch"] >= cfg.patience:
+                if keep_best(best, row["val_psnr"], epoch, model, out / "model.safetensors", cfg.patience):
                     stopped = "patience"
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")

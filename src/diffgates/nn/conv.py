@@ -24,7 +24,7 @@ from ..kernels import resolve_engine
 from ..kernels.reference import tree_reference
 from ..kernels.torch_ops import or_pool2d, pool_windows, tree_torch
 from . import parametrization as P
-from .dense import GateLayer
+from .dense import GateLayer, GateOptions
 
 
 @dataclass(frozen=True)
@@ -135,19 +135,10 @@ class LogicConv2d(GateLayer):
         tree_channels: int = 2,
         pool: int = 1,
         pool_padding: int = 0,
-        parametrization: str = "softmax16",
-        init: str = "residual",
-        residual_strength: float | None = None,
+        options: GateOptions = GateOptions(),
         seed: int | None = None,
-        forward: str = "relaxed",
-        gumbel_scale: float = 1.0,
-        grad_factor: float = 1.0,
-        engine: str = "auto",
     ):
-        super().__init__()
-        self._set_gate_options(
-            parametrization, init, residual_strength, seed, forward, gumbel_scale, grad_factor, engine
-        )
+        super().__init__(options, seed)
         self.in_shape = tuple(int(v) for v in in_shape)
         channels = self.in_shape[0]
         if not 1 <= depth <= 5:
@@ -160,7 +151,7 @@ class LogicConv2d(GateLayer):
         self.depth, self.groups, self.tree_channels = depth, groups, tree_channels
         self.conv_shape, self.out_shape = block_shapes(self.in_shape, self.spec)
         n_leaves = 2**depth
-        self.weight = nn.Parameter(torch.empty(kernels * (n_leaves - 1), P.n_weights(parametrization)))
+        self.weight = nn.Parameter(torch.empty(kernels * (n_leaves - 1), P.n_weights(options.parametrization)))
         for name in ("leaf_channel", "leaf_dy", "leaf_dx"):
             self.register_buffer(name, torch.empty(kernels, n_leaves, dtype=torch.long))
         self.reset_parameters()
@@ -205,7 +196,7 @@ class LogicConv2d(GateLayer):
         )
         for buf, value in zip((self.leaf_channel, self.leaf_dy, self.leaf_dx), leaves):
             buf.copy_(value)
-        P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
+        self._reset_weights()
 
     def leaf_rows(self) -> torch.Tensor:
         """(kernels, positions, leaves) input row of every leaf of the unpooled map; -1 reads 0."""
@@ -241,11 +232,11 @@ class LogicConv2d(GateLayer):
             )
         x = self._scaled_input(x)
         pool = self.spec.pool
-        if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
-            y = tree_reference(x, self.leaf_rows(), self.weight.to(x.dtype), self.parametrization)
+        if self._on_reference():
+            y = tree_reference(x, self.leaf_rows(), self.weight.to(x.dtype), self.options.parametrization)
         else:
             c = self.coefficients().to(x.dtype)
-            if resolve_engine(self.engine, x) == "cpu":
+            if resolve_engine(self.options.engine, x) == "cpu":
                 from ..kernels import cpu
 
                 return cpu.tree_conv(x, self.pooled_rows(), c)
@@ -258,7 +249,7 @@ class LogicConv2d(GateLayer):
             f"{self.in_shape} -> {self.out_shape}, kernels={s.kernels}, size={s.size}, stride={self.stride}, "
             f"padding={s.padding}, depth={self.depth}, groups={self.groups}, tree_channels={self.tree_channels}, "
             f"pool={s.pool}, "
-            f"parametrization={self.parametrization!r}"
+            f"parametrization={self.options.parametrization!r}"
         )
 
 

@@ -25,7 +25,7 @@ def _roles_of(layer, discrete: bool) -> tuple[torch.Tensor, torch.Tensor, torch.
     if discrete:
         r = P.ROLES.to(layer.weight.device)[layer.gate_ids().reshape(-1)]
     else:
-        r = P.role_probabilities(layer.weight, layer.parametrization)
+        r = P.role_probabilities(layer.weight, layer.options.parametrization)
     return r.unbind(-1)
 
 

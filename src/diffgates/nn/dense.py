@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DiffgatesError
-from ..kernels import DENSE_CPU_DTYPES, compute_dtype, logic_dense, resolve_engine
+from ..kernels import DENSE_CPU_DTYPES, ENGINES, compute_dtype, logic_dense, resolve_engine
 from ..kernels.reference import dense_reference
 from . import parametrization as P
 from .groupsum import GroupSum
@@ -77,23 +79,46 @@ class _ScaleGrad(torch.autograd.Function):
         return g * ctx.factor, None
 
 
-class GateLayer(nn.Module):
-    """What every layer of learnable gates shares: the gate options, the mode's coefficients and
-    the gradient factor on its input. Subclasses own ``weight`` (gates, n_weights) and the wiring."""
+@dataclass(frozen=True)
+class GateOptions:
+    """How a layer's gates are parametrized, initialised, trained and run; every layer of a model
+    gets the same options (from :class:`~diffgates.nn.ModelConfig`).
 
-    def _set_gate_options(
-        self, parametrization, init, residual_strength, seed, forward, gumbel_scale, grad_factor, engine
-    ) -> None:
-        P.check_choice("forward", forward, FORWARDS)
-        P.n_weights(parametrization)  # checks the name
-        self.parametrization = parametrization
-        self.init = init
-        self.residual_strength = residual_strength
+    ``forward``: ``"relaxed"`` gates in training, or discrete with straight-through gradients
+    (``"hard"``; ``"gumbel"`` adds Gumbel noise of ``gumbel_scale`` to the logits); evaluation is
+    always the exact discrete circuit. ``grad_factor`` multiplies the gradient passed to the
+    layer's input (values > 1 keep deep networks training, as in the original work).
+    ``residual_strength``: the ``"residual"`` initialisation's logit margin (None: the
+    parametrization's default). ``engine``: ``"auto"`` (the C kernels where they apply),
+    ``"cpu"``, ``"torch"`` or ``"reference"`` (the plain 16-term oracle in relaxed training).
+    """
+
+    parametrization: str = "softmax16"
+    init: str = "residual"
+    residual_strength: float | None = None
+    forward: str = "relaxed"
+    gumbel_scale: float = 1.0
+    grad_factor: float = 1.0
+    engine: str = "auto"
+
+    def __post_init__(self):
+        P.n_weights(self.parametrization)  # checks the name
+        P.check_choice("init", self.init, P.INITS)
+        P.check_choice("forward", self.forward, FORWARDS)
+        P.check_choice("engine", self.engine, ENGINES)
+
+
+class GateLayer(nn.Module):
+    """What every layer of learnable gates shares: its :class:`GateOptions`, the seed of its random
+    wiring and weights, the mode's coefficients and the gradient factor on its input. Subclasses
+    own ``weight`` (gates, n_weights) and the wiring."""
+
+    def __init__(self, options: GateOptions, seed: int | None) -> None:
+        super().__init__()
+        if not isinstance(options, GateOptions):
+            raise DiffgatesError(f"options must be a GateOptions, got {type(options).__name__}.")
+        self.options = options
         self.seed = seed
-        self.forward_mode = forward
-        self.gumbel_scale = gumbel_scale
-        self.grad_factor = grad_factor
-        self.engine = engine
         self.register_load_state_dict_post_hook(_check_indices)
 
     def index_bounds(self) -> dict[str, int]:
@@ -106,19 +131,27 @@ class GateLayer(nn.Module):
         gen.manual_seed(self.seed if self.seed is not None else int(torch.randint(2**62, ())))
         return gen
 
+    def _reset_weights(self) -> None:
+        o = self.options
+        P.init_weights(self.weight, o.parametrization, o.init, o.residual_strength)
+
     def _mode_coefficients(self) -> torch.Tensor:
         """(gates, 4) coefficients in {1, a, b, ab} for the current mode (the C pass with the C
         kernels; engines ``torch`` and ``reference`` stay plain torch ops)."""
-        fused = self.engine in ("auto", "cpu")
-        return P.mode_coefficients(
-            self.weight, self.parametrization, self.training, self.forward_mode, self.gumbel_scale, fused
-        )
+        o = self.options
+        fused = o.engine in ("auto", "cpu")
+        return P.mode_coefficients(self.weight, o.parametrization, self.training, o.forward, o.gumbel_scale, fused)
+
+    def _on_reference(self) -> bool:
+        """Whether the layer runs the plain 16-term oracle (engine ``reference``, relaxed training)."""
+        return self.options.engine == "reference" and self.training and self.options.forward == "relaxed"
 
     def _scaled_input(self, x: torch.Tensor) -> torch.Tensor:
-        return _ScaleGrad.apply(x, self.grad_factor) if self.grad_factor != 1.0 and self.training else x
+        factor = self.options.grad_factor
+        return _ScaleGrad.apply(x, factor) if factor != 1.0 and self.training else x
 
     def _gate_ids(self) -> torch.Tensor:
-        return P.gate_ids(self.weight.detach(), self.parametrization)
+        return P.gate_ids(self.weight.detach(), self.options.parametrization)
 
 
 def _check_indices(module: GateLayer, incompatible) -> None:
@@ -143,36 +176,24 @@ class LogicDense(GateLayer):
     Networks").
 
     Activations are feature-major: input (in_features, batch), output (out_features, batch), so
-    the wiring gathers whole contiguous rows. In ``train()`` mode the gates are relaxed
-    (``forward="relaxed"``), or discrete with straight-through gradients (``"hard"``, ``"gumbel"``
-    adds Gumbel noise to the logits); in ``eval()`` mode the layer is the exact discrete circuit.
-    ``grad_factor`` multiplies the gradient passed to the layer's input (values > 1 keep deep
-    networks training, as in the original work).
-    The wiring lives in buffers, so ``state_dict()`` restores the layer exactly.
+    the wiring gathers whole contiguous rows. In ``train()`` mode the gates are trained as
+    ``options`` (:class:`GateOptions`) say; in ``eval()`` mode the layer is the exact discrete
+    circuit. The wiring lives in buffers, so ``state_dict()`` restores the layer exactly.
     """
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        parametrization: str = "softmax16",
+        options: GateOptions = GateOptions(),
         connections: str = "unique",
         candidates: int = 8,
         window: int = 64,
         groups: int = 1,
         window_order: torch.Tensor | None = None,
-        init: str = "residual",
-        residual_strength: float | None = None,
         seed: int | None = None,
-        forward: str = "relaxed",
-        gumbel_scale: float = 1.0,
-        grad_factor: float = 1.0,
-        engine: str = "auto",
     ):
-        super().__init__()
-        self._set_gate_options(
-            parametrization, init, residual_strength, seed, forward, gumbel_scale, grad_factor, engine
-        )
+        super().__init__(options, seed)
         self.in_features = in_features
         self.out_features = out_features
         P.check_choice("connections", connections, CONNECTIONS)
@@ -185,7 +206,7 @@ class LogicDense(GateLayer):
         self.candidates = candidates if self.learned else 1
         if self.learned and candidates < 2:
             raise DiffgatesError(f"learned connections need at least 2 candidates per gate input, got {candidates}.")
-        self.weight = nn.Parameter(torch.empty(out_features, P.n_weights(parametrization)))
+        self.weight = nn.Parameter(torch.empty(out_features, P.n_weights(options.parametrization)))
         self.register_buffer("ia", torch.empty(out_features, dtype=torch.long))
         self.register_buffer("ib", torch.empty(out_features, dtype=torch.long))
         if self.learned:  # rows [A inputs; B inputs] of candidates, (2 out, candidates), and their logits
@@ -214,7 +235,7 @@ class LogicDense(GateLayer):
             )
             self.ia.copy_(ia)
             self.ib.copy_(ib)
-        P.init_weights(self.weight, self.parametrization, self.init, self.residual_strength)
+        self._reset_weights()
 
     @property
     def n_gates(self) -> int:
@@ -239,8 +260,8 @@ class LogicDense(GateLayer):
         w = self.connection_weight
         soft = lambda v: torch.softmax(v, dim=-1)  # noqa: E731
         one_hot = lambda v: F.one_hot(v.argmax(-1), self.candidates).to(w.dtype)  # noqa: E731
-        probs = P.training_choice(w, soft, one_hot, self.forward_mode, self.gumbel_scale)
-        if resolve_engine(self.engine, x, DENSE_CPU_DTYPES) == "cpu":
+        probs = P.training_choice(w, soft, one_hot, self.options.forward, self.options.gumbel_scale)
+        if resolve_engine(self.options.engine, x, DENSE_CPU_DTYPES) == "cpu":
             from ..kernels import cpu
 
             selected = cpu.select(x, self.candidate_idx, probs)
@@ -268,15 +289,15 @@ class LogicDense(GateLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         x, ia, ib = self._gate_inputs(self._scaled_input(x))
-        if self.engine == "reference" and self.training and self.forward_mode == "relaxed":
-            return dense_reference(x, ia, ib, self.weight.to(x.dtype), self.parametrization)
+        if self._on_reference():
+            return dense_reference(x, ia, ib, self.weight.to(x.dtype), self.options.parametrization)
         c = self._kernel_coefficients(x)
-        return logic_dense(x, ia, ib, c, "torch" if self.engine == "reference" else self.engine)
+        return logic_dense(x, ia, ib, c, "torch" if self.options.engine == "reference" else self.options.engine)
 
     def grouped(self, x: torch.Tensor, head: GroupSum) -> torch.Tensor:
         """``head(self(x))``; on the C kernels in one pass that never stores this layer's output
         nor broadcasts its gradient (what a last layer before GroupSum spends most on)."""
-        if resolve_engine(self.engine, x, DENSE_CPU_DTYPES) != "cpu":
+        if resolve_engine(self.options.engine, x, DENSE_CPU_DTYPES) != "cpu":
             return head(self(x))
         self._check_input(x)
         if self.out_features % head.k:
@@ -289,7 +310,7 @@ class LogicDense(GateLayer):
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"parametrization={self.parametrization!r}, forward={self.forward_mode!r}, "
+            f"parametrization={self.options.parametrization!r}, forward={self.options.forward!r}, "
             f"connections={self.connections!r}"
             + (f", candidates={self.candidates}" if self.learned else "")
             + (f", window={self.window}" if self.connections == "local" else "")
@@ -306,14 +327,14 @@ def stacked_scores(layers: list[LogicDense], x: torch.Tensor, head: GroupSum) ->
     if len(layers) < 2 or not torch.is_grad_enabled() or layers[-1].out_features % head.k:
         return None
     for layer in layers:
-        plain = not layer.learned and (layer.grad_factor == 1.0 or not layer.training)
-        if not plain or resolve_engine(layer.engine, x, DENSE_CPU_DTYPES) != "cpu":
+        plain = not layer.learned and (layer.options.grad_factor == 1.0 or not layer.training)
+        if not plain or resolve_engine(layer.options.engine, x, DENSE_CPU_DTYPES) != "cpu":
             return None
     layers[0]._check_input(x)
     from ..kernels import cpu
 
     wiring = [layer.wiring() for layer in layers]
-    param, dtype = layers[0].parametrization, compute_dtype(x.dtype)
+    param, dtype = layers[0].options.parametrization, compute_dtype(x.dtype)
     if all(_relaxed_in(layer, param, dtype) for layer in layers):  # the kernels make the coefficients
         weights = [layer.weight for layer in layers]
         return cpu.dense_stack(x, wiring, weights, head.k, head.tau, P.weight_basis(param, layers[0].weight))
@@ -323,8 +344,8 @@ def stacked_scores(layers: list[LogicDense], x: torch.Tensor, head: GroupSum) ->
 
 def _relaxed_in(layer: LogicDense, parametrization: str, dtype: torch.dtype) -> bool:
     """Whether ``layer`` trains relaxed gates of ``parametrization`` with weights in ``dtype``."""
-    relaxed = layer.training and layer.forward_mode == "relaxed"
-    return relaxed and layer.parametrization == parametrization and layer.weight.dtype == dtype
+    relaxed = layer.training and layer.options.forward == "relaxed"
+    return relaxed and layer.options.parametrization == parametrization and layer.weight.dtype == dtype
 
 
 @torch.no_grad()

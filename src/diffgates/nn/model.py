@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -11,7 +11,7 @@ from torch import nn
 from ..encode import ThermometerEncoder
 from ..errors import DiffgatesError
 from .conv import ConvSpec, LogicConv2d, block_shapes
-from .dense import LogicDense, sort_wiring, stacked_scores, wire_skip
+from .dense import GateOptions, LogicDense, sort_wiring, stacked_scores, wire_skip
 from .groupsum import GroupSum
 
 # dtype the dense layers store activations (and their gradients) in; None: the input's own
@@ -59,6 +59,18 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def gate_options(self, engine: str = "auto") -> GateOptions:
+        """The options every layer's gates take from this config, run on ``engine``."""
+        return GateOptions(
+            self.parametrization,
+            self.init,
+            self.residual_strength,
+            self.forward,
+            self.gumbel_scale,
+            self.grad_factor,
+            engine,
+        )
 
     def conv_input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) the first convolution sees: each image channel's thermometer
@@ -113,6 +125,7 @@ class LogicNet(nn.Module):
         # in training, the dense layers run in one tiled pass of the C kernels where they can
         # (nn.dense.stacked_scores); False keeps them layer by layer (to compare the two)
         self.stacked = True
+        options = c.gate_options(engine)
         self.encoder = ThermometerEncoder(c.encoder_bits, c.encoder_strategy, c.encoder_thresholds)
         in_features = c.n_features * self.encoder.n_bits
         convs = []
@@ -130,14 +143,8 @@ class LogicNet(nn.Module):
                     tree_channels=c.tree_channels,
                     pool=spec.pool,
                     pool_padding=spec.pool_padding,
-                    parametrization=c.parametrization,
-                    init=c.init,
-                    residual_strength=c.residual_strength,
+                    options=options,
                     seed=c.seed * 1000 + 500 + i,
-                    forward=c.forward,
-                    gumbel_scale=c.gumbel_scale,
-                    grad_factor=c.grad_factor,
-                    engine=engine,
                 )
                 convs.append(conv)
                 shape = conv.out_shape
@@ -168,19 +175,13 @@ class LogicNet(nn.Module):
                 LogicDense(
                     in_features + (len(skip) if last else 0),
                     width,
-                    parametrization=c.parametrization,
+                    options,
                     connections=c.connections,
                     candidates=c.candidates,
                     window=c.window,
                     groups=c.n_classes if i == len(c.widths) - 1 else 1,  # every class sees all inputs
                     window_order=head_order if i == 0 else None,
-                    init=c.init,
-                    residual_strength=c.residual_strength,
                     seed=c.seed * 1000 + i,
-                    forward=c.forward,
-                    gumbel_scale=c.gumbel_scale,
-                    grad_factor=c.grad_factor,
-                    engine=engine,
                 )
             )
             in_features = width
@@ -227,7 +228,7 @@ class LogicNet(nn.Module):
 
     def set_engine(self, engine: str) -> None:
         for layer in (*self.convs, *self.layers):
-            layer.engine = engine
+            layer.options = replace(layer.options, engine=engine)
 
     def first_layer_input(self, bits: torch.Tensor) -> torch.Tensor:
         """Encoded bits (batch, n_bits) -> the first layer's feature-major input (rows, batch).
