@@ -143,6 +143,9 @@ def test_gate_options_are_checked_once_and_shared_by_a_models_layers():
         ({"init": "zeros"}, "init must be one of"),
         ({"forward": "soft"}, "forward must be one of"),
         ({"engine": "gpu"}, "engine must be one of"),
+        ({"grad_factor": 0.0}, "grad_factor must be above 0"),
+        ({"gumbel_scale": float("nan")}, "gumbel_scale must be above 0"),
+        ({"residual_strength": float("inf")}, "residual_strength must be a finite number"),
     ):
         with pytest.raises(DiffgatesError, match=message):
             GateOptions(**bad)

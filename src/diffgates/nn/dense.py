@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -106,6 +107,11 @@ class GateOptions:
         P.check_choice("init", self.init, P.INITS)
         P.check_choice("forward", self.forward, FORWARDS)
         P.check_choice("engine", self.engine, ENGINES)
+        for name in ("gumbel_scale", "grad_factor"):
+            if not getattr(self, name) > 0:  # NaN too
+                raise DiffgatesError(f"{name} must be above 0, got {getattr(self, name)}.")
+        if self.residual_strength is not None and not math.isfinite(self.residual_strength):
+            raise DiffgatesError(f"residual_strength must be a finite number, got {self.residual_strength}.")
 
 
 class GateLayer(nn.Module):
