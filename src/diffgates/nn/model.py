@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from torch import nn
@@ -61,16 +61,10 @@ class ModelConfig:
         return asdict(self)
 
     def gate_options(self, engine: str = "auto") -> GateOptions:
-        """The options every layer's gates take from this config, run on ``engine``."""
-        return GateOptions(
-            self.parametrization,
-            self.init,
-            self.residual_strength,
-            self.forward,
-            self.gumbel_scale,
-            self.grad_factor,
-            engine,
-        )
+        """The options every layer's gates take from this config (its fields of the same names),
+        run on ``engine``."""
+        named = {f.name: getattr(self, f.name) for f in fields(GateOptions) if f.name != "engine"}
+        return GateOptions(**named, engine=engine)
 
     def conv_input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) the first convolution sees: each image channel's thermometer
