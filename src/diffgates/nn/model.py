@@ -33,11 +33,11 @@ class ModelConfig:
     connections: str = "unique"
     candidates: int = 8
     window: int = 64  # --connections local: how many neighbouring inputs a gate reads from
-    init: str = "residual"
-    residual_strength: float | None = None
-    forward: str = "relaxed"
-    gumbel_scale: float = 1.0
-    grad_factor: float = 1.0
+    init: str = GateOptions.init  # the gates' options default as a layer's (parametrization aside)
+    residual_strength: float | None = GateOptions.residual_strength
+    forward: str = GateOptions.forward
+    gumbel_scale: float = GateOptions.gumbel_scale
+    grad_factor: float = GateOptions.grad_factor
     activations: str = "float32"
     tau: float = 10.0
     seed: int = 0

@@ -36,8 +36,8 @@ def n_weights(parametrization: str) -> int:
 
 
 def init_weights(weight: torch.Tensor, parametrization: str, init: str, strength: float | None = None) -> None:
-    """Fill ``weight`` in place: residual (biased toward pass-through A) or plain Gaussian."""
-    check_choice("init", init, INITS)
+    """Fill ``weight`` in place: residual (biased toward pass-through A) or plain Gaussian
+    (``init``, checked with the rest of a layer's options by ``GateOptions``)."""
     with torch.no_grad():
         if init == "gaussian":
             weight.normal_()
