@@ -1,5 +1,7 @@
 """Logic-tree convolutions and OR pooling: fused == plain reference, unrolled circuit == model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from diffgates import DiffgatesError, load_model, save_model
 from diffgates.circuit.execute import predict_counts, run_numpy
 from diffgates.circuit.passes import optimize
 from diffgates.data.augment import augment_bits
-from diffgates.kernels import cpu
+from diffgates.kernels import cpu, logic_tree_conv
 from diffgates.kernels.reference import tree_reference
 from diffgates.kernels.torch_ops import or_pool2d, tree_torch
 from diffgates.nn import GateOptions, to_circuit
@@ -20,6 +22,12 @@ from diffgates.nn.conv import ConvSpec, LogicConv2d, OrPool2d
 from diffgates.nn.model import LogicNet, ModelConfig
 
 needs_c = pytest.mark.skipif(not cpu.available(), reason="needs a C compiler for the fused kernels")
+
+
+def _tree_conv(layer, x, c, engine):
+    """The layer's functional kernel on coefficients ``c``."""
+    s = layer.spec
+    return logic_tree_conv(x, layer.leaf_rows(), c, layer.conv_shape, s.pool, s.pool_padding, engine)
 
 
 def _reference(layer, x, w):
@@ -60,7 +68,7 @@ def test_fused_tree_and_pooling_equal_reference(
     torch.manual_seed(seed)
     w = layer.weight.detach().double().requires_grad_()
     x = torch.rand(layer.in_features, batch, dtype=torch.float64, requires_grad=True)
-    y = cpu.tree_conv(x, layer.pooled_rows(), P.relaxed_coefficients(w, param).view(kernels, -1, 4))
+    y = _tree_conv(layer, x, P.relaxed_coefficients(w, param).view(kernels, -1, 4), "cpu")
     y_ref = _reference(layer, x, w)
     assert_fused_equals_reference(y, y_ref, (x, w))
 
@@ -70,7 +78,7 @@ def test_fused_weight_gradient_without_input_gradient():
     layer = LogicConv2d((3, 10, 10), 5, 3, padding=1, pool=2, options=GateOptions("truth4", "gaussian"), seed=4)
     w = layer.weight.detach().double().requires_grad_()
     x = torch.rand(layer.in_features, 33, dtype=torch.float64)  # a first layer: its input needs no gradient
-    y = cpu.tree_conv(x, layer.pooled_rows(), P.relaxed_coefficients(w, "truth4").view(5, -1, 4))
+    y = _tree_conv(layer, x, P.relaxed_coefficients(w, "truth4").view(5, -1, 4), "cpu")
     g = torch.randn_like(y)
     torch.testing.assert_close(torch.autograd.grad(y, w, g)[0], torch.autograd.grad(_reference(layer, x, w), w, g)[0])
 
@@ -80,8 +88,29 @@ def test_torch_engine_equals_reference():
     x = torch.rand(layer.in_features, 9, dtype=torch.float64)
     w = layer.weight.detach().double()
     c = P.relaxed_coefficients(w, "softmax16").view(4, -1, 4)
-    y = or_pool2d(tree_torch(x, layer.leaf_rows(), c), layer.conv_shape, 2, 0)
+    y = _tree_conv(layer, x, c, "torch")
+    torch.testing.assert_close(y, or_pool2d(tree_torch(x, layer.leaf_rows(), c), layer.conv_shape, 2, 0))
     torch.testing.assert_close(y, _reference(layer, x, w))
+
+
+@needs_c
+def test_fused_engine_follows_new_wiring():
+    """The fused kernel's pooled leaf table is remembered for the layer's leaf rows; a layer that
+    takes other wiring (load_state_dict) must not run on the old table."""
+    opts = GateOptions("truth4", "gaussian")
+    layer, other = (LogicConv2d((2, 8, 8), 4, 3, padding=1, pool=2, options=opts, seed=s) for s in (6, 7))
+    x = torch.rand(layer.in_features, 9, dtype=torch.float64)
+
+    def on(engine):
+        layer.options = dataclasses.replace(layer.options, engine=engine)
+        return layer(x)
+
+    torch.testing.assert_close(on("cpu"), on("torch"))
+    expected = other(x)  # other's own wiring, on the fused kernel
+    assert not torch.allclose(on("cpu"), expected)
+    layer.load_state_dict(other.state_dict())
+    torch.testing.assert_close(on("cpu"), expected)
+    torch.testing.assert_close(on("torch"), expected)
 
 
 def test_or_pool_is_or_on_bits_and_routes_gradient_to_first_maximum():

@@ -359,6 +359,6 @@ def test_kernels_that_cannot_allocate_their_scratch_raise_memory_error(monkeypat
     conv = LogicConv2d((2, 6, 6), 3, 3, padding=1, pool=2, options=GateOptions("truth4", "gaussian"), seed=1)
     xc = torch.rand(conv.in_features, 5, requires_grad=True)
     c = P.relaxed_coefficients(conv.weight.detach(), "truth4").view(3, -1, 4)
-    out = cpu.tree_conv(xc, conv.pooled_rows(), c)
+    out = cpu.tree_conv(xc, cpu.pool_slots(conv.leaf_rows(), conv.conv_shape, 2), c)
     with pytest.raises(MemoryError, match="conv_backward"):
         out.sum().backward()

@@ -1,4 +1,5 @@
-"""Logic-layer kernels: a choice of engine behind one function.
+"""Logic-layer kernels: a choice of engine behind one function per layer kind (``logic_dense``,
+``logic_tree_conv``), as ``torch.nn.functional`` is to ``torch.nn``.
 
 - ``torch``: compact 4-term form in torch ops (any device; autograd backward).
 - ``cpu``: fused C kernels with OpenMP (forward + backward), built on first use; CPU tensors only.
@@ -14,7 +15,7 @@ import torch
 
 from .. import native
 from ..errors import DiffgatesError
-from .torch_ops import dense_torch
+from .torch_ops import dense_torch, or_pool2d, tree_torch
 
 ENGINES = ("auto", "torch", "cpu", "reference")
 CPU_DTYPES = (torch.float32, torch.float64)  # what every C kernel takes
@@ -63,3 +64,24 @@ def logic_dense(
 
         return cpu.dense(x, ia, ib, c)
     return dense_torch(x, ia, ib, c).to(x.dtype)  # bfloat16 in: computed in float32, stored back
+
+
+def logic_tree_conv(
+    x: torch.Tensor,
+    rows: torch.Tensor,
+    c: torch.Tensor,
+    shape: tuple[int, int, int],
+    pool: int = 1,
+    pool_padding: int = 0,
+    engine: str = "auto",
+) -> torch.Tensor:
+    """Relaxed logic-tree convolution with OR pooling on feature-major ``x`` (in, batch): the trees'
+    leaves read input rows ``rows`` (kernels, positions, leaves; -1 reads 0) of a map of ``shape``
+    (kernels, height, width), coefficients ``c`` (kernels, gates, 4); then ``pool`` x ``pool`` OR
+    pooling (max) with ``pool_padding``. Returns (kernels * pooled positions, batch)."""
+    if resolve_engine(engine, x) == "cpu":
+        from . import cpu
+
+        return cpu.tree_conv(x, cpu.pool_slots(rows, shape, pool, pool_padding), c)
+    y = tree_torch(x, rows, c)
+    return y if pool == 1 else or_pool2d(y, shape, pool, pool_padding)

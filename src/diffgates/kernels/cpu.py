@@ -13,6 +13,7 @@ import torch
 
 from .. import native
 from . import compute_dtype
+from .torch_ops import pool_windows
 
 _SOURCE = Path(__file__).with_name("logic_cpu.c")
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
@@ -51,9 +52,10 @@ def _call(name: str, dtype: torch.dtype, *args) -> None:
         raise MemoryError(f"the {name} kernel could not allocate its scratch buffers")
 
 
-def _cached(tensors: tuple[torch.Tensor, ...], n_in: int, build):
-    """``build()``, remembered for these index tensors (same objects, unmodified) and ``n_in``."""
-    key = (build.__name__, *(id(t) for t in tensors), *(t._version for t in tensors), n_in)
+def _cached(tensors: tuple[torch.Tensor, ...], extra, build):
+    """``build()``, remembered for these index tensors (same objects, unmodified) and ``extra``
+    (the hashable rest of what it depends on)."""
+    key = (build.__name__, *(id(t) for t in tensors), *(t._version for t in tensors), extra)
     hit = _REV_CACHE.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], tensors)):  # the cache holds them: ids stay unique
         return hit[1]
@@ -369,6 +371,19 @@ class _ConvFn(torch.autograd.Function):
             gx,
         )
         return gx, None, gc, None
+
+
+def pool_slots(rows: torch.Tensor, shape: tuple[int, int, int], pool: int, pool_padding: int = 0) -> torch.Tensor:
+    """What :func:`tree_conv` takes for the leaf rows ``rows`` (kernels, positions, leaves) of a
+    map of ``shape`` (kernels, height, width) pooled ``pool`` x ``pool``: int32 (kernels, pooled
+    positions, window slots, leaves), a slot outside the map -2 in every leaf. Remembered for
+    ``rows`` while it is unmodified."""
+
+    def slots() -> torch.Tensor:
+        windows = pool_windows(rows.view(*shape, rows.shape[-1]), pool, pool_padding, -2)
+        return windows.to(torch.int32).contiguous()
+
+    return _cached((rows,), (tuple(shape), pool, pool_padding), slots)
 
 
 def tree_conv(x: torch.Tensor, idx: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import DiffgatesError
-from ..kernels import resolve_engine
+from ..kernels import logic_tree_conv
 from ..kernels.reference import tree_reference
-from ..kernels.torch_ops import or_pool2d, pool_windows, tree_torch
+from ..kernels.torch_ops import or_pool2d
 from . import parametrization as P
 from .dense import GateLayer, GateOptions
 
@@ -199,13 +199,9 @@ class LogicConv2d(GateLayer):
         self._reset_weights()
 
     def leaf_rows(self) -> torch.Tensor:
-        """(kernels, positions, leaves) input row of every leaf of the unpooled map; -1 reads 0."""
+        """(kernels, positions, leaves) input row of every leaf of the unpooled map; -1 reads 0.
+        The same tensor while the wiring stays (the fused kernel's pooled table is kept for it)."""
         return self._derived("rows", _compute_rows)
-
-    def pooled_rows(self) -> torch.Tensor:
-        """int32 (kernels, pooled positions, window slots, leaves) for the fused kernel; a slot
-        outside the map has -2 in every leaf."""
-        return self._derived("pooled", _compute_pooled)
 
     def _derived(self, name: str, compute) -> torch.Tensor:
         """Index tables computed from the wiring buffers, recomputed when they change (load, .to)."""
@@ -231,17 +227,12 @@ class LogicConv2d(GateLayer):
                 f"for {self.in_shape}, got {tuple(x.shape)}."
             )
         x = self._scaled_input(x)
-        pool = self.spec.pool
+        pool, pad = self.spec.pool, self.spec.pool_padding
         if self._on_reference():
             y = tree_reference(x, self.leaf_rows(), self.weight.to(x.dtype), self.options.parametrization)
-        else:
-            c = self.coefficients().to(x.dtype)
-            if resolve_engine(self.options.engine, x) == "cpu":
-                from ..kernels import cpu
-
-                return cpu.tree_conv(x, self.pooled_rows(), c)
-            y = tree_torch(x, self.leaf_rows(), c)
-        return y if pool == 1 else or_pool2d(y, self.conv_shape, pool, self.spec.pool_padding)
+            return y if pool == 1 else or_pool2d(y, self.conv_shape, pool, pad)
+        engine = "torch" if self.options.engine == "reference" else self.options.engine
+        return logic_tree_conv(x, self.leaf_rows(), self.coefficients().to(x.dtype), self.conv_shape, pool, pad, engine)
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -264,12 +255,6 @@ def _compute_rows(layer: LogicConv2d) -> torch.Tensor:
     inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
     rows = layer.leaf_channel.view(-1, 1, 1, layer.n_leaves) * (h * w) + iy * w + ix
     return torch.where(inside, rows, -1).view(layer.kernels, ho * wo, layer.n_leaves)
-
-
-def _compute_pooled(layer: LogicConv2d) -> torch.Tensor:
-    rows = layer.leaf_rows().view(*layer.conv_shape, layer.n_leaves)
-    slots = pool_windows(rows, layer.spec.pool, layer.spec.pool_padding, -2)
-    return slots.to(torch.int32).contiguous()
 
 
 class OrPool2d(nn.Module):
