@@ -36,10 +36,12 @@ wheel-test: $(STAMP)
 	python3 -m venv $(WHEEL_VENV)
 	$(WHEEL_VENV)/bin/python -m pip install -q -c constraints.txt "$$(ls build/dist/diffgates-*.whl)[hw]"
 	mkdir -p build/wheel-run
-	cd build/wheel-run && ../wheel-venv/bin/python -c "import diffgates, pathlib, sys; \
+	cd build/wheel-run && ../wheel-venv/bin/python -c "import diffgates, importlib.metadata; \
 		from diffgates.circuit import program; \
 		assert 'site-packages' in diffgates.__file__, diffgates.__file__; \
+		assert importlib.metadata.version('diffgates') == diffgates.__version__, 'the wheel has another version'; \
 		assert program.available(), 'the native executor did not build from the wheel'"
+	cd build/wheel-run && ../wheel-venv/bin/diffgates --version
 	cd build/wheel-run && ../wheel-venv/bin/diffgates train --dataset digits --epochs 5 --widths 1000,1000 --parametrization softmax16 --quiet --out run
 	cd build/wheel-run && ../wheel-venv/bin/python -m diffgates compile run --vectors 500
 	cd build/wheel-run && ../wheel-venv/bin/diffgates verify run/export

@@ -237,3 +237,13 @@ def test_28_by_28_data_gets_the_fashion_recipe_where_options_leave_it_out(tmp_pa
     assert (cfg.encoder_bits, cfg.tau, cfg.widths, cfg.epochs) == (3, 5.0, [100], 1)  # given options win
     assert main(["train", *TINY, "--out", str(tmp_path / "digits")]) == 0  # 64 features: the usual defaults
     assert TrainConfig.from_run(tmp_path / "digits").encoder_bits == 4
+
+
+def test_version_is_the_packages(capsys):
+    import importlib.metadata
+
+    import diffgates
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"diffgates {diffgates.__version__}"
+    assert importlib.metadata.version("diffgates") == diffgates.__version__  # pyproject reads it from the package

@@ -14,6 +14,7 @@ import threading
 from dataclasses import fields
 from pathlib import Path
 
+from . import __version__
 from .bench import INFER_IMPLS, TRAIN_IMPLS
 from .config import TrainConfig
 from .errors import DiffgatesError, InternalError
@@ -640,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train logic gate networks by gradient descent and ship them as circuits.",
     )
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"diffgates {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
