@@ -7,13 +7,12 @@ The package as of BASE_REV (git archive) and as in the working tree each run in 
 subprocess, in alternating rounds, on one thread: a random 784 -> 6 x width network (the same seed
 in both), checked against the numpy oracle, then timed from an encoded bit matrix and, where the
 version has them, from the same bits packed eight a byte (``program.run_packed``) and from float32
-and uint8 raw features (``program.run_features``). With
-``--circuit``: that trained circuit instead, timed from the Fashion-MNIST test images as uint8
-pixels (tiled to ``--samples``), and one image a call (its images/s: calls per second). Each
-round reports the best of three timings (of 300 for single images); the output (JSON)
-holds the median over rounds per version and the ratio of the working tree to the base. CPU time
-of the worker is reported beside wall time, since on a shared machine it is the steadier of the
-two.
+and uint8 raw features (``program.run_features``). With ``--circuit``: that trained circuit
+instead, timed from the Fashion-MNIST test images as uint8 pixels and as float32 features scaled
+to [0, 1] (tiled to ``--samples``), and one image a call (its images/s: calls per second). Each
+round reports the best of three timings (of 300 for single images); the output (JSON) holds the
+median over rounds per version and the ratio of the working tree to the base. CPU time of the
+worker is reported beside wall time, since on a shared machine it is the steadier of the two.
 """
 
 from __future__ import annotations
@@ -52,7 +51,10 @@ def worker(width: int, samples: int, circuit_path: str = "") -> dict:
         images = read_idx(find_idx_dir("fashion-mnist", None) / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
         pixels = np.ascontiguousarray(np.resize(images, (samples, 784)))
         expected = run_numpy(circuit, encode_bits(circuit, pixels[:2000]))
+        scaled = pixels.astype(np.float32) / 255  # the float32 features load_dataset gives
+        expected_scaled = run_numpy(circuit, encode_bits(circuit, scaled[:2000]))
         jobs = {"uint8": lambda: program.run_features(prog, pixels, 1)}
+        jobs["float32"] = lambda: program.run_features(prog, scaled, 1)
         jobs["uint8, one image a call"] = lambda: program.run_features(prog, pixels[:1], 1)
     else:
         bits = np.random.default_rng(1).integers(0, 2, (samples, 784), dtype=np.uint8)
@@ -69,7 +71,8 @@ def worker(width: int, samples: int, circuit_path: str = "") -> dict:
     out = {}
     for kind, job in jobs.items():
         got = job()
-        if not np.array_equal(got[:2000], expected[: len(got)]):
+        want = expected_scaled if kind == "float32" else expected
+        if not np.array_equal(got[:2000], want[: len(got)]):
             raise SystemExit(f"wrong counts from {kind}")
         calls = 3 if len(got) > 1 else 300  # one image a call: its latency, best of many calls
         wall, cpu = [], []

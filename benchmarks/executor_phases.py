@@ -4,8 +4,9 @@
 
 Runs an instrumented build of ``circuit/executor.c`` (``PHASES``: each block's phases timed with
 the wall clock, a few nanoseconds a block) on a random 784 -> 6 x width network, from the
-encoded bits a byte each (``program.run``) and packed eight a byte (``program.run_packed``),
-after checking its counts against the numpy oracle. Each round runs every input three times and
+encoded bits a byte each (``program.run``), packed eight a byte (``program.run_packed``) and as
+uint8 and float32 features (``program.run_features``), after checking its counts against the
+numpy oracle. Each round runs every input three times and
 gives nanoseconds an image per phase (summed over the threads' blocks, so with more than one
 thread they are thread time); the output (JSON) holds the median over rounds. The build is the
 one the package picks for the network (with or without the next block's prefetches).
@@ -50,6 +51,8 @@ def main() -> None:
     inputs = {
         "bits": (program.run, kept),
         "packed bits": (program.run_packed, np.packbits(kept, axis=1, bitorder="little")),
+        "uint8 features": (program.run_features, bits),
+        "float32 features": (program.run_features, bits.astype(np.float32)),
     }
     native.load = instrumented
     try:

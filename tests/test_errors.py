@@ -243,3 +243,25 @@ def test_with_the_cache_off_the_builds_go_when_the_process_ends(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     scratch = Path(r.stdout.strip())
     assert scratch.name.startswith("diffgates-") and not scratch.exists()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_executor_refuses_a_non_finite_feature_wherever_it_is(bad):
+    """The executor's kernel checks every float32 feature as it packs them (instead of a pass of
+    its own over the input): one bad value is refused in a full tile of 64 rows (8 x 8 blocks),
+    in the features past the last whole block of 8, in a last partial tile, in a feature the
+    circuit does not read, and in float64 input."""
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    c = random_circuit(5, n_features=21, n_inputs=60, n_gates=200, n_classes=3, group=20)
+    prog = program.prepare(c)
+    x = np.random.default_rng(5).normal(size=(1100, 21)).astype(np.float32)  # 2 blocks and 76 rows
+    assert np.array_equal(program.run_features(prog, x, 2), predict_counts(c, x, engine="numpy"))
+    unread = sorted(set(range(21)) - set(c.in_feature.tolist()))
+    for row, col in [(0, 0), (700, 7), (300, 20), (1070, 3), (1099, 12), (40, unread[0])]:
+        for dtype in (np.float32, np.float64):
+            y = x.astype(dtype)
+            y[row, col] = bad
+            with pytest.raises(DiffgatesError, match="NaN or infinite"):
+                program.run_features(prog, y, 2)

@@ -6,9 +6,13 @@ import numpy as np
 
 from .errors import DiffgatesError
 
+NONFINITE = "input contains NaN or infinite values; clean or impute them first."
 
-def check_features(x, n_features: int | None) -> None:
-    """Raise a clear error for inputs that no encoder can take."""
+
+def check_features(x, n_features: int | None, finite: bool = True) -> None:
+    """Raise a clear error for inputs that no encoder can take. ``finite=False`` leaves out the
+    check for NaN and infinite values, for a caller whose kernel checks every value as it reads it
+    (and raises :data:`NONFINITE` itself)."""
     shape = tuple(x.shape)
     if len(shape) != 2:
         raise DiffgatesError(f"expected a 2-d array (samples, features), got shape {shape}.")
@@ -18,6 +22,8 @@ def check_features(x, n_features: int | None) -> None:
         return
     if isinstance(x, np.ndarray) and x.dtype.kind != "f":
         raise DiffgatesError(f"expected numbers as features, got an array of {x.dtype}.")
-    finite = x.isfinite().all() if hasattr(x, "isfinite") else np.isfinite(x).all()  # a torch tensor, or numpy
-    if not bool(finite):
-        raise DiffgatesError("input contains NaN or infinite values; clean or impute them first.")
+    if not finite:
+        return
+    ok = x.isfinite().all() if hasattr(x, "isfinite") else np.isfinite(x).all()  # a torch tensor, or numpy
+    if not bool(ok):
+        raise DiffgatesError(NONFINITE)

@@ -285,25 +285,39 @@ static inline uint64_t byte_column_bits(const uint8_t *col, int v) {
 
 /* The features of rows r .. r + rows - 1 as float32 columns of 64: col[64 f + s] is feature f of
  * row r + s (0 past the last row: those samples are never counted); the `ahead` rows after the 64
- * are prefetched. */
-static void feature_columns(const source *src, int64_t r, int rows, float *col, int64_t ahead) {
+ * are prefetched. Returns whether any of the rows' features is NaN or infinite (x - x is not 0:
+ * checked here, where every feature passes through registers once, instead of by a pass of its
+ * own over the whole input, which took longer than the executor). */
+static int feature_columns(const source *src, int64_t r, int rows, float *col, int64_t ahead) {
     const int64_t nf = src->n_features;
     int64_t f0 = 0;
+    int nonfinite = 0;
 #if defined(__AVX2__)
-    if (rows == 64) /* 8 x 8 blocks; the last nf % 8 features below */
+    if (rows == 64) { /* 8 x 8 blocks; the last nf % 8 features below */
+        __m256 diff = _mm256_setzero_ps(); /* the bits of every x - x: +0 where all are finite */
         for (; f0 + 8 <= nf; f0 += 8) {
             prefetch_slice((const char *)src->x + (r + 64) * nf * 4, ahead * nf * 4, f0 / 8, nf / 8);
             for (int s0 = 0; s0 < 64; s0 += 8) {
                 __m256 R[8];
                 columns8(src, r + s0, f0, R);
-                for (int i = 0; i < 8; i++) _mm256_storeu_ps(col + 64 * (f0 + i) + s0, R[i]);
+                for (int i = 0; i < 8; i++) {
+                    _mm256_storeu_ps(col + 64 * (f0 + i) + s0, R[i]);
+                    diff = _mm256_or_ps(diff, _mm256_sub_ps(R[i], R[i]));
+                }
             }
         }
+        nonfinite = !_mm256_testz_si256(_mm256_castps_si256(diff), _mm256_castps_si256(diff));
+    }
 #endif
-    if (f0 == nf) return;
+    if (f0 == nf) return nonfinite;
     memset(col + 64 * f0, 0, sizeof(float) * 64 * (size_t)(nf - f0));
     for (int s = 0; s < rows; s++)
-        for (int64_t f = f0; f < nf; f++) col[64 * f + s] = feature_at(src, r + s, f);
+        for (int64_t f = f0; f < nf; f++) {
+            const float v = feature_at(src, r + s, f);
+            col[64 * f + s] = v;
+            nonfinite |= v - v != 0.0f;
+        }
+    return nonfinite;
 }
 
 /* Bit s set where column value s (of 64) exceeds t. */
@@ -404,12 +418,13 @@ static void pack_bits(const source *src, int64_t n_rows, int64_t row0, vec *S, t
 /* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in): from bits (pack_bits), or from
  * raw features, a CBLOCK part of each signal at a time: 64 rows at a time as columns (col), each
  * input's 64 bits from one column's compares, kept in order (words), then each signal's part
- * stored whole. */
-static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, uint64_t *words, float *col) {
+ * stored whole. Returns whether a float32 feature of the block is NaN or infinite. */
+static int pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, uint64_t *words, float *col) {
     const int64_t n_in = src->n_in;
+    int nonfinite = 0;
     if (src->kind == 0 || src->kind == 3) { /* bits */
         pack_bits(src, n_rows, row0, S, (tile *)words);
-        return;
+        return 0;
     }
     const uint8_t *bytes = (const uint8_t *)col;
     for (int part = 0; part < PARTS; part++) {
@@ -422,7 +437,7 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
                 for (int64_t j = 0; j < n_in; j++)
                     out[j] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
             } else {
-                feature_columns(src, r, rows, col, ahead);
+                nonfinite |= feature_columns(src, r, rows, col, ahead);
                 for (int64_t j = 0; j < n_in; j++)
                     out[j] = column_bits(col + 64 * (int64_t)src->feature[j], src->threshold[j]);
             }
@@ -433,6 +448,7 @@ static void pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, 
             ((cvec *)&S[j])[part] = v;
         }
     }
+    return nonfinite;
 }
 
 #define WORD vec
@@ -696,7 +712,8 @@ void executor_phases(double *seconds, int64_t *rows) {
 
 /* Inputs (x: see source; feature and threshold only for kinds 1 and 2) go to slots 0 .. n_in - 1;
  * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
- * plus out_offset[c]. Returns 0, or -1 when memory runs out. counts: (n_rows, n_classes) int32. */
+ * plus out_offset[c]. Returns 0, -1 when memory runs out, or -2 when a float32 feature is NaN or
+ * infinite (the counts then mean nothing). counts: (n_rows, n_classes) int32. */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
                 const float *threshold, int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
                 const void *slots, const int32_t *out_idx,
@@ -739,7 +756,7 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         layout = &rows_layout;
     }
 #endif
-    int failed = 0;
+    int failed = 0, nonfinite = 0;
     #pragma omp parallel num_threads(threads)
     {
         vec *S = aligned_alloc(64, sizeof(vec) * n_slots);
@@ -770,7 +787,10 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             const char *ahead;
             const int64_t step = block_lines_step(&ahead, (const char *)x, row_bytes, n_rows, next, n_ops, max_lines);
             PHASE_MARK(t0)
-            pack_block(&src, n_rows, row0, S, words, col);
+            if (pack_block(&src, n_rows, row0, S, words, col)) {
+                #pragma omp atomic write
+                nonfinite = 1;
+            }
             PHASE_MARK(t1)
             eval_runs(S, run_op, run_len, n_runs, slots, ahead, step);
             PHASE_MARK(t2)
@@ -790,5 +810,5 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
     }
     free(least);
     free(parts_idx);
-    return failed ? -1 : 0;
+    return failed ? -1 : nonfinite ? -2 : 0;
 }

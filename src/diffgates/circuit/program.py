@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import gates, native
 from ..errors import DiffgatesError
-from ..features import check_features
+from ..features import NONFINITE, check_features
 from .graph import levels, live_signals
 from .ir import Circuit
 
@@ -301,9 +301,10 @@ _FEATURE_KINDS = {np.dtype(np.uint8): 1, np.dtype(np.float32): 2}
 def run_features(program: Program, x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Class counts (batch, n_classes) int32 from raw features (batch, n_features), encoded inside
     the kernel while the bits are packed: no bit matrix is made. uint8 and float32 features are
-    read as they are; other types are converted to float32 first (the encoder's compare)."""
+    read as they are; other types are converted to float32 first (the encoder's compare). The
+    kernel refuses NaN and infinite values as it reads them."""
     x = np.asarray(x)
-    check_features(x, program.n_features)
+    check_features(x, program.n_features, finite=False)
     kind = _FEATURE_KINDS.get(x.dtype, 2)
     x = np.ascontiguousarray(x, dtype=x.dtype if kind == 1 else np.float32)
     return _run(program, x, kind, threads)
@@ -360,6 +361,8 @@ def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.
         _p(counts),
         ctypes.c_int(threads),
     )
+    if rc == -2:
+        raise DiffgatesError(NONFINITE)
     if rc != 0:
         raise MemoryError("the circuit executor could not allocate its signal buffers")
     return counts
