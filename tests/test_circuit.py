@@ -519,3 +519,33 @@ def test_count_plan_skips_constant_outputs_and_absorbs_output_inverters():
     assert prog.n_gates == 1  # NOT_B; constants, free inverters and the AND that cancelled are gone
     bits = EIGHT_PATTERNS
     assert np.array_equal(program.run(prog, bits), run_numpy(c, bits))
+
+
+def test_float32_features_go_through_their_level_among_the_thresholds():
+    """With AVX-512 the executor turns each float32 feature into its level (how many of the
+    circuit's distinct thresholds for that feature it exceeds, a byte) and input j into level >=
+    rank[j]: Program.levels must make that x > threshold for values on, just around and between
+    the thresholds (duplicates, -0.0 beside 0.0); the counts then equal the oracle's. A feature
+    with more than 255 thresholds (no byte holds its level) goes through float columns."""
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    rng = np.random.default_rng(7)
+    c = random_circuit(7, n_features=37, n_inputs=300, n_gates=400, n_classes=3, group=40)
+    c = c.replace(in_threshold=rng.choice([-1.5, -0.0, 0.0, 0.25, 2.0, 7.0], c.n_inputs).astype(np.float32))
+    prog = program.prepare(c)
+    table, at, rank = prog.levels
+    t = prog.in_threshold
+    values = np.unique(np.r_[t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf), -9.0, 9.0]).astype(np.float32)
+    f = prog.in_feature
+    for v in values:
+        level = np.array([(v > table[at[g] : at[g + 1], i]).sum() for g, i in map(divmod, range(37), [16] * 37)])
+        assert np.array_equal(level[f] >= rank, v > t), v
+    x = rng.choice(values, (1100, 37))
+    for dtype in (np.float32, np.float64):
+        assert np.array_equal(program.run_features(prog, x.astype(dtype), 2), run_numpy(c, encode_bits(c, x)))
+
+    many = c.replace(in_feature=np.zeros(c.n_inputs, dtype=np.int64), in_threshold=np.linspace(-2, 8, c.n_inputs))
+    prog = program.prepare(many)
+    assert prog.levels is None
+    assert np.array_equal(program.run_features(prog, x, 2), run_numpy(many, encode_bits(many, x)))

@@ -6,7 +6,9 @@
  * AVX-512). Each gate's four slot numbers (three read, one written) come as one 64-bit word, or
  * as four int32 in the WIDE_SLOTS build for buffers of more than 65,536 slots. Per block: pack
  * input bits, a byte each or eight a byte (64x64 bit-matrix transposes), or encode raw uint8 /
- * float32 features straight into them (compares on feature columns), evaluate the runs, then
+ * float32 features straight into them (compares on feature columns; with AVX-512, float32
+ * features first become one byte each, their level among the circuit's thresholds), evaluate the
+ * runs, then
  * count each class's output bits with a Harley-Seal carry-save adder tree and spread the bit
  * planes into per-sample counters; packing and counting go a CBLOCK part of each signal at a
  * time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in the AHEAD
@@ -174,6 +176,8 @@ typedef struct {
     const int32_t *feature;
     const float *threshold;
     const int16_t *least;
+    const float *levels;     /* float32 through levels (LEVELS): see level_rows */
+    const int32_t *level_at;
 } source;
 
 /* The smallest byte value above t (x > t in float32 for integer x), 256 where none is. */
@@ -239,11 +243,9 @@ static inline void prefetch_slice(const char *p, int64_t n, int64_t i, int64_t s
     for (int64_t b = (n * i / slices) & ~63LL; b < n * (i + 1) / slices; b += 64) __builtin_prefetch(p + b);
 }
 
-/* The uint8 features of rows r .. r + rows - 1 as byte columns of 64: col[64 f + s] is feature f
- * of row r + s (0 past the last row); the `ahead` rows after the 64 are prefetched. */
-static void byte_columns(const source *src, int64_t r, int rows, uint8_t *col, int64_t ahead) {
-    const int64_t nf = src->n_features;
-    const uint8_t *x = (const uint8_t *)src->x + r * nf;
+/* The `rows` rows of nf uint8 features from x as byte columns of 64: col[64 f + s] is feature f
+ * of row s (0 past the last row); the `ahead` rows after the 64 are prefetched. */
+static void byte_columns(const uint8_t *x, int64_t nf, int rows, uint8_t *col, int64_t ahead) {
     int64_t f0 = 0;
 #if defined(__SSE2__)
     if (rows == 64) /* 16 x 16 blocks; the last nf % 16 features below */
@@ -415,6 +417,50 @@ static void pack_bits(const source *src, int64_t n_rows, int64_t row0, vec *S, t
     }
 }
 
+#if defined(__AVX512BW__)
+#define LEVELS 1
+#define LV_ROWS 8   /* rows compared with a group's thresholds while they sit in registers */
+#define LV_AHEAD 16 /* rows ahead whose line of the group is prefetched (the hardware prefetcher
+                     * follows 8 streams poorly: 1.4-1.6x slower without) */
+/* Float32 rows r .. r + rows - 1 as one byte a feature, its level: how many of the circuit's
+ * thresholds for that feature (sorted, distinct, at most 255: Program.levels) the value exceeds,
+ * so that input j (feature f, threshold of rank k among f's) is level >= k, and the uint8 path
+ * (byte columns, one compare of 64 samples an input) packs the bits: float columns cost a
+ * transpose and four compares where bytes cost a quarter of each. LV_ROWS rows at a time, along
+ * the rows, each group of 16 features compared with its thresholds (levels + 16 level_at[g]
+ * ..: 16 floats each, +inf past a feature's last). Returns whether a value is NaN or infinite. */
+static int level_rows(const source *src, int64_t r, int rows, uint8_t *lv) {
+    const int64_t nf = src->n_features, groups = (nf + 15) / 16;
+    const float *x = (const float *)src->x + r * nf;
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 diff = _mm512_setzero_ps();
+    for (int s0 = 0; s0 < rows; s0 += LV_ROWS) {
+        const int n = rows - s0 < LV_ROWS ? rows - s0 : LV_ROWS;
+        for (int64_t g = 0; g < groups; g++) {
+            const __mmask16 lanes = nf - 16 * g >= 16 ? 0xFFFF : (__mmask16)((1u << (nf - 16 * g)) - 1);
+            const float *t = src->levels + 16 * (int64_t)src->level_at[g];
+            const int m = src->level_at[g + 1] - src->level_at[g];
+            __m512 v[LV_ROWS];
+            __m512i level[LV_ROWS];
+            for (int k = 0; k < LV_ROWS; k++) {
+                __builtin_prefetch(x + (s0 + LV_AHEAD + k) * nf + 16 * g);
+                v[k] = k < n ? _mm512_maskz_loadu_ps(lanes, x + (s0 + k) * nf + 16 * g) : _mm512_setzero_ps();
+                diff = _mm512_or_ps(diff, _mm512_sub_ps(v[k], v[k]));
+                level[k] = _mm512_setzero_si512();
+            }
+            for (int i = 0; i < m; i++) {
+                const __m512 ti = _mm512_loadu_ps(t + 16 * i);
+                for (int k = 0; k < LV_ROWS; k++)
+                    level[k] = _mm512_mask_add_epi32(level[k], _mm512_cmp_ps_mask(v[k], ti, _CMP_GT_OQ), level[k], one);
+            }
+            for (int k = 0; k < n; k++) /* vpmovdb into a register: to memory it is microcoded on Zen 4 */
+                _mm_mask_storeu_epi8(lv + (s0 + k) * nf + 16 * g, lanes, _mm512_cvtepi32_epi8(level[k]));
+        }
+    }
+    return _mm512_test_epi32_mask(_mm512_castps_si512(diff), _mm512_castps_si512(diff)) != 0;
+}
+#endif
+
 /* Input bits of samples [row0, row0 + BLOCK) into S[0 .. n_in): from bits (pack_bits), or from
  * raw features, a CBLOCK part of each signal at a time: 64 rows at a time as columns (col), each
  * input's 64 bits from one column's compares, kept in order (words), then each signal's part
@@ -432,10 +478,19 @@ static int pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, u
             const int64_t r = row0 + CBLOCK * part + 64 * w;
             const int rows = rows_from(n_rows, r), ahead = rows_from(n_rows, r + 64);
             uint64_t *out = words + w * n_in;
+            const int64_t nf = src->n_features;
             if (src->kind == 1) {
-                byte_columns(src, r, rows, (uint8_t *)col, ahead);
+                byte_columns((const uint8_t *)src->x + r * nf, nf, rows, (uint8_t *)col, ahead);
                 for (int64_t j = 0; j < n_in; j++)
                     out[j] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
+#ifdef LEVELS
+            } else if (src->levels != NULL) {
+                uint8_t *lv = (uint8_t *)col + 64 * (nf + 1); /* the rows' levels, after the columns */
+                nonfinite |= level_rows(src, r, rows, lv);
+                byte_columns(lv, nf, rows, (uint8_t *)col, 0);
+                for (int64_t j = 0; j < n_in; j++)
+                    out[j] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
+#endif
             } else {
                 nonfinite |= feature_columns(src, r, rows, col, ahead);
                 for (int64_t j = 0; j < n_in; j++)
@@ -715,7 +770,8 @@ void executor_phases(double *seconds, int64_t *rows) {
  * plus out_offset[c]. Returns 0, -1 when memory runs out, or -2 when a float32 feature is NaN or
  * infinite (the counts then mean nothing). counts: (n_rows, n_classes) int32. */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
-                const float *threshold, int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
+                const float *threshold, const float *levels, const int32_t *level_at, const int16_t *level_rank,
+                int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
                 const void *slots, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
                 int threads) {
@@ -734,7 +790,14 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
         for (int64_t i = 0; i < n_idx; i++) parts_idx[i] = PARTS * out_idx[i];
         out_idx = parts_idx;
     }
-    const source src = {x, x_kind, n_in, n_features, feature, threshold, least};
+#ifdef LEVELS
+    const int use_levels = x_kind == 2 && levels != NULL;
+#else
+    const int use_levels = 0;
+    (void)level_at;
+#endif
+    const source src = {x, x_kind, n_in, n_features, feature, threshold, use_levels ? level_rank : least,
+                        use_levels ? levels : NULL, level_at};
     static int ready = 0;
     if (!ready) {
         init_spread();

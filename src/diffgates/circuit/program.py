@@ -54,6 +54,36 @@ class Program:
         dtype = np.uint16 if self.n_slots <= 1 << 16 else np.int32
         return np.ascontiguousarray(np.stack([self.a, self.b, self.c, self.dst], 1), dtype=dtype)
 
+    @cached_property
+    def levels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """How the kernel encodes float32 features: each feature's distinct thresholds, sorted, so
+        that a value becomes its level (how many of them it exceeds, one byte) and input j is
+        level >= rank[j] (the rank, from 1, of its threshold among its feature's). (thresholds
+        float32 (vectors, 16): for each group of 16 features as many vectors as its features
+        have thresholds at most, lane i the next threshold of feature 16 g + i or +inf; at int32
+        (groups + 1,): group g's first vector; rank int16 (inputs,)). None where a feature has
+        more than 255 thresholds (a byte holds no such level)."""
+        nf, f, t = self.n_features, self.in_feature.astype(np.int64), self.in_threshold
+        order = np.lexsort((t, f))
+        fs, ts = f[order], t[order]
+        new = np.r_[True, (fs[1:] != fs[:-1]) | (ts[1:] != ts[:-1])] if len(fs) else np.zeros(0, bool)
+        uf, ut = fs[new], ts[new]  # distinct (feature, threshold) pairs, sorted
+        per = np.bincount(uf, minlength=nf)
+        if len(per) and per.max() > 255:
+            return None
+        first = np.r_[0, np.cumsum(per)[:-1]]  # each feature's first pair
+        pos = np.arange(len(uf)) - first[uf]
+        rank = np.empty(len(f), dtype=np.int16)
+        rank[order] = (pos + 1)[np.cumsum(new) - 1]
+        groups = -(-nf // 16)
+        table = np.full((groups * 16, max(int(per.max(initial=0)), 1)), np.inf, dtype=np.float32)
+        table[uf, pos] = ut
+        m = np.r_[per, np.zeros(groups * 16 - nf, np.int64)].reshape(groups, 16).max(1)
+        at = np.r_[0, np.cumsum(m)].astype(np.int32)
+        vectors = [table[16 * g : 16 * g + 16, : m[g]].T for g in range(groups)]
+        thresholds = np.ascontiguousarray(np.concatenate(vectors) if vectors else np.zeros((0, 16)), np.float32)
+        return thresholds, at, rank
+
 
 def count_plan(circuit: Circuit) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """How the class counts read the circuit: per class the signals counted as they are, the
@@ -258,8 +288,8 @@ def available() -> bool:
     return native.available(_SOURCE)
 
 
-def _p(array: np.ndarray) -> ctypes.c_void_p:
-    return ctypes.c_void_p(array.ctypes.data)
+def _p(array: np.ndarray | None) -> ctypes.c_void_p:
+    return ctypes.c_void_p(None if array is None else array.ctypes.data)
 
 
 def check_threads(threads) -> int:
@@ -338,6 +368,8 @@ def library_for(program: Program, n_rows: int):
 def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.ndarray:
     threads = check_threads(threads)
     lib = library_for(program, x.shape[0])
+    levels = program.levels if kind == 2 else None
+    thresholds, level_at, rank = levels if levels is not None else (None, None, None)
     counts = np.empty((x.shape[0], program.n_classes), dtype=np.int32)  # every count is written
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
@@ -348,6 +380,9 @@ def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.
         i64(program.n_features),
         _p(program.in_feature),
         _p(program.in_threshold),
+        _p(thresholds),
+        _p(level_at),
+        _p(rank),
         i64(program.n_slots),
         _p(program.run_op),
         _p(program.run_len),
