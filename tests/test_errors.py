@@ -68,6 +68,9 @@ def test_the_model_takes_arrays_and_empty_batches(engine, conv):
             empty.sum().backward()
             assert all(p.grad is None or not p.grad.any() for p in model.parameters())
     assert model.counts(torch.zeros(0, 64)).shape == (0, 2)
+    circuit = to_circuit(model)  # and the circuit, on the executor and on the numpy oracle
+    for how in ("native", "numpy"):
+        assert predict_counts(circuit, x[:0], engine=how).shape == (0, 2)
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,8 @@ def unpack_bits(words: np.ndarray, batch: int) -> np.ndarray:
 
 def group_counts(out_bits: np.ndarray, n_classes: int) -> np.ndarray:
     """(batch, n_outputs) bits -> (batch, n_classes) int64 counts."""
-    batch = out_bits.shape[0]
-    return out_bits.reshape(batch, n_classes, -1).sum(-1, dtype=np.int64)
+    batch, n_outputs = out_bits.shape
+    return out_bits.reshape(batch, n_classes, n_outputs // n_classes).sum(-1, dtype=np.int64)
 
 
 def run_numpy(circuit: Circuit, bits: np.ndarray) -> np.ndarray:
