@@ -7,13 +7,12 @@
  * as four int32 in the WIDE_SLOTS build for buffers of more than 65,536 slots. Per block: pack
  * input bits, a byte each or eight a byte (64x64 bit-matrix transposes), or encode raw uint8 /
  * float32 features straight into them (compares on feature columns; with AVX-512, float32
- * features first become one byte each, their level among the circuit's thresholds), evaluate the
- * runs, then
- * count each class's output bits with a Harley-Seal carry-save adder tree and spread the bit
- * planes into per-sample counters; packing and counting go a CBLOCK part of each signal at a
- * time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in the AHEAD
- * build the gates prefetch the next block's input rows; the PHASES build times each block's
- * phases (benchmarks/executor_phases.py). */
+ * features first become one byte each, their level among the circuit's thresholds), evaluate
+ * the runs, then count each class's output bits with a Harley-Seal carry-save adder tree and
+ * spread the bit planes into per-sample counters; packing and counting go a CBLOCK part of each
+ * signal at a time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in
+ * the AHEAD build the gates prefetch the next block's input rows; the PHASES build times each
+ * block's phases (benchmarks/executor_phases.py). */
 #if defined(__GNUC__) && !defined(__clang__)
 /* Loops start on a 64-byte boundary: the gate loops are a few dozen bytes each, and where one
  * straddles a fetch boundary the whole executor ran up to 5 % slower. */
@@ -168,7 +167,8 @@ typedef union { v512 v[8]; uint64_t w[64]; } tile; /* 64 x 64 bits */
  * packed, eight a byte (ceil(n_in / 8) bytes a row; row_masks). Kinds 1 and 2: raw
  * features (uint8 or float32, n_features a row), encoded on the way: input j is
  * x[feature[j]] > threshold[j], compared in float32 like the circuit's encoder; for uint8 that
- * is x >= least[j] (0 .. 255, or 256: never), compared on the bytes. */
+ * is x >= least[j] (0 .. 255, or 256: never), compared on the bytes, and for float32 through
+ * levels (levels not NULL: see level_rows) level >= least[j], the rank of its threshold. */
 typedef struct {
     const void *x;
     int kind;
@@ -479,18 +479,19 @@ static int pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, u
             const int rows = rows_from(n_rows, r), ahead = rows_from(n_rows, r + 64);
             uint64_t *out = words + w * n_in;
             const int64_t nf = src->n_features;
-            if (src->kind == 1) {
-                byte_columns((const uint8_t *)src->x + r * nf, nf, rows, (uint8_t *)col, ahead);
-                for (int64_t j = 0; j < n_in; j++)
-                    out[j] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
+            if (src->kind == 1 || src->levels != NULL) { /* bytes: uint8 features, or levels */
+                const uint8_t *from = (const uint8_t *)src->x + r * nf;
+                int64_t prefetch = ahead;
 #ifdef LEVELS
-            } else if (src->levels != NULL) {
-                uint8_t *lv = (uint8_t *)col + 64 * (nf + 1); /* the rows' levels, after the columns */
-                nonfinite |= level_rows(src, r, rows, lv);
-                byte_columns(lv, nf, rows, (uint8_t *)col, 0);
+                if (src->levels != NULL) {
+                    uint8_t *lv = (uint8_t *)col + 64 * (nf + 1); /* the rows' levels, after the columns */
+                    nonfinite |= level_rows(src, r, rows, lv);
+                    from = lv, prefetch = 0;
+                }
+#endif
+                byte_columns(from, nf, rows, (uint8_t *)col, prefetch);
                 for (int64_t j = 0; j < n_in; j++)
                     out[j] = byte_column_bits(bytes + 64 * (int64_t)src->feature[j], src->least[j]);
-#endif
             } else {
                 nonfinite |= feature_columns(src, r, rows, col, ahead);
                 for (int64_t j = 0; j < n_in; j++)
@@ -794,7 +795,6 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
     const int use_levels = x_kind == 2 && levels != NULL;
 #else
     const int use_levels = 0;
-    (void)level_at;
 #endif
     const source src = {x, x_kind, n_in, n_features, feature, threshold, use_levels ? level_rank : least,
                         use_levels ? levels : NULL, level_at};
