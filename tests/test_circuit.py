@@ -435,6 +435,25 @@ def test_a_thread_refused_its_buffers_fails_the_call_with_memory_error(monkeypat
         program.run(program.prepare(c), bits, 2)
 
 
+def test_each_class_is_counted_after_its_own_gates_and_frees_their_slots():
+    """The executor's program runs the gates only one class counts last, class by class, and
+    counts each class right after its own: a class counted before the last run, a smaller signal
+    buffer than counting every class at the end, and both count right (blocks on two threads)."""
+    from diffgates.bench import random_network
+    from diffgates.circuit import program
+    from diffgates.circuit.passes import optimize
+
+    c, _ = optimize(random_network(60, [300] * 4, k=5, seed=3))
+    in_turn, last = program.prepare(c), program.prepare(c, classes_in_turn=False)
+    n_runs = len(in_turn.run_op)
+    assert (np.diff(in_turn.count_after) > 0).all() and in_turn.count_after[-1] == n_runs
+    assert (last.count_after == len(last.run_op)).all()
+    assert in_turn.n_slots < last.n_slots
+    bits = np.random.default_rng(0).integers(0, 2, (1500, c.n_inputs), dtype=np.uint8)
+    for prog in (in_turn, last):
+        assert np.array_equal(program.run(prog, bits, 2), run_numpy(c, bits))
+
+
 def test_the_instrumented_executor_times_each_phase_of_every_block(monkeypatch):
     """The PHASES build (benchmarks/executor_phases.py) counts every row run, over blocks and
     threads, with time in each of its four phases, and still counts right."""

@@ -56,7 +56,7 @@ def _hex_float(v) -> str:
 
 def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
     """The C sources as {filename: text}."""
-    p = prepare(circuit, ternary=False)  # the interpreter runs the 16 gates only
+    p = prepare(circuit, ternary=False, classes_in_turn=False)  # the interpreter: 16 gates, counts last
     header = HEADER.format(
         name=name,
         n_gates=circuit.n_gates,

@@ -8,9 +8,10 @@
  * input bits, a byte each or eight a byte (64x64 bit-matrix transposes), or encode raw uint8 /
  * float32 features straight into them (compares on feature columns; with AVX-512, float32
  * features first become one byte each, their level among the circuit's thresholds), evaluate
- * the runs, then count each class's output bits with a Harley-Seal carry-save adder tree and
- * spread the bit planes into per-sample counters; packing and counting go a CBLOCK part of each
- * signal at a time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in
+ * the runs, counting each class's output bits once the runs it reads have run (the gates only
+ * one class counts come last, class by class, so each class counts them from the caches) with a
+ * Harley-Seal carry-save adder tree, and spread the bit planes into per-sample counters;
+ * packing and counting go a CBLOCK part of each signal at a time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in
  * the AHEAD build the gates prefetch the next block's input rows; the PHASES build times each
  * block's phases (benchmarks/executor_phases.py). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -607,18 +608,19 @@ static int pack_block(const source *src, int64_t n_rows, int64_t row0, vec *S, u
 #define GATE_SLOTS SLOTS
 #endif
 
-/* The runs: gate k reads slots a and b (and c, for a three-input function) of its operands,
- * writes slot d; in the AHEAD build it prefetches from `ahead` (see GATE_SLOTS). */
-static void eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs, const void *slots,
-                      const char *ahead, int64_t ahead_step) {
+/* Runs r0 .. r1 - 1, the first of them starting at gate k: gate j reads slots a and b (and c,
+ * for a three-input function) of its operands, writes slot d; in the AHEAD build it prefetches
+ * from `ahead` (see GATE_SLOTS). Returns the gate after the last run. */
+static int64_t eval_runs(vec *S, const uint16_t *run_op, const int32_t *run_len, int64_t r0, int64_t r1, int64_t k,
+                         const void *slots, const char *ahead, int64_t ahead_step) {
     const vec zero = {0}; /* for the minterms */
     (void)zero, (void)ahead, (void)ahead_step;
-    int64_t k = 0;
-    for (int64_t r = 0; r < n_runs; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const int64_t end = k + run_len[r];
         RUN_SWITCH(GATE_SLOTS)
         k = end;
     }
+    return k;
 }
 
 /* From a byte per bit, at most this many lines are prefetched a hundred gates (the rest are read
@@ -756,24 +758,29 @@ void executor_phases(double *seconds, int64_t *rows) {
     }
 }
 #define PHASE_MARK(t) const double t = seconds_now();
-#define PHASES_ADD(t0, t1, t2, t3, t4, rows)                                                            \
+/* gates and class counts take turns: their seconds in split[0] and split[1] */
+#define PHASE_SPLIT(v) double v[2] = {0, 0};
+#define PHASE_SPLIT_ADD(v, g0, g1, g2) v[0] += g1 - g0, v[1] += g2 - g1;
+#define PHASES_ADD(packing, gates, counts, storing, rows)                                                \
     _Pragma("omp critical(phases)") {                                                                  \
-        phase_seconds[0] += t1 - t0, phase_seconds[1] += t2 - t1, phase_seconds[2] += t3 - t2;        \
-        phase_seconds[3] += t4 - t3, phase_rows += rows;                                              \
+        phase_seconds[0] += packing, phase_seconds[1] += gates, phase_seconds[2] += counts;           \
+        phase_seconds[3] += storing, phase_rows += rows;                                              \
     }
 #else
 #define PHASE_MARK(t)
-#define PHASES_ADD(t0, t1, t2, t3, t4, rows)
+#define PHASE_SPLIT(v)
+#define PHASE_SPLIT_ADD(v, g0, g1, g2)
+#define PHASES_ADD(packing, gates, counts, storing, rows)
 #endif
 
 /* Inputs (x: see source; feature and threshold only for kinds 1 and 2) go to slots 0 .. n_in - 1;
  * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
- * plus out_offset[c]. Returns 0, -1 when memory runs out, or -2 when a float32 feature is NaN or
+ * plus out_offset[c], after the first count_after[c] runs. Returns 0, -1 when memory runs out, or -2 when a float32 feature is NaN or
  * infinite (the counts then mean nothing). counts: (n_rows, n_classes) int32. */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
                 const float *threshold, const float *levels, const int32_t *level_at, const int16_t *level_rank,
                 int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
-                const void *slots, const int32_t *out_idx,
+                const int32_t *count_after, const void *slots, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
                 int threads) {
     int16_t *least = NULL; /* uint8 input: each threshold as the byte to reach, once per call */
@@ -855,15 +862,23 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
                 nonfinite = 1;
             }
             PHASE_MARK(t1)
-            eval_runs(S, run_op, run_len, n_runs, slots, ahead, step);
-            PHASE_MARK(t2)
-            const int64_t rows = block_rows(n_rows, row0);
-            for (int64_t c = 0; c < n_classes; c++)
+            PHASE_SPLIT(split)
+            /* class c counted once the runs it reads have run (count_after[n_classes - 1] = n_runs) */
+            int64_t r = 0, k = 0;
+            for (int64_t c = 0; c < n_classes; c++) {
+                PHASE_MARK(g0)
+                k = eval_runs(S, run_op, run_len, r, count_after[c], k, slots, ahead, step);
+                r = count_after[c];
+                PHASE_MARK(g1)
                 group_count(S, out_idx + c * (n_pos + n_neg), n_pos, n_neg, n_planes, cnt + c * (BLOCK / 8));
+                PHASE_MARK(g2)
+                PHASE_SPLIT_ADD(split, g0, g1, g2)
+            }
             PHASE_MARK(t3)
+            const int64_t rows = block_rows(n_rows, row0);
             store_counts((const uint16_t *)cnt, rows, n_classes, out_offset, counts + row0 * n_classes, layout);
             PHASE_MARK(t4)
-            PHASES_ADD(t0, t1, t2, t3, t4, rows)
+            PHASES_ADD(t1 - t0, split[0], split[1], t4 - t3, rows)
             blk = next;
         }
         free(S);

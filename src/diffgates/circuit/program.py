@@ -34,6 +34,7 @@ class Program:
     n_slots: int  # signal buffer size; the last slot is always zero (group padding)
     run_op: np.ndarray  # uint16 (runs,): a gate (0 .. 15) or TERNARY + a truth table
     run_len: np.ndarray  # int32 (runs,)
+    count_after: np.ndarray  # int32 (classes,) class c is counted once its first count_after[c] runs have run
     a: np.ndarray  # int32 (gates,) slots read
     b: np.ndarray
     c: np.ndarray  # the third slot of a three-input function (a copy of a for a gate)
@@ -129,15 +130,18 @@ def _without_pairs(plus: np.ndarray, minus: np.ndarray) -> tuple[np.ndarray, np.
     return (drop(plus), drop(minus), sum(pairs.values())) if pairs else (plus, minus, 0)
 
 
-def allocate_slots(n_in: int, reads: tuple[np.ndarray, ...], outputs: np.ndarray) -> tuple[np.ndarray, int]:
+def allocate_slots(
+    n_in: int, reads: tuple[np.ndarray, ...], outputs: np.ndarray, counted_before: np.ndarray
+) -> tuple[np.ndarray, int]:
     """Buffer slot of every signal (inputs first, then gates in program order; gate k reads
     signal r[k] for each r in ``reads``), reusing the slot of a signal after its last reader, so
-    the buffer holds the live signals only."""
+    the buffer holds the live signals only. The counts read signal ``outputs[i]`` before gate
+    ``counted_before[i]`` runs (the number of gates: after the last)."""
     n = len(reads[0])
     last = np.full(n_in + n, -1, dtype=np.int64)
     for r in reads:
         np.maximum.at(last, r, np.arange(n))
-    last[outputs] = n  # outputs live to the end
+    np.maximum.at(last, outputs, counted_before)
     dying = [[] for _ in range(n + 1)]
     for sig in np.flatnonzero((last >= 0) & (last < n)).tolist():
         dying[last[sig]].append(sig)
@@ -221,11 +225,15 @@ def fuse_pairs(circuit: Circuit, kept: np.ndarray, depth: np.ndarray, counted: n
     return op, fa, fb, fc, absorbed
 
 
-def prepare(circuit: Circuit, ternary: bool = True) -> Program:
+def prepare(circuit: Circuit, ternary: bool = True, classes_in_turn: bool = True) -> Program:
     """Order the gates the counts need by (level, op), renumber signals so each run of equal ops
-    is contiguous, give every signal a buffer slot, and lay out the class counts (:func:`count_plan`).
+    is contiguous, give every signal a buffer slot, and lay out the class counts (:func:`count_plan`)
+    and when each class is counted (``count_after``).
     ``ternary``: fuse pairs of gates into three-input functions (:func:`fuse_pairs`; the
-    executor's), else two-input gates only (the exported C's)."""
+    executor's), else two-input gates only (the exported C's). ``classes_in_turn``: the gates
+    that only one class's count reads come last, class by class, each class counted right after
+    its own (the executor's: they are counted while still cached, and the slots of what a class
+    counts are free again after its count), else every class is counted after all gates."""
     n_in = circuit.n_inputs
     plus, minus, n_true = count_plan(circuit)
     roots = np.concatenate([*plus, *minus, np.zeros(0, dtype=np.int64)])
@@ -239,17 +247,25 @@ def prepare(circuit: Circuit, ternary: bool = True) -> Program:
     else:
         ops, fa, fb = circuit.ops.astype(np.int64), circuit.a, circuit.b
         fc = fa
-    order = kept[np.lexsort((ops[kept], depth[kept]))]
+    owner = _owners(circuit, kept, (fa, fb, fc), plus, minus) if classes_in_turn else np.full(len(kept), -1)
+    shared = owner < 0
+    perm = np.lexsort((ops[kept], np.where(shared, depth[kept], 0), owner))
+    order, owner = kept[perm], owner[perm]
     n = len(order)
     new_sig = np.full(circuit.n_signals, -1, dtype=np.int64)
     new_sig[:n_in] = np.arange(n_in)
     new_sig[n_in + order] = n_in + np.arange(n)
     a, b, c = new_sig[fa[order]], new_sig[fb[order]], new_sig[fc[order]]
-    slot, n_slots = allocate_slots(n_in, (a, b, c), new_sig[roots])
-    zero = n_slots - 1
     ops = ops[order]
-    starts = np.flatnonzero(np.r_[True, ops[1:] != ops[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    new_run = (ops[1:] != ops[:-1]) | (owner[1:] != owner[:-1])
+    starts = np.flatnonzero(np.r_[True, new_run]) if n else np.zeros(0, dtype=np.int64)
     run_len = np.diff(np.r_[starts, n])
+    # class c is counted once the gates up to its own have run (the shared ones: owner -1)
+    gates_before = np.searchsorted(owner, np.arange(circuit.n_classes), side="right")
+    per_class = [np.r_[plus[k], minus[k]].astype(np.int64) for k in range(circuit.n_classes)]
+    when = np.repeat(gates_before, [len(s) for s in per_class])
+    slot, n_slots = allocate_slots(n_in, (a, b, c), new_sig[np.concatenate(per_class)], when)
+    zero = n_slots - 1
     n_pos = -(-max(map(len, plus)) // 16) * 16
     n_neg = -(-max(map(len, minus)) // 16) * 16
     if n_pos + n_neg > MAX_GROUP:  # the per-sample counters are 16-bit
@@ -269,6 +285,7 @@ def prepare(circuit: Circuit, ternary: bool = True) -> Program:
         n_slots=n_slots,
         run_op=np.ascontiguousarray(ops[starts], dtype=np.uint16),
         run_len=i32(run_len),
+        count_after=i32(np.searchsorted(starts, gates_before)),
         a=i32(slot[a]),
         b=i32(slot[b]),
         c=i32(slot[c]),
@@ -282,6 +299,23 @@ def prepare(circuit: Circuit, ternary: bool = True) -> Program:
         in_feature=i32(circuit.in_feature),
         in_threshold=np.ascontiguousarray(circuit.in_threshold, dtype=np.float32),
     )
+
+
+def _owners(circuit: Circuit, kept: np.ndarray, reads: tuple[np.ndarray, ...], plus, minus) -> np.ndarray:
+    """For each gate in ``kept``: the class whose count alone reads it (no gate in ``kept`` reads
+    it through ``reads``, no other class counts it), else -1."""
+    n_in = circuit.n_inputs
+    read = np.zeros(circuit.n_signals, dtype=bool)
+    for r in reads:
+        read[r[kept]] = True
+    owner = np.full(circuit.n_signals, -1, dtype=np.int64)
+    many = read.copy()
+    for k in range(circuit.n_classes):
+        sig = np.unique(np.r_[plus[k], minus[k]].astype(np.int64))
+        many[sig] |= owner[sig] >= 0
+        owner[sig] = k
+    owner[many] = -1
+    return owner[n_in + kept]
 
 
 def available() -> bool:
@@ -387,6 +421,7 @@ def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.
         _p(program.run_op),
         _p(program.run_len),
         i64(len(program.run_op)),
+        _p(program.count_after),
         _p(program.operands),
         _p(program.out_idx),
         _p(program.out_offset),
