@@ -11,9 +11,9 @@
  * the runs, counting each class's output bits once the runs it reads have run (the gates only
  * one class counts come last, class by class, so each class counts them from the caches) with a
  * Harley-Seal carry-save adder tree, and spread the bit planes into per-sample counters;
- * packing and counting go a CBLOCK part of each signal at a time. OpenMP threads claim blocks one ahead, each with its own signal buffer; in
- * the AHEAD build the gates prefetch the next block's input rows; the PHASES build times each
- * block's phases (benchmarks/executor_phases.py). */
+ * packing and counting go a CBLOCK part of each signal at a time. OpenMP threads claim blocks
+ * one ahead, each with its own signal buffer; in the AHEAD build the gates prefetch the next
+ * block's input rows; the PHASES build times each block's phases (benchmarks/executor_phases.py). */
 #if defined(__GNUC__) && !defined(__clang__)
 /* Loops start on a 64-byte boundary: the gate loops are a few dozen bytes each, and where one
  * straddles a fetch boundary the whole executor ran up to 5 % slower. */
@@ -775,8 +775,9 @@ void executor_phases(double *seconds, int64_t *rows) {
 
 /* Inputs (x: see source; feature and threshold only for kinds 1 and 2) go to slots 0 .. n_in - 1;
  * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
- * plus out_offset[c], after the first count_after[c] runs. Returns 0, -1 when memory runs out, or -2 when a float32 feature is NaN or
- * infinite (the counts then mean nothing). counts: (n_rows, n_classes) int32. */
+ * plus out_offset[c], after the first count_after[c] runs. Returns 0, -1 when memory runs out,
+ * or -2 when a float32 feature is NaN or infinite (the counts then mean nothing). counts:
+ * (n_rows, n_classes) int32. */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
                 const float *threshold, const float *levels, const int32_t *level_at, const int16_t *level_rank,
                 int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
