@@ -145,25 +145,12 @@ def test_native_executor_counts_large_groups_exactly():
     assert np.array_equal(program.run(program.prepare(c), bits), run_numpy(c, bits))
 
 
-def _cpu_has(flag: str) -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return flag in next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-
-
 # each instruction-set path of executor.c (packing, counting): plain C, AVX2, AVX-512
 @pytest.mark.parametrize("march,needs", [("x86-64", "sse2"), ("x86-64-v3", "avx2"), ("x86-64-v4", "avx512bw")])
 def test_native_executor_equals_numpy_oracle_on_each_instruction_set(monkeypatch, march, needs):
-    import platform
+    from conftest import build_for
 
-    from diffgates import native
-
-    if platform.machine() not in ("x86_64", "AMD64") or not _cpu_has(needs):
-        pytest.skip(f"this CPU cannot run {march} code")
-    load = native.load
-    monkeypatch.setattr(native, "load", lambda source, march_=None, defines=(): load(source, march, defines))
+    build_for(monkeypatch, march, needs)
     _executor_equals_oracle()
 
 

@@ -249,6 +249,29 @@ def test_stacked_layers_make_their_coefficients_from_the_weights(param, hidden, 
             torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
+# the stacked backward's per-gate sums: AVX-512 block shuffles, or added up lane by lane
+@pytest.mark.parametrize("march,needs", [("x86-64", "sse2"), ("x86-64-v3", "avx2"), ("x86-64-v4", "avx512f")])
+def test_stacked_layers_sum_each_gates_gradient_right_on_each_instruction_set(monkeypatch, march, needs):
+    """float32, two whole tiles of 64 samples and a partial one: the coefficient gradients (each
+    gate's four sums over a tile's samples) and the input gradient equal the torch layers'."""
+    from conftest import build_for
+
+    build_for(monkeypatch, march, needs)
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    layers = _stack(12, [40, 70, 15], 3, "softmax16")
+    wiring = [(layer.ia, layer.ib) for layer in layers]
+    basis = P.weight_basis("softmax16", layers[0].weight)
+    ws = [(4 * layer.weight.detach()).requires_grad_() for layer in layers]
+    x = torch.rand(12, 150, requires_grad=True)
+    assert cpu.stack_tile(150, 2) == 64
+    scores = cpu.dense_stack(x, wiring, ws, 3, 2.0, basis)
+    ref = _layer_by_layer(x, layers, [P.relaxed_coefficients_torch(w, "softmax16") for w in ws], 3, 2.0)
+    g = torch.randn(150, 3)
+    for a, b in zip(torch.autograd.grad(scores, (x, *ws), g), torch.autograd.grad(ref, (x, *ws), g)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_stacked_layers_refuse_parameters_that_do_not_match_the_wiring():
     layers = _stack(10, [20, 30], seed=1, param="softmax16")
     wiring = [(layer.ia, layer.ib) for layer in layers]

@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -448,14 +451,47 @@ DEFINE_COEF(double, f64)
  * order: the result depends on the tile width (the caller's choice), not on which thread ran
  * which tile. */
 #define STACK_TILE 64
+/* Four vectors of partial sums added up, the totals added into q[0 .. 3]. With AVX-512 and
+ * float: two rounds of 128-bit block shuffles gather each vector's partials into one block and
+ * two in-block swaps add them up, about 14 instructions; GCC's own reduction of four `omp simd`
+ * sums shuffled single lanes, about 130 instructions a gate, more than the gate's arithmetic
+ * (the training step 1.10x faster without it). */
+#if defined(__AVX512F__)
+INLINE void sum4_float(vec_f32 v0, vec_f32 v1, vec_f32 v2, vec_f32 v3, float *restrict q) {
+    const __m512 s0 = (__m512)v0, s1 = (__m512)v1, s2 = (__m512)v2, s3 = (__m512)v3;
+    /* blocks: x = (s0 0+2, s0 1+3, s1 0+2, s1 1+3), y the same of s2, s3 */
+    const __m512 x = _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x44), _mm512_shuffle_f32x4(s0, s1, 0xEE));
+    const __m512 y = _mm512_add_ps(_mm512_shuffle_f32x4(s2, s3, 0x44), _mm512_shuffle_f32x4(s2, s3, 0xEE));
+    /* block k: four partial sums of s_k */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD));
+    z = _mm512_add_ps(z, _mm512_permute_ps(z, 0x4E));
+    z = _mm512_add_ps(z, _mm512_permute_ps(z, 0xB1));
+    const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, z));
+    _mm_storeu_ps(q, _mm_add_ps(_mm_loadu_ps(q), r));
+}
+#define SUM4_float sum4_float
+#else
+#define SUM4_float sum4_lanes_float
+#endif
+#define SUM4_double sum4_lanes_double
+#define DEFINE_SUM4_LANES(T, V)                                                                    \
+INLINE void sum4_lanes_##T(V s0, V s1, V s2, V s3, T *restrict q) {                                \
+    for (int l = 0; l < (int)(sizeof(V) / sizeof(T)); l++)                                         \
+        q[0] += s0[l], q[1] += s1[l], q[2] += s2[l], q[3] += s3[l];                                \
+}
+DEFINE_SUM4_LANES(float, vec_f32)
+DEFINE_SUM4_LANES(double, vec_f64)
+
 /* One layer's gates of a stack tile backward, w samples a row (a constant where inlined for
  * whole tiles): coefficient sums into q, input gradients added into g_in when need_gx. Output
  * gradient rows: d, one per ``per`` gates, d_step apart. */
-#define DEFINE_STACK_GATES(T)                                                                      \
+#define DEFINE_STACK_GATES(T, V)                                                                   \
 INLINE void stack_gates_backward_##T(const T *restrict in, int64_t n, const int64_t *restrict a_,  \
                                      const int64_t *restrict b_, const T *restrict cl,             \
                                      const T *restrict d, int64_t d_step, int64_t per,             \
                                      int need_gx, T *restrict q, T *g_in, int64_t w) {             \
+    enum { L = sizeof(V) / sizeof(T) };                                                            \
     for (int64_t g = 0, left = per; g < n; g++) {                                                  \
         if (g + PF_DIST < n) {                                                                     \
             PREFETCH_GATE(in, w, a_, b_, g + PF_DIST);                                             \
@@ -463,18 +499,24 @@ INLINE void stack_gates_backward_##T(const T *restrict in, int64_t n, const int6
         }                                                                                          \
         const T *a = in + a_[g] * w, *b = in + b_[g] * w;                                          \
         const T c1 = cl[4 * g + 1], c2 = cl[4 * g + 2], c3 = cl[4 * g + 3];                        \
-        T s_0 = 0, s_1 = 0, s_2 = 0, s_3 = 0, da[STACK_TILE], db[STACK_TILE];                      \
-        _Pragma("omp simd reduction(+ : s_0, s_1, s_2, s_3)")                                      \
-        for (int64_t s = 0; s < w; s++) {                                                          \
+        T sums[4] = {0, 0, 0, 0}, da[STACK_TILE], db[STACK_TILE];                                  \
+        V s_0 = {0}, s_1 = {0}, s_2 = {0}, s_3 = {0};                                              \
+        int64_t s = 0;                                                                             \
+        for (; s + L <= w; s += L) {                                                               \
+            V av, bv, dv;                                                                          \
+            memcpy(&av, a + s, sizeof av), memcpy(&bv, b + s, sizeof bv), memcpy(&dv, d + s, sizeof dv); \
+            const V ad = av * dv, dav = dv * (c1 + c3 * bv), dbv = dv * (c2 + c3 * av);            \
+            s_0 += dv, s_1 += ad, s_2 += bv * dv, s_3 += ad * bv;                                  \
+            memcpy(da + s, &dav, sizeof dav), memcpy(db + s, &dbv, sizeof dbv);                    \
+        }                                                                                          \
+        SUM4_##T(s_0, s_1, s_2, s_3, sums);                                                        \
+        for (; s < w; s++) { /* a partial tile's last samples */                                  \
             const T ad = a[s] * d[s];                                                              \
-            s_0 += d[s];                                                                           \
-            s_1 += ad;                                                                             \
-            s_2 += b[s] * d[s];                                                                    \
-            s_3 += ad * b[s];                                                                      \
+            sums[0] += d[s], sums[1] += ad, sums[2] += b[s] * d[s], sums[3] += ad * b[s];          \
             da[s] = d[s] * (c1 + c3 * b[s]);                                                       \
             db[s] = d[s] * (c2 + c3 * a[s]);                                                       \
         }                                                                                          \
-        q[4 * g] = s_0; q[4 * g + 1] = s_1; q[4 * g + 2] = s_2; q[4 * g + 3] = s_3;                \
+        memcpy(q + 4 * g, sums, sizeof sums);                                                      \
         if (need_gx) { /* one after the other: a gate may read the same row twice */               \
             T *ga = g_in + a_[g] * w, *gb = g_in + b_[g] * w;                                      \
             for (int64_t s = 0; s < w; s++) ga[s] += da[s];                                        \
@@ -483,8 +525,8 @@ INLINE void stack_gates_backward_##T(const T *restrict in, int64_t n, const int6
         if (--left == 0) d += d_step, left = per;                                                  \
     }                                                                                              \
 }
-DEFINE_STACK_GATES(float)
-DEFINE_STACK_GATES(double)
+DEFINE_STACK_GATES(float, vec_f32)
+DEFINE_STACK_GATES(double, vec_f64)
 
 #define DEFINE_STACK(S, T, SUFFIX)                                                                 \
 /* One layer's gates of a stack tile forward, w samples a row (a constant where inlined for
