@@ -247,9 +247,9 @@ def prepare(circuit: Circuit, ternary: bool = True, classes_in_turn: bool = True
     else:
         ops, fa, fb = circuit.ops.astype(np.int64), circuit.a, circuit.b
         fc = fa
-    owner = _owners(circuit, kept, (fa, fb, fc), plus, minus) if classes_in_turn else np.full(len(kept), -1)
-    shared = owner < 0
-    perm = np.lexsort((ops[kept], np.where(shared, depth[kept], 0), owner))
+    per_class = [np.r_[plus[k], minus[k]].astype(np.int64) for k in range(circuit.n_classes)]
+    owner = _owners(circuit, kept, (fa, fb, fc), per_class) if classes_in_turn else np.full(len(kept), -1)
+    perm = np.lexsort((ops[kept], np.where(owner < 0, depth[kept], 0), owner))
     order, owner = kept[perm], owner[perm]
     n = len(order)
     new_sig = np.full(circuit.n_signals, -1, dtype=np.int64)
@@ -262,7 +262,6 @@ def prepare(circuit: Circuit, ternary: bool = True, classes_in_turn: bool = True
     run_len = np.diff(np.r_[starts, n])
     # class c is counted once the gates up to its own have run (the shared ones: owner -1)
     gates_before = np.searchsorted(owner, np.arange(circuit.n_classes), side="right")
-    per_class = [np.r_[plus[k], minus[k]].astype(np.int64) for k in range(circuit.n_classes)]
     when = np.repeat(gates_before, [len(s) for s in per_class])
     slot, n_slots = allocate_slots(n_in, (a, b, c), new_sig[np.concatenate(per_class)], when)
     zero = n_slots - 1
@@ -301,17 +300,18 @@ def prepare(circuit: Circuit, ternary: bool = True, classes_in_turn: bool = True
     )
 
 
-def _owners(circuit: Circuit, kept: np.ndarray, reads: tuple[np.ndarray, ...], plus, minus) -> np.ndarray:
+def _owners(circuit: Circuit, kept: np.ndarray, reads: tuple[np.ndarray, ...], per_class: list) -> np.ndarray:
     """For each gate in ``kept``: the class whose count alone reads it (no gate in ``kept`` reads
-    it through ``reads``, no other class counts it), else -1."""
+    it through ``reads``, no other class counts it: ``per_class[k]``, the signals class k counts),
+    else -1."""
     n_in = circuit.n_inputs
     read = np.zeros(circuit.n_signals, dtype=bool)
     for r in reads:
         read[r[kept]] = True
     owner = np.full(circuit.n_signals, -1, dtype=np.int64)
     many = read.copy()
-    for k in range(circuit.n_classes):
-        sig = np.unique(np.r_[plus[k], minus[k]].astype(np.int64))
+    for k, counted in enumerate(per_class):
+        sig = np.unique(counted)
         many[sig] |= owner[sig] >= 0
         owner[sig] = k
     owner[many] = -1
