@@ -201,17 +201,12 @@ def tools_missing():
 
 def build_for(monkeypatch, march: str, needs: str) -> None:
     """Every native build of the test for gcc's ``-march=march`` (skipped where this CPU lacks the
-    /proc/cpuinfo flag ``needs``), to run the plainer instruction-set paths of the C kernels."""
+    CPU flag ``needs``: native.cpu_flags), to run the plainer instruction-set paths of the C kernels."""
     import platform
 
     from diffgates import native
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        flags = []
-    if platform.machine() not in ("x86_64", "AMD64") or needs not in flags:
+    if platform.machine() not in ("x86_64", "AMD64") or needs not in native.cpu_flags():
         pytest.skip(f"this CPU cannot run {march} code")
     load = native.load
     monkeypatch.setattr(native, "load", lambda source, march_=None, defines=(): load(source, march, defines))

@@ -40,13 +40,21 @@ class NativeUnavailable(RuntimeError):
     """No C compiler, or the build failed: the native path cannot be used here."""
 
 
-def _cpu_signature() -> str:
+def _cpu_flags_line() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
+            return next((line for line in f if line.startswith("flags")), "")
     except OSError:
-        flags = ""
-    return platform.machine() + flags
+        return ""
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as Linux lists them (``avx2``, ``avx512bw``, ...); none elsewhere."""
+    return frozenset(_cpu_flags_line().partition(":")[2].split())
+
+
+def _cpu_signature() -> str:
+    return platform.machine() + _cpu_flags_line()
 
 
 @functools.cache
