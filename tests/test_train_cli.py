@@ -199,6 +199,23 @@ def test_time_budget_stops_training_and_scores_the_partial_epoch(tmp_path, capsy
     assert json.loads((out / "summary.json").read_text())["stopped"] == "time budget"
 
 
+def test_cosine_rate_follows_the_epochs_or_the_time_budget_whichever_is_further():
+    class Optimizer:
+        param_groups = [{"lr": None}, {"lr": None}]
+
+    opt = Optimizer()
+    cfg = TrainConfig(lr=0.1, lr_schedule="cosine")
+    cfg.set_rate(opt, 0.5, 1000.0)  # no budget: the position alone
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.05)] * 2
+    budget = TrainConfig(lr=0.1, lr_schedule="cosine", time_budget=100)
+    budget.set_rate(opt, 0.25, 100.0)  # the budget spent: the end of the decay
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+    budget.set_rate(opt, 0.5, 10.0)  # the epochs further on than the clock
+    assert opt.param_groups[1]["lr"] == pytest.approx(0.05)
+    TrainConfig(lr=0.1, lr_schedule="constant").set_rate(opt, 0.9, 1.0)  # a constant rate is left alone
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
 def test_validation_keeps_the_best_epoch_and_leaves_the_test_set_alone(tmp_path, capsys):
     from diffgates.data import load_dataset
 

@@ -235,6 +235,15 @@ class TrainConfig:
         """The learning rate ``done`` (0 to 1) of the way through training: constant, or cosine decay to 0."""
         return self.lr * 0.5 * (1 + math.cos(math.pi * done)) if self.lr_schedule == "cosine" else self.lr
 
+    def set_rate(self, optimizer, position: float, seconds: float | None) -> None:
+        """Set ``optimizer``'s learning rate ``position`` (0 to 1) of the way through the epochs and
+        ``seconds`` into training: with a time budget, cosine decay follows whichever is further on."""
+        if self.lr_schedule != "cosine":
+            return
+        done = max(position, seconds / self.time_budget) if self.time_budget else position
+        for group in optimizer.param_groups:
+            group["lr"] = self.rate(done)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

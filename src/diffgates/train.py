@@ -220,13 +220,10 @@ def train(
                     objective = loss + cfg.gate_cost * expected_gates(model) / model.n_gates
                 opt.zero_grad(set_to_none=True)
                 objective.backward()
+                now = None
                 if cfg.time_budget:  # the processes' mean time, so all of them stop at the same step
                     now = dist.sum(torch.tensor(elapsed + time.perf_counter() - t_start))[0] / dist.world
-                if cfg.lr_schedule == "cosine":  # a function of the position (and the budget's time)
-                    done = ((epoch - 1) * steps + s) / (cfg.epochs * steps)
-                    done = max(done, now / cfg.time_budget) if cfg.time_budget else done
-                    for group in opt.param_groups:
-                        group["lr"] = cfg.rate(done)
+                cfg.set_rate(opt, ((epoch - 1) * steps + s) / (cfg.epochs * steps), now)
                 opt.step()
                 step_loss, step_correct = dist.sum(
                     loss.detach() / dist.world * len(batch), (scores.argmax(1) == ytr[idx]).sum()

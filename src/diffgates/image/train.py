@@ -218,11 +218,7 @@ def train_image(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 now = elapsed + time.perf_counter() - t_start
-                if cfg.lr_schedule == "cosine":  # a function of the position (and the budget's time)
-                    done = ((epoch - 1) * steps + step) / (cfg.epochs * steps)
-                    done = max(done, now / cfg.time_budget) if cfg.time_budget else done
-                    for param_group in opt.param_groups:
-                        param_group["lr"] = cfg.rate(done)
+                cfg.set_rate(opt, ((epoch - 1) * steps + step) / (cfg.epochs * steps), now)
                 opt.step()
                 value = float(loss.detach())
                 loss_sum += value * len(target[sl])
