@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 @contextmanager
 def progress_bar(quiet: bool = False):
-    console = Console(stderr=True, quiet=quiet)
+    console = Console(stderr=True, quiet=quiet, log_path=False)  # the time, not the source line
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
