@@ -474,6 +474,22 @@ def test_packed_bits_are_checked_before_the_executor_reads_them():
             program.run_packed(prog, bad)
 
 
+def test_input_bits_of_any_type_count_alike_and_values_besides_0_and_1_are_refused(rng):
+    from conftest import random_circuit
+    from diffgates.circuit import program
+
+    c = random_circuit(0, n_inputs=20, n_gates=60, n_classes=2, group=5)
+    prog = program.prepare(c)
+    bits = rng.integers(0, 2, (700, 20), dtype=np.uint8)
+    expected = run_numpy(c, bits)
+    for same in [bits.astype(bool), bits.astype(np.int64), bits.astype(np.float32), np.asfortranarray(bits == 1)]:
+        assert np.array_equal(program.run(prog, same, 2), expected), same.dtype
+    wide = bits.astype(np.int64)
+    for bad in [wide * 256, wide - 1, bits * 0.5]:  # 256 would wrap to 0 as a uint8
+        with pytest.raises(DiffgatesError, match="input bits must be 0 or 1"):
+            program.run(prog, bad)
+
+
 def test_executor_api_matches_the_model(rng):
     from diffgates.circuit.program import Executor
 

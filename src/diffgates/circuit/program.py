@@ -337,9 +337,17 @@ def check_threads(threads) -> int:
 
 
 def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Class counts (batch, n_classes) int32 from input bits (batch, n_inputs) uint8 (0/1), on
-    ``threads`` threads (None: the process's setting)."""
-    bits = np.ascontiguousarray(bits, dtype=np.uint8)
+    """Class counts (batch, n_classes) int32 from input bits (batch, n_inputs), on ``threads``
+    threads (None: the process's setting). uint8 and bool bits are read where they lie (a bool is
+    one byte, 0 or 1); bits of another type must be 0 or 1, and are copied into bytes."""
+    bits = np.asarray(bits)
+    if bits.dtype == np.bool_:
+        bits = np.ascontiguousarray(bits).view(np.uint8)
+    elif bits.dtype != np.uint8:
+        if not np.isin(bits, (0, 1)).all():
+            raise DiffgatesError(f"input bits must be 0 or 1; got {bits.dtype} values outside them.")
+        bits = bits.astype(np.uint8)
+    bits = np.ascontiguousarray(bits)
     if bits.ndim != 2 or bits.shape[1] != program.n_inputs:
         raise DiffgatesError(f"expected input bits of shape (batch, {program.n_inputs}), got {bits.shape}.")
     return _run(program, bits, 0, threads)
