@@ -342,7 +342,7 @@ def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.nd
     one byte, 0 or 1); bits of another type must be 0 or 1, and are copied into bytes."""
     bits = np.asarray(bits)
     if bits.dtype == np.bool_:
-        bits = np.ascontiguousarray(bits).view(np.uint8)
+        bits = bits.view(np.uint8)
     elif bits.dtype != np.uint8:
         if not np.isin(bits, (0, 1)).all():
             raise DiffgatesError(f"input bits must be 0 or 1; got {bits.dtype} values outside them.")
