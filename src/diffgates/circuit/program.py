@@ -346,7 +346,7 @@ def run(program: Program, bits: np.ndarray, threads: int | None = None) -> np.nd
     elif bits.dtype != np.uint8:
         if not np.isin(bits, (0, 1)).all():
             raise DiffgatesError(f"input bits must be 0 or 1; got {bits.dtype} values outside them.")
-        bits = bits.astype(np.uint8)
+        bits = bits.astype(np.uint8, order="C")  # contiguous already: not copied twice
     bits = np.ascontiguousarray(bits)
     if bits.ndim != 2 or bits.shape[1] != program.n_inputs:
         raise DiffgatesError(f"expected input bits of shape (batch, {program.n_inputs}), got {bits.shape}.")
