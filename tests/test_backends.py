@@ -1,5 +1,6 @@
 """Exports against the model: C (compiled and run), Verilog (simulated), BLIF (re-evaluated)."""
 
+import dataclasses
 import json
 import re
 
@@ -240,6 +241,19 @@ def test_blif_computes_the_circuit_outputs():
     out = eval_blif(to_blif(c), bits)
     assert np.array_equal(out.reshape(50, 2, 8).sum(-1), predict_counts(c, x, engine="numpy"))
     assert to_blif(c).count(".names") == c.n_gates + len(c.outputs)
+
+
+def test_blif_gives_every_node_with_inputs_a_cover():
+    # each of the 16 ops once (op 0 is constant 0): ABC refuses a node whose inputs have no rows
+    c = random_circuit(7, n_inputs=10, n_gates=16, n_classes=2, group=8)
+    c = dataclasses.replace(c, ops=np.arange(16))
+    text = to_blif(c)
+    covers = re.findall(r"^\.names ([^\n]*)\n((?:[01-]+ 1\n)*)", text, flags=re.M)
+    assert len(covers) == c.n_gates + len(c.outputs)
+    assert all(rows or len(names.split()) == 1 for names, rows in covers)
+    x = np.random.default_rng(2).normal(size=(40, c.n_features)).astype(np.float32)
+    out = eval_blif(text, encode_bits(c, x))
+    assert np.array_equal(out.reshape(40, 2, 8).sum(-1), predict_counts(c, x, engine="numpy"))
 
 
 @pytest.mark.parametrize("fast", [False, True])

@@ -14,8 +14,10 @@ def to_blif(circuit: Circuit, name: str = "dg_model") -> str:
     lines.append(".outputs " + " ".join(f"o{k}" for k in range(len(circuit.outputs))))
     for g in range(circuit.n_gates):
         op, a, b = int(circuit.ops[g]), sig[circuit.a[g]], sig[circuit.b[g]]
-        lines.append(f".names {a} {b} {sig[n_in + g]}")
-        lines += [f"{p >> 1}{p & 1} 1" for p in range(4) if gates.TRUTH[op, p]]
+        rows = [f"{p >> 1}{p & 1} 1" for p in range(4) if gates.TRUTH[op, p]]
+        # constant 0: a node without inputs and rows (ABC refuses inputs with an empty cover)
+        lines.append(f".names {a} {b} {sig[n_in + g]}" if rows else f".names {sig[n_in + g]}")
+        lines += rows
     for k, s in enumerate(circuit.outputs):
         lines.append(f".names {sig[s]} o{k}")
         lines.append("1 1")
