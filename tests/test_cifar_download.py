@@ -96,7 +96,7 @@ def test_mnist_download_verifies_and_loads(server, tmp_path, rng, monkeypatch):
     assert main(["download", "mnist", "--dir", str(dest), "--base-url", url]) == 0
     assert load_dataset("mnist", str(dest)).x_train.shape == (50, 784)
     mtime = (dest / "train-images-idx3-ubyte.gz").stat().st_mtime_ns
-    assert main(["download", "mnist", "--dir", str(dest), "--base-url", url]) == 0  # present and valid: kept
+    assert main(["download", "mnist", "--data-dir", str(dest), "--base-url", url]) == 0  # present and valid: kept
     assert (dest / "train-images-idx3-ubyte.gz").stat().st_mtime_ns == mtime
 
 

@@ -209,8 +209,10 @@ def test_the_python_api_validates_like_the_files():
                 Executor(c, threads=bad)
         with pytest.raises(DiffgatesError, match="takes a Circuit"):
             Executor("circuit.npz")
-    with pytest.raises(DiffgatesError, match="width 7 must be a multiple of the 10 classes"):
+    with pytest.raises(DiffgatesError, match="width 7 must be a multiple of the 10 classes, such as 10"):
         LogicNet(ModelConfig(n_features=4, n_classes=10, widths=[7]))
+    with pytest.raises(DiffgatesError, match="width 4000 must be a multiple of the 9 classes, such as 3996"):
+        LogicNet(ModelConfig(n_features=4, n_classes=9, widths=[4000]))
     with pytest.raises(DiffgatesError, match="at least one dense layer"):
         LogicNet(ModelConfig(n_features=4, n_classes=10, widths=[]))
     with pytest.raises(DiffgatesError, match="engine must be auto, native or numpy"):
@@ -258,7 +260,7 @@ def test_report_names_the_corrupt_file(run, tmp_path, capsys, name, content, mes
 @pytest.mark.parametrize(
     "name,content,message",
     [
-        ("golden_counts.txt", None, "no golden vectors"),
+        ("golden_counts.txt", None, "neither an export holding golden_counts.txt nor a run with one"),
         ("golden_features.txt", None, "golden_features.txt is missing"),
         ("golden_counts.txt", "1 2 x\n", "golden_counts.txt is corrupt"),
         ("golden_features.txt", "nan 1\n", "golden_features.txt is corrupt"),
@@ -275,6 +277,15 @@ def test_verify_names_the_corrupt_golden_file(export, tmp_path, capsys, name, co
         (copy / name).write_text(content)
     err = refused(capsys, ["verify", str(copy)], message)
     assert "MISMATCH" not in err and "free space" not in err
+
+
+def test_verify_takes_a_run_directory_for_its_export(export, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(export, run / "export")
+    assert main(["verify", str(run)]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    shutil.rmtree(run / "export")
+    refused(capsys, ["verify", str(run)], "nor a run with one; run 'diffgates compile' first")
 
 
 def test_a_corrupt_checkpoint_config_is_a_clear_error(run, tmp_path, capsys):

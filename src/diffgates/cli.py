@@ -89,13 +89,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         default = f.default if not callable(f.default_factory) else f.default_factory()
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        text = f.metadata["help"]  # an option without a default, or whose help says it, gets no "(default: ...)"
         p.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             type=_arg_type(f),
             choices=f.metadata.get("choices"),
             default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} (default: {shown})",
+            help=text if default is None or "default" in text else f"{text} (default: {shown})",
         )
 
 
@@ -398,12 +399,20 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def _export_dir(path: str, marker: str, hint: str) -> Path:
+    """The export directory that `path` names: itself, or the export/ of a run; `marker` is the
+    file the command needs from it."""
+    d = Path(path)
+    for export in (d, d / "export"):
+        if (export / marker).is_file():
+            return export
+    raise DiffgatesError(f"{d} is neither an export holding {marker} nor a run with one; {hint}.")
+
+
 def cmd_verify(args) -> int:
     from .hw.verify import verify_c, verify_verilog
 
-    d = Path(args.dir)
-    if not (d / "golden_counts.txt").is_file():
-        raise DiffgatesError(f"{d} is not an export directory (no golden vectors); run 'diffgates compile' first.")
+    d = _export_dir(args.dir, "golden_counts.txt", "run 'diffgates compile' first")
     checks = []
     if (d / "model.c").is_file():
         checks.append(verify_c(d))
@@ -420,9 +429,7 @@ def cmd_verify(args) -> int:
 def cmd_synth(args) -> int:
     from .hw.synth import synthesize
 
-    d = Path(args.dir)
-    if not (d / "model.v").is_file():
-        raise DiffgatesError(f"{d} has no model.v; run 'diffgates compile RUN --target verilog' first.")
+    d = _export_dir(args.dir, "model.v", "run 'diffgates compile RUN --target verilog' first")
     effort = "ABC's fast scripts" if args.fast else "full effort: tens of minutes for 50K gates, --fast takes minutes"
     print(f"synthesising {d / 'model.v'} with Yosys ({effort}) ...", file=sys.stderr)
     report = synthesize(d, fast=args.fast, timeout=args.timeout)
@@ -438,10 +445,7 @@ def cmd_fpga(args) -> int:
     from .hw.fpga import default_mode, device, implement, summary
     from .outdir import set_aside, staged
 
-    d = Path(args.dir)
-    export = d if (d / "compile.json").is_file() else d / "export"
-    if not (export / "compile.json").is_file():
-        raise DiffgatesError(f"{d} is neither an export nor a run with one; run 'diffgates compile {d}' first.")
+    export = _export_dir(args.dir, "compile.json", f"run 'diffgates compile {args.dir}' first")
     dev = device(args.family, args.device)
     args.mode = args.mode or default_mode(export)
     if args.frame is not None and args.mode != "pixels":
@@ -733,7 +737,13 @@ def build_parser() -> argparse.ArgumentParser:
         "not match is deleted and the command fails.",
     )
     p.add_argument("name", choices=["mnist", "cifar10"])
-    p.add_argument("--dir", help="where to put the files (default: $DIFFGATES_DATA/NAME or ~/.cache/diffgates/NAME)")
+    p.add_argument(
+        "--data-dir",
+        "--dir",
+        dest="dir",
+        help="where to put the files, the --data-dir that 'diffgates train' then reads (default: $DIFFGATES_DATA/NAME "
+        "or ~/.cache/diffgates/NAME, where train looks without one)",
+    )
     p.add_argument("--base-url", help="a mirror to download from instead of the default source")
 
     _command(
@@ -863,7 +873,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile and run the exported C, and simulate the exported Verilog (Icarus or "
         "Verilator), on the golden vectors; exit 1 on any mismatch.",
     )
-    p.add_argument("dir", help="export directory written by 'diffgates compile'")
+    p.add_argument("dir", help="export directory ('diffgates compile'), or a run directory holding export/")
     p.add_argument(
         "--simulator",
         choices=SIMULATORS,
@@ -896,7 +906,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthesise the Verilog with Yosys and report its size",
         description="Run Yosys on an export's model.v: 2-input gate count, LUT6 count, logic depth.",
     )
-    p.add_argument("dir", help="export directory written by 'diffgates compile --target verilog'")
+    p.add_argument(
+        "dir", help="export directory ('diffgates compile --target verilog'), or a run directory holding export/"
+    )
     p.add_argument(
         "--fast", action="store_true", help="ABC's fast scripts: much quicker on large designs, ~30%% larger"
     )

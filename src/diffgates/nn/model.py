@@ -114,7 +114,8 @@ class LogicNet(nn.Module):
         if c.widths[-1] % c.n_classes:  # GroupSum: an equal group of gates per output
             what = "classes" if c.argmax else "outputs"
             raise DiffgatesError(
-                f"the last layer's width {c.widths[-1]} must be a multiple of the {c.n_classes} {what}."
+                f"the last layer's width {c.widths[-1]} must be a multiple of the {c.n_classes} {what}, "
+                f"such as {max(c.widths[-1] - c.widths[-1] % c.n_classes, c.n_classes)}."
             )
         # in training, the dense layers run in one tiled pass of the C kernels where they can
         # (nn.dense.stacked_scores); False keeps them layer by layer (to compare the two)
