@@ -1,7 +1,10 @@
 """--overwrite replaces only what diffgates wrote, never an input of the same command, and never by
 deleting first: a failure leaves the old result as it was."""
 
+import json
 import shutil
+import socket
+import subprocess
 
 import pytest
 
@@ -92,6 +95,11 @@ def test_overwrite_replaces_a_run_only_once_the_new_one_is_complete(run, tmp_pat
     partial = partial_dir(out)
     assert (partial / "train_state.safetensors").is_file()
 
+    state = (partial / "train_state.safetensors").read_bytes()
+    assert main(["train", *TINY, "--seed", "4", "--out", str(out), "--overwrite"]) == 2  # would lose it
+    assert f"finish it with 'diffgates train --resume {partial}'" in capsys.readouterr().err
+    assert (partial / "train_state.safetensors").read_bytes() == state and snapshot(out) == before
+
     monkeypatch.undo()
     assert main(["train", "--resume", str(partial)]) == 0  # finishing the new run swaps it in
     assert not partial.exists()
@@ -126,3 +134,26 @@ def test_a_training_whose_circuit_disagrees_fails_and_keeps_the_old_run(run, tmp
     err = capsys.readouterr().err
     assert "disagrees with the model on 7 test samples" in err and "--debug" in err
     assert snapshot(out) == before
+
+
+def test_overwrite_leaves_a_replacement_that_another_process_is_writing(run, tmp_path, capsys):
+    out = tmp_path / "exp"
+    assert main(["compile", str(run), "--out", str(out), "--target", "c", "--vectors", "20"]) == 0
+    before = snapshot(out)
+    partial = partial_dir(out)
+    partial.mkdir()
+    (partial / "model.c").write_text("half written")
+    writer = subprocess.Popen(["sleep", "60"])
+    try:
+        info = {"kind": "export", "replaces": out.name, "pid": writer.pid, "host": socket.gethostname()}
+        (partial / MARKER).write_text(json.dumps(info))
+        assert main(["compile", str(run), "--out", str(out), "--overwrite", "--target", "c", "--vectors", "20"]) == 2
+        assert f"process {writer.pid} is writing the replacement of {out}" in capsys.readouterr().err
+        assert (partial / "model.c").read_text() == "half written" and snapshot(out) == before
+    finally:
+        writer.kill()
+        writer.wait()
+    # once that process is gone, what it left is only a failed attempt: replaced
+    assert main(["compile", str(run), "--out", str(out), "--overwrite", "--target", "c", "--vectors", "20"]) == 0
+    assert not partial.exists() and main(["verify", str(out)]) == 0
+    assert set(json.loads((out / MARKER).read_text())) == {"kind"}

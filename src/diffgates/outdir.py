@@ -4,7 +4,8 @@ Every directory diffgates writes (a run, a merged ensemble, a CNN teacher, an ex
 marker file, ``.diffgates``, naming its kind. ``--overwrite`` replaces only such a directory, never
 one that is an input of the same command, and never by deleting first: the new result is built in
 a sibling directory (``.NAME.partial``) and renamed into place once complete, so a failure leaves
-the old result as it was.
+the old result as it was. A ``.NAME.partial`` is never removed while the process writing it runs,
+nor while it holds an interrupted run that ``diffgates train --resume`` can finish.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +85,7 @@ def check_output(out: Path, overwrite: bool, kinds: tuple[str, ...], inputs: Ite
             f"{out} holds {what}; --overwrite only replaces {wanted} directory that diffgates wrote, "
             "so pick another --out or move it away yourself."
         )
+    _check_partial(out)
     return True
 
 
@@ -100,15 +103,59 @@ def make_writable(path: Path, kind: str, **extra) -> None:
         raise DiffgatesError(f"cannot write to {path}: {e.strerror or e}.") from e
 
 
-def start_partial(out: Path, kind: str) -> Path:
-    """A fresh ``.NAME.partial`` beside ``out``, marked as replacing it (an earlier one that
-    diffgates left behind is removed; anything else there is refused)."""
+def _writer(info: dict) -> int | None:
+    """The process on this machine that a marker names as writing its directory, if it still runs."""
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid() or info.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's process
+        return pid
+    return pid
+
+
+def _check_partial(out: Path) -> None:
+    """Refuse to start replacing ``out`` while its ``.NAME.partial`` is still being written, or
+    holds an interrupted run that ``--resume`` can finish; anything else diffgates left there may
+    go."""
     work = partial_dir(out)
+    if not work.exists():
+        return
+    info = marker(work)
+    if info.get("replaces") != out.name:
+        raise DiffgatesError(f"{work} exists and was not left by diffgates; move it away and run again.")
+    pid = _writer(info)
+    if pid is not None:
+        raise DiffgatesError(
+            f"process {pid} is writing the replacement of {out} in {work}; wait for it to finish or pick another --out."
+        )
+    if (work / "train_state.safetensors").is_file():
+        raise DiffgatesError(
+            f"{work} holds an interrupted run that would replace {out}; finish it with "
+            f"'diffgates train --resume {work}', or delete it to start again."
+        )
+
+
+def claim(path: Path) -> None:
+    """Mark a ``.NAME.partial`` as written by this process (a resumed run takes it over); any
+    other directory is left as it is."""
+    info = marker(path)
+    if "kind" in info and "replaces" in info:
+        mark(path, **{**info, "pid": os.getpid(), "host": socket.gethostname()})
+
+
+def start_partial(out: Path, kind: str) -> Path:
+    """A fresh ``.NAME.partial`` beside ``out``, marked as replacing it and as written by this
+    process. An earlier one that diffgates left behind is removed, unless its process still runs
+    or it holds a run to resume; anything else there is refused."""
+    work = partial_dir(out)
+    _check_partial(out)
     if work.exists():
-        if marker(work).get("replaces") != out.name:
-            raise DiffgatesError(f"{work} exists and was not left by diffgates; move it away and run again.")
         shutil.rmtree(work)
-    make_writable(work, kind, replaces=out.name)
+    make_writable(work, kind, replaces=out.name, pid=os.getpid(), host=socket.gethostname())
     return work
 
 
@@ -116,7 +163,8 @@ def _settle(path: Path, **extra) -> None:
     """Rewrite the marker of a directory renamed into its final place: it no longer replaces
     anything (``extra`` is added)."""
     info = marker(path)
-    info.pop("replaces", None)
+    for key in ("replaces", "pid", "host"):
+        info.pop(key, None)
     if "kind" in info:
         mark(path, **info, **extra)
 

@@ -144,6 +144,8 @@ def train(
                 print(f"training in {out}; it replaces {out.parent / outdir.marker(out)['replaces']} when complete")
         else:
             outdir.make_writable(out, "run")
+    elif dist.rank == 0:
+        outdir.claim(out)
     dist.barrier()
     model = model.to(device)
     net = dist.wrap(model)  # the module that trains: DistributedDataParallel when launched by torchrun
