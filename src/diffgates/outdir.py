@@ -112,8 +112,8 @@ def _writer(info: dict) -> int | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
-    except PermissionError:  # another user's process
-        return pid
+    except PermissionError:  # another user's process: it runs
+        pass
     return pid
 
 
