@@ -55,6 +55,7 @@ def test_lower_layers_do_not_import_the_training_or_command_line_floors():
         "diffgates.bench",
         "diffgates.image",
         "diffgates.interop",
+        "diffgates.predict",
     )
     for module, deps in graph.items():
         if module.startswith(("diffgates.circuit", "diffgates.backends", "diffgates.hw", "diffgates.nn")):

@@ -312,6 +312,29 @@ def cmd_eval(args) -> int:
     return _agreement(result["circuit_mismatches"], "test samples")
 
 
+def cmd_predict(args) -> int:
+    from .circuit.program import Executor
+    from .predict import check_output, read_inputs, write_predictions
+    from .runs import load_run
+
+    out = check_output(args.output, args.overwrite) if args.output else None  # before any work
+    cfg, _, circuit = load_run(args.run)
+    if cfg.task != "classify":
+        use = "upscale" if cfg.task == "superres" else "denoise"
+        raise DiffgatesError(f"{args.run} was trained with --task {cfg.task}; use 'diffgates {use}'.")
+    x, names = read_inputs(args.inputs, cfg.dataset, cfg.image_shape, circuit.n_features)
+    counts = Executor(circuit, threads=args.threads).counts(x)
+    labels = counts.argmax(1)
+    if out:
+        write_predictions(out, names, counts, labels)
+        print(f"{len(labels)} labels written to {out}", file=sys.stderr)
+    else:
+        images = len(names) and names[0] == args.inputs[0] and Path(names[0]).suffix.lower() not in (".npy", ".npz")
+        for name, label in zip(names, labels):
+            print(f"{name}\t{label}" if images else label)
+    return 0
+
+
 def _eval_image(cfg, model, circuit, data_dir) -> int:
     """An image network: PSNR / SSIM on the test images, the circuit's counts against the model's."""
     from .image.data import test_inputs
@@ -821,6 +844,27 @@ def build_parser() -> argparse.ArgumentParser:
         run=True,
         data_dir=True,
     )
+
+    p = _command(
+        sub,
+        "predict",
+        cmd_predict,
+        help="classify new data with a run's circuit",
+        description="Run a classifier's circuit on new samples and print a label per sample, or write them to "
+        "a file. Arrays (.npy, or .npz holding x or x_test) are (samples, features...) in the units the run was "
+        "trained on (uint8 values scaled to [0, 1], as in training); image files (PNG, JPEG, ...) are read as "
+        "pixels scaled to [0, 1], for runs trained on such pixels, and must have the run's image size.",
+        run=True,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one .npy or .npz file, or image files")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write the labels to FILE.npy (int64), or each sample's name, label and class counts to FILE.csv "
+        "(default: print a label per line, after the file name for images)",
+    )
+    p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     _command(
         sub,

@@ -188,16 +188,26 @@ def feature_count(name: str) -> int | None:
     the header of an .npz file's ``x_train`` (None where neither tells)."""
     if name in IMAGE_SHAPES:
         return math.prod(IMAGE_SHAPES[name])
+    header = npz_header(name, "x_train")
+    if header is None:
+        return None  # the load itself says what is wrong
+    shape = header[0]
+    return int(math.prod(shape[1:])) if len(shape) >= 2 else None
+
+
+def npz_header(name: str, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """(shape, dtype) of array ``key`` in the .npz file ``name``, read from its header without
+    loading it; None where there is no such file or array."""
     if not name.endswith(".npz"):
         return None
     try:
-        with zipfile.ZipFile(name) as zf, zf.open("x_train.npy") as f:
+        with zipfile.ZipFile(name) as zf, zf.open(f"{key}.npy") as f:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = read(f)[0]
+            shape, _, dtype = read(f)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None  # the load itself says what is wrong
-    return int(math.prod(shape[1:])) if len(shape) >= 2 else None
+        return None
+    return shape, dtype
 
 
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:

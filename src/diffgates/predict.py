@@ -1,0 +1,136 @@
+"""``diffgates predict``: a trained classifier's circuit on new data, from arrays or image files.
+
+Arrays (``.npy``, or ``.npz`` holding ``x`` or ``x_test``) are (samples, features...) in the units
+the run was trained on: uint8 values are scaled to [0, 1] as training from ``.npz`` and the
+bundled image datasets do, other numbers are used as they are. Image files (PNG, JPEG, ... through
+Pillow) are read as 8-bit pixels scaled to [0, 1], channel by channel, so they are taken only by
+runs trained on such pixels.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .data import IMAGE_SHAPES, npz_header
+from .errors import DiffgatesError
+
+ARRAY_SUFFIXES = (".npy", ".npz")
+OUTPUT_SUFFIXES = (".npy", ".csv")
+
+
+def read_inputs(paths: list[str], dataset: str, image_shape: list[int] | None, n_features: int):
+    """(features (samples, n_features) float32, a name per sample) from one array file
+    or from image files, checked against what the run takes."""
+    arrays = [p for p in paths if Path(p).suffix.lower() in ARRAY_SUFFIXES]
+    if arrays and len(paths) > 1:
+        raise DiffgatesError("give one .npy or .npz file, or image files, not both or several arrays.")
+    if arrays:
+        x = _read_array(Path(arrays[0]))
+        names = [str(i) for i in range(len(x))]
+    else:
+        x, names = _read_images(paths, dataset, image_shape), list(paths)
+    if x.shape[1] != n_features:
+        raise DiffgatesError(f"the inputs have {x.shape[1]} features a sample; the run takes {n_features}.")
+    return x, names
+
+
+def _read_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DiffgatesError(f"no file at {path}.")
+    try:
+        if path.suffix.lower() == ".npy":
+            x = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("x", "x_test") if k in z.files), None)
+                if key is None:
+                    listed = ", ".join(z.files) or "no arrays"
+                    raise DiffgatesError(f"{path} holds {listed}; name the inputs x or x_test.")
+                x = z[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        what = f"a readable {path.suffix} file (object arrays are not allowed)"
+        raise DiffgatesError(f"{path} is not {what}: {e}.") from e
+    if x.dtype.kind not in "biuf" or x.ndim < 2 or x.shape[0] == 0:
+        raise DiffgatesError(f"{path}: the inputs must be numbers, (samples, features...), got {x.dtype} {x.shape}.")
+    flat = x.reshape(len(x), -1)
+    if x.dtype == np.uint8:
+        return flat.astype(np.float32) / np.float32(255)
+    flat = flat.astype(np.float32)
+    if not np.isfinite(flat).all():
+        raise DiffgatesError(f"{path} holds NaN or infinite values; clean or impute them first.")
+    return flat
+
+
+def _trained_on_pixels(dataset: str) -> bool:
+    """Whether a run's features were 8-bit pixels scaled to [0, 1]: a bundled image dataset, or an
+    .npz whose x_train is uint8."""
+    header = npz_header(dataset, "x_train")
+    return dataset in IMAGE_SHAPES or (header is not None and header[1] == np.uint8)
+
+
+def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) -> np.ndarray:
+    from .image.io import read_image
+
+    if dataset.endswith(".npz") and not Path(dataset).is_file():
+        raise DiffgatesError(
+            f"the run's training data {dataset} is gone, so whether its features were 8-bit pixels is unknown; "
+            "pass the features as a .npy array."
+        )
+    if not _trained_on_pixels(dataset):
+        raise DiffgatesError(
+            f"the run was trained on {dataset}, whose features are not 8-bit pixels, so image files cannot stand "
+            "for them; pass the features as a .npy array."
+        )
+    shape = tuple(image_shape) if image_shape else IMAGE_SHAPES.get(dataset)
+    images = []
+    for path in paths:
+        channels, mode, _ = read_image(path)
+        if shape and channels.shape != shape:
+            c, h, w = shape
+            raise DiffgatesError(
+                f"{path} is {channels.shape[2]} x {channels.shape[1]} {mode}; the run takes {w} x {h} "
+                f"{'greyscale' if c == 1 else 'RGB'} images."
+            )
+        images.append(channels.reshape(-1))
+    if len({len(v) for v in images}) > 1:
+        raise DiffgatesError("the images differ in size; give images of one size.")
+    return np.stack(images)
+
+
+def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an output file that would be lost or could not be written, before any work."""
+    out = Path(path)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise DiffgatesError(f"-o {out}: write labels to a .npy file or labels and counts to a .csv file.")
+    if out.exists() and not overwrite:
+        raise DiffgatesError(f"{out} exists; pass --overwrite to replace it.")
+    if out.is_dir():
+        raise DiffgatesError(f"{out} is a directory; name a file.")
+    if not out.parent.is_dir():
+        raise DiffgatesError(f"the folder of {out} does not exist.")
+    return out
+
+
+def write_predictions(out: Path, names: list[str], counts: np.ndarray, labels: np.ndarray) -> None:
+    """Labels (.npy, int64) or, per sample, its name, label and class counts (.csv), replacing
+    ``out`` whole or not at all."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
+    try:
+        if out.suffix.lower() == ".npy":
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, labels.astype(np.int64))
+        else:
+            with os.fdopen(fd, "w", newline="") as f:
+                rows = csv.writer(f)
+                rows.writerow(["sample", "label", *(f"count_{k}" for k in range(counts.shape[1]))])
+                rows.writerows([name, int(y), *map(int, c)] for name, y, c in zip(names, labels, counts))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
