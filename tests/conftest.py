@@ -119,6 +119,13 @@ def tiny_run(tmp_path_factory):
     return path
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def cli(*args) -> list[str]:
     """The command line running ``diffgates ARGS`` in a fresh Python process."""
     return [sys.executable, "-m", "diffgates.cli", *args]

@@ -11,6 +11,7 @@ from PIL import Image
 from conftest import (
     assert_resuming_changes_nothing,
     assert_same_circuit,
+    current_umask,
     kill_and_resume_equals_uninterrupted,
     metrics_without_timing,
     tools_missing,
@@ -195,6 +196,9 @@ def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run,
     assert main(["upscale", str(sr_run), str(tmp_path / "rgb.png"), "-o", str(tmp_path / "rgb_out.png")]) == 0
     rgb = np.asarray(Image.open(tmp_path / "rgb_out.png"))
     assert rgb.shape == (74, 102, 3) and all(np.array_equal(rgb[..., c], got) for c in range(3))
+    # written like any other file (the umask applies), with nothing left beside it
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_alpha_palette_and_bilevel_images_are_read_and_alpha_is_kept(sr_run, tmp_path):

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import TINY, tiny_run
+from conftest import TINY, current_umask, tiny_run
 from diffgates.circuit import Circuit
 from diffgates.circuit.execute import run_numpy
 from diffgates.circuit.ir import encode_bits
@@ -116,4 +116,5 @@ def test_predict_keeps_an_existing_output_unless_told(run, tmp_path, capsys):
     assert out.read_bytes() == b"mine"
     assert main(["predict", str(run), str(tmp_path / "x.npy"), "-o", str(out), "--overwrite"]) == 0
     assert np.load(out).shape == (7,)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # written like any other file
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

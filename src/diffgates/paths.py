@@ -37,3 +37,9 @@ def data_dirs(name: str) -> list[Path]:
     """Where dataset ``name`` is looked for after ``--data-dir``: ``$DIFFGATES_DATA/NAME``, then
     ``~/.cache/diffgates/NAME``."""
     return list(dict.fromkeys([data_home() / name, DEFAULT_HOME / name]))
+
+
+def partial_file(path: Path) -> Path:
+    """Where a file that will replace ``path`` is written first (renamed into place once whole):
+    a hidden sibling named for this process, created like any other file (the umask applies)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.part")

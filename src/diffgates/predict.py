@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from .data import IMAGE_SHAPES, npz_header
 from .errors import DiffgatesError
+from .paths import partial_file
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -120,17 +120,18 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
 def write_predictions(out: Path, names: list[str], counts: np.ndarray, labels: np.ndarray) -> None:
     """Labels (.npy, int64) or, per sample, its name, label and class counts (.csv), replacing
     ``out`` whole or not at all."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
+    tmp = partial_file(out)
     try:
         if out.suffix.lower() == ".npy":
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "wb") as f:
                 np.save(f, labels.astype(np.int64))
         else:
-            with os.fdopen(fd, "w", newline="") as f:
+            with open(tmp, "w", newline="") as f:
                 rows = csv.writer(f)
                 rows.writerow(["sample", "label", *(f"count_{k}" for k in range(counts.shape[1]))])
                 rows.writerows([name, int(y), *map(int, c)] for name, y, c in zip(names, labels, counts))
         os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as e:
+        raise DiffgatesError(f"cannot write {out}: {e.strerror or e}.") from None
+    finally:
+        tmp.unlink(missing_ok=True)

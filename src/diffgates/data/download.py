@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DiffgatesError
+from ..paths import partial_file
 from ..progress import progress_bar
 
 
@@ -60,10 +60,10 @@ def fetch(url: str, dest: Path, sha256: str, quiet: bool = False, timeout: float
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    tmp = partial_file(dest)
     h = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
             total = int(r.headers.get("Content-Length") or 0) or None
             with progress_bar(quiet) as bar:
                 task = bar.add_task(f"download {dest.name}", total=total)
@@ -81,8 +81,7 @@ def fetch(url: str, dest: Path, sha256: str, quiet: bool = False, timeout: float
     except (urllib.error.URLError, OSError) as e:
         raise DiffgatesError(f"cannot download {url}: {getattr(e, 'reason', None) or e}.") from e
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def download(name: str, dest: str | Path, base_url: str | None = None, quiet: bool = False) -> Path:

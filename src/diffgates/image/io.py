@@ -6,12 +6,12 @@ the colour channels (scaled like the image, not through the network)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DiffgatesError
+from ..paths import partial_file
 
 MODES = ("L", "RGB")
 
@@ -95,11 +95,7 @@ def write_image(
     if alpha is not None:  # (H, W, 2) and (H, W, 4) arrays are LA and RGBA images
         pixels = np.concatenate([pixels, alpha[None]])
     image = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    except OSError as e:
-        raise DiffgatesError(f"cannot write in the folder of {path}: {e.strerror}.") from None
-    os.close(fd)
+    tmp = partial_file(path)
     try:
         try:
             image.save(tmp, format=fmt)
@@ -108,5 +104,4 @@ def write_image(
             raise DiffgatesError(f"cannot write {path} as {fmt} ({reason}).") from None
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
