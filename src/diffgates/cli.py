@@ -314,7 +314,7 @@ def cmd_eval(args) -> int:
 
 def cmd_predict(args) -> int:
     from .circuit.program import Executor
-    from .predict import check_output, read_inputs, write_predictions
+    from .predict import ARRAY_SUFFIXES, check_output, read_inputs, write_predictions
     from .runs import load_run
 
     out = check_output(args.output, args.overwrite) if args.output else None  # before any work
@@ -329,7 +329,7 @@ def cmd_predict(args) -> int:
         write_predictions(out, names, counts, labels)
         print(f"{len(labels)} labels written to {out}", file=sys.stderr)
     else:
-        images = len(names) and names[0] == args.inputs[0] and Path(names[0]).suffix.lower() not in (".npy", ".npz")
+        images = Path(args.inputs[0]).suffix.lower() not in ARRAY_SUFFIXES  # else one array file
         for name, label in zip(names, labels):
             print(f"{name}\t{label}" if images else label)
     return 0
