@@ -317,7 +317,7 @@ def cmd_predict(args) -> int:
     from .predict import ARRAY_SUFFIXES, check_output, read_inputs, write_predictions
     from .runs import load_run
 
-    out = check_output(args.output, args.overwrite) if args.output else None  # before any work
+    out = check_output(args.output, args.overwrite, args.inputs) if args.output else None  # before any work
     cfg, _, circuit = load_run(args.run)
     if cfg.task != "classify":
         use = "upscale" if cfg.task == "superres" else "denoise"

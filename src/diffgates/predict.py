@@ -103,11 +103,14 @@ def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) 
     return np.stack(images)
 
 
-def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an output file that would be lost or could not be written, before any work."""
+def check_output(path: str | os.PathLike, overwrite: bool, inputs: list[str]) -> Path:
+    """Refuse an output file that would be lost (or is one of the ``inputs``) or could not be
+    written, before any work."""
     out = Path(path)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DiffgatesError(f"-o {out}: write labels to a .npy file or labels and counts to a .csv file.")
+    if out.exists() and any(Path(i).exists() and Path(i).resolve() == out.resolve() for i in inputs):
+        raise DiffgatesError(f"{out} is an input; write elsewhere.")
     if out.exists() and not overwrite:
         raise DiffgatesError(f"{out} exists; pass --overwrite to replace it.")
     if out.is_dir():
