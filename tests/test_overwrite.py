@@ -157,3 +157,25 @@ def test_overwrite_leaves_a_replacement_that_another_process_is_writing(run, tmp
     assert main(["compile", str(run), "--out", str(out), "--overwrite", "--target", "c", "--vectors", "20"]) == 0
     assert not partial.exists() and main(["verify", str(out)]) == 0
     assert set(json.loads((out / MARKER).read_text())) == {"kind"}
+
+
+def test_a_run_being_trained_is_neither_resumed_nor_replaced_by_another_process(run, tmp_path, capsys):
+    assert set(json.loads((run / MARKER).read_text())) == {"kind"}  # a finished run names no writer
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    writer = subprocess.Popen(["sleep", "60"])
+    try:
+        info = {"kind": "run", "pid": writer.pid, "host": socket.gethostname()}
+        (out / MARKER).write_text(json.dumps(info))
+        before = snapshot(out)
+        assert main(["train", "--resume", str(out)]) == 2
+        assert f"process {writer.pid} is writing {out}" in capsys.readouterr().err
+        assert main(["train", *TINY, "--out", str(out), "--overwrite"]) == 2
+        assert f"process {writer.pid} is writing {out}" in capsys.readouterr().err
+        assert snapshot(out) == before and not partial_dir(out).exists()
+    finally:
+        writer.kill()
+        writer.wait()
+    # once that process is gone, the run is an ordinary one again
+    assert main(["train", *TINY, "--seed", "5", "--out", str(out), "--overwrite"]) == 0
+    assert set(json.loads((out / MARKER).read_text())) == {"kind"}

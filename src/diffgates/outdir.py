@@ -4,8 +4,10 @@ Every directory diffgates writes (a run, a merged ensemble, a CNN teacher, an ex
 marker file, ``.diffgates``, naming its kind. ``--overwrite`` replaces only such a directory, never
 one that is an input of the same command, and never by deleting first: the new result is built in
 a sibling directory (``.NAME.partial``) and renamed into place once complete, so a failure leaves
-the old result as it was. A ``.NAME.partial`` is never removed while the process writing it runs,
-nor while it holds an interrupted run that ``diffgates train --resume`` can finish.
+the old result as it was. While training writes a run, its marker names the process; no other
+command replaces or resumes that run until the process ends. A ``.NAME.partial`` is never removed
+while the process writing it runs, nor while it holds an interrupted run that ``diffgates train
+--resume`` can finish.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def check_output(out: Path, overwrite: bool, kinds: tuple[str, ...], inputs: Ite
             f"{out} holds {what}; --overwrite only replaces {wanted} directory that diffgates wrote, "
             "so pick another --out or move it away yourself."
         )
+    _refuse_live_writer(out, marker(out))
     _check_partial(out)
     return True
 
@@ -139,11 +142,18 @@ def _check_partial(out: Path) -> None:
         )
 
 
+def _refuse_live_writer(path: Path, info: dict) -> None:
+    pid = _writer(info)
+    if pid is not None:
+        raise DiffgatesError(f"process {pid} is writing {path}; wait for it to finish or stop it first.")
+
+
 def claim(path: Path) -> None:
-    """Mark a ``.NAME.partial`` as written by this process (a resumed run takes it over); any
-    other directory is left as it is."""
+    """Mark a directory that training writes as written by this process until :func:`finish`,
+    refusing one that another process still writes (a run resumed twice)."""
     info = marker(path)
-    if "kind" in info and "replaces" in info:
+    _refuse_live_writer(path, info)
+    if "kind" in info:
         mark(path, **{**info, "pid": os.getpid(), "host": socket.gethostname()})
 
 
@@ -160,8 +170,8 @@ def start_partial(out: Path, kind: str) -> Path:
 
 
 def _settle(path: Path, **extra) -> None:
-    """Rewrite the marker of a directory renamed into its final place: it no longer replaces
-    anything (``extra`` is added)."""
+    """Rewrite the marker of a directory in its final place: it no longer replaces anything nor
+    names a process writing it (``extra`` is added)."""
     info = marker(path)
     for key in ("replaces", "pid", "host"):
         info.pop(key, None)
@@ -189,9 +199,10 @@ def swap_in(work: Path, out: Path) -> None:
 
 def finish(work: Path) -> Path:
     """For a directory that :func:`start_partial` made: swap it into place and return where the
-    result now is. Any other directory is already in place."""
+    result now is. Any other directory is already in place (its marker no longer names a writer)."""
     replaces = marker(work).get("replaces")
     if not replaces or not work.name.endswith(".partial"):
+        _settle(work)
         return work
     out = work.parent / replaces
     swap_in(work, out)

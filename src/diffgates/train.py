@@ -144,7 +144,7 @@ def train(
                 print(f"training in {out}; it replaces {out.parent / outdir.marker(out)['replaces']} when complete")
         else:
             outdir.make_writable(out, "run")
-    elif dist.rank == 0:
+    if dist.rank == 0:
         outdir.claim(out)
     dist.barrier()
     model = model.to(device)

@@ -177,8 +177,7 @@ def train_image(
         out = outdir.start_partial(out, "run")
     elif not resume:
         outdir.make_writable(out, "run")
-    else:
-        outdir.claim(out)
+    outdir.claim(out)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     metrics_path = out / "metrics.jsonl"
     first, elapsed = 1, 0.0
