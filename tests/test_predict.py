@@ -118,7 +118,7 @@ def test_predict_keeps_an_existing_output_unless_told(run, tmp_path, capsys):
     assert np.load(out).shape == (7,)
     capsys.readouterr()
     x = str(tmp_path / "x.npy")
-    refused(capsys, ["predict", str(run), x, "-o", x, "--overwrite"], "is an input; write elsewhere")
+    refused(capsys, ["predict", str(run), x, "-o", x, "--overwrite"], "is the input; write elsewhere")
     assert np.load(x).shape == (7, 64)
     assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # written like any other file
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -197,6 +197,7 @@ def cmd_image(args) -> int:
     from .image.apply import circuit_predictor, reconstruct
     from .image.data import factor
     from .image.io import check_size, read_image, scale_alpha, write_image
+    from .outdir import check_output_file
     from .runs import run_config
 
     task = "superres" if args.command == "upscale" else "denoise"
@@ -205,13 +206,7 @@ def cmd_image(args) -> int:
     if cfg.task != task:
         use = {"classify": "diffgates eval", "superres": "diffgates upscale", "denoise": "diffgates denoise"}[cfg.task]
         raise DiffgatesError(f"{run} was trained with --task {cfg.task}; use '{use}'.")
-    src, dst = Path(args.input), Path(args.output)
-    if dst.exists() and (not args.overwrite or (src.exists() and dst.resolve() == src.resolve())):
-        raise DiffgatesError(
-            f"{dst} is the input image; write elsewhere."
-            if src.exists() and dst.resolve() == src.resolve()
-            else f"{dst} exists; pass --overwrite to replace it."
-        )
+    src, dst = Path(args.input), check_output_file(args.output, args.overwrite, [args.input])
     circuit = Circuit.load(run / "circuit.npz")
     channels, mode, alpha = read_image(src)
     s = factor(cfg.task, cfg.scale)

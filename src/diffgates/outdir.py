@@ -1,4 +1,4 @@
-"""Output directories that never lose data.
+"""Output directories and files that never lose data.
 
 Every directory diffgates writes (a run, a merged ensemble, a CNN teacher, an export) carries a
 marker file, ``.diffgates``, naming its kind. ``--overwrite`` replaces only such a directory, never
@@ -87,9 +87,24 @@ def check_output(out: Path, overwrite: bool, kinds: tuple[str, ...], inputs: Ite
             f"{out} holds {what}; --overwrite only replaces {wanted} directory that diffgates wrote, "
             "so pick another --out or move it away yourself."
         )
-    _refuse_live_writer(out, marker(out))
+    _refuse_live_writer(marker(out), str(out))
     _check_partial(out)
     return True
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool, inputs: Iterable = ()) -> Path:
+    """Refuse, before any work, an output file that is one of the command's ``inputs``, exists
+    without ``overwrite``, is a directory, or has no folder to go in."""
+    out = Path(path)
+    if out.exists() and any(Path(i).exists() and Path(i).resolve() == out.resolve() for i in inputs):
+        raise DiffgatesError(f"{out} is the input; write elsewhere.")
+    if out.exists() and not overwrite:
+        raise DiffgatesError(f"{out} exists; pass --overwrite to replace it.")
+    if out.is_dir():
+        raise DiffgatesError(f"{out} is a directory; name a file.")
+    if not out.parent.is_dir():
+        raise DiffgatesError(f"the folder of {out} does not exist.")
+    return out
 
 
 def partial_dir(out: Path) -> Path:
@@ -130,11 +145,7 @@ def _check_partial(out: Path) -> None:
     info = marker(work)
     if info.get("replaces") != out.name:
         raise DiffgatesError(f"{work} exists and was not left by diffgates; move it away and run again.")
-    pid = _writer(info)
-    if pid is not None:
-        raise DiffgatesError(
-            f"process {pid} is writing the replacement of {out} in {work}; wait for it to finish or pick another --out."
-        )
+    _refuse_live_writer(info, f"the replacement of {out} in {work}", "pick another --out")
     if (work / "train_state.safetensors").is_file():
         raise DiffgatesError(
             f"{work} holds an interrupted run that would replace {out}; finish it with "
@@ -142,17 +153,18 @@ def _check_partial(out: Path) -> None:
         )
 
 
-def _refuse_live_writer(path: Path, info: dict) -> None:
+def _refuse_live_writer(info: dict, what: str, instead: str = "stop it first") -> None:
+    """Refuse to touch ``what`` while the process its marker ``info`` names still writes it."""
     pid = _writer(info)
     if pid is not None:
-        raise DiffgatesError(f"process {pid} is writing {path}; wait for it to finish or stop it first.")
+        raise DiffgatesError(f"process {pid} is writing {what}; wait for it to finish or {instead}.")
 
 
 def claim(path: Path) -> None:
     """Mark a directory that training writes as written by this process until :func:`finish`,
     refusing one that another process still writes (a run resumed twice)."""
     info = marker(path)
-    _refuse_live_writer(path, info)
+    _refuse_live_writer(info, str(path))
     if "kind" in info:
         mark(path, **{**info, "pid": os.getpid(), "host": socket.gethostname()})
 

@@ -7,6 +7,8 @@ import functools
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_HOME = Path.home() / ".cache" / "diffgates"
@@ -39,7 +41,14 @@ def data_dirs(name: str) -> list[Path]:
     return list(dict.fromkeys([data_home() / name, DEFAULT_HOME / name]))
 
 
-def partial_file(path: Path) -> Path:
-    """Where a file that will replace ``path`` is written first (renamed into place once whole):
-    a hidden sibling named for this process, created like any other file (the umask applies)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.part")
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield where to write a file that replaces ``path``: a hidden sibling named for this process,
+    created like any other file (the umask applies), renamed into place if the block completes and
+    removed if it does not, so ``path`` is replaced whole or not at all."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -18,7 +18,8 @@ import numpy as np
 
 from .data import IMAGE_SHAPES, npz_header
 from .errors import DiffgatesError
-from .paths import partial_file
+from .outdir import check_output_file
+from .paths import replacing
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -109,32 +110,21 @@ def check_output(path: str | os.PathLike, overwrite: bool, inputs: list[str]) ->
     out = Path(path)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DiffgatesError(f"-o {out}: write labels to a .npy file or labels and counts to a .csv file.")
-    if out.exists() and any(Path(i).exists() and Path(i).resolve() == out.resolve() for i in inputs):
-        raise DiffgatesError(f"{out} is an input; write elsewhere.")
-    if out.exists() and not overwrite:
-        raise DiffgatesError(f"{out} exists; pass --overwrite to replace it.")
-    if out.is_dir():
-        raise DiffgatesError(f"{out} is a directory; name a file.")
-    if not out.parent.is_dir():
-        raise DiffgatesError(f"the folder of {out} does not exist.")
-    return out
+    return check_output_file(out, overwrite, inputs)
 
 
 def write_predictions(out: Path, names: list[str], counts: np.ndarray, labels: np.ndarray) -> None:
     """Labels (.npy, int64) or, per sample, its name, label and class counts (.csv), replacing
     ``out`` whole or not at all."""
-    tmp = partial_file(out)
     try:
-        if out.suffix.lower() == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, labels.astype(np.int64))
-        else:
-            with open(tmp, "w", newline="") as f:
-                rows = csv.writer(f)
-                rows.writerow(["sample", "label", *(f"count_{k}" for k in range(counts.shape[1]))])
-                rows.writerows([name, int(y), *map(int, c)] for name, y, c in zip(names, labels, counts))
-        os.replace(tmp, out)
+        with replacing(out) as tmp:
+            if out.suffix.lower() == ".npy":
+                with open(tmp, "wb") as f:
+                    np.save(f, labels.astype(np.int64))
+            else:
+                with open(tmp, "w", newline="") as f:
+                    rows = csv.writer(f)
+                    rows.writerow(["sample", "label", *(f"count_{k}" for k in range(counts.shape[1]))])
+                    rows.writerows([name, int(y), *map(int, c)] for name, y, c in zip(names, labels, counts))
     except OSError as e:
         raise DiffgatesError(f"cannot write {out}: {e.strerror or e}.") from None
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -8,14 +8,13 @@ Nothing here runs unless asked (``diffgates download`` or ``--download``).
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DiffgatesError
-from ..paths import partial_file
+from ..paths import replacing
 from ..progress import progress_bar
 
 
@@ -60,28 +59,25 @@ def fetch(url: str, dest: Path, sha256: str, quiet: bool = False, timeout: float
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_file(dest)
     h = hashlib.sha256()
     try:
-        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-            total = int(r.headers.get("Content-Length") or 0) or None
-            with progress_bar(quiet) as bar:
-                task = bar.add_task(f"download {dest.name}", total=total)
-                for block in iter(lambda: r.read(1 << 16), b""):
-                    out.write(block)
-                    h.update(block)
-                    bar.update(task, advance=len(block))
-        if h.hexdigest() != sha256:
-            raise DiffgatesError(
-                f"{url} has SHA-256 {h.hexdigest()}, expected {sha256}; the download was discarded (try again later "
-                "or fetch the file by hand)."
-            )
-        os.replace(tmp, dest)
+        with replacing(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                total = int(r.headers.get("Content-Length") or 0) or None
+                with progress_bar(quiet) as bar:
+                    task = bar.add_task(f"download {dest.name}", total=total)
+                    for block in iter(lambda: r.read(1 << 16), b""):
+                        out.write(block)
+                        h.update(block)
+                        bar.update(task, advance=len(block))
+            if h.hexdigest() != sha256:
+                raise DiffgatesError(
+                    f"{url} has SHA-256 {h.hexdigest()}, expected {sha256}; the download was discarded (try again "
+                    "later or fetch the file by hand)."
+                )
         return dest
     except (urllib.error.URLError, OSError) as e:
         raise DiffgatesError(f"cannot download {url}: {getattr(e, 'reason', None) or e}.") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def download(name: str, dest: str | Path, base_url: str | None = None, quiet: bool = False) -> Path:

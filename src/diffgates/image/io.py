@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiffgatesError
-from ..paths import partial_file
+from ..outdir import check_output_file
+from ..paths import replacing
 
 MODES = ("L", "RGB")
 
@@ -87,21 +88,14 @@ def write_image(
         raise DiffgatesError(
             f"no image format that Pillow writes ends in {path.name!r}; name it .png (or .jpg, .bmp, .tif)."
         )
-    if path.exists() and not overwrite:
-        raise DiffgatesError(f"{path} exists; pass --overwrite to replace it.")
-    if not path.parent.is_dir():
-        raise DiffgatesError(f"the folder of {path} does not exist.")
+    check_output_file(path, overwrite)
     pixels = np.rint(np.clip(channels, 0, 1) * 255).astype(np.uint8)
     if alpha is not None:  # (H, W, 2) and (H, W, 4) arrays are LA and RGBA images
         pixels = np.concatenate([pixels, alpha[None]])
     image = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
-    tmp = partial_file(path)
-    try:
+    with replacing(path) as tmp:
         try:
             image.save(tmp, format=fmt)
         except (ValueError, KeyError, OSError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else e
             raise DiffgatesError(f"cannot write {path} as {fmt} ({reason}).") from None
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
