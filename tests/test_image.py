@@ -21,7 +21,17 @@ from diffgates.cli import main
 from diffgates.config import TrainConfig
 from diffgates.errors import DiffgatesError
 from diffgates.image.apply import circuit_predictor, psnr, reconstruct, ssim, upscale_classic
-from diffgates.image.data import assemble, blocks, downscale, pair, windows
+from diffgates.image.data import (
+    PHOTOS_TEST,
+    PHOTOS_TRAIN,
+    assemble,
+    blocks,
+    downscale,
+    load_images,
+    pair,
+    to_grey,
+    windows,
+)
 from diffgates.image.train import build_image_model
 from diffgates.nn import to_circuit
 
@@ -45,6 +55,30 @@ def test_downscale_averages_blocks_into_8_bit_codes():
     np.testing.assert_allclose(downscale(img, 2), [[128 / 255, 128 / 255]], atol=1e-7)
     lr, hr = pair(np.ones((5, 7), np.float32), "superres", 2, "", np.random.default_rng(0))
     assert lr.shape == (2, 3) and hr.shape == (4, 6)
+
+
+def test_photographs_load_as_greyscale_with_their_test_set_held_out():
+    train, test = load_images("photos")
+    assert len(train) == len(PHOTOS_TRAIN) and len(test) == len(PHOTOS_TEST)
+    for img in train + test:
+        assert img.dtype == np.float32 and img.ndim == 2 and 0 <= img.min() < img.max() <= 1
+    assert train[PHOTOS_TRAIN.index("camera")].shape == (512, 512)
+    assert test[PHOTOS_TEST.index("china")].shape == (427, 640)  # scikit-learn's, 640 x 427 RGB
+    held_out = {img.tobytes() for img in test}
+    assert not any(img.tobytes() in held_out for img in train)
+
+
+def test_colour_becomes_luminance_and_alpha_is_ignored():
+    rgba = np.array([[[255, 0, 0, 0], [0, 255, 0, 255]], [[0, 0, 255, 7], [255, 255, 255, 0]]], np.uint8)
+    np.testing.assert_allclose(to_grey(rgba), [[0.299, 0.587], [0.114, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(to_grey(np.array([[0, 51, 255]], np.uint8)), [[0, 0.2, 1]], atol=1e-7)
+    np.testing.assert_array_equal(to_grey(np.array([[-0.5, 0.25, 2.0]])), np.float32([[0, 0.25, 1]]))
+
+
+@pytest.mark.parametrize("name", ["cifar10", "iris", "my-images"])
+def test_image_tasks_refuse_datasets_without_greyscale_images(name):
+    with pytest.raises(DiffgatesError, match="image tasks take --dataset digits, mnist, fashion-mnist or photos"):
+        load_images(name)
 
 
 def small_model(task="superres", seed=0):

@@ -1,7 +1,8 @@
 """The runs committed under results/ still load with today's code and still give the circuits their
 figures in BENCHMARKS.md were measured on: a change to the checkpoint format, the wiring, the gate
 tables, the extraction or the passes that would make `diffgates eval results/...` disagree fails
-here, without the dataset (which `diffgates eval` needs and CI does not install)."""
+here, without the dataset (which `diffgates eval` needs and CI does not install). Runs trained on
+the bundled photographs are scored again on their test photographs."""
 
 import json
 from pathlib import Path
@@ -9,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import assert_same_circuit
 from diffgates.circuit import program
 from diffgates.circuit.execute import predict_counts
+from diffgates.image import data as image_data
+from diffgates.image.train import evaluate_image
 from diffgates.nn import to_circuit
 from diffgates.runs import load_run
 
@@ -40,3 +44,36 @@ def test_committed_run_gives_its_circuit(run):
     with torch.no_grad():
         expected = model.counts(torch.as_tensor(x)).numpy()
     np.testing.assert_array_equal(predict_counts(saved, x), expected)
+
+
+def _dataset(run: Path) -> str | None:
+    """The dataset a committed run was trained on (a merged run's: its ensemble.json)."""
+    if (run / "ensemble.json").exists():
+        return json.loads((run / "ensemble.json").read_text()).get("dataset")
+    if (run / "config.yaml").exists():
+        return (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("dataset")
+    return None
+
+
+PHOTO_RUNS = [p for p in RUNS if _dataset(p) == "photos"]
+
+
+def test_the_photograph_runs_are_there():
+    assert {"photos-sr2", "photos-sr2-ensemble"} <= {p.name for p in PHOTO_RUNS}
+
+
+@pytest.mark.parametrize("run", PHOTO_RUNS, ids=lambda p: p.name)
+def test_committed_photograph_run_scores_its_summary(run):
+    """The image figures README.md and BENCHMARKS.md cite: the photographs are bundled with
+    scikit-image and scikit-learn, so the held-out test photographs are scored again here (what
+    `diffgates eval RUN` prints), logic network and classical upscalers alike."""
+    cfg, model, circuit = load_run(run)
+    summary = json.loads((run / "summary.json").read_text())
+    pairs = image_data.test_inputs(cfg.task, cfg.scale, cfg.noise, cfg.seed, cfg.dataset, cfg.data_dir)
+    result = evaluate_image(cfg, model.eval(), circuit, pairs)
+    assert result["circuit_mismatches"] == 0 and len(pairs) == summary["test_images"]
+    for name, scores in {"logic": summary["logic"], **summary["baselines"]}.items():
+        got = result["logic"] if name == "logic" else result["baselines"][name]
+        assert got == pytest.approx(scores, abs=1e-4), name
+    if run.name == "photos-sr2-ensemble":  # README: the merged pair edges past bicubic
+        assert result["logic"]["psnr"] > result["baselines"]["bicubic"]["psnr"]

@@ -91,6 +91,35 @@ def test_config_file_repeats_a_run(tmp_path):
     assert (first / "metrics.jsonl").read_text().count("\n") == 3
 
 
+def test_a_run_finds_its_data_and_runs_from_any_working_directory(tmp_path, monkeypatch, capsys):
+    """Files named relative to where training ran (a dataset file, --init-from, --teacher) are
+    saved as absolute paths: eval, --resume and merge work from elsewhere."""
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 10), dtype=np.float32)
+    y = (x[:, 0] > x[:, 1]).astype(np.int64)
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    np.savez(work / "mine.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    monkeypatch.chdir(work)
+    small = ["--dataset", "mine.npz", "--widths", "40,40", "--epochs", "2", "--quiet"]
+    assert main(["train", *small, "--out", "a"]) == 0
+    assert main(["train", *small, "--init-from", "a", "--teacher", "a", "--epochs", "1", "--out", "b"]) == 0
+    saved = TrainConfig.from_run(work / "b")
+    assert saved.dataset == str(work / "mine.npz")
+    assert saved.init_from == str(work / "a") and saved.teacher == [str(work / "a")]
+
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["eval", str(work / "a")]) == 0
+    accuracy = json.loads((work / "a" / "summary.json").read_text())["test_acc_discrete"]
+    assert f"{accuracy:.4f}" in capsys.readouterr().out
+    (work / "b" / "summary.json").unlink()  # as if killed before the end: the teacher scores again
+    assert main(["train", "--resume", str(work / "b")]) == 0
+    assert main(["merge", str(work / "a"), str(work / "b"), "--out", "both"]) == 0
+    info = json.loads((elsewhere / "both" / "ensemble.json").read_text())
+    assert info["dataset"] == str(work / "mine.npz") and info["members"] == [str(work / "a"), str(work / "b")]
+
+
 def test_command_line_options_override_the_config_file(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("widths: [100, 100]\nepochs: 2\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from .nn.model import ACTIVATIONS, ModelConfig
 from .nn.parametrization import INITS, PARAMETRIZATIONS
 
 CONFIG_FILE = "config.yaml"
+
+
+def absolute_path(path: str) -> str:
+    """``path`` (``~`` expanded) as an absolute path from the working directory."""
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _field_default(cls, name: str):
@@ -246,6 +252,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def anchor_paths(self) -> TrainConfig:
+        """Make the options that name files and directories (a dataset file, ``data_dir``, ``trunk``,
+        ``init_from``, ``teacher``) absolute, from the working directory: a run's saved options then
+        find them from any directory (``eval``, ``report``, ``--resume``, ``merge``)."""
+        if self.dataset.endswith(".npz"):
+            self.dataset = absolute_path(self.dataset)
+        for name in ("data_dir", "trunk", "init_from"):
+            if getattr(self, name):
+                setattr(self, name, absolute_path(getattr(self, name)))
+        if self.teacher:
+            self.teacher = [absolute_path(t) for t in self.teacher]
+        return self
 
     def save(self, path: Path) -> None:
         """Write the resolved options as YAML (``diffgates train --config`` reads it back)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .checkpoint import ENSEMBLE_FILE, load_model, save_model
 from .circuit import Circuit
-from .config import TrainConfig
+from .config import TrainConfig, absolute_path
 from .data import load_dataset
 from .errors import DiffgatesError, InternalError
 from .evaluate import evaluate
@@ -50,6 +50,8 @@ def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir
     if len(run_dirs) < 2:
         raise DiffgatesError(f"merging needs two or more runs; got only {run_dirs[0]}.")
     runs = [load_run(run) for run in run_dirs]  # every run is read before anything is written
+    for cfg, _, _ in runs:  # runs written before their options named files absolutely
+        cfg.anchor_paths()
     datasets = {(cfg.dataset, cfg.data_dir) for cfg, _, _ in runs}
     if len(datasets) > 1:
         raise DiffgatesError(
@@ -62,12 +64,17 @@ def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir
     options = {k: getattr(cfg, k) for k in (*IMAGE_OPTIONS, "seed")} if cfg.task != "classify" else {}
     if len({tuple(getattr(c, k) for k in IMAGE_OPTIONS) for c, _, _ in runs}) > 1:
         raise DiffgatesError(f"the runs differ in their task or its options ({', '.join(IMAGE_OPTIONS)}).")
-    cfg.data_dir = data_dir or cfg.data_dir
+    cfg.data_dir = absolute_path(data_dir) if data_dir else cfg.data_dir
     with staged(out, overwrite, "ensemble", inputs=[*run_dirs, data_dir]) as work:
         circuit = to_circuit(ensemble.eval())
         save_model(ensemble, work / "model.safetensors")
         circuit.save(work / "circuit.npz")
-        info = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "members": list(run_dirs), "options": options}
+        info = {
+            "dataset": cfg.dataset,
+            "data_dir": cfg.data_dir,
+            "members": [absolute_path(r) for r in run_dirs],
+            "options": options,
+        }
         (work / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
         if options:  # image networks: the merged output is the members' summed counts over their summed groups
             from .image.data import test_inputs

@@ -107,7 +107,7 @@ def train(
     existing run (``overwrite``) trains in ``.NAME.partial`` beside it and swaps it in at the end,
     so the old run survives any failure; ``--resume .NAME.partial`` finishes such a run.
     """
-    cfg.check()
+    cfg.check().anchor_paths()
     if cfg.task != "classify":
         from .image.train import train_image
 
