@@ -19,6 +19,7 @@ from conftest import (
 from diffgates import Circuit
 from diffgates.cli import main
 from diffgates.config import TrainConfig
+from diffgates.data import load_dataset
 from diffgates.errors import DiffgatesError
 from diffgates.image.apply import circuit_predictor, psnr, reconstruct, ssim, upscale_classic
 from diffgates.image.data import (
@@ -76,9 +77,89 @@ def test_colour_becomes_luminance_and_alpha_is_ignored():
 
 
 @pytest.mark.parametrize("name", ["cifar10", "iris", "my-images"])
-def test_image_tasks_refuse_datasets_without_greyscale_images(name):
-    with pytest.raises(DiffgatesError, match="image tasks take --dataset digits, mnist, fashion-mnist or photos"):
+def test_image_tasks_refuse_datasets_without_pictures_and_missing_folders(name):
+    with pytest.raises(
+        DiffgatesError, match="take --dataset digits, mnist, fashion-mnist, photos or a folder of images"
+    ):
         load_images(name)
+
+
+def _picture(seed: int, shape=(24, 32)) -> np.ndarray:
+    """A smooth uint8 picture (a gradient and a blob), RGB or greyscale by ``shape``."""
+    h, w = shape[:2]
+    y, x = np.mgrid[:h, :w] / np.float32(max(h, w))
+    value = 0.5 + 0.3 * np.sin(6 * x + seed) * np.cos(4 * y - seed)
+    value = np.rint(255 * value).astype(np.uint8)
+    return np.dstack([value, value[::-1], value[:, ::-1]]) if len(shape) == 3 else value
+
+
+def test_a_folder_of_images_holds_out_every_fifth_file_for_testing(tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(_picture(i, (24, 32, 3) if i == 4 else (24, 32))).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not a picture")
+    Image.fromarray(_picture(9)).save(folder / ".hidden.png")
+    train, test = load_images(str(folder))
+    np.testing.assert_array_equal(test[0], to_grey(_picture(4, (24, 32, 3))))  # the fifth file, as luminance
+    assert len(train) == 5 and all(img.dtype == np.float32 for img in train)
+    for i, img in zip([0, 1, 2, 3, 5], train):
+        np.testing.assert_array_equal(img, _picture(i) / np.float32(255))
+
+    split = tmp_path / "split"
+    for part, seeds in (("train", [0, 1]), ("test", [2])):
+        (split / part).mkdir(parents=True)
+        for i in seeds:
+            Image.fromarray(_picture(i)).save(split / part / f"{i}.jpg", quality=100)
+    train, test = load_images(str(split))
+    assert len(train) == 2 and len(test) == 1 and test[0].shape == (24, 32)
+
+
+def test_an_image_network_trains_on_a_folder_and_its_run_works_from_anywhere(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "work" / "pictures"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(_picture(i, (40, 48))).save(folder / f"{i}.png")
+    monkeypatch.chdir(tmp_path / "work")
+    args = ["train", "--task", "superres", "--dataset", "pictures", "--widths", "60,48", "--encoder-bits", "7",
+            "--patch", "3", "--epochs", "1", "--patch-samples", "2000", "--out", "run", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "work" / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test_images"] == 1 and summary["circuit_mismatches"] == 0
+    assert TrainConfig.from_run(run).dataset == str(folder)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    assert f"{summary['logic']['psnr']:6.2f} dB" in capsys.readouterr().out
+    assert main(["train", "--task", "superres", "--dataset", str(folder), "--out", str(folder), "--overwrite"]) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_image_folders_that_cannot_train_are_refused_with_one_sentence(tmp_path, capsys):
+    def folder(name, *files):
+        path = tmp_path / name
+        for f in files:
+            (path / f).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_picture(0)).save(path / f)
+        path.mkdir(exist_ok=True)
+        return path
+
+    cases = {
+        folder("empty"): "holds no image files",
+        folder("one", "a.png"): "holds one image; an image task needs two or more",
+        folder("half", "train/a.png"): "has a train/ folder but no test/ folder",
+        folder("bad", "a.png"): "is not an image file that Pillow can read",
+    }
+    (tmp_path / "bad" / "b.png").write_text("not a picture")
+    for path, message in cases.items():
+        with pytest.raises(DiffgatesError, match=message):
+            load_images(str(path))
+    with pytest.raises(DiffgatesError, match="folders of images are for the image tasks"):
+        load_dataset(str(folder("for-classes", "a.png", "b.png")))
+    capsys.readouterr()
+    assert main(["train", "--task", "denoise", "--dataset", str(tmp_path / "one"), "--out", str(tmp_path / "r")]) == 2
+    assert "holds one image" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def small_model(task="superres", seed=0):

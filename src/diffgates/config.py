@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from .data import NAMED
 from .encode import STRATEGIES
 from .errors import DiffgatesError
 from .kernels import ENGINES
@@ -50,7 +51,9 @@ class TrainConfig:
         "digits",
         "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test "
         "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are); image tasks "
-        "(--task superres, denoise): digits, mnist, fashion-mnist or photos (scikit-image's and scikit-learn's)",
+        "(--task superres, denoise): digits, mnist, fashion-mnist, photos (scikit-image's and scikit-learn's) or a "
+        "folder of image files (its train/ and test/ folders, else every fifth file in name order held out for "
+        "testing)",
     )
     data_dir: str | None = opt(None, "directory holding the dataset files (IDX for MNIST-like data)")
     task: str = opt(
@@ -58,7 +61,7 @@ class TrainConfig:
         "what the network learns: classify (class counts, argmax), superres (upscale images by --scale) or "
         "denoise (remove --noise); the image tasks slide one network over every pixel of an image and read "
         "each output pixel as the count of ones in its group of output gates (--dataset digits, mnist, "
-        "fashion-mnist or photos)",
+        "fashion-mnist, photos or a folder of images)",
         ("classify", "superres", "denoise"),
     )
     scale: int = opt(2, "--task superres: upscaling factor (each input pixel becomes scale x scale)", low=2, high=8)
@@ -254,10 +257,10 @@ class TrainConfig:
         return asdict(self)
 
     def anchor_paths(self) -> TrainConfig:
-        """Make the options that name files and directories (a dataset file, ``data_dir``, ``trunk``,
+        """Make the options that name files and directories (a dataset file or folder, ``data_dir``, ``trunk``,
         ``init_from``, ``teacher``) absolute, from the working directory: a run's saved options then
         find them from any directory (``eval``, ``report``, ``--resume``, ``merge``)."""
-        if self.dataset.endswith(".npz"):
+        if self.dataset not in NAMED and (self.dataset.endswith(".npz") or os.path.isdir(self.dataset)):
             self.dataset = absolute_path(self.dataset)
         for name in ("data_dir", "trunk", "init_from"):
             if getattr(self, name):

@@ -18,7 +18,7 @@ from . import native, outdir
 from .build import build_model, image_shape, start_from, take_trunk, with_trunk
 from .checkpoint import STATE_FILE, keep_best, load_model, load_training_state, save_model, save_training_state
 from .config import CONFIG_FILE, TrainConfig
-from .data import load_dataset
+from .data import NAMED, load_dataset
 from .data.augment import augment_bits
 from .distill import teacher_scores
 from .errors import DiffgatesError, InternalError
@@ -87,7 +87,7 @@ class Distributed:
 
 def inputs_of(cfg: TrainConfig) -> list[str]:
     """The files and directories a training run reads (an --out must not replace them)."""
-    data = [cfg.dataset] if cfg.dataset.endswith(".npz") else []
+    data = [cfg.dataset] if cfg.dataset not in NAMED else []  # a file, or a folder of images
     return [*data, cfg.data_dir, cfg.trunk, cfg.init_from, *(cfg.teacher or [])]
 
 
@@ -111,7 +111,7 @@ def train(
     if cfg.task != "classify":
         from .image.train import train_image
 
-        return train_image(cfg, out, overwrite, quiet, inputs, resume)
+        return train_image(cfg, out, overwrite, quiet, [*inputs, *inputs_of(cfg)], resume)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DiffgatesError("CUDA is not available on this machine (no GPU or a CPU-only torch); use --device cpu.")
     out = Path(out)

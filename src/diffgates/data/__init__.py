@@ -27,6 +27,8 @@ from ..errors import DiffgatesError
 from .idx import read_idx
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+#: every dataset known by name: also the image tasks' bundled photographs (``image.data``)
+NAMED = (*DATASETS, "photos")
 #: (channels, height, width) of the image datasets; features are stored channel by channel, row by row.
 IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -220,6 +222,11 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
         ds = _idx(name, data_dir)
     elif name == "cifar10":
         ds = _cifar10(data_dir)
+    elif Path(name).is_dir():
+        raise DiffgatesError(
+            f"{name} is a folder: folders of images are for the image tasks (--task superres or denoise); "
+            f"classifiers train on {', '.join(DATASETS)} or a .npz file."
+        )
     else:
         raise DiffgatesError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a .npz path.")
     return validate(ds)

@@ -6,6 +6,9 @@ degrades them, and the windows a network reads and the blocks it writes.
 - ``photos``: the photographs bundled with scikit-image and scikit-learn, in greyscale (colour ones
   by ITU-R 601 luminance); a fixed split, :data:`PHOTOS_TRAIN` to train on random windows,
   :data:`PHOTOS_TEST` held out and tested whole.
+- a folder of image files (any format Pillow reads; in greyscale as the photographs): its
+  ``train/`` and ``test/`` folders where it has both, else every fifth file in name order held
+  out for testing (:func:`folder_images`).
 
 Every degraded input is quantised to 8-bit codes (what a camera or a frame buffer holds), so the
 hardware encoder compares bytes.
@@ -13,10 +16,12 @@ hardware encoder compares bytes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..config import noise_spec
-from ..data import IMAGE_SHAPES, load_dataset
+from ..data import IMAGE_SHAPES, NAMED, load_dataset
 from ..errors import DiffgatesError
 
 PHOTOS_TRAIN = (
@@ -30,8 +35,12 @@ def load_images(name: str, data_dir: str | None = None) -> tuple[list[np.ndarray
     """(train, test) lists of float32 greyscale images in [0, 1]."""
     if name == "photos":
         return [photo(p) for p in PHOTOS_TRAIN], [photo(p) for p in PHOTOS_TEST]
+    if name not in NAMED and Path(name).is_dir():
+        return folder_images(Path(name))
     if name not in ("digits", *IMAGE_SHAPES) or name == "cifar10":
-        raise DiffgatesError(f"image tasks take --dataset digits, mnist, fashion-mnist or photos, got {name!r}.")
+        raise DiffgatesError(
+            f"image tasks take --dataset digits, mnist, fashion-mnist, photos or a folder of images, got {name!r}."
+        )
     ds = load_dataset(name, data_dir)
     side = 8 if name == "digits" else IMAGE_SHAPES[name][1]
     scale = 16.0 if name == "digits" else 1.0
@@ -53,6 +62,59 @@ def photo(name: str) -> np.ndarray:
             raise DiffgatesError("the photos need scikit-image: pip install 'diffgates[image]'.") from None
         rgb = getattr(skimage.data, name)()
     return to_grey(np.asarray(rgb))
+
+
+#: files of a folder dataset held out for testing, where it has no train/ and test/ folders: every
+#: HELD_OUT_EVERY-th in name order (the last where there are fewer)
+HELD_OUT_EVERY = 5
+
+
+def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(train, test) greyscale images of a folder of image files: those of its ``train/`` and
+    ``test/`` folders where it has both, else of its own files, every :data:`HELD_OUT_EVERY`-th
+    in name order held out for testing."""
+    split = [(folder / part).is_dir() for part in ("train", "test")]
+    if all(split):
+        return _read_images(image_files(folder / "train")), _read_images(image_files(folder / "test"))
+    if any(split):
+        have, lack = ("train", "test") if split[0] else ("test", "train")
+        raise DiffgatesError(f"{folder} has a {have}/ folder but no {lack}/ folder; give it both, or neither.")
+    files = image_files(folder)
+    if len(files) < 2:
+        raise DiffgatesError(
+            f"{folder} holds one image; an image task needs two or more, to train on and to test on "
+            "(or train/ and test/ folders)."
+        )
+    held = set(range(HELD_OUT_EVERY - 1, len(files), HELD_OUT_EVERY)) or {len(files) - 1}
+    return (
+        _read_images([f for i, f in enumerate(files) if i not in held]),
+        _read_images([f for i, f in enumerate(files) if i in held]),
+    )
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that Pillow reads by their extension, in name order (hidden ones
+    left out); refuses a folder without any."""
+    from PIL import Image
+
+    Image.init()
+    known = set(Image.registered_extensions())
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
+    )
+    if not files:
+        raise DiffgatesError(f"{folder} holds no image files (PNG, JPEG, TIFF, ... that Pillow reads).")
+    return files
+
+
+def _read_images(files: list[Path]) -> list[np.ndarray]:
+    from .io import read_image
+
+    images = []
+    for f in files:
+        channels = read_image(f)[0]  # (C, H, W): greyscale or RGB, alpha left out
+        images.append(to_grey(channels[0] if len(channels) == 1 else channels.transpose(1, 2, 0)))
+    return images
 
 
 def to_grey(img: np.ndarray) -> np.ndarray:
