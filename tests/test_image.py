@@ -2,6 +2,7 @@
 against circuit, the measures against scikit-image's, the commands and their errors."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -16,11 +17,12 @@ from conftest import (
     metrics_without_timing,
     tools_missing,
 )
-from diffgates import Circuit
+from diffgates import Circuit, native
 from diffgates.cli import main
 from diffgates.config import TrainConfig
 from diffgates.data import load_dataset
 from diffgates.errors import DiffgatesError
+from diffgates.image import data as image_data
 from diffgates.image.apply import circuit_predictor, psnr, reconstruct, ssim, upscale_classic
 from diffgates.image.data import (
     PHOTOS_TEST,
@@ -134,6 +136,20 @@ def test_an_image_network_trains_on_a_folder_and_its_run_works_from_anywhere(tmp
     assert f"{summary['logic']['psnr']:6.2f} dB" in capsys.readouterr().out
     assert main(["train", "--task", "superres", "--dataset", str(folder), "--out", str(folder), "--overwrite"]) == 2
     assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_a_folder_of_more_pixels_than_memory_holds_is_refused_before_reading_them(tmp_path, monkeypatch):
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < native.available_memory() <= total
+    for i in range(3):
+        Image.fromarray(_picture(i, (40, 50))).save(tmp_path / f"{i}.png")
+    need = 3 * 40 * 50 * image_data.BYTES_PER_PIXEL
+    monkeypatch.setattr(native, "available_memory", lambda: need)
+    assert len(load_images(str(tmp_path))[0]) == 2
+    monkeypatch.setattr(native, "available_memory", lambda: need - 1)
+    monkeypatch.setattr(image_data, "_read_images", lambda files: pytest.fail("pixels read"))
+    with pytest.raises(DiffgatesError, match=r"the 3 images of .* hold 0.0 megapixels, which training needs about"):
+        load_images(str(tmp_path))
 
 
 def test_image_folders_that_cannot_train_are_refused_with_one_sentence(tmp_path, capsys):

@@ -71,6 +71,21 @@ def l2_cache_bytes() -> int:
     return 1 << 20
 
 
+def available_memory() -> int:
+    """Bytes that new allocations can take without swapping: Linux's MemAvailable (free memory and
+    the cache it can reclaim), else the free pages, else 8 GiB where the system does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
 def compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
 
