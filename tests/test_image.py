@@ -396,6 +396,41 @@ def test_bad_images_give_one_clear_sentence(sr_run, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "cmyk.jpg", "ok.png", "taken.png", "text.png"]
 
 
+def test_several_images_go_into_a_folder_under_their_own_names(sr_run, tmp_path, capsys):
+    (tmp_path / "src").mkdir(), (tmp_path / "more").mkdir()
+    a, c = tmp_path / "src" / "a.png", tmp_path / "more" / "c.png"
+    Image.fromarray(_picture(1, (9, 11))).save(a)
+    Image.fromarray(_picture(2, (7, 5, 3))).save(c)
+    for src in (a, c):  # one at a time, to files named by -o
+        assert main(["upscale", str(sr_run), str(src), "-o", str(tmp_path / f"one_{src.name}")]) == 0
+    out = tmp_path / "out" / "x2"
+    assert main(["upscale", str(sr_run), str(a), str(c), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    for name in ("a.png", "c.png"):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(out / name)), np.asarray(Image.open(tmp_path / f"one_{name}"))
+        )
+    assert main(["upscale", str(sr_run), str(a), "-o", str(tmp_path / "src")]) == 2  # a folder: into it, as a.png
+    assert "is the input" in capsys.readouterr().err
+
+    before = (out / "c.png").read_bytes()
+    (out / "a.png").write_text("keep me")
+    refusals = {
+        (a, c): ("exists; pass --overwrite", out),
+        (a, tmp_path / "src" / "nothing.png"): ("is not a file", tmp_path / "new1"),
+        (a, tmp_path / "more" / "a.png"): ("two inputs are named a.png", tmp_path / "new2"),
+        (a, c, tmp_path / "one_a.png"): ("is a file; with several inputs", tmp_path / "one_c.png"),
+    }
+    (tmp_path / "more" / "a.png").write_bytes(a.read_bytes())
+    for sources, (message, to) in refusals.items():
+        assert main(["upscale", str(sr_run), *map(str, sources), "-o", str(to)]) == 2
+        assert message in capsys.readouterr().err
+    assert (out / "a.png").read_text() == "keep me" and (out / "c.png").read_bytes() == before
+    assert not (tmp_path / "new1").exists() and not (tmp_path / "new2").exists()
+    assert main(["upscale", str(sr_run), str(a), str(c), "-o", str(out), "--overwrite"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), np.asarray(Image.open(tmp_path / "one_a.png")))
+
+
 def test_too_large_an_image_is_refused_before_any_work():
     from diffgates.image.io import check_size
 

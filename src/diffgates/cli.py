@@ -190,14 +190,10 @@ def _print_image_summary(s: dict) -> None:
 
 
 def cmd_image(args) -> int:
-    """``diffgates upscale`` / ``diffgates denoise``: a trained image network over an image file."""
-    import numpy as np
-
+    """``diffgates upscale`` / ``diffgates denoise``: a trained image network over image files."""
     from .circuit.ir import Circuit
-    from .image.apply import circuit_predictor, reconstruct
-    from .image.data import factor
-    from .image.io import check_size, read_image, scale_alpha, write_image
-    from .outdir import check_output_file
+    from .image.apply import circuit_predictor
+    from .image.io import opened
     from .runs import run_config
 
     task = "superres" if args.command == "upscale" else "denoise"
@@ -206,19 +202,61 @@ def cmd_image(args) -> int:
     if cfg.task != task:
         use = {"classify": "diffgates eval", "superres": "diffgates upscale", "denoise": "diffgates denoise"}[cfg.task]
         raise DiffgatesError(f"{run} was trained with --task {cfg.task}; use '{use}'.")
-    src, dst = Path(args.input), check_output_file(args.output, args.overwrite, [args.input])
+    sources = [Path(i) for i in args.inputs]
+    for src in sources[1:]:  # every input opens before any output is written (the first is read next)
+        with opened(src):
+            pass
+    pairs = _image_outputs(sources, Path(args.output), args.overwrite)
     circuit = Circuit.load(run / "circuit.npz")
+    predict = circuit_predictor(circuit, args.threads)
+    for src, dst in pairs:
+        _apply_image(cfg, circuit, predict, src, dst, args.overwrite)
+    return 0
+
+
+def _image_outputs(sources: list[Path], output: Path, overwrite: bool) -> list[tuple[Path, Path]]:
+    """(input, output file) pairs for ``upscale`` / ``denoise``: ``output`` itself for one input,
+    else (or where it is a folder) the inputs' names in that folder, created if missing; refused
+    before any work where an output would be lost or two inputs share a name."""
+    from .outdir import check_output_file
+
+    if len(sources) == 1 and not output.is_dir():
+        return [(sources[0], check_output_file(output, overwrite, sources))]
+    names = [src.name for src in sources]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DiffgatesError(f"two inputs are named {twice[0]}, and their outputs in {output} would be one file.")
+    if output.exists() and not output.is_dir():
+        raise DiffgatesError(f"{output} is a file; with several inputs -o names the folder to write them into.")
+    pairs = [(src, output / src.name) for src in sources]
+    if output.is_dir():
+        for _, dst in pairs:
+            check_output_file(dst, overwrite, sources)
+    else:
+        try:
+            output.mkdir(parents=True)
+        except OSError as e:
+            raise DiffgatesError(f"cannot create {output}: {e.strerror or e}.") from e
+    return pairs
+
+
+def _apply_image(cfg, circuit, predict, src: Path, dst: Path, overwrite: bool) -> None:
+    """One image file through an image network's circuit, written to ``dst``."""
+    import numpy as np
+
+    from .image.apply import reconstruct
+    from .image.data import factor
+    from .image.io import check_size, read_image, scale_alpha, write_image
+
     channels, mode, alpha = read_image(src)
     s = factor(cfg.task, cfg.scale)
     check_size(channels.shape, s, src)
-    predict = circuit_predictor(circuit, args.threads)
     out = np.stack([reconstruct(predict, c, cfg.patch, s, circuit.group_size, span=cfg.output_span) for c in channels])
     if alpha is not None and s > 1:  # transparency is not the network's: resized beside it
         alpha = scale_alpha(alpha, s)
-    write_image(dst, out, mode, args.overwrite, alpha)
+    write_image(dst, out, mode, overwrite, alpha)
     kind = mode + (" with alpha" if alpha is not None else "")
     print(f"{src} ({channels.shape[2]} x {channels.shape[1]} {kind}) -> {dst} ({out.shape[2]} x {out.shape[1]})")
-    return 0
 
 
 def cmd_recipe(args) -> int:
@@ -928,15 +966,21 @@ def build_parser() -> argparse.ArgumentParser:
             sub,
             name,
             cmd_image,
-            help=f"{verb} an image file with a network trained with {what}",
-            description=f"Run the circuit of a run trained with {what} over every pixel of an image of any size "
-            "(PNG, JPEG, ... through Pillow; greyscale or RGB, each colour channel on its own) and write the result.",
+            help=f"{verb} image files with a network trained with {what}",
+            description=f"Run the circuit of a run trained with {what} over every pixel of images of any size "
+            "(PNG, JPEG, ... through Pillow; greyscale or RGB, each colour channel on its own) and write the results.",
             run=True,
         )
-        p.add_argument("input", help="the image file to read")
-        p.add_argument("-o", "--output", required=True, help="the image file to write (its extension sets the format)")
+        p.add_argument("inputs", nargs="+", metavar="input", help="the image files to read")
+        p.add_argument(
+            "-o",
+            "--output",
+            required=True,
+            help="the image file to write (its extension sets the format); with several inputs, or where it is a "
+            "folder, the folder to write them into under their own names (created if missing)",
+        )
         p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
-        p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+        p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
     p = _command(
         sub,
