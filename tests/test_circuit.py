@@ -253,6 +253,13 @@ def test_class_counts_reach_their_rows_for_any_number_of_classes(n_classes):
     expected = run_numpy(c, bits)
     for batch, threads in [(1100, 2), (1100, 1), (75, 1)]:
         assert np.array_equal(program.run(prog, bits[:batch], threads), expected[:batch])
+    # labels found in the kernel: the first class of the largest count, as argmax; ties among them
+    x = np.random.default_rng(n_classes).normal(size=(1100, c.n_features)).astype(np.float32)
+    expected = run_numpy(c, encode_bits(c, x))
+    assert n_classes == 1 or ((expected == expected.max(1, keepdims=True)).sum(1) > 1).mean() > 0.05
+    for batch, threads in [(1100, 2), (1100, 1), (75, 1), (17, 1)]:
+        labels = program.run_features(prog, x[:batch], threads, labels=True)
+        assert labels.dtype == np.int64 and np.array_equal(labels, expected[:batch].argmax(1))
 
 
 def test_small_batches_take_the_narrowest_block_and_count_right(monkeypatch):
@@ -407,7 +414,9 @@ def _executor_equals_oracle():
         prog = program.prepare(c)
         pixels = rng.integers(0, 256, (batch, c.n_features), dtype=np.uint8)
         for x in [pixels, pixels.astype(np.float32), rng.normal(3, 4, (batch, c.n_features)).astype(np.float32)]:
-            assert np.array_equal(program.run_features(prog, x, 2), run_numpy(c, encode_bits(c, x)))
+            expected = run_numpy(c, encode_bits(c, x))
+            assert np.array_equal(program.run_features(prog, x, 2), expected)
+            assert np.array_equal(program.run_features(prog, x, 2, labels=True), expected.argmax(1))
 
 
 @pytest.mark.parametrize("refused", [0, 1])

@@ -356,8 +356,12 @@ def cmd_predict(args) -> int:
         use = "upscale" if cfg.task == "superres" else "denoise"
         raise DiffgatesError(f"{args.run} was trained with --task {cfg.task}; use 'diffgates {use}'.")
     x, names = read_inputs(args.inputs, cfg.dataset, cfg.image_shape, circuit.n_features)
-    counts = Executor(circuit, threads=args.threads).counts(x)
-    labels = counts.argmax(1)
+    ex = Executor(circuit, threads=args.threads)
+    if out and out.suffix.lower() == ".csv":  # the counts too
+        counts = ex.counts(x)
+        labels = counts.argmax(1)
+    else:
+        counts, labels = None, ex.predict(x)
     if out:
         write_predictions(out, names, counts, labels)
         print(f"{len(labels)} labels written to {out}", file=sys.stderr)

@@ -113,9 +113,9 @@ def check_output(path: str | os.PathLike, overwrite: bool, inputs: list[str]) ->
     return check_output_file(out, overwrite, inputs)
 
 
-def write_predictions(out: Path, names: list[str], counts: np.ndarray, labels: np.ndarray) -> None:
-    """Labels (.npy, int64) or, per sample, its name, label and class counts (.csv), replacing
-    ``out`` whole or not at all."""
+def write_predictions(out: Path, names: list[str], counts: np.ndarray | None, labels: np.ndarray) -> None:
+    """Labels (.npy, int64) or, per sample, its name, label and class counts (.csv: ``counts``
+    needed), replacing ``out`` whole or not at all."""
     try:
         with replacing(out) as tmp:
             if out.suffix.lower() == ".npy":

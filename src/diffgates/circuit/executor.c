@@ -736,6 +736,37 @@ static void store_counts(const uint16_t *cnt, int64_t rows, int64_t n_classes, c
         for (int64_t c = 0; c < n_classes; c++) out[s * n_classes + c] = cnt[c * BLOCK + s] + out_offset[c];
 }
 
+/* Each sample's class of the largest count (the first of equal ones, as numpy's argmax) from the
+ * block's 16-bit counters plus out_offset, into labels: with AVX-512 16 samples at a time, a
+ * compare and two masked moves a class. */
+static void store_labels(const uint16_t *cnt, int64_t rows, int64_t n_classes, const int32_t *out_offset,
+                         int64_t *labels) {
+    int64_t s = 0;
+#if defined(__AVX512F__)
+    for (; s + 16 <= rows; s += 16) {
+        __m512i top = _mm512_setzero_si512(), best = _mm512_setzero_si512();
+        for (int64_t c = 0; c < n_classes; c++) {
+            const __m256i part = _mm256_loadu_si256((const __m256i *)(cnt + c * BLOCK + s));
+            const __m512i v = _mm512_add_epi32(_mm512_cvtepu16_epi32(part), _mm512_set1_epi32(out_offset[c]));
+            const __mmask16 more = c ? _mm512_cmpgt_epi32_mask(v, top) : (__mmask16)0xFFFF;
+            top = _mm512_mask_mov_epi32(top, more, v);
+            best = _mm512_mask_mov_epi32(best, more, _mm512_set1_epi32((int)c));
+        }
+        _mm512_storeu_si512(labels + s, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(best)));
+        _mm512_storeu_si512(labels + s + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(best, 1)));
+    }
+#endif
+    for (; s < rows; s++) {
+        int64_t best = 0;
+        int32_t top = cnt[s] + out_offset[0];
+        for (int64_t c = 1; c < n_classes; c++) {
+            const int32_t v = cnt[c * BLOCK + s] + out_offset[c];
+            if (v > top) top = v, best = c;
+        }
+        labels[s] = best;
+    }
+}
+
 #ifdef PHASES
 /* The instrumented build (benchmarks/executor_phases.py): wall seconds in each phase of a block
  * (packing, gates, class counts, storing them), summed over blocks and threads, and the rows run;
@@ -777,13 +808,14 @@ void executor_phases(double *seconds, int64_t *rows) {
  * slot n_slots - 1 stays zero. Class c counts out_idx row c (n_pos plain, n_neg inverted slots)
  * plus out_offset[c], after the first count_after[c] runs. Returns 0, -1 when memory runs out,
  * or -2 when a float32 feature is NaN or infinite (the counts then mean nothing). counts:
- * (n_rows, n_classes) int32. */
+ * (n_rows, n_classes) int32; labels: (n_rows,) int64, each sample's class of the largest count;
+ * either may be NULL (not written). */
 int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t n_features, const int32_t *feature,
                 const float *threshold, const float *levels, const int32_t *level_at, const int16_t *level_rank,
                 int64_t n_slots, const uint16_t *run_op, const int32_t *run_len, int64_t n_runs,
                 const int32_t *count_after, const void *slots, const int32_t *out_idx,
                 const int32_t *out_offset, int64_t n_classes, int64_t n_pos, int64_t n_neg, int32_t *counts,
-                int threads) {
+                int64_t *labels, int threads) {
     int16_t *least = NULL; /* uint8 input: each threshold as the byte to reach, once per call */
     if (x_kind == 1) {
         if (!(least = malloc(sizeof(int16_t) * (n_in + 1)))) return -1;
@@ -877,7 +909,9 @@ int run_circuit(const void *x, int x_kind, int64_t n_rows, int64_t n_in, int64_t
             }
             PHASE_MARK(t3)
             const int64_t rows = block_rows(n_rows, row0);
-            store_counts((const uint16_t *)cnt, rows, n_classes, out_offset, counts + row0 * n_classes, layout);
+            if (counts)
+                store_counts((const uint16_t *)cnt, rows, n_classes, out_offset, counts + row0 * n_classes, layout);
+            if (labels) store_labels((const uint16_t *)cnt, rows, n_classes, out_offset, labels + row0);
             PHASE_MARK(t4)
             PHASES_ADD(t1 - t0, split[0], split[1], t4 - t3, rows)
             blk = next;

@@ -370,16 +370,18 @@ def run_packed(program: Program, packed: np.ndarray, threads: int | None = None)
 _FEATURE_KINDS = {np.dtype(np.uint8): 1, np.dtype(np.float32): 2}
 
 
-def run_features(program: Program, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+def run_features(program: Program, x: np.ndarray, threads: int | None = None, labels: bool = False) -> np.ndarray:
     """Class counts (batch, n_classes) int32 from raw features (batch, n_features), encoded inside
     the kernel while the bits are packed: no bit matrix is made. uint8 and float32 features are
     read as they are; other types are converted to float32 first (the encoder's compare). The
-    kernel refuses NaN and infinite values as it reads them."""
+    kernel refuses NaN and infinite values as it reads them. ``labels``: instead of the counts,
+    each sample's class of the largest count (batch,) int64, the first of equal ones as
+    ``counts.argmax(1)`` gives, found in the kernel."""
     x = np.asarray(x)
     check_features(x, program.n_features, finite=False)
     kind = _FEATURE_KINDS.get(x.dtype, 2)
     x = np.ascontiguousarray(x, dtype=x.dtype if kind == 1 else np.float32)
-    return _run(program, x, kind, threads)
+    return _run(program, x, kind, threads, labels)
 
 
 def _library(n_rows: int, wide_slots: bool = False, ahead: bool = False):
@@ -407,12 +409,14 @@ def library_for(program: Program, n_rows: int):
     return _library(n_rows, program.operands.dtype == np.int32, prefetches_ahead(program))
 
 
-def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.ndarray:
+def _run(program: Program, x: np.ndarray, kind: int, threads: int | None, labels: bool = False) -> np.ndarray:
     threads = check_threads(threads)
     lib = library_for(program, x.shape[0])
     levels = program.levels if kind == 2 else None
     thresholds, level_at, rank = levels if levels is not None else (None, None, None)
-    counts = np.empty((x.shape[0], program.n_classes), dtype=np.int32)  # every count is written
+    # every count (or label) is written
+    counts = None if labels else np.empty((x.shape[0], program.n_classes), dtype=np.int32)
+    classes = np.empty(x.shape[0], dtype=np.int64) if labels else None
     i64 = ctypes.c_int64
     rc = lib.run_circuit(
         _p(x),
@@ -437,13 +441,14 @@ def _run(program: Program, x: np.ndarray, kind: int, threads: int | None) -> np.
         i64(program.n_pos),
         i64(program.n_neg),
         _p(counts),
+        _p(classes),
         ctypes.c_int(threads),
     )
     if rc == -2:
         raise DiffgatesError(NONFINITE)
     if rc != 0:
         raise MemoryError("the circuit executor could not allocate its signal buffers")
-    return counts
+    return classes if labels else counts
 
 
 class Executor:
@@ -474,4 +479,6 @@ class Executor:
         return run_features(self.program, x, self.threads)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.counts(x).argmax(1)
+        """Each sample's class (batch,) int64: ``counts(x).argmax(1)``, the first of equal counts,
+        found in the kernel without storing the counts."""
+        return run_features(self.program, x, self.threads, labels=True)
