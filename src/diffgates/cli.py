@@ -206,10 +206,9 @@ def cmd_image(args) -> int:
     for src in sources[1:]:  # every input opens before any output is written (the first is read next)
         with opened(src):
             pass
-    pairs = _image_outputs(sources, Path(args.output), args.overwrite)
     circuit = Circuit.load(run / "circuit.npz")
     predict = circuit_predictor(circuit, args.threads)
-    for src, dst in pairs:
+    for src, dst in _image_outputs(sources, Path(args.output), args.overwrite):
         _apply_image(cfg, circuit, predict, src, dst, args.overwrite)
     return 0
 
