@@ -16,6 +16,8 @@ $dg bench infer --json --infer-widths 8000,64000 --threads 1,2 --rounds 5 > "$ou
 # where the executor's time goes (an instrumented build, one thread)
 .venv/bin/python benchmarks/executor_phases.py --width 8000 > "$out/executor_phases_8000.json"
 .venv/bin/python benchmarks/executor_phases.py --width 64000 --samples 40000 > "$out/executor_phases_64000.json"
+# classes found in the kernel (Executor.predict) against counts and numpy's argmax
+.venv/bin/python benchmarks/executor_predict.py --out "$out/executor_predict.json"
 $dg bench epoch --json --threads 2 > "$out/epoch.json"
 # the trained Fashion-MNIST model (train it first: see BENCHMARKS.md, Accuracy)
 if [ -f runs/fmnist-dense48k/circuit.npz ]; then
