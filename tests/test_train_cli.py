@@ -120,6 +120,26 @@ def test_a_run_finds_its_data_and_runs_from_any_working_directory(tmp_path, monk
     assert info["dataset"] == str(work / "mine.npz") and info["members"] == [str(work / "a"), str(work / "b")]
 
 
+def test_a_run_on_8_bit_pixels_from_an_npz_compiles_to_verilog_without_format_options(tmp_path, capsys):
+    """uint8 features are pixels scaled to [0, 1], as for the image datasets: the Verilog encoder
+    reads them as 8-bit codes without --input-bits and --input-divisor; float features still need them."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (400, 6, 6), dtype=np.uint8)
+    y = (x[:, 0, 0] > x[:, 5, 5]).astype(np.int64)
+    np.savez(tmp_path / "pix.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
+    np.savez(tmp_path / "flt.npz", x_train=x[:300] / 255, y_train=y[:300], x_test=x[300:] / 255, y_test=y[300:])
+    for name in ("pix", "flt"):
+        args = ["train", "--dataset", str(tmp_path / f"{name}.npz"), "--widths", "60,60", "--epochs", "2"]
+        assert main([*args, "--out", str(tmp_path / name), "--quiet"]) == 0
+    assert main(["compile", str(tmp_path / "pix"), "--vectors", "50"]) == 0
+    info = json.loads((tmp_path / "pix" / "export" / "compile.json").read_text())
+    assert info["input_format"] == {"bits": 8, "divisor": 255.0}
+    assert main(["verify", str(tmp_path / "pix")]) == 0
+    capsys.readouterr()
+    assert main(["compile", str(tmp_path / "flt"), "--vectors", "50"]) == 2
+    assert "needs an input format; pass --input-bits and --input-divisor" in capsys.readouterr().err
+
+
 def test_command_line_options_override_the_config_file(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("widths: [100, 100]\nepochs: 2\n")

@@ -423,8 +423,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from .data import load_dataset
-    from .export import INPUT_FORMATS, TARGETS, golden_vectors, write_export
+    from .data import eight_bit_pixels, load_dataset
+    from .export import INPUT_FORMATS, PIXELS, TARGETS, golden_vectors, write_export
     from .outdir import EXPORT_KINDS, check_output, staged
     from .runs import load_run
 
@@ -433,13 +433,12 @@ def cmd_compile(args) -> int:
     check_output(out, args.overwrite, EXPORT_KINDS, [args.run, args.data_dir])  # before the data loads
     if cfg.task == "classify":
         x = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir).x_test[: args.vectors]
-        fmt = INPUT_FORMATS.get(cfg.dataset)
+        fmt = INPUT_FORMATS.get(cfg.dataset) or (PIXELS if eight_bit_pixels(cfg.dataset) else None)
     else:  # an image network: the windows of the test inputs, which are 8-bit pixels
-        from .backends.verilog import InputFormat
         from .image.data import test_windows
 
         cfg.data_dir = args.data_dir or cfg.data_dir
-        x, fmt = test_windows(cfg, args.vectors), InputFormat(8, 255.0)
+        x, fmt = test_windows(cfg, args.vectors), PIXELS
     if args.input_bits or args.input_divisor:
         from .backends.verilog import InputFormat
 

@@ -23,7 +23,9 @@ from .errors import DiffgatesError
 
 TARGETS = ("c", "verilog", "blif")
 #: Input codes of the bundled datasets: (bits, divisor) with feature = float32(code) / divisor.
-INPUT_FORMATS = {"digits": InputFormat(5, 1.0), "fashion-mnist": InputFormat(8, 255.0), "mnist": InputFormat(8, 255.0)}
+#: 8-bit pixels scaled to [0, 1] (the image datasets, uint8 .npz features, image networks' windows)
+PIXELS = InputFormat(8, 255.0)
+INPUT_FORMATS = {"digits": InputFormat(5, 1.0), "fashion-mnist": PIXELS, "mnist": PIXELS, "cifar10": PIXELS}
 
 
 def golden_vectors(model, x: np.ndarray) -> np.ndarray:

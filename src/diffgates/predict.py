@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SHAPES, npz_header
+from .data import IMAGE_SHAPES, eight_bit_pixels
 from .errors import DiffgatesError
 from .outdir import check_output_file
 from .paths import replacing
@@ -68,13 +68,6 @@ def _read_array(path: Path) -> np.ndarray:
     return flat
 
 
-def _trained_on_pixels(dataset: str) -> bool:
-    """Whether a run's features were 8-bit pixels scaled to [0, 1]: a bundled image dataset, or an
-    .npz whose x_train is uint8."""
-    header = npz_header(dataset, "x_train")
-    return dataset in IMAGE_SHAPES or (header is not None and header[1] == np.uint8)
-
-
 def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) -> np.ndarray:
     from .image.io import read_image
 
@@ -83,7 +76,7 @@ def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) 
             f"the run's training data {dataset} is gone, so whether its features were 8-bit pixels is unknown; "
             "pass the features as a .npy array."
         )
-    if not _trained_on_pixels(dataset):
+    if not eight_bit_pixels(dataset):
         raise DiffgatesError(
             f"the run was trained on {dataset}, whose features are not 8-bit pixels, so image files cannot stand "
             "for them; pass the features as a .npy array."

@@ -212,6 +212,13 @@ def npz_header(name: str, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
     return shape, dtype
 
 
+def eight_bit_pixels(name: str) -> bool:
+    """Whether a dataset's features are 8-bit pixels scaled to [0, 1]: a bundled image dataset, or
+    an .npz file whose ``x_train`` is uint8."""
+    header = npz_header(name, "x_train")
+    return name in IMAGE_SHAPES or (header is not None and header[1] == np.uint8)
+
+
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
     """Load a dataset by name (see module docstring) and validate it."""
     if name.endswith(".npz"):
