@@ -171,7 +171,7 @@ def test_image_folders_that_cannot_train_are_refused_with_one_sentence(tmp_path,
     for path, message in cases.items():
         with pytest.raises(DiffgatesError, match=message):
             load_images(str(path))
-    with pytest.raises(DiffgatesError, match="folders of images are for the image tasks"):
+    with pytest.raises(DiffgatesError, match="a folder of images alone is for the image tasks"):
         load_dataset(str(folder("for-classes", "a.png", "b.png")))
     capsys.readouterr()
     assert main(["train", "--task", "denoise", "--dataset", str(tmp_path / "one"), "--out", str(tmp_path / "r")]) == 2

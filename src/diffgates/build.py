@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import TrainConfig
-from .data import IMAGE_SHAPES, Dataset
+from .data import Dataset, image_shape_of
 from .errors import DiffgatesError
 from .nn.model import LogicNet, ModelConfig
 
@@ -17,9 +17,10 @@ def image_shape(cfg: TrainConfig, ds: Dataset) -> list[int] | None:
     or augmentation need it."""
     if cfg.image_shape or not (cfg.conv or cfg.random_crop or cfg.flip):
         return cfg.image_shape
-    if ds.name not in IMAGE_SHAPES:
+    shape = image_shape_of(cfg.dataset)
+    if shape is None:
         raise DiffgatesError(f"convolutions and augmentation need --image-shape C,H,W for dataset {ds.name}.")
-    return list(IMAGE_SHAPES[ds.name])
+    return list(shape)
 
 
 def model_config(cfg: TrainConfig, n_features: int, n_classes: int) -> ModelConfig:

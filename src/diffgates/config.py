@@ -49,8 +49,10 @@ class TrainConfig:
     model: str | None = opt(None, "a named architecture from 'diffgates models'; explicit options override it")
     dataset: str = opt(
         "digits",
-        "digits, fashion-mnist, mnist, cifar10, or a .npz file with x_train, y_train, x_test, y_test "
-        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are); image tasks "
+        "digits, fashion-mnist, mnist, cifar10, a .npz file with x_train, y_train, x_test, y_test "
+        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are), or a folder "
+        "with a subfolder of images for each class (FOLDER/CLASS/*, every fifth file of a class held out for "
+        "testing, or FOLDER/train/CLASS/ and FOLDER/test/CLASS/); image tasks "
         "(--task superres, denoise): digits, mnist, fashion-mnist, photos (scikit-image's and scikit-learn's) or a "
         "folder of image files (its train/ and test/ folders, else every fifth file in name order held out for "
         "testing)",

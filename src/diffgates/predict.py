@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SHAPES, eight_bit_pixels
+from .data import eight_bit_pixels, image_shape_of
 from .errors import DiffgatesError
 from .outdir import check_output_file
 from .paths import replacing
@@ -71,7 +71,7 @@ def _read_array(path: Path) -> np.ndarray:
 def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) -> np.ndarray:
     from .image.io import read_image
 
-    if dataset.endswith(".npz") and not Path(dataset).is_file():
+    if (dataset.endswith(".npz") or Path(dataset).is_absolute()) and not Path(dataset).exists():
         raise DiffgatesError(
             f"the run's training data {dataset} is gone, so whether its features were 8-bit pixels is unknown; "
             "pass the features as a .npy array."
@@ -81,7 +81,7 @@ def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) 
             f"the run was trained on {dataset}, whose features are not 8-bit pixels, so image files cannot stand "
             "for them; pass the features as a .npy array."
         )
-    shape = tuple(image_shape) if image_shape else IMAGE_SHAPES.get(dataset)
+    shape = tuple(image_shape) if image_shape else image_shape_of(dataset)
     images = []
     for path in paths:
         channels, mode, _ = read_image(path)

@@ -148,18 +148,18 @@ def run_teacher(
 ) -> dict:
     """``diffgates teacher``: train a CNN teacher on ``dataset`` into the run directory ``out``
     (``options``: the TeacherConfig fields); returns its summary."""
-    from .data import IMAGE_SHAPES, load_dataset
+    from .data import NAMED, image_shape_of, load_dataset
     from .outdir import staged
 
     ds = load_dataset(dataset, data_dir)
-    shape = image_shape or IMAGE_SHAPES.get(ds.name)
+    shape = image_shape or image_shape_of(dataset)
     if shape is None:
         raise DiffgatesError(f"a CNN teacher needs images: give --image-shape C,H,W for dataset {ds.name}.")
     try:
         cfg = TeacherConfig(image_shape=list(shape), n_classes=ds.n_classes, **options).check()
     except TypeError as e:
         raise DiffgatesError(f"unknown teacher options: {e}.") from None
-    data = [dataset] if dataset.endswith(".npz") else []
+    data = [dataset] if dataset not in NAMED else []  # a file, or a folder of class folders
     with staged(out, overwrite, "teacher", inputs=[*data, data_dir]) as work:
         summary = train_teacher(cfg, ds, work, quiet=quiet)
     return {**summary, "dataset": ds.name}

@@ -10,7 +10,8 @@
   checking each file's SHA-256.
 - a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test``; features of dtype uint8
   (pixels 0-255) are scaled to [0, 1], other numeric dtypes are used as they are.
-The bundled image datasets' pixels are scaled to [0, 1].
+- a folder of image files, one subfolder a class (``folders``).
+The bundled image datasets' and the folders' pixels are scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from .. import paths
 from ..errors import DiffgatesError
+from .folders import folder_image_shape, is_class_folder, load_class_folder
 from .idx import read_idx
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
@@ -188,8 +190,9 @@ def _npz(path: str) -> Dataset:
 def feature_count(name: str) -> int | None:
     """Features per sample of a dataset, known without loading it: from its image shape, or from
     the header of an .npz file's ``x_train`` (None where neither tells)."""
-    if name in IMAGE_SHAPES:
-        return math.prod(IMAGE_SHAPES[name])
+    shape = image_shape_of(name)
+    if shape:
+        return math.prod(shape)
     header = npz_header(name, "x_train")
     if header is None:
         return None  # the load itself says what is wrong
@@ -213,10 +216,18 @@ def npz_header(name: str, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
 
 
 def eight_bit_pixels(name: str) -> bool:
-    """Whether a dataset's features are 8-bit pixels scaled to [0, 1]: a bundled image dataset, or
-    an .npz file whose ``x_train`` is uint8."""
+    """Whether a dataset's features are 8-bit pixels scaled to [0, 1]: a bundled image dataset, a
+    folder of images, or an .npz file whose ``x_train`` is uint8."""
     header = npz_header(name, "x_train")
-    return name in IMAGE_SHAPES or (header is not None and header[1] == np.uint8)
+    return name in IMAGE_SHAPES or is_class_folder(name) or (header is not None and header[1] == np.uint8)
+
+
+def image_shape_of(name: str) -> tuple[int, int, int] | None:
+    """(channels, height, width) of a dataset's images: a bundled image dataset's, or a class
+    folder's (from its first image); None for other data."""
+    if name in IMAGE_SHAPES:
+        return IMAGE_SHAPES[name]
+    return folder_image_shape(Path(name)) if is_class_folder(name) else None
 
 
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
@@ -229,11 +240,16 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
         ds = _idx(name, data_dir)
     elif name == "cifar10":
         ds = _cifar10(data_dir)
+    elif is_class_folder(name):
+        ds = load_class_folder(Path(name))
     elif Path(name).is_dir():
         raise DiffgatesError(
-            f"{name} is a folder: folders of images are for the image tasks (--task superres or denoise); "
-            f"classifiers train on {', '.join(DATASETS)} or a .npz file."
+            f"{name} has no class folders: a classifier trains on a folder with a subfolder of images for each "
+            "class (FOLDER/CLASS/*.png, or FOLDER/train/CLASS/ and FOLDER/test/CLASS/); a folder of images "
+            "alone is for the image tasks (--task superres or denoise)."
         )
     else:
-        raise DiffgatesError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a .npz path.")
+        raise DiffgatesError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, a .npz path or a folder of class folders."
+        )
     return validate(ds)

@@ -8,7 +8,7 @@ degrades them, and the windows a network reads and the blocks it writes.
   :data:`PHOTOS_TEST` held out and tested whole.
 - a folder of image files (any format Pillow reads; in greyscale as the photographs): its
   ``train/`` and ``test/`` folders where it has both, else every fifth file in name order held
-  out for testing (:func:`folder_images`).
+  out for testing (:func:`folder_images`; ``data.folders.HELD_OUT_EVERY``).
 
 Every degraded input is quantised to 8-bit codes (what a camera or a frame buffer holds), so the
 hardware encoder compares bytes.
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import noise_spec
 from ..data import IMAGE_SHAPES, NAMED, load_dataset
+from ..data.folders import held_out, image_files, is_class_folder
 from ..errors import DiffgatesError
 
 PHOTOS_TRAIN = (
@@ -64,15 +65,15 @@ def photo(name: str) -> np.ndarray:
     return to_grey(np.asarray(rgb))
 
 
-#: files of a folder dataset held out for testing, where it has no train/ and test/ folders: every
-#: HELD_OUT_EVERY-th in name order (the last where there are fewer)
-HELD_OUT_EVERY = 5
-
-
 def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(train, test) greyscale images of a folder of image files: those of its ``train/`` and
-    ``test/`` folders where it has both, else of its own files, every :data:`HELD_OUT_EVERY`-th
-    in name order held out for testing."""
+    ``test/`` folders where it has both, else of its own files, every
+    ``data.folders.HELD_OUT_EVERY``-th in name order held out for testing."""
+    if is_class_folder(str(folder)):
+        raise DiffgatesError(
+            f"{folder} holds class folders, a classifier's dataset; image tasks take a folder of images (or its "
+            "train/ and test/ folders of images)."
+        )
     split = [(folder / part).is_dir() for part in ("train", "test")]
     if all(split):
         train, test = image_files(folder / "train"), image_files(folder / "test")
@@ -86,7 +87,7 @@ def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
                 f"{folder} holds one image; an image task needs two or more, to train on and to test on "
                 "(or train/ and test/ folders)."
             )
-        held = set(range(HELD_OUT_EVERY - 1, len(files), HELD_OUT_EVERY)) or {len(files) - 1}
+        held = held_out(len(files))
         train = [f for i, f in enumerate(files) if i not in held]
         test = [f for i, f in enumerate(files) if i in held]
     _check_memory(folder, train + test)
@@ -114,21 +115,6 @@ def _check_memory(folder: Path, files: list[Path]) -> None:
             f"{need / 2**30:.1f} GiB of memory for, more than the {available / 2**30:.1f} GiB available; use fewer "
             "or smaller images."
         )
-
-
-def image_files(folder: Path) -> list[Path]:
-    """The files of ``folder`` that Pillow reads by their extension, in name order (hidden ones
-    left out); refuses a folder without any."""
-    from PIL import Image
-
-    Image.init()
-    known = set(Image.registered_extensions())
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
-    )
-    if not files:
-        raise DiffgatesError(f"{folder} holds no image files (PNG, JPEG, TIFF, ... that Pillow reads).")
-    return files
 
 
 def _read_images(files: list[Path]) -> list[np.ndarray]:

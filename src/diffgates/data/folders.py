@@ -1,0 +1,154 @@
+"""Classifier datasets from folders of image files, one subfolder a class (the layout of
+torchvision's ``ImageFolder``): ``FOLDER/train/CLASS/*`` and ``FOLDER/test/CLASS/*``, or
+``FOLDER/CLASS/*`` with every :data:`HELD_OUT_EVERY`-th file of each class, in name order, held
+out for testing. Classes are numbered in the order of their names; every image must have the
+size and the colours (greyscale or RGB) of the others, and becomes 8-bit pixels scaled to
+[0, 1], channel by channel, row by row, as the bundled image datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DiffgatesError
+
+#: files of a folder held out for testing where it has no train/ and test/ folders: every
+#: HELD_OUT_EVERY-th in name order (the last where there are fewer)
+HELD_OUT_EVERY = 5
+
+#: bytes of memory loading a folder holds for each value (channel of a pixel) of its images, at the
+#: least: each image's float32 pixels as read, and their stacked features
+BYTES_PER_VALUE = 8
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that Pillow reads by their extension, in name order (hidden ones
+    left out); refuses a folder without any."""
+    from PIL import Image
+
+    Image.init()
+    known = set(Image.registered_extensions())
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
+    )
+    if not files:
+        raise DiffgatesError(f"{folder} holds no image files (PNG, JPEG, TIFF, ... that Pillow reads).")
+    return files
+
+
+def held_out(n: int) -> set[int]:
+    """Which of ``n`` files in name order are held out for testing."""
+    return set(range(HELD_OUT_EVERY - 1, n, HELD_OUT_EVERY)) or {n - 1}
+
+
+def class_folders(folder: Path) -> list[Path]:
+    """The class subfolders of ``folder`` (hidden ones left out), in name order."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def is_class_folder(path: str) -> bool:
+    """Whether ``path`` is a folder laid out for classification: subfolders and no image files of
+    its own (a folder of images is an image task's dataset)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    split = [(folder / part).is_dir() for part in ("train", "test")]
+    return (
+        any(split)
+        and any(class_folders(folder / "train" if split[0] else folder / "test"))
+        or (not any(split) and any(class_folders(folder)) and not _has_images(folder))
+    )
+
+
+def _has_images(folder: Path) -> bool:
+    try:
+        image_files(folder)
+    except DiffgatesError:
+        return False
+    return True
+
+
+def split_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """(class names, (file, label) to train on, (file, label) to test on) of a class folder."""
+    split = [(folder / part).is_dir() for part in ("train", "test")]
+    if all(split):
+        names = [p.name for p in class_folders(folder / "train")]
+        test_names = [p.name for p in class_folders(folder / "test")]
+        if names != test_names:
+            odd = sorted(set(names) ^ set(test_names))
+            raise DiffgatesError(
+                f"{folder}/train and {folder}/test hold different classes ({', '.join(odd)} in one only); "
+                "give both the same class folders."
+            )
+        train = [(f, k) for k, n in enumerate(names) for f in image_files(folder / "train" / n)]
+        test = [(f, k) for k, n in enumerate(names) for f in image_files(folder / "test" / n)]
+    elif any(split):
+        have, lack = ("train", "test") if split[0] else ("test", "train")
+        raise DiffgatesError(f"{folder} has a {have}/ folder but no {lack}/ folder; give it both, or neither.")
+    else:
+        names = [p.name for p in class_folders(folder)]
+        train, test = [], []
+        for k, name in enumerate(names):
+            files = image_files(folder / name)
+            if len(files) < 2:
+                raise DiffgatesError(
+                    f"class {name} of {folder} holds one image; each class needs two or more, to train on and to "
+                    "test on (or train/ and test/ folders)."
+                )
+            held = held_out(len(files))
+            train += [(f, k) for i, f in enumerate(files) if i not in held]
+            test += [(f, k) for i, f in enumerate(files) if i in held]
+    if len(names) < 2:
+        raise DiffgatesError(f"{folder} holds one class folder; a classifier needs two or more.")
+    return names, train, test
+
+
+def folder_image_shape(folder: Path) -> tuple[int, int, int]:
+    """(channels, height, width) of a class folder's images, from its first image's header."""
+    from ..image.io import opened
+
+    first = split_files(folder)[1][0][0]
+    with opened(first) as im:
+        return _channels(im.mode), im.size[1], im.size[0]
+
+
+def _channels(mode: str) -> int:
+    """Colour channels diffgates reads from an image of Pillow ``mode`` (alpha left out)."""
+    return 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+
+
+def load_class_folder(folder: Path):
+    """The :class:`~diffgates.data.Dataset` of a class folder; refuses images of another size or
+    colours than the first, and images that would not fit in memory, before reading any pixels."""
+    from .. import native
+    from ..image.io import opened, read_image
+    from . import Dataset
+
+    _, train, test = split_files(folder)
+    shape = folder_image_shape(folder)
+    for f, _ in train + test:
+        with opened(f) as im:
+            found = (_channels(im.mode), im.size[1], im.size[0])
+        if found != shape:
+            raise DiffgatesError(
+                f"{f} is {_described(found)}, but {folder}'s images are {_described(shape)}; "
+                "give images of one size and colours."
+            )
+    need = (len(train) + len(test)) * int(np.prod(shape)) * BYTES_PER_VALUE
+    if need > native.available_memory():
+        raise DiffgatesError(
+            f"the {len(train) + len(test)} images of {folder} need about {need / 2**30:.1f} GiB of memory, more "
+            f"than the {native.available_memory() / 2**30:.1f} GiB available; use fewer or smaller images."
+        )
+
+    def read(files):
+        x = np.stack([read_image(f)[0].reshape(-1) for f, _ in files])  # float32 8-bit codes / 255
+        return x, np.array([k for _, k in files], dtype=np.int64)
+
+    return Dataset(folder.name, *read(train), *read(test))
+
+
+def _described(shape: tuple[int, int, int]) -> str:
+    c, h, w = shape
+    return f"{w} x {h} {'greyscale' if c == 1 else 'RGB'}"
