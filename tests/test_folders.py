@@ -115,6 +115,8 @@ def test_bad_class_folders_are_refused(tmp_path, rng):
     for k in range(3):
         save(plain / f"{k}.png", x[k])
     refuses(plain, "has no class folders: a classifier trains on a folder with a subfolder of images")
+    class_folder(plain, x, y)
+    refuses(plain, "holds image files beside its class folders; move them into a class folder or out of")
 
 
 def test_an_image_task_refuses_a_class_folder(tmp_path, rng, capsys):

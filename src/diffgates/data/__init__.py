@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import paths
 from ..errors import DiffgatesError
-from .folders import folder_image_shape, is_class_folder, load_class_folder
+from .folders import class_folders, folder_image_shape, is_class_folder, load_class_folder
 from .idx import read_idx
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
@@ -242,6 +242,10 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
         ds = _cifar10(data_dir)
     elif is_class_folder(name):
         ds = load_class_folder(Path(name))
+    elif Path(name).is_dir() and class_folders(Path(name)):
+        raise DiffgatesError(
+            f"{name} holds image files beside its class folders; move them into a class folder or out of {name}."
+        )
     elif Path(name).is_dir():
         raise DiffgatesError(
             f"{name} has no class folders: a classifier trains on a folder with a subfolder of images for each "
