@@ -47,18 +47,27 @@ def class_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def has_train_and_test(folder: Path) -> bool:
+    """Whether ``folder`` splits its data into ``train/`` and ``test/`` folders (False where it has
+    neither); refuses one without the other."""
+    split = [(folder / part).is_dir() for part in ("train", "test")]
+    if split[0] != split[1]:
+        have, lack = ("train", "test") if split[0] else ("test", "train")
+        raise DiffgatesError(f"{folder} has a {have}/ folder but no {lack}/ folder; give it both, or neither.")
+    return split[0]
+
+
 def is_class_folder(path: str) -> bool:
-    """Whether ``path`` is a folder laid out for classification: subfolders and no image files of
-    its own (a folder of images is an image task's dataset)."""
+    """Whether ``path`` is a folder laid out for classification: class folders (in its ``train/`` or
+    ``test/`` where it has one) and no image files of its own (a folder of images is an image
+    task's dataset)."""
     folder = Path(path)
     if not folder.is_dir():
         return False
-    split = [(folder / part).is_dir() for part in ("train", "test")]
-    return (
-        any(split)
-        and any(class_folders(folder / "train" if split[0] else folder / "test"))
-        or (not any(split) and any(class_folders(folder)) and not _has_images(folder))
-    )
+    for part in ("train", "test"):
+        if (folder / part).is_dir():
+            return bool(class_folders(folder / part))
+    return bool(class_folders(folder)) and not _has_images(folder)
 
 
 def _has_images(folder: Path) -> bool:
@@ -71,8 +80,7 @@ def _has_images(folder: Path) -> bool:
 
 def split_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
     """(class names, (file, label) to train on, (file, label) to test on) of a class folder."""
-    split = [(folder / part).is_dir() for part in ("train", "test")]
-    if all(split):
+    if has_train_and_test(folder):
         names = [p.name for p in class_folders(folder / "train")]
         test_names = [p.name for p in class_folders(folder / "test")]
         if names != test_names:
@@ -83,9 +91,6 @@ def split_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[t
             )
         train = [(f, k) for k, n in enumerate(names) for f in image_files(folder / "train" / n)]
         test = [(f, k) for k, n in enumerate(names) for f in image_files(folder / "test" / n)]
-    elif any(split):
-        have, lack = ("train", "test") if split[0] else ("test", "train")
-        raise DiffgatesError(f"{folder} has a {have}/ folder but no {lack}/ folder; give it both, or neither.")
     else:
         names = [p.name for p in class_folders(folder)]
         train, test = [], []
@@ -106,40 +111,40 @@ def split_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[t
 
 def folder_image_shape(folder: Path) -> tuple[int, int, int]:
     """(channels, height, width) of a class folder's images, from its first image's header."""
+    return _image_shape(split_files(folder)[1][0][0])
+
+
+def _image_shape(path: Path) -> tuple[int, int, int]:
+    """(channels, height, width) diffgates reads from an image file, from its header (alpha left
+    out)."""
     from ..image.io import opened
 
-    first = split_files(folder)[1][0][0]
-    with opened(first) as im:
-        return _channels(im.mode), im.size[1], im.size[0]
-
-
-def _channels(mode: str) -> int:
-    """Colour channels diffgates reads from an image of Pillow ``mode`` (alpha left out)."""
-    return 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    with opened(path) as im:
+        channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+        return channels, im.size[1], im.size[0]
 
 
 def load_class_folder(folder: Path):
     """The :class:`~diffgates.data.Dataset` of a class folder; refuses images of another size or
     colours than the first, and images that would not fit in memory, before reading any pixels."""
     from .. import native
-    from ..image.io import opened, read_image
+    from ..image.io import read_image
     from . import Dataset
 
     _, train, test = split_files(folder)
-    shape = folder_image_shape(folder)
+    shape = _image_shape(train[0][0])
     for f, _ in train + test:
-        with opened(f) as im:
-            found = (_channels(im.mode), im.size[1], im.size[0])
+        found = _image_shape(f)
         if found != shape:
             raise DiffgatesError(
                 f"{f} is {_described(found)}, but {folder}'s images are {_described(shape)}; "
                 "give images of one size and colours."
             )
-    need = (len(train) + len(test)) * int(np.prod(shape)) * BYTES_PER_VALUE
-    if need > native.available_memory():
+    need, available = (len(train) + len(test)) * int(np.prod(shape)) * BYTES_PER_VALUE, native.available_memory()
+    if need > available:
         raise DiffgatesError(
             f"the {len(train) + len(test)} images of {folder} need about {need / 2**30:.1f} GiB of memory, more "
-            f"than the {native.available_memory() / 2**30:.1f} GiB available; use fewer or smaller images."
+            f"than the {available / 2**30:.1f} GiB available; use fewer or smaller images."
         )
 
     def read(files):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import noise_spec
 from ..data import IMAGE_SHAPES, NAMED, load_dataset
-from ..data.folders import held_out, image_files, is_class_folder
+from ..data.folders import has_train_and_test, held_out, image_files, is_class_folder
 from ..errors import DiffgatesError
 
 PHOTOS_TRAIN = (
@@ -74,12 +74,8 @@ def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
             f"{folder} holds class folders, a classifier's dataset; image tasks take a folder of images (or its "
             "train/ and test/ folders of images)."
         )
-    split = [(folder / part).is_dir() for part in ("train", "test")]
-    if all(split):
+    if has_train_and_test(folder):
         train, test = image_files(folder / "train"), image_files(folder / "test")
-    elif any(split):
-        have, lack = ("train", "test") if split[0] else ("test", "train")
-        raise DiffgatesError(f"{folder} has a {have}/ folder but no {lack}/ folder; give it both, or neither.")
     else:
         files = image_files(folder)
         if len(files) < 2:
