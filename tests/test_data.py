@@ -43,7 +43,11 @@ def test_npz_dataset(tmp_path, rng):
         y_test=rng.integers(0, 3, 10),
     )
     ds = load_dataset(str(p))
-    assert ds.x_train.shape == (30, 6) and ds.name == "toy"
+    assert ds.x_train.shape == (30, 6) and ds.name == "toy" and ds.class_names is None
+    np.savez(p, **dict(np.load(p)), class_names=np.array(["cat", "dog", "émeu"]))
+    assert load_dataset(str(p)).class_names == ("cat", "dog", "émeu")
+    np.savez(p, **{k: v for k, v in np.load(p).items() if k != "class_names"}, class_names=np.array([b"a", b"b", b"c"]))
+    assert load_dataset(str(p)).class_names == ("a", "b", "c")
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,10 @@ def test_npz_dataset(tmp_path, rng):
         ({"x_train": np.full((30, 6), np.nan)}, "NaN or infinite"),
         ({"y_test": np.zeros(3, dtype=int)}, "same length"),
         ({"y_train": np.zeros(30, dtype=int), "y_test": np.zeros(10, dtype=int)}, "two or more classes"),
+        ({"class_names": np.array(["a", "b"])}, "labels go up to 2, but there are only 2 class names"),
+        ({"class_names": np.array(["a", "b", "a"])}, "names a class twice"),
+        ({"class_names": np.array(["a", " ", "c"])}, "class_names must be a 1-d array of non-empty strings"),
+        ({"class_names": np.arange(3)}, "class_names must be a 1-d array of non-empty strings"),
     ],
 )
 def test_bad_npz_dataset_is_refused(tmp_path, rng, change, message):

@@ -1,6 +1,8 @@
 """Classifier datasets from folders of image files, one subfolder a class: what they load as, the
 runs trained on them (convolutions, predict from image files, compile to Verilog), and refusals."""
 
+import csv
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,7 @@ def test_a_class_folder_loads_as_scaled_pixels_with_every_fifth_file_of_a_class_
     np.testing.assert_array_equal(ds.x_test, x[[k for k, _ in test]].reshape(-1, 16) / np.float32(255))
     np.testing.assert_array_equal(ds.y_test, [label for _, label in test])
     assert image_shape_of(str(root)) == (1, 4, 4) and feature_count(str(root)) == 16 and eight_bit_pixels(str(root))
+    assert ds.class_names == ("bright-top", "dark-top")  # label order: the folders' names in order
 
 
 def test_train_and_test_folders_and_rgb_images(tmp_path, rng):
@@ -85,8 +88,23 @@ def test_a_run_on_a_class_folder_learns_its_image_shape_predicts_image_files_and
     from PIL import Image
 
     pixels = np.stack([np.asarray(Image.open(f)).reshape(-1) for f in files]) / np.float32(255)
-    expected = run_numpy(c, encode_bits(c, pixels.astype(np.float32))).argmax(1)
-    assert [(name, int(label)) for name, label in printed] == list(zip(map(str, files), expected.tolist()))
+    counts = run_numpy(c, encode_bits(c, pixels.astype(np.float32)))
+    expected = counts.argmax(1)
+    names = ["bright-top", "dark-top"]  # each label's class folder, printed after it
+    assert [(f, int(label), name) for f, label, name in printed] == [
+        (str(f), y, names[y]) for f, y in zip(files, expected.tolist())
+    ]
+    assert main(["predict", str(out), *map(str, files), "-o", str(out.parent / "p.csv")]) == 0
+    with open(out.parent / "p.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["sample", "label", "class", "count_0", "count_1"]
+    assert rows[1:] == [[str(f), str(y), names[y], *map(str, n)] for f, y, n in zip(files, expected, counts)]
+    assert main(["report", str(out)]) == 0 and (out / "report" / "confusion.png").is_file()  # axes named
+    # an ensemble of the run keeps the names
+    assert main(["merge", str(out), str(out), "--out", str(out.parent / "both")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out.parent / "both"), *map(str, files)]) == 0
+    assert [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()] == [names[y] for y in expected]
     # 8-bit pixels: the Verilog encoder needs no --input-bits / --input-divisor
     assert main(["compile", str(out), "--target", "verilog"]) == 0
     assert (out / "export" / "model.v").exists()

@@ -346,8 +346,8 @@ def cmd_eval(args) -> int:
 
 def cmd_predict(args) -> int:
     from .circuit.program import Executor
-    from .predict import ARRAY_SUFFIXES, check_output, read_inputs, write_predictions
-    from .runs import load_run
+    from .predict import ARRAY_SUFFIXES, check_output, classes_of, read_inputs, write_predictions
+    from .runs import class_names, load_run
 
     out = check_output(args.output, args.overwrite, args.inputs) if args.output else None  # before any work
     cfg, _, circuit = load_run(args.run)
@@ -355,6 +355,7 @@ def cmd_predict(args) -> int:
         use = "upscale" if cfg.task == "superres" else "denoise"
         raise DiffgatesError(f"{args.run} was trained with --task {cfg.task}; use 'diffgates {use}'.")
     x, names = read_inputs(args.inputs, cfg.dataset, cfg.image_shape, circuit.n_features)
+    known = class_names(args.run)
     ex = Executor(circuit, threads=args.threads)
     if out and out.suffix.lower() == ".csv":  # the counts too
         counts = ex.counts(x)
@@ -362,12 +363,13 @@ def cmd_predict(args) -> int:
     else:
         counts, labels = None, ex.predict(x)
     if out:
-        write_predictions(out, names, counts, labels)
+        write_predictions(out, names, counts, labels, known)
         print(f"{len(labels)} labels written to {out}", file=sys.stderr)
     else:
         images = Path(args.inputs[0]).suffix.lower() not in ARRAY_SUFFIXES  # else one array file
-        for name, label in zip(names, labels):
-            print(f"{name}\t{label}" if images else label)
+        classes = classes_of(labels, known)
+        for i, (name, label) in enumerate(zip(names, labels)):
+            print("\t".join([*([name] if images else []), str(label), *([classes[i]] if classes else [])]))
     return 0
 
 
@@ -885,18 +887,20 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         cmd_predict,
         help="classify new data with a run's circuit",
-        description="Run a classifier's circuit on new samples and print a label per sample, or write them to "
-        "a file. Arrays (.npy, or .npz holding x or x_test) are (samples, features...) in the units the run was "
-        "trained on (uint8 values scaled to [0, 1], as in training); image files (PNG, JPEG, ...) are read as "
-        "pixels scaled to [0, 1], for runs trained on such pixels, and must have the run's image size.",
+        description="Run a classifier's circuit on new samples and print a label per sample (with its class's "
+        "name for runs trained on class folders, Fashion-MNIST, CIFAR-10 or an .npz holding class_names), or "
+        "write them to a file. Arrays (.npy, or .npz holding x or x_test) are (samples, features...) in the units "
+        "the run was trained on (uint8 values scaled to [0, 1], as in training); image files (PNG, JPEG, ...) are "
+        "read as pixels scaled to [0, 1], for runs trained on such pixels, and must have the run's image size.",
         run=True,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="one .npy or .npz file, or image files")
     p.add_argument(
         "-o",
         "--output",
-        help="write the labels to FILE.npy (int64), or each sample's name, label and class counts to FILE.csv "
-        "(default: print a label per line, after the file name for images)",
+        help="write the labels to FILE.npy (int64), or each sample's name, label, class name and class counts to "
+        "FILE.csv (default: print a label per line, after the file name for images and before the class name "
+        "where the run knows its classes' names)",
     )
     p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")

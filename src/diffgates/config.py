@@ -50,7 +50,8 @@ class TrainConfig:
     dataset: str = opt(
         "digits",
         "digits, fashion-mnist, mnist, cifar10, a .npz file with x_train, y_train, x_test, y_test "
-        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are), or a folder "
+        "(uint8 features are pixels and are scaled to [0, 1]; other numbers are used as they are; an optional "
+        "class_names array names the classes in label order, for predict), or a folder "
         "with a subfolder of images for each class (FOLDER/CLASS/*, every fifth file of a class held out for "
         "testing, or FOLDER/train/CLASS/ and FOLDER/test/CLASS/); image tasks "
         "(--task superres, denoise): digits, mnist, fashion-mnist, photos (scikit-image's and scikit-learn's) or a "

@@ -67,7 +67,8 @@ def _timed(fn) -> float:
 
 @torch.no_grad()
 def evaluate(model: LogicNet | Ensemble, circuit: Circuit, ds: Dataset) -> dict:
-    """Test accuracy of the relaxed model, the discrete model and the circuit, plus agreement."""
+    """Test accuracy of the relaxed model, the discrete model and the circuit, plus agreement (and
+    the dataset's class names, where it has them, for the run's summary)."""
     model = model.cpu()
     x = torch.as_tensor(ds.x_test)
     relaxed = accuracy(model, x, torch.as_tensor(ds.y_test), training=True, forward=model)
@@ -81,4 +82,5 @@ def evaluate(model: LogicNet | Ensemble, circuit: Circuit, ds: Dataset) -> dict:
         "circuit_mismatches": mismatches,
         **throughput(circuit, ds.x_test),
         "test_samples": len(x),
+        **({"class_names": list(ds.class_names)} if ds.class_names else {}),
     }

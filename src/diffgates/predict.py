@@ -106,9 +106,18 @@ def check_output(path: str | os.PathLike, overwrite: bool, inputs: list[str]) ->
     return check_output_file(out, overwrite, inputs)
 
 
-def write_predictions(out: Path, names: list[str], counts: np.ndarray | None, labels: np.ndarray) -> None:
-    """Labels (.npy, int64) or, per sample, its name, label and class counts (.csv: ``counts``
-    needed), replacing ``out`` whole or not at all."""
+def classes_of(labels: np.ndarray, class_names: list[str] | None) -> list[str] | None:
+    """The class name of each label (the label itself past the names), or None without names."""
+    if not class_names:
+        return None
+    return [class_names[k] if k < len(class_names) else str(k) for k in labels.tolist()]
+
+
+def write_predictions(
+    out: Path, names: list[str], counts: np.ndarray | None, labels: np.ndarray, class_names: list[str] | None = None
+) -> None:
+    """Labels (.npy, int64) or, per sample, its name, label, class name (where the run has class
+    names) and class counts (.csv: ``counts`` needed), replacing ``out`` whole or not at all."""
     try:
         with replacing(out) as tmp:
             if out.suffix.lower() == ".npy":
@@ -117,7 +126,10 @@ def write_predictions(out: Path, names: list[str], counts: np.ndarray | None, la
             else:
                 with open(tmp, "w", newline="") as f:
                     rows = csv.writer(f)
-                    rows.writerow(["sample", "label", *(f"count_{k}" for k in range(counts.shape[1]))])
-                    rows.writerows([name, int(y), *map(int, c)] for name, y, c in zip(names, labels, counts))
+                    classes = classes_of(labels, class_names)
+                    named = ["class"] if classes else []
+                    rows.writerow(["sample", "label", *named, *(f"count_{k}" for k in range(counts.shape[1]))])
+                    for i, (name, y, c) in enumerate(zip(names, labels, counts)):
+                        rows.writerow([name, int(y), *([classes[i]] if classes else []), *map(int, c)])
     except OSError as e:
         raise DiffgatesError(f"cannot write {out}: {e.strerror or e}.") from None

@@ -195,7 +195,8 @@ def figure_passes(plt, log, path: Path) -> None:
     plt.close(fig)
 
 
-def figure_confusion(plt, confusion: np.ndarray, path: Path) -> None:
+def figure_confusion(plt, confusion: np.ndarray, path: Path, class_names=None) -> None:
+    """The circuit's confusion matrix, its axes labelled with the class names where the data has them."""
     k = len(confusion)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     im = ax.imshow(confusion, cmap="Blues")
@@ -210,6 +211,10 @@ def figure_confusion(plt, confusion: np.ndarray, path: Path) -> None:
         xticks=range(k),
         yticks=range(k),
     )
+    if class_names:
+        labels = [class_names[i] if i < len(class_names) else str(i) for i in range(k)]
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticklabels(labels, fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -257,7 +262,7 @@ def write_report(run: str | Path, data_dir: str | None = None) -> Path:
         pred = predict_counts(circuit, ds.x_test).argmax(1)
         confusion = np.zeros((circuit.n_classes, circuit.n_classes), dtype=np.int64)
         np.add.at(confusion, (ds.y_test, pred), 1)
-        figure_confusion(plt, confusion, out / "confusion.png")
+        figure_confusion(plt, confusion, out / "confusion.png", ds.class_names)
 
     summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     if not isinstance(summary, dict):

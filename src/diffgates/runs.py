@@ -44,6 +44,21 @@ def load_run(run: str):
     return cfg, model, circuit
 
 
+def class_names(run: str | Path) -> list[str] | None:
+    """The names of a run's classes in label order, as its ``summary.json`` records them (runs on
+    class folders, on Fashion-MNIST, CIFAR-10 or an .npz with ``class_names``), else None."""
+    path = Path(run) / "summary.json"
+    if not path.is_file():
+        return None
+    summary = read_json(path)
+    names = summary.get("class_names") if isinstance(summary, dict) else None
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DiffgatesError(f"{path} is corrupt (class_names must be a list of strings).")
+    return names
+
+
 def merge_runs(run_dirs: list[str], out: Path, overwrite: bool = False, data_dir: str | None = None) -> dict:
     """One circuit summing the class counts of trained runs (an ensemble), written to ``out`` with
     its model, options and summary; returns the summary."""

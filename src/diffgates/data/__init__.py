@@ -8,8 +8,9 @@
   archive, extracted on first use) in the same places.
 - ``diffgates download mnist|cifar10`` fetches MNIST or CIFAR-10 into ``~/.cache/diffgates/<name>``,
   checking each file's SHA-256.
-- a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test``; features of dtype uint8
-  (pixels 0-255) are scaled to [0, 1], other numeric dtypes are used as they are.
+- a path ending in ``.npz`` holding ``x_train, y_train, x_test, y_test`` (and, if you like,
+  ``class_names``: a string a class, in label order); features of dtype uint8 (pixels 0-255) are
+  scaled to [0, 1], other numeric dtypes are used as they are.
 - a folder of image files, one subfolder a class (``folders``).
 The bundled image datasets' and the folders' pixels are scaled to [0, 1].
 """
@@ -33,6 +34,22 @@ DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
 NAMED = (*DATASETS, "photos")
 #: (channels, height, width) of the image datasets; features are stored channel by channel, row by row.
 IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+#: the names of the bundled datasets' classes, in label order (digits and MNIST: the labels themselves)
+CLASS_NAMES = {
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
 
 _HINTS = {
     "fashion-mnist": "install Debian's package with 'apt-get install dataset-fashion-mnist', or put the 4 "
@@ -53,6 +70,8 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    #: each class's name, label order (None where the labels are the names)
+    class_names: tuple[str, ...] | None = None
 
     @property
     def n_features(self) -> int:
@@ -65,7 +84,7 @@ class Dataset:
     def holdout(self, fraction: float, seed: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
         """(this dataset without a validation split, x_val, y_val): :func:`holdout_indices`."""
         keep, val = holdout_indices(len(self.y_train), fraction, seed, "training samples")
-        rest = Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test)
+        rest = Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test, self.class_names)
         return rest, self.x_train[val], self.y_train[val]
 
 
@@ -96,6 +115,11 @@ def validate(ds: Dataset) -> Dataset:
             raise DiffgatesError(f"dataset {ds.name}: y_{split} has a label {y.max()}; labels must be 0..k-1.")
     if ds.n_classes < 2:
         raise DiffgatesError(f"dataset {ds.name}: every label is 0; a classifier needs two or more classes.")
+    if ds.class_names is not None and len(ds.class_names) < ds.n_classes:
+        raise DiffgatesError(
+            f"dataset {ds.name}: labels go up to {ds.n_classes - 1}, but there are only {len(ds.class_names)} class "
+            "names."
+        )
     if ds.x_train.shape[1] != ds.x_test.shape[1]:
         raise DiffgatesError(
             f"dataset {ds.name}: train has {ds.x_train.shape[1]} features but test has {ds.x_test.shape[1]}."
@@ -138,7 +162,7 @@ def _cifar10(data_dir: str | None) -> Dataset:
     for d in candidates:
         found = batches_dir(d) if d.is_dir() else None
         if found is not None:
-            return Dataset("cifar10", *load_cifar10(found))
+            return Dataset("cifar10", *load_cifar10(found), CLASS_NAMES["cifar10"])
     raise _not_found("cifar10", candidates)
 
 
@@ -151,7 +175,7 @@ def _idx(name: str, data_dir: str | None) -> Dataset:
 
     xtr, ytr, xte, yte = (read(f) for f in _IDX_FILES)
     flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0  # noqa: E731
-    return Dataset(name, flat(xtr), ytr.astype(np.int64), flat(xte), yte.astype(np.int64))
+    return Dataset(name, flat(xtr), ytr.astype(np.int64), flat(xte), yte.astype(np.int64), CLASS_NAMES.get(name))
 
 
 def _npz(path: str) -> Dataset:
@@ -169,6 +193,7 @@ def _npz(path: str) -> Dataset:
             if missing:
                 raise DiffgatesError(f"{p} lacks arrays {', '.join(missing)}; it needs {', '.join(keys)}.")
             arrays = {k: z[k] for k in keys}
+            names = z["class_names"] if "class_names" in z.files else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DiffgatesError(f"{p} is not a readable .npz file (object arrays are not allowed): {e}.") from e
     for k in ("x_train", "x_test"):
@@ -184,7 +209,20 @@ def _npz(path: str) -> Dataset:
         if y.dtype.kind not in "iu" or y.ndim != 1:
             raise DiffgatesError(f"{p}: {k} must be a 1-d array of integer class labels, got {y.dtype} {y.shape}.")
         arrays[k] = y.astype(np.int64)
-    return Dataset(p.stem, **arrays)
+    return Dataset(p.stem, **arrays, class_names=None if names is None else _class_names(p, names))
+
+
+def _class_names(path: Path, names: np.ndarray) -> tuple[str, ...]:
+    """An .npz file's ``class_names``: a 1-d array of distinct, non-empty strings."""
+    if names.dtype.kind == "S":
+        names = np.char.decode(names, "utf-8", "replace")
+    if names.dtype.kind != "U" or names.ndim != 1 or not all(n.strip() for n in names.tolist()):
+        raise DiffgatesError(
+            f"{path}: class_names must be a 1-d array of non-empty strings, got {names.dtype} {names.shape}."
+        )
+    if len(set(names.tolist())) < len(names):
+        raise DiffgatesError(f"{path}: class_names names a class twice; give each class its own name.")
+    return tuple(names.tolist())
 
 
 def feature_count(name: str) -> int | None:

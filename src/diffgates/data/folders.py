@@ -131,7 +131,7 @@ def load_class_folder(folder: Path):
     from ..image.io import read_image
     from . import Dataset
 
-    _, train, test = split_files(folder)
+    names, train, test = split_files(folder)
     shape = _image_shape(train[0][0])
     for f, _ in train + test:
         found = _image_shape(f)
@@ -151,7 +151,7 @@ def load_class_folder(folder: Path):
         x = np.stack([read_image(f)[0].reshape(-1) for f, _ in files])  # float32 8-bit codes / 255
         return x, np.array([k for _, k in files], dtype=np.int64)
 
-    return Dataset(folder.name, *read(train), *read(test))
+    return Dataset(folder.name, *read(train), *read(test), tuple(names))
 
 
 def _described(shape: tuple[int, int, int]) -> str:
