@@ -77,3 +77,18 @@ def test_committed_photograph_run_scores_its_summary(run):
         assert got == pytest.approx(scores, abs=1e-4), name
     if run.name == "photos-sr2-ensemble":  # README: the merged pair edges past bicubic
         assert result["logic"]["psnr"] > result["baselines"]["bicubic"]["psnr"]
+
+
+def test_a_committed_fashion_run_predicts_named_classes(tmp_path, capsys):
+    """Runs written before summaries recorded class names get their bundled dataset's names."""
+    from diffgates.cli import main
+    from diffgates.data import CLASS_NAMES
+
+    run = RESULTS / "fashion-conv-xs"
+    assert "class_names" not in json.loads((run / "summary.json").read_text())
+    x = np.random.default_rng(0).random((20, 784), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(run), str(tmp_path / "x.npy")]) == 0
+    printed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    labels = predict_counts(load_run(run)[2], x).argmax(1)
+    assert printed == [[str(y), CLASS_NAMES["fashion-mnist"][y]] for y in labels]

@@ -8,7 +8,7 @@ from pathlib import Path
 from .checkpoint import ENSEMBLE_FILE, load_model, save_model
 from .circuit import Circuit
 from .config import TrainConfig, absolute_path
-from .data import load_dataset
+from .data import CLASS_NAMES, load_dataset
 from .errors import DiffgatesError, InternalError
 from .evaluate import evaluate
 from .nn import Ensemble, to_circuit
@@ -46,14 +46,14 @@ def load_run(run: str):
 
 def class_names(run: str | Path) -> list[str] | None:
     """The names of a run's classes in label order, as its ``summary.json`` records them (runs on
-    class folders, on Fashion-MNIST, CIFAR-10 or an .npz with ``class_names``), else None."""
+    class folders, on Fashion-MNIST, CIFAR-10 or an .npz with ``class_names``; a bundled dataset's
+    for runs that predate the record), else None."""
     path = Path(run) / "summary.json"
-    if not path.is_file():
-        return None
-    summary = read_json(path)
+    summary = read_json(path) if path.is_file() else {}
     names = summary.get("class_names") if isinstance(summary, dict) else None
     if names is None:
-        return None
+        known = CLASS_NAMES.get(run_config(run).dataset)
+        return list(known) if known else None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise DiffgatesError(f"{path} is corrupt (class_names must be a list of strings).")
     return names
