@@ -99,6 +99,9 @@ def test_a_run_on_a_class_folder_learns_its_image_shape_predicts_image_files_and
         rows = list(csv.reader(f))
     assert rows[0] == ["sample", "label", "class", "count_0", "count_1"]
     assert rows[1:] == [[str(f), str(y), names[y], *map(str, n)] for f, y, n in zip(files, expected, counts)]
+    assert main(["predict", str(out), str(data / "dark-top")]) == 0  # a folder: each of its image files
+    folder_files = sorted((data / "dark-top").glob("*.png"))
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == list(map(str, folder_files))
     assert main(["report", str(out)]) == 0 and (out / "report" / "confusion.png").is_file()  # axes named
     # an ensemble of the run keeps the names
     assert main(["merge", str(out), str(out), "--out", str(out.parent / "both")]) == 0

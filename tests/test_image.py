@@ -430,6 +430,19 @@ def test_several_images_go_into_a_folder_under_their_own_names(sr_run, tmp_path,
     assert main(["upscale", str(sr_run), str(a), str(c), "-o", str(out), "--overwrite"]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), np.asarray(Image.open(tmp_path / "one_a.png")))
 
+    # a folder of inputs: each of its image files, into the folder -o names, never into the inputs
+    assert main(["upscale", str(sr_run), str(tmp_path / "src"), "-o", str(tmp_path / "from_src")]) == 0
+    assert [p.name for p in (tmp_path / "from_src").iterdir()] == ["a.png"]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "from_src" / "a.png")), np.asarray(Image.open(tmp_path / "one_a.png"))
+    )
+    for to, message in (
+        (tmp_path / "one_c.png", "is a file; with several inputs or a folder"),
+        (tmp_path / "src", "is the input"),
+    ):
+        assert main(["upscale", str(sr_run), str(tmp_path / "src"), "-o", str(to)]) == 2
+        assert message in capsys.readouterr().err
+
 
 def test_too_large_an_image_is_refused_before_any_work():
     from diffgates.image.io import check_size

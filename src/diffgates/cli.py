@@ -192,6 +192,7 @@ def _print_image_summary(s: dict) -> None:
 def cmd_image(args) -> int:
     """``diffgates upscale`` / ``diffgates denoise``: a trained image network over image files."""
     from .circuit.ir import Circuit
+    from .data.folders import image_inputs
     from .image.apply import circuit_predictor
     from .image.io import opened
     from .runs import run_config
@@ -202,31 +203,35 @@ def cmd_image(args) -> int:
     if cfg.task != task:
         use = {"classify": "diffgates eval", "superres": "diffgates upscale", "denoise": "diffgates denoise"}[cfg.task]
         raise DiffgatesError(f"{run} was trained with --task {cfg.task}; use '{use}'.")
-    sources = [Path(i) for i in args.inputs]
+    sources = image_inputs(args.inputs)
     for src in sources[1:]:  # every input opens before any output is written (the first is read next)
         with opened(src):
             pass
     circuit = Circuit.load(run / "circuit.npz")
     predict = circuit_predictor(circuit, args.threads)
-    for src, dst in _image_outputs(sources, Path(args.output), args.overwrite):
+    folders = any(Path(i).is_dir() for i in args.inputs)
+    for src, dst in _image_outputs(sources, Path(args.output), args.overwrite, folders):
         _apply_image(cfg, circuit, predict, src, dst, args.overwrite)
     return 0
 
 
-def _image_outputs(sources: list[Path], output: Path, overwrite: bool) -> list[tuple[Path, Path]]:
-    """(input, output file) pairs for ``upscale`` / ``denoise``: ``output`` itself for one input,
-    else (or where it is a folder) the inputs' names in that folder, created if missing; refused
-    before any work where an output would be lost or two inputs share a name."""
+def _image_outputs(sources: list[Path], output: Path, overwrite: bool, folders: bool) -> list[tuple[Path, Path]]:
+    """(input, output file) pairs for ``upscale`` / ``denoise``: ``output`` itself for one input
+    file, else (or where it is a folder, or the inputs came from ``folders``) the inputs' names in
+    that folder, created if missing; refused before any work where an output would be lost or two
+    inputs share a name."""
     from .outdir import check_output_file
 
-    if len(sources) == 1 and not output.is_dir():
+    if len(sources) == 1 and not output.is_dir() and not folders:
         return [(sources[0], check_output_file(output, overwrite, sources))]
     names = [src.name for src in sources]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DiffgatesError(f"two inputs are named {twice[0]}, and their outputs in {output} would be one file.")
     if output.exists() and not output.is_dir():
-        raise DiffgatesError(f"{output} is a file; with several inputs -o names the folder to write them into.")
+        raise DiffgatesError(
+            f"{output} is a file; with several inputs or a folder of them -o names the folder to write them into."
+        )
     pairs = [(src, output / src.name) for src in sources]
     if output.is_dir():
         for _, dst in pairs:
@@ -894,7 +899,9 @@ def build_parser() -> argparse.ArgumentParser:
         "read as pixels scaled to [0, 1], for runs trained on such pixels, and must have the run's image size.",
         run=True,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one .npy or .npz file, or image files")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="one .npy or .npz file, or image files and folders of them"
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -977,13 +984,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(PNG, JPEG, ... through Pillow; greyscale or RGB, each colour channel on its own) and write the results.",
             run=True,
         )
-        p.add_argument("inputs", nargs="+", metavar="input", help="the image files to read")
+        p.add_argument(
+            "inputs", nargs="+", metavar="input", help="the image files to read, or folders of them (every image file)"
+        )
         p.add_argument(
             "-o",
             "--output",
             required=True,
-            help="the image file to write (its extension sets the format); with several inputs, or where it is a "
-            "folder, the folder to write them into under their own names (created if missing)",
+            help="the image file to write (its extension sets the format); with several inputs or a folder of "
+            "them, or where it is a folder, the folder to write them into under their own names (created if missing)",
         )
         p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
         p.add_argument("--overwrite", action="store_true", help="replace output files that exist")

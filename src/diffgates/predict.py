@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import eight_bit_pixels, image_shape_of
+from .data.folders import image_inputs
 from .errors import DiffgatesError
 from .outdir import check_output_file
 from .paths import replacing
@@ -27,7 +28,7 @@ OUTPUT_SUFFIXES = (".npy", ".csv")
 
 def read_inputs(paths: list[str], dataset: str, image_shape: list[int] | None, n_features: int):
     """(features (samples, n_features) float32, a name per sample) from one array file
-    or from image files, checked against what the run takes."""
+    or from image files and folders of them, checked against what the run takes."""
     arrays = [p for p in paths if Path(p).suffix.lower() in ARRAY_SUFFIXES]
     if arrays and len(paths) > 1:
         raise DiffgatesError("give one .npy or .npz file, or image files, not both or several arrays.")
@@ -35,7 +36,8 @@ def read_inputs(paths: list[str], dataset: str, image_shape: list[int] | None, n
         x = _read_array(Path(arrays[0]))
         names = [str(i) for i in range(len(x))]
     else:
-        x, names = _read_images(paths, dataset, image_shape), list(paths)
+        files = image_inputs(paths)
+        x, names = _read_images(files, dataset, image_shape), list(map(str, files))
     if x.shape[1] != n_features:
         raise DiffgatesError(f"the inputs have {x.shape[1]} features a sample; the run takes {n_features}.")
     return x, names
@@ -68,7 +70,7 @@ def _read_array(path: Path) -> np.ndarray:
     return flat
 
 
-def _read_images(paths: list[str], dataset: str, image_shape: list[int] | None) -> np.ndarray:
+def _read_images(paths: list[Path], dataset: str, image_shape: list[int] | None) -> np.ndarray:
     from .image.io import read_image
 
     if (dataset.endswith(".npz") or Path(dataset).is_absolute()) and not Path(dataset).exists():

@@ -37,6 +37,15 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
+def image_inputs(paths: list[str]) -> list[Path]:
+    """Image files given on a command line, each folder among them replaced by its image files
+    (:func:`image_files`, in name order)."""
+    files = []
+    for p in map(Path, paths):
+        files += image_files(p) if p.is_dir() else [p]
+    return files
+
+
 def held_out(n: int) -> set[int]:
     """Which of ``n`` files in name order are held out for testing."""
     return set(range(HELD_OUT_EVERY - 1, n, HELD_OUT_EVERY)) or {n - 1}
