@@ -75,6 +75,26 @@ def test_c_export_refuses_non_finite_input(tmp_path):
     assert r.returncode == 1 and "expected 10" in r.stderr
 
 
+def test_c_export_names_its_classes(tmp_path):
+    import subprocess
+
+    model = random_model(n_features=10, widths=(60, 32), n_classes=4, bits=3, seed=1)
+    x = coded_inputs(10, 20)
+    names = ['say "hi"\\', "??=trigraph", "Ankle boot/é 9"]  # one name short: class 3 is "3"
+    write_export(tmp_path, to_circuit(model), ["c"], x, golden_vectors(model, x), None, class_names=names)
+    assert verify_c(tmp_path).ok  # -Wall -Wextra -pedantic -Werror
+    (tmp_path / "names.c").write_text(
+        '#include <stdio.h>\n#include "model.h"\n'
+        "int main(void) { int k; for (k = -1; k <= DG_N_CLASSES; k++) { const char *s = dg_class_name(k); "
+        'printf("%s\\n", s ? s : "(null)"); } return 0; }\n'
+    )
+    exe = tmp_path / "names"
+    cc = ["gcc", "-std=c99", "-Wall", "-Werror", "model.c", "names.c", "-o", str(exe), "-lm"]
+    subprocess.run(cc, cwd=tmp_path, check=True)
+    printed = subprocess.run([str(exe)], capture_output=True, check=True).stdout.decode("utf-8").splitlines()
+    assert printed == ["(null)", *names, "3", "(null)"]
+
+
 def available_simulators():
     from diffgates.hw.verify import simulator
 

@@ -109,8 +109,9 @@ def test_a_run_on_a_class_folder_learns_its_image_shape_predicts_image_files_and
     assert main(["predict", str(out.parent / "both"), *map(str, files)]) == 0
     assert [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()] == [names[y] for y in expected]
     # 8-bit pixels: the Verilog encoder needs no --input-bits / --input-divisor
-    assert main(["compile", str(out), "--target", "verilog"]) == 0
+    assert main(["compile", str(out), "--target", "all"]) == 0
     assert (out / "export" / "model.v").exists()
+    assert '{\n"bright-top",\n"dark-top"\n}' in (out / "export" / "model.c").read_text()  # dg_class_name's
 
 
 def refuses(path, message):

@@ -433,7 +433,7 @@ def cmd_compile(args) -> int:
     from .data import eight_bit_pixels, load_dataset
     from .export import INPUT_FORMATS, PIXELS, TARGETS, golden_vectors, write_export
     from .outdir import EXPORT_KINDS, check_output, staged
-    from .runs import load_run
+    from .runs import class_names, load_run
 
     cfg, model, circuit = load_run(args.run)
     out = Path(args.out or Path(args.run) / "export")
@@ -453,9 +453,9 @@ def cmd_compile(args) -> int:
         fmt = InputFormat(args.input_bits or base.bits, args.input_divisor or base.divisor)
     targets = list(TARGETS) if args.target == "all" else [args.target]
     with staged(out, args.overwrite, "export", inputs=[args.run, args.data_dir]) as work:
-        report = write_export(
-            work, circuit, targets, x, golden_vectors(model, x), fmt, args.stage_levels, not args.no_optimize
-        )
+        names = class_names(args.run) if cfg.task == "classify" else None
+        counts = golden_vectors(model, x)
+        report = write_export(work, circuit, targets, x, counts, fmt, args.stage_levels, not args.no_optimize, names)
     print(f"{'pass':12s} {'gates':>9s} {'inputs':>7s}  per layer")
     for p in report["passes"]:
         layers = " ".join(f"{n}" for n in p["per_layer"].values())

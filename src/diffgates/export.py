@@ -42,8 +42,10 @@ def write_export(
     fmt: InputFormat | None,
     stage_levels: int = 0,
     run_passes: bool = True,
+    class_names: list[str] | None = None,
 ) -> dict:
-    """Optimise ``circuit``, check it against ``counts`` on ``x``, write targets and vectors."""
+    """Optimise ``circuit``, check it against ``counts`` on ``x``, write targets and vectors
+    (``class_names``: the C library's ``dg_class_name``)."""
     for t in targets:
         if t not in TARGETS:
             raise DiffgatesError(f"unknown target {t!r}; choose from {', '.join(TARGETS)}.")
@@ -58,7 +60,7 @@ def write_export(
     np.savetxt(out / "golden_features.txt", x.astype(np.float32), fmt="%.9g")
     files = []
     if "c" in targets:
-        for name, text in to_c(optimised).items():
+        for name, text in to_c(optimised, class_names=class_names).items():
             (out / name).write_text(text)
             files.append(name)
     if "verilog" in targets:

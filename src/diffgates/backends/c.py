@@ -39,6 +39,10 @@ HEADER = """\
  * NaN or infinite (nothing is written), or DG_ERR_NOMEM. */
 int dg_predict(const float *x, long n, int32_t *counts, int32_t *classes);
 
+/* The name of class k as the training data named it (UTF-8; its number where the data has no
+ * names), or NULL for k outside 0 .. DG_N_CLASSES - 1. */
+const char *dg_class_name(int k);
+
 #endif
 """
 
@@ -54,8 +58,25 @@ def _hex_float(v) -> str:
     return float(np.float32(v)).hex() + "f"
 
 
-def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
-    """The C sources as {filename: text}."""
+def _c_string(text: str) -> str:
+    """``text`` as a C string literal of its UTF-8 bytes: printable ASCII as it is, the rest (and
+    quotes, backslashes and question marks, which could start trigraphs) as octal escapes."""
+    safe = {c for c in range(0x20, 0x7F)} - set(b'"\\?')
+    return '"' + "".join(chr(c) if c in safe else f"\\{c:03o}" for c in text.encode("utf-8")) + '"'
+
+
+def _class_names(circuit: Circuit, class_names: list[str] | None) -> str:
+    names = [class_names[k] if class_names and k < len(class_names) else str(k) for k in range(circuit.n_classes)]
+    table = ",\n".join(_c_string(n) for n in names)
+    return (
+        f"static const char *const dg_class_names[DG_N_CLASSES] = {{\n{table}\n}};\n\n"
+        "const char *dg_class_name(int k) { return k >= 0 && k < DG_N_CLASSES ? dg_class_names[k] : NULL; }\n"
+    )
+
+
+def to_c(circuit: Circuit, name: str = "model", class_names: list[str] | None = None) -> dict[str, str]:
+    """The C sources as {filename: text}; ``class_names``: what ``dg_class_name`` gives (the
+    classes' numbers where None)."""
     p = prepare(circuit, ternary=False, classes_in_turn=False)  # the interpreter: 16 gates, counts last
     header = HEADER.format(
         name=name,
@@ -88,6 +109,7 @@ def to_c(circuit: Circuit, name: str = "model") -> dict[str, str]:
             _BITSLICE.read_text(),
             *tables,
             (_HERE / "c_runtime.c").read_text(),
+            _class_names(circuit, class_names),
         ]
     )
     return {"model.h": header, "model.c": source, "main.c": (_HERE / "c_main.c").read_text()}
