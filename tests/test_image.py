@@ -35,6 +35,7 @@ from diffgates.image.data import (
     to_grey,
     windows,
 )
+from diffgates.image.io import read_image
 from diffgates.image.train import build_image_model
 from diffgates.nn import to_circuit
 
@@ -330,6 +331,58 @@ def test_upscale_a_png_of_a_new_size_equals_the_whole_image_model_output(sr_run,
     # written like any other file (the umask applies), with nothing left beside it
     assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _frames(path, mode=None):
+    """Every frame of an image file as an array (in ``mode``, else its own), with its duration."""
+    with Image.open(path) as im:
+        out = []
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            out.append((np.asarray(im.convert(mode or im.mode)), im.info.get("duration")))
+        return out, im.info.get("loop")
+
+
+def test_an_animation_is_upscaled_frame_by_frame_and_keeps_its_timing(sr_run, tmp_path, capsys):
+    frames = [Image.fromarray(_picture(k, (13, 17))) for k in range(3)]
+    frames[0].save(tmp_path / "clip.png", save_all=True, append_images=frames[1:], duration=[40, 80, 120], loop=2)
+    for k, frame in enumerate(frames):  # each frame on its own, as a still image
+        frame.save(tmp_path / f"still{k}.png")
+        assert main(["upscale", str(sr_run), str(tmp_path / f"still{k}.png"), "-o", str(tmp_path / f"up{k}.png")]) == 0
+    assert main(["upscale", str(sr_run), str(tmp_path / "clip.png"), "-o", str(tmp_path / "clip_x2.png")]) == 0
+    assert "3 frames" in capsys.readouterr().out
+    got, loop = _frames(tmp_path / "clip_x2.png")  # an APNG again, lossless
+    assert [d for _, d in got] == [40, 80, 120] and loop == 2
+    for k, (frame, _) in enumerate(got):
+        np.testing.assert_array_equal(frame, np.asarray(Image.open(tmp_path / f"up{k}.png")))
+
+    # a GIF (its first frame a palette, the others RGB) into a GIF: every frame, its durations
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=[50, 60, 70], loop=0)
+    assert main(["upscale", str(sr_run), str(tmp_path / "clip.gif"), "-o", str(tmp_path / "clip_x2.gif")]) == 0
+    got, loop = _frames(tmp_path / "clip_x2.gif", "L")
+    assert [d for _, d in got] == [50, 60, 70] and loop == 0
+    for k, (frame, _) in enumerate(got):  # its palettes are greys: a greyscale GIF, exact
+        np.testing.assert_array_equal(frame, np.asarray(Image.open(tmp_path / f"up{k}.png")))
+
+    # refused before any work: a format of one frame, an animation where one image is read
+    for out in ("clip.jpg", "clip.bmp"):
+        assert main(["upscale", str(sr_run), str(tmp_path / "clip.png"), "-o", str(tmp_path / out)]) == 2
+        assert "would hold 3 frames" in capsys.readouterr().err and not (tmp_path / out).exists()
+    with pytest.raises(DiffgatesError, match="holds 3 frames .an animation.; one image a file is read here"):
+        read_image(tmp_path / "clip.gif")
+
+
+def test_frames_of_mixed_modes_are_read_in_one(tmp_path):
+    from diffgates.image.io import read_frames
+
+    grey, rgba = _picture(1, (5, 6)), np.dstack([_picture(2, (5, 6, 3)), np.full((5, 6), 7, np.uint8)])
+    Image.fromarray(grey).save(tmp_path / "pages.tif", save_all=True, append_images=[Image.fromarray(rgba)])
+    frames, mode, _ = read_frames(tmp_path / "pages.tif")
+    assert mode == "RGB" and len(frames) == 2
+    np.testing.assert_array_equal(frames[0][0], np.stack([grey] * 3))  # the grey page in every channel
+    np.testing.assert_array_equal(frames[0][1], np.full((5, 6), 255))  # opaque beside a page with alpha
+    np.testing.assert_array_equal(frames[1][0], rgba[..., :3].transpose(2, 0, 1))
+    np.testing.assert_array_equal(frames[1][1], rgba[..., 3])
 
 
 def test_alpha_palette_and_bilevel_images_are_read_and_alpha_is_kept(sr_run, tmp_path):

@@ -194,7 +194,7 @@ def cmd_image(args) -> int:
     from .circuit.ir import Circuit
     from .data.folders import image_inputs
     from .image.apply import circuit_predictor
-    from .image.io import opened
+    from .image.io import opened, output_format
     from .runs import run_config
 
     task = "superres" if args.command == "upscale" else "denoise"
@@ -204,13 +204,18 @@ def cmd_image(args) -> int:
         use = {"classify": "diffgates eval", "superres": "diffgates upscale", "denoise": "diffgates denoise"}[cfg.task]
         raise DiffgatesError(f"{run} was trained with --task {cfg.task}; use '{use}'.")
     sources = image_inputs(args.inputs)
-    for src in sources[1:]:  # every input opens before any output is written (the first is read next)
-        with opened(src):
-            pass
+    folders = any(Path(i).is_dir() for i in args.inputs)
+    pairs = _image_outputs(sources, Path(args.output), args.overwrite, folders)
+    for src, dst in pairs:  # every input opens, and every output can hold its frames, before any is written
+        with opened(src) as im:
+            output_format(dst, getattr(im, "n_frames", 1))
+    try:
+        pairs[0][1].parent.mkdir(parents=True, exist_ok=True)  # the folder -o names for several outputs
+    except OSError as e:
+        raise DiffgatesError(f"cannot create {pairs[0][1].parent}: {e.strerror or e}.") from e
     circuit = Circuit.load(run / "circuit.npz")
     predict = circuit_predictor(circuit, args.threads)
-    folders = any(Path(i).is_dir() for i in args.inputs)
-    for src, dst in _image_outputs(sources, Path(args.output), args.overwrite, folders):
+    for src, dst in pairs:
         _apply_image(cfg, circuit, predict, src, dst, args.overwrite)
     return 0
 
@@ -218,8 +223,8 @@ def cmd_image(args) -> int:
 def _image_outputs(sources: list[Path], output: Path, overwrite: bool, folders: bool) -> list[tuple[Path, Path]]:
     """(input, output file) pairs for ``upscale`` / ``denoise``: ``output`` itself for one input
     file, else (or where it is a folder, or the inputs came from ``folders``) the inputs' names in
-    that folder, created if missing; refused before any work where an output would be lost or two
-    inputs share a name."""
+    that folder (which the caller creates if missing); refused before any work where an output
+    would be lost or two inputs share a name."""
     from .outdir import check_output_file
 
     if len(sources) == 1 and not output.is_dir() and not folders:
@@ -236,31 +241,34 @@ def _image_outputs(sources: list[Path], output: Path, overwrite: bool, folders: 
     if output.is_dir():
         for _, dst in pairs:
             check_output_file(dst, overwrite, sources)
-    else:
-        try:
-            output.mkdir(parents=True)
-        except OSError as e:
-            raise DiffgatesError(f"cannot create {output}: {e.strerror or e}.") from e
     return pairs
 
 
 def _apply_image(cfg, circuit, predict, src: Path, dst: Path, overwrite: bool) -> None:
-    """One image file through an image network's circuit, written to ``dst``."""
+    """One image file (every frame of an animation) through an image network's circuit, written
+    to ``dst``."""
     import numpy as np
 
     from .image.apply import reconstruct
     from .image.data import factor
-    from .image.io import check_size, read_image, scale_alpha, write_image
+    from .image.io import as_pixels, as_values, check_size, read_frames, scale_alpha, write_frames
 
-    channels, mode, alpha = read_image(src)
+    frames, mode, timing = read_frames(src)
     s = factor(cfg.task, cfg.scale)
-    check_size(channels.shape, s, src)
-    out = np.stack([reconstruct(predict, c, cfg.patch, s, circuit.group_size, span=cfg.output_span) for c in channels])
-    if alpha is not None and s > 1:  # transparency is not the network's: resized beside it
-        alpha = scale_alpha(alpha, s)
-    write_image(dst, out, mode, overwrite, alpha)
-    kind = mode + (" with alpha" if alpha is not None else "")
-    print(f"{src} ({channels.shape[2]} x {channels.shape[1]} {kind}) -> {dst} ({out.shape[2]} x {out.shape[1]})")
+    c, h, w = frames[0][0].shape
+    check_size((c, h, w), s, src, len(frames))
+    out = []
+    for pixels, alpha in frames:
+        values = [
+            reconstruct(predict, v, cfg.patch, s, circuit.group_size, span=cfg.output_span) for v in as_values(pixels)
+        ]
+        if alpha is not None and s > 1:  # transparency is not the network's: resized beside it
+            alpha = scale_alpha(alpha, s)
+        out.append((as_pixels(np.stack(values)), alpha))
+    write_frames(dst, out, mode, overwrite, timing)
+    with_alpha = " with alpha" if frames[0][1] is not None else ""
+    count = f", {len(frames)} frames" if len(frames) > 1 else ""
+    print(f"{src} ({w} x {h} {mode}{with_alpha}{count}) -> {dst} ({w * s} x {h * s})")
 
 
 def cmd_recipe(args) -> int:
@@ -981,7 +989,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_image,
             help=f"{verb} image files with a network trained with {what}",
             description=f"Run the circuit of a run trained with {what} over every pixel of images of any size "
-            "(PNG, JPEG, ... through Pillow; greyscale or RGB, each colour channel on its own) and write the results.",
+            "(PNG, JPEG, ... through Pillow; greyscale or RGB, each colour channel on its own) and write the results. "
+            "An animation (GIF, APNG, WebP, multi-page TIFF) goes through frame by frame and is written as one, "
+            "with its frame durations and loop count, into a format that holds frames (.gif, .png, .webp, .tif).",
             run=True,
         )
         p.add_argument(
