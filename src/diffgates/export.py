@@ -45,7 +45,7 @@ def write_export(
     class_names: list[str] | None = None,
 ) -> dict:
     """Optimise ``circuit``, check it against ``counts`` on ``x``, write targets and vectors
-    (``class_names``: the C library's ``dg_class_name``)."""
+    (``class_names``: the C library's ``dg_class_name``, and the Verilog's header comment)."""
     for t in targets:
         if t not in TARGETS:
             raise DiffgatesError(f"unknown target {t!r}; choose from {', '.join(TARGETS)}.")
@@ -67,7 +67,7 @@ def write_export(
         if fmt is None:
             raise DiffgatesError("the Verilog target needs an input format; pass --input-bits and --input-divisor.")
         codes = fmt.codes(x)
-        (out / "model.v").write_text(to_verilog(optimised, fmt, stage_levels))
+        (out / "model.v").write_text(to_verilog(optimised, fmt, stage_levels, class_names=class_names))
         files.append("model.v")
         for name, text in testbench(optimised, fmt, codes, counts, stage_levels).items():
             (out / name).write_text(text)

@@ -9,6 +9,7 @@ computed here exactly as the model compares: the hardware encoder is bit-exact b
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,11 +145,17 @@ def class_width(circuit: Circuit) -> int:
 
 
 def to_verilog(
-    circuit: Circuit, fmt: InputFormat, stage_levels: int = 0, name: str = "dg_model", bits_in: bool = False
+    circuit: Circuit,
+    fmt: InputFormat,
+    stage_levels: int = 0,
+    name: str = "dg_model",
+    bits_in: bool = False,
+    class_names: list[str] | None = None,
 ) -> str:
     """The model as one Verilog module; ``stage_levels > 0`` adds registers every that many levels.
     ``bits_in``: the module reads the encoder's bits (port ``bits``) instead of the features, so the
-    encoder is left out (for measuring the parts of a design)."""
+    encoder is left out (for measuring the parts of a design). ``class_names``: listed in the
+    header comment, what each class output stands for."""
     n_in, n_f, k = circuit.n_inputs, circuit.n_features, circuit.n_classes
     w = fmt.bits
     depth = levels(circuit) if circuit.n_gates else np.zeros(0, dtype=np.int64)
@@ -177,6 +184,7 @@ def to_verilog(
         f"// {name}: logic gate network exported by diffgates: {n_f} features x {w} bits in,",
         f"// {circuit.n_gates} gates, {k} classes x {circuit.group_size} outputs. "
         f"Latency: {latency(circuit, stage_levels)} clock cycles.",
+        *(f"// class {c}: {json.dumps(n)}" for c, n in enumerate((class_names or [])[:k])),
         "`timescale 1ns/1ps",
         "// verilator lint_off DECLFILENAME",
         f"module {name} (",
