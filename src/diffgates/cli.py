@@ -252,19 +252,24 @@ def _apply_image(cfg, circuit, predict, src: Path, dst: Path, overwrite: bool) -
     from .image.apply import reconstruct
     from .image.data import factor
     from .image.io import as_pixels, as_values, check_size, read_frames, scale_alpha, write_frames
+    from .progress import progress_bar
 
     frames, mode, timing = read_frames(src)
     s = factor(cfg.task, cfg.scale)
     c, h, w = frames[0][0].shape
     check_size((c, h, w), s, src, len(frames))
     out = []
-    for pixels, alpha in frames:
-        values = [
-            reconstruct(predict, v, cfg.patch, s, circuit.group_size, span=cfg.output_span) for v in as_values(pixels)
-        ]
-        if alpha is not None and s > 1:  # transparency is not the network's: resized beside it
-            alpha = scale_alpha(alpha, s)
-        out.append((as_pixels(np.stack(values)), alpha))
+    with progress_bar(quiet=len(frames) == 1) as bar:  # an animation: its frames
+        task = bar.add_task(f"{src.name} frames", total=len(frames))
+        for pixels, alpha in frames:
+            values = [
+                reconstruct(predict, v, cfg.patch, s, circuit.group_size, span=cfg.output_span)
+                for v in as_values(pixels)
+            ]
+            if alpha is not None and s > 1:  # transparency is not the network's: resized beside it
+                alpha = scale_alpha(alpha, s)
+            out.append((as_pixels(np.stack(values)), alpha))
+            bar.advance(task)
     write_frames(dst, out, mode, overwrite, timing)
     with_alpha = " with alpha" if frames[0][1] is not None else ""
     count = f", {len(frames)} frames" if len(frames) > 1 else ""
