@@ -95,33 +95,33 @@ class Circuit:
     def validate(self) -> Circuit:
         """Check the structural invariants; raise DiffgatesError naming the first one broken."""
         n_in, n = self.n_inputs, self.n_gates
-        checks = [
-            (self.n_features >= 1, "n_features must be at least 1"),
-            (self.tau > 0, "tau must be positive"),
-            (len(self.in_threshold) == n_in, "in_threshold must have one entry per input bit"),
-            (bool(np.isfinite(self.in_threshold).all()), "input thresholds must be finite numbers"),
-            (len(self.a) == n and len(self.b) == n and len(self.layer) == n, "gate arrays differ in length"),
-            (bool(np.all(self.ops < 16)), "gate ops must be in 0..15"),
+        checks = [  # in order, each evaluated only once those before it hold (lengths before elementwise ones)
+            (lambda: self.n_features >= 1, "n_features must be at least 1"),
+            (lambda: self.tau > 0, "tau must be positive"),
+            (lambda: len(self.in_threshold) == n_in, "in_threshold must have one entry per input bit"),
+            (lambda: bool(np.isfinite(self.in_threshold).all()), "input thresholds must be finite numbers"),
+            (lambda: len(self.a) == n and len(self.b) == n and len(self.layer) == n, "gate arrays differ in length"),
+            (lambda: bool(np.all(self.ops < 16)), "gate ops must be in 0..15"),
             (
-                n_in == 0 or (self.in_feature.min() >= 0 and self.in_feature.max() < self.n_features),
+                lambda: n_in == 0 or (self.in_feature.min() >= 0 and self.in_feature.max() < self.n_features),
                 "input bits read features out of range",
             ),
-            (bool(np.all((self.a >= 0) & (self.b >= 0))), "gate inputs must be non-negative"),
+            (lambda: bool(np.all((self.a >= 0) & (self.b >= 0))), "gate inputs must be non-negative"),
             (
-                bool(np.all(self.a < n_in + np.arange(n))) and bool(np.all(self.b < n_in + np.arange(n))),
+                lambda: bool(np.all(self.a < n_in + np.arange(n))) and bool(np.all(self.b < n_in + np.arange(n))),
                 "gates must only read earlier signals (topological order)",
             ),
             (
-                self.n_classes >= 1 and len(self.outputs) % self.n_classes == 0,
+                lambda: self.n_classes >= 1 and len(self.outputs) % self.n_classes == 0,
                 "outputs must split evenly into n_classes groups",
             ),
             (
-                len(self.outputs) == 0 or (self.outputs.min() >= 0 and self.outputs.max() < n_in + n),
+                lambda: len(self.outputs) == 0 or (self.outputs.min() >= 0 and self.outputs.max() < n_in + n),
                 "outputs reference unknown signals",
             ),
         ]
         for ok, message in checks:
-            if not ok:
+            if not ok():
                 raise DiffgatesError(f"invalid circuit: {message}.")
         return self
 
