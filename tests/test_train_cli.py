@@ -82,6 +82,13 @@ def test_cuda_device_without_gpu_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("device", ["gpu", "", "cuda:x", "meta"])
+def test_a_device_diffgates_does_not_run_on_is_refused(tmp_path, capsys, device):
+    assert main(["train", "--device", device, "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "--device must be cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_config_file_repeats_a_run(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert main(["train", "--widths", "200,200", "--epochs", "3", "--seed", "5", "--out", str(first), "--quiet"]) == 0

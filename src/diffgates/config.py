@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -326,6 +327,8 @@ class TrainConfig:
             setattr(self, f.name, check_value(f, getattr(self, f.name)))
         if not self.widths:
             raise DiffgatesError("widths must list at least one layer size.")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise DiffgatesError(f"--device must be cpu, cuda or cuda:N (a GPU's number), got {self.device!r}.")
         if self.image_shape is not None and len(self.image_shape) != 3:
             raise DiffgatesError(f"image_shape must be channels,height,width, got {self.image_shape}.")
         if self.encoder_strategy == "fixed":
