@@ -65,7 +65,8 @@ def _c_string(text: str) -> str:
     return '"' + "".join(chr(c) if c in safe else f"\\{c:03o}" for c in text.encode("utf-8")) + '"'
 
 
-def _class_names(circuit: Circuit, class_names: list[str] | None) -> str:
+def _class_name_table(circuit: Circuit, class_names: list[str] | None) -> str:
+    """The C behind ``dg_class_name``: each class's name (its number past ``class_names``)."""
     names = [class_names[k] if class_names and k < len(class_names) else str(k) for k in range(circuit.n_classes)]
     table = ",\n".join(_c_string(n) for n in names)
     return (
@@ -109,7 +110,7 @@ def to_c(circuit: Circuit, name: str = "model", class_names: list[str] | None = 
             _BITSLICE.read_text(),
             *tables,
             (_HERE / "c_runtime.c").read_text(),
-            _class_names(circuit, class_names),
+            _class_name_table(circuit, class_names),
         ]
     )
     return {"model.h": header, "model.c": source, "main.c": (_HERE / "c_main.c").read_text()}

@@ -209,10 +209,10 @@ def _npz(path: str) -> Dataset:
         if y.dtype.kind not in "iu" or y.ndim != 1:
             raise DiffgatesError(f"{p}: {k} must be a 1-d array of integer class labels, got {y.dtype} {y.shape}.")
         arrays[k] = y.astype(np.int64)
-    return Dataset(p.stem, **arrays, class_names=None if names is None else _class_names(p, names))
+    return Dataset(p.stem, **arrays, class_names=None if names is None else _checked_class_names(p, names))
 
 
-def _class_names(path: Path, names: np.ndarray) -> tuple[str, ...]:
+def _checked_class_names(path: Path, names: np.ndarray) -> tuple[str, ...]:
     """An .npz file's ``class_names``: a 1-d array of distinct, non-empty strings."""
     if names.dtype.kind == "S":
         names = np.char.decode(names, "utf-8", "replace")
