@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_model
+from conftest import TINY, random_model
 from diffgates import Circuit, DiffgatesError, load_model
 from diffgates.circuit.execute import predict_counts
 from diffgates.circuit.program import Executor
@@ -184,6 +184,23 @@ def test_full_disk_during_a_save_keeps_the_old_file_and_says_so(tmp_path, monkey
     rc = main(["train", "--epochs", "1", "--widths", "20", "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "No space left on device" in err and "Traceback" not in err
+
+
+def test_running_out_of_memory_is_one_sentence_and_leaves_no_export(tmp_path, monkeypatch, capsys):
+    import diffgates.export as export
+    from diffgates.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+
+    def no_memory(*args, **kwargs):
+        return np.zeros(2**60, np.float32)  # 4 EiB: numpy's MemoryError, "Unable to allocate ..."
+
+    monkeypatch.setattr(export, "golden_vectors", no_memory)
+    assert main(["compile", str(run), "--target", "c"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory (Unable to allocate") and len(err.splitlines()) == 1
+    assert not (run / "export").exists() and not list(run.glob(".export*"))
 
 
 def test_eval_refuses_a_dataset_the_model_was_not_built_for(tmp_path, capsys):

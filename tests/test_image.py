@@ -372,6 +372,42 @@ def test_an_animation_is_upscaled_frame_by_frame_and_keeps_its_timing(sr_run, tm
         read_image(tmp_path / "clip.gif")
 
 
+def test_an_animation_too_large_for_the_memory_is_refused_before_its_pixels_are_read(
+    sr_run, tmp_path, monkeypatch, capsys
+):
+    from diffgates.image import io as image_io
+
+    frames = [Image.fromarray(_picture(k, (13, 17))) for k in range(3)]
+    frames[0].save(tmp_path / "clip.png", save_all=True, append_images=frames[1:])
+    one_frame = 13 * 17 * 4 * 12  # bytes its 2x output takes while it is made
+    monkeypatch.setattr(native, "available_memory", lambda: one_frame + 100)  # one frame fits, three do not
+    monkeypatch.setattr(image_io, "read_frames", lambda path: pytest.fail("pixels read"))
+    assert main(["upscale", str(sr_run), str(tmp_path / "clip.png"), "-o", str(tmp_path / "out.png")]) == 2
+    assert "is 17 x 13 in 3 frames; its output (34 x 26) needs about" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".tif", ".webp"])
+def test_a_damaged_image_file_is_refused_in_one_sentence(tmp_path, suffix):
+    """Every byte of a small animation overwritten in turn, and the file cut short at every tenth
+    byte: each reads, or is refused as a DiffgatesError naming the file (Pillow's decoders raise
+    SyntaxError, IndexError, TypeError, ... on damaged data)."""
+    from diffgates.image.io import read_frames
+
+    frames = [Image.fromarray(_picture(k, (6, 7))) for k in range(2)]
+    frames[0].save(tmp_path / f"ok{suffix}", save_all=True, append_images=frames[1:], duration=40)
+    raw = (tmp_path / f"ok{suffix}").read_bytes()
+    damaged = [raw[:i] + bytes([raw[i] ^ 0x5A]) + raw[i + 1 :] for i in range(len(raw))]
+    damaged += [raw[:i] for i in range(1, len(raw), 10)]
+    bad = tmp_path / f"bad{suffix}"
+    for data in damaged:
+        bad.write_bytes(data)
+        try:
+            read_frames(bad)
+        except DiffgatesError as e:
+            assert str(bad) in str(e) and "\n" not in str(e)
+
+
 def test_frames_of_mixed_modes_are_read_in_one(tmp_path):
     from diffgates.image.io import read_frames
 

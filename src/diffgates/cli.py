@@ -194,7 +194,8 @@ def cmd_image(args) -> int:
     from .circuit.ir import Circuit
     from .data.folders import image_inputs
     from .image.apply import circuit_predictor
-    from .image.io import opened, output_format
+    from .image.data import factor
+    from .image.io import check_size, opened, output_format, shape_of
     from .runs import run_config
 
     task = "superres" if args.command == "upscale" else "denoise"
@@ -206,9 +207,12 @@ def cmd_image(args) -> int:
     sources = image_inputs(args.inputs)
     folders = any(Path(i).is_dir() for i in args.inputs)
     pairs = _image_outputs(sources, Path(args.output), args.overwrite, folders)
-    for src, dst in pairs:  # every input opens, and every output can hold its frames, before any is written
+    s = factor(cfg.task, cfg.scale)
+    for src, dst in pairs:  # before any pixel is read: every input opens, fits in memory, fits its output
         with opened(src) as im:
-            output_format(dst, getattr(im, "n_frames", 1))
+            frames = getattr(im, "n_frames", 1)
+            check_size(shape_of(im), s, src, frames)
+            output_format(dst, frames)
     try:
         pairs[0][1].parent.mkdir(parents=True, exist_ok=True)  # the folder -o names for several outputs
     except OSError as e:
@@ -251,13 +255,12 @@ def _apply_image(cfg, circuit, predict, src: Path, dst: Path, overwrite: bool) -
 
     from .image.apply import reconstruct
     from .image.data import factor
-    from .image.io import as_pixels, as_values, check_size, read_frames, scale_alpha, write_frames
+    from .image.io import as_pixels, as_values, read_frames, scale_alpha, write_frames
     from .progress import progress_bar
 
-    frames, mode, timing = read_frames(src)
+    frames, mode, timing = read_frames(src)  # its size checked against the memory (cmd_image)
     s = factor(cfg.task, cfg.scale)
-    c, h, w = frames[0][0].shape
-    check_size((c, h, w), s, src, len(frames))
+    _, h, w = frames[0][0].shape
     out = []
     with progress_bar(quiet=len(frames) == 1) as bar:  # an animation: its frames
         task = bar.add_task(f"{src.name} frames", total=len(frames))
@@ -1210,6 +1213,15 @@ def _run(args) -> int:
         if args.debug:
             raise
         print(f"error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # what the machine cannot hold: outputs are written whole or not at all
+        if args.debug:
+            raise
+        reason = f" ({e})" if str(e) else ""
+        print(
+            f"error: out of memory{reason}; use smaller inputs, a smaller model or batch, or fewer threads.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)

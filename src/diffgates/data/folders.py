@@ -124,13 +124,11 @@ def folder_image_shape(folder: Path) -> tuple[int, int, int]:
 
 
 def _image_shape(path: Path) -> tuple[int, int, int]:
-    """(channels, height, width) diffgates reads from an image file, from its header (alpha left
-    out)."""
-    from ..image.io import opened
+    """(channels, height, width) diffgates reads from an image file, from its header."""
+    from ..image.io import opened, shape_of
 
     with opened(path) as im:
-        channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-        return channels, im.size[1], im.size[0]
+        return shape_of(im)
 
 
 def load_class_folder(folder: Path):

@@ -8,6 +8,8 @@ frames' durations and loop count."""
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from ..outdir import check_output_file
 from ..paths import replacing
 
 MODES = ("L", "RGB")
+#: what Pillow's decoders raise on a damaged file (besides OSError: SyntaxError for a broken PNG
+#: chunk, IndexError for a GIF's, TypeError for a TIFF without dimensions, struct.error, ...)
+CORRUPT = (OSError, SyntaxError, ValueError, IndexError, TypeError, KeyError, EOFError, ZeroDivisionError, struct.error)
 
 
 @contextmanager
@@ -31,14 +36,23 @@ def opened(path: str | os.PathLike):
     if not path.is_file():
         raise DiffgatesError(f"{path} is not a file.")
     try:
-        with Image.open(path) as im:
-            yield im
+        with warnings.catch_warnings():  # Pillow's warnings (corrupt metadata, large images) are not ours to print
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                yield im
     except UnidentifiedImageError:
         raise DiffgatesError(f"{path} is not an image file that Pillow can read.") from None
     except Image.DecompressionBombError as e:
         raise DiffgatesError(f"{path} is too large to read safely ({e}).") from None
-    except OSError as e:
-        raise DiffgatesError(f"{path} could not be read as an image ({e}).") from None
+    except CORRUPT as e:
+        raise DiffgatesError(f"{path} could not be read as an image ({type(e).__name__}: {e}).") from None
+
+
+def shape_of(im) -> tuple[int, int, int]:
+    """(channels, height, width) diffgates reads from an opened image file, from its header (alpha
+    left out; a palette counts as colour)."""
+    channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    return channels, im.size[1], im.size[0]
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -83,8 +97,14 @@ def read_frames(path: str | os.PathLike) -> tuple[list[tuple[np.ndarray, np.ndar
         if with_alpha and alpha is None:
             alpha = np.full(pixels.shape[1:], 255, dtype=np.uint8)
         out.append((pixels, alpha))
-    timing = {"duration": durations} if len(out) > 1 and all(d is not None for d in durations) else {}
-    return out, mode, {**timing, **({"loop": loop} if loop is not None else {})}
+    timing = {"duration": [int(d) for d in durations]} if len(out) > 1 and all(map(_duration, durations)) else {}
+    return out, mode, {**timing, **({"loop": int(loop)} if _duration(loop) else {})}
+
+
+def _duration(value) -> bool:
+    """Whether ``value`` is a frame duration (ms) or loop count the writers take (a damaged file's
+    are left out)."""
+    return isinstance(value, (int, float)) and 0 <= value <= 65535
 
 
 def _pixels(im, path) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -184,6 +204,6 @@ def write_frames(
     with replacing(path) as tmp:
         try:
             images[0].save(tmp, format=fmt, **more)
-        except (ValueError, KeyError, OSError) as e:
+        except (ValueError, KeyError, OSError, RuntimeError, OverflowError) as e:  # e.g. frames of unequal sizes
             reason = e.strerror if isinstance(e, OSError) and e.strerror else e
             raise DiffgatesError(f"cannot write {path} as {fmt} ({reason}).") from None
