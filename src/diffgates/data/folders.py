@@ -46,9 +46,11 @@ def image_inputs(paths: list[str]) -> list[Path]:
     return files
 
 
-def held_out(n: int) -> set[int]:
-    """Which of ``n`` files in name order are held out for testing."""
-    return set(range(HELD_OUT_EVERY - 1, n, HELD_OUT_EVERY)) or {n - 1}
+def split_held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(to train on, to test on) of files in name order: every :data:`HELD_OUT_EVERY`-th held out
+    for testing, the last where there are fewer."""
+    held = set(range(HELD_OUT_EVERY - 1, len(files), HELD_OUT_EVERY)) or {len(files) - 1}
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
 
 
 def class_folders(folder: Path) -> list[Path]:
@@ -110,9 +112,9 @@ def split_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[t
                     f"class {name} of {folder} holds one image; each class needs two or more, to train on and to "
                     "test on (or train/ and test/ folders)."
                 )
-            held = held_out(len(files))
-            train += [(f, k) for i, f in enumerate(files) if i not in held]
-            test += [(f, k) for i, f in enumerate(files) if i in held]
+            own_train, own_test = split_held_out(files)
+            train += [(f, k) for f in own_train]
+            test += [(f, k) for f in own_test]
     if len(names) < 2:
         raise DiffgatesError(f"{folder} holds one class folder; a classifier needs two or more.")
     return names, train, test

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import noise_spec
 from ..data import IMAGE_SHAPES, NAMED, load_dataset
-from ..data.folders import has_train_and_test, held_out, image_files, is_class_folder
+from ..data.folders import has_train_and_test, image_files, is_class_folder, split_held_out
 from ..errors import DiffgatesError
 
 PHOTOS_TRAIN = (
@@ -83,9 +83,7 @@ def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
                 f"{folder} holds one image; an image task needs two or more, to train on and to test on "
                 "(or train/ and test/ folders)."
             )
-        held = held_out(len(files))
-        train = [f for i, f in enumerate(files) if i not in held]
-        test = [f for i, f in enumerate(files) if i in held]
+        train, test = split_held_out(files)
     _check_memory(folder, train + test)
     return _read_images(train), _read_images(test)
 
