@@ -121,8 +121,10 @@ def split_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[t
 
 
 def folder_image_shape(folder: Path) -> tuple[int, int, int]:
-    """(channels, height, width) of a class folder's images, from its first image's header."""
-    return _image_shape(split_files(folder)[1][0][0])
+    """(channels, height, width) of a class folder's images, from the header of the first image of
+    its first class (the first it trains on; only that class's folder is listed)."""
+    root = folder / "train" if has_train_and_test(folder) else folder
+    return _image_shape(image_files(class_folders(root)[0])[0])
 
 
 def _image_shape(path: Path) -> tuple[int, int, int]:
