@@ -220,7 +220,7 @@ def cmd_image(args) -> int:
     circuit = Circuit.load(run / "circuit.npz")
     predict = circuit_predictor(circuit, args.threads)
     for src, dst in pairs:
-        _apply_image(cfg, circuit, predict, src, dst, args.overwrite)
+        _apply_image(cfg, s, circuit, predict, src, dst, args.overwrite)
     return 0
 
 
@@ -248,18 +248,16 @@ def _image_outputs(sources: list[Path], output: Path, overwrite: bool, folders: 
     return pairs
 
 
-def _apply_image(cfg, circuit, predict, src: Path, dst: Path, overwrite: bool) -> None:
-    """One image file (every frame of an animation) through an image network's circuit, written
-    to ``dst``."""
+def _apply_image(cfg, s: int, circuit, predict, src: Path, dst: Path, overwrite: bool) -> None:
+    """One image file (every frame of an animation) through an image network's circuit (``s``:
+    its output pixels a side per input pixel), written to ``dst``."""
     import numpy as np
 
     from .image.apply import reconstruct
-    from .image.data import factor
     from .image.io import as_pixels, as_values, read_frames, scale_alpha, write_frames
     from .progress import progress_bar
 
     frames, mode, timing = read_frames(src)  # its size checked against the memory (cmd_image)
-    s = factor(cfg.task, cfg.scale)
     _, h, w = frames[0][0].shape
     out = []
     with progress_bar(quiet=len(frames) == 1) as bar:  # an animation: its frames
