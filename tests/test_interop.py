@@ -299,6 +299,48 @@ def test_unsupported_torchlogix_layers_are_refused_by_name(tmp_path):
         assert not (tmp_path / name).exists()
 
 
+def test_a_checkpoint_in_torch_s_format_before_1_6_imports_with_equal_counts(tmp_path):
+    """torch.save(..., _use_new_zipfile_serialization=False) writes a plain pickle stream with
+    header records; a whole model and a state dict with its indices read as the zip format does."""
+    model = _train_briefly(_torchlogix_model(("warp", "light"), FixedBinarization(torch.tensor([0.3, 0.5, 0.7]))), 5)
+    state = {**model.state_dict(), **{f"{i}.indices": model[i].connections.indices for i in (2, 3)}}
+    torch.save(model, tmp_path / "model.pt", _use_new_zipfile_serialization=False)
+    torch.save(state, tmp_path / "state.pt", _use_new_zipfile_serialization=False)
+    import_network("torchlogix", tmp_path / "model.pt", "digits", tmp_path / "whole")
+    import_network(
+        "torchlogix", tmp_path / "state.pt", "digits", tmp_path / "dict", classes=10, tau=4.0, parametrization="warp"
+    )
+    x = _inputs(seed=3)
+    with torch.no_grad():
+        expected = (model(x) * 4.0).round().long().numpy()
+    np.testing.assert_array_equal(load_run(tmp_path / "whole")[1].counts(x).numpy(), expected)
+    assert load_run(tmp_path / "dict")[1].counts(x).shape == expected.shape
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda m: setattr(m[-1], "k", torch.tensor([10, 10])), "GroupSum is not laid out"),
+        (lambda m: setattr(m[-1], "tau", float("nan")), "tau > 0"),
+        (lambda m: setattr(m[1], "feature_dim", torch.tensor([1, 2])), "FixedBinarization is not laid out"),
+        (lambda m: setattr(m[2], "lut_rank", torch.tensor([2, 2])), "LogicDense is not laid out"),
+        (lambda m: m._modules.__setitem__("3", torch.zeros(3)), "Sequential holds something other than modules"),
+    ],
+    ids=["k", "tau", "feature_dim", "lut_rank", "module"],
+)
+def test_a_whole_model_of_another_layout_is_refused_naming_its_layer(tmp_path, capsys, damage, named):
+    """Attributes of other types than the library writes (a damaged file, another version) are
+    one sentence that names the layer, not an internal error."""
+    model = _torchlogix_model(("warp", "warp"), FixedBinarization(torch.tensor([0.25, 0.5, 0.75])))
+    damage(model)
+    torch.save(model, tmp_path / "model.pt")
+    args = ["import", "--from", "torchlogix", "--dataset", "digits", str(tmp_path / "model.pt")]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1 and "internal" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "ran"
 
@@ -316,6 +358,9 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 a zip archive cut short")
     with pytest.raises(DiffgatesError, match="not a readable torch.save file"):
         pickles.read(tmp_path / "broken.pt")
+    (tmp_path / "damaged.pt").write_bytes(b"\x80\x02}q\x00K\x01a.")  # appends to a dict
+    with pytest.raises(DiffgatesError, match="not a readable torch.save file .'dict' object has no attribute"):
+        pickles.read(tmp_path / "damaged.pt")
 
 
 # difflogic needs CUDA to install. Its checkpoints are written here by a stand-in package that

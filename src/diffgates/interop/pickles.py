@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import pickle
 import types
-import zipfile
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -53,7 +53,13 @@ class Record:
         return self.kind.rsplit(".", 1)[-1]
 
     def children(self) -> list[Record]:
-        return [m for m in (self.__dict__.get("_modules") or {}).values() if m is not None]
+        modules = self.__dict__.get("_modules") or {}
+        if not isinstance(modules, dict) or not all(m is None or isinstance(m, Record) for m in modules.values()):
+            raise DiffgatesError(
+                f"the checkpoint's {self.kind} holds something other than modules among its modules, "
+                "so it is not a model that torch.save wrote (or the file is damaged)."
+            )
+        return [m for m in modules.values() if m is not None]
 
     def tensor(self, name: str) -> torch.Tensor | None:
         """A parameter, buffer or plain tensor attribute called ``name``."""
@@ -88,8 +94,11 @@ class _Unpickler(pickle.Unpickler):
         )
 
 
-#: what torch.load takes as its pickle module: the restricted unpickler above
-_RESTRICTED = types.SimpleNamespace(__name__="diffgates-restricted", Unpickler=_Unpickler, load=None)
+#: what torch.load takes as its pickle module: the restricted unpickler above (``load`` reads the
+#: header records of the format torch.save wrote before torch 1.6)
+_RESTRICTED = types.SimpleNamespace(
+    __name__="diffgates-restricted", Unpickler=_Unpickler, load=lambda f, **kw: _Unpickler(f, **kw).load()
+)
 
 
 def read(path: str | Path):
@@ -103,9 +112,11 @@ def read(path: str | Path):
     if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (a pickle before torch 1.6)
         raise DiffgatesError(f"{path} is not a torch.save file (neither a zip archive nor a pickle).")
     try:
-        return torch.load(path, map_location="cpu", pickle_module=_RESTRICTED, weights_only=False)
-    except DiffgatesError:
+        with warnings.catch_warnings():  # the old format's check of each class's source, moot for Records
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", pickle_module=_RESTRICTED, weights_only=False)
+    except (DiffgatesError, MemoryError):
         raise
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, TypeError) as e:
+    except Exception as e:  # a damaged pickle fails in whatever its bytes make the unpickler do
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DiffgatesError(f"{path} is not a readable torch.save file ({first.rstrip('.')}).") from e

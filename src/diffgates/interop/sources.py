@@ -19,6 +19,9 @@ blocks, as diffgates does.
 
 from __future__ import annotations
 
+import math
+import operator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -180,44 +183,59 @@ def _leaves(record: Record) -> list[Record]:
     return [leaf for child in record.children() for leaf in _leaves(child)]
 
 
+@contextmanager
+def _reading(leaf: Record):
+    """Turns what a layer of another layout (a damaged file, another version of the library) makes
+    the reading code raise into one sentence naming the layer."""
+    try:
+        yield
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise DiffgatesError(
+            f"the checkpoint's {leaf.kind} is not laid out as the importer reads it ({type(e).__name__}: {e}); "
+            "it reads the layers of torchlogix 0.1 and difflogic 0.1."
+        ) from e
+
+
 def _from_model(source: str, model: Record) -> Network:
     thresholds, layers, head, convs, image, bits, feature_dim = None, [], None, [], None, 1, None
     for leaf in _leaves(model):
         if head is not None:
             raise DiffgatesError(f"the model has a {leaf.name} after its GroupSum; only a GroupSum can end it.")
-        if leaf.name == "Flatten":
-            continue
-        if leaf.name in _BINARIZATIONS and source == "torchlogix" and not layers and not convs:
-            thresholds = _binarization(leaf)
-            bits = 1 if thresholds is None else thresholds.shape[-1]
-            feature_dim = leaf.__dict__.get("feature_dim", -2) if thresholds is not None else None
-        elif leaf.name == "LogicConv2d" and source == "torchlogix" and not layers:
-            block, in_shape = _torchlogix_conv(leaf)
-            if not convs:
-                image = (in_shape[0] // bits, *in_shape[1:])
-                if in_shape[0] % bits:
-                    raise DiffgatesError(
-                        f"the first convolution reads {in_shape[0]} channels, not a multiple of {bits} bits."
-                    )
-            convs.append(block)
-        elif leaf.name == "OrPooling2d" and convs and convs[-1].pool == 1 and not layers:
-            convs[-1] = _pooled(convs[-1], leaf)
-        elif leaf.name == "LogicDense" and source == "torchlogix":
-            layers += _torchlogix_dense(leaf)
-        elif leaf.name == "LogicLayer" and source == "difflogic":
-            indices = leaf.__dict__.get("indices")
-            weight = leaf.tensor("weights")
-            if weight is None or not isinstance(indices, (tuple, list)) or len(indices) != 2:
-                raise DiffgatesError("a difflogic LogicLayer in the checkpoint lacks its weights or indices.")
-            layers += _layers(weight, "raw", torch.stack([torch.as_tensor(t) for t in indices]))
-        elif leaf.name == "GroupSum":
-            head = (int(leaf.__dict__["k"]), float(leaf.__dict__.get("tau", 1.0)))
-        else:
-            raise DiffgatesError(
-                f"the importer does not support {leaf.kind} here (it reads {source}'s "
-                f"{'binarisation, LogicConv2d, OrPooling2d, LogicDense' if source == 'torchlogix' else 'LogicLayer'}"
-                ", Flatten and GroupSum, in that order)."
-            )
+        with _reading(leaf):
+            if leaf.name == "Flatten":
+                continue
+            if leaf.name in _BINARIZATIONS and source == "torchlogix" and not layers and not convs:
+                thresholds = _binarization(leaf)
+                bits = 1 if thresholds is None else thresholds.shape[-1]
+                feature_dim = operator.index(leaf.__dict__.get("feature_dim", -2)) if thresholds is not None else None
+            elif leaf.name == "LogicConv2d" and source == "torchlogix" and not layers:
+                block, in_shape = _torchlogix_conv(leaf)
+                if not convs:
+                    image = (in_shape[0] // bits, *in_shape[1:])
+                    if in_shape[0] % bits:
+                        raise DiffgatesError(
+                            f"the first convolution reads {in_shape[0]} channels, not a multiple of {bits} bits."
+                        )
+                convs.append(block)
+            elif leaf.name == "OrPooling2d" and convs and convs[-1].pool == 1 and not layers:
+                convs[-1] = _pooled(convs[-1], leaf)
+            elif leaf.name == "LogicDense" and source == "torchlogix":
+                layers += _torchlogix_dense(leaf)
+            elif leaf.name == "LogicLayer" and source == "difflogic":
+                indices = leaf.__dict__.get("indices")
+                weight = leaf.tensor("weights")
+                if weight is None or not isinstance(indices, (tuple, list)) or len(indices) != 2:
+                    raise DiffgatesError("a difflogic LogicLayer in the checkpoint lacks its weights or indices.")
+                layers += _layers(weight, "raw", torch.stack([torch.as_tensor(t) for t in indices]))
+            elif leaf.name == "GroupSum":
+                head = (operator.index(leaf.__dict__["k"]), float(leaf.__dict__.get("tau", 1.0)))
+            else:
+                torchlogix = source == "torchlogix"
+                layers_read = "binarisation, LogicConv2d, OrPooling2d, LogicDense" if torchlogix else "LogicLayer"
+                raise DiffgatesError(
+                    f"the importer does not support {leaf.kind} here (it reads {source}'s {layers_read}, Flatten "
+                    "and GroupSum, in that order)."
+                )
     if head is None:
         raise DiffgatesError("the model does not end in a GroupSum, so its classes are unknown.")
     # the bits of a feature (dense: (batch, features, bits)) or of a channel (conv: (batch, C, H, W,
@@ -425,7 +443,7 @@ def _check_shapes(net: Network) -> None:
     """Every layer reads inside the one before it, and the last splits into the classes."""
     if not net.layers:
         raise DiffgatesError("the model has no logic layers.")
-    if net.n_classes < 1 or net.tau <= 0:
+    if net.n_classes < 1 or not math.isfinite(net.tau) or net.tau <= 0:
         raise DiffgatesError(f"GroupSum needs classes >= 1 and tau > 0, got {net.n_classes} and {net.tau}.")
     for i, (prev, layer) in enumerate(zip(net.layers, net.layers[1:]), 1):
         low, top = layer.reads()
