@@ -81,6 +81,8 @@ def test_a_recipe_killed_between_stages_continues_where_it_stopped(tmp_path):
         ([{"name": "../x"}], "needs a unique name"),
         ([{"name": "a", "options": [1]}], "options must be a mapping"),
         ([{"name": "a", "options": {"epochs": "many"}}], "epochs must be an integer"),
+        ([{"name": "a"}, {"name": "b", "base": ["a"]}], "base must be the name of an earlier stage"),
+        ([{"name": "a", "options": {1: 2, "x": 3}}], "unknown train options 1, x"),
         ([{"name": "a"}, {"name": "b", "options": {"candidates": 4}}], "stage b: --candidates does nothing"),
     ],
 )

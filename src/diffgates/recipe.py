@@ -72,6 +72,8 @@ def load_recipe(path: str | Path) -> Recipe:
             raise DiffgatesError(f"{path}: stage {stage.name}: command must be one of {', '.join(COMMANDS)}.")
         if not isinstance(stage.options, dict):
             raise DiffgatesError(f"{path}: stage {stage.name}: options must be a mapping.")
+        if stage.base is not None and not isinstance(stage.base, str):
+            raise DiffgatesError(f"{path}: stage {stage.name}: base must be the name of an earlier stage.")
         refs = _references(stage.options) | ({stage.base} if stage.base is not None else set())
         missing = sorted(map(str, refs - earlier))
         if missing:
@@ -91,7 +93,7 @@ def _check_options(path: Path, stage: Stage) -> None:
 
     known = TrainConfig.__dataclass_fields__ if stage.command == "train" else TeacherConfig.__dataclass_fields__
     extra = {"dataset", "data_dir", "image_shape"} if stage.command == "teacher" else set()
-    unknown = sorted(set(stage.options) - set(known) - extra)
+    unknown = sorted(map(str, set(stage.options) - set(known) - extra))
     if unknown:
         raise DiffgatesError(f"{path}: stage {stage.name}: unknown {stage.command} options {', '.join(unknown)}.")
     if stage.command == "train":
