@@ -138,6 +138,14 @@ def test_unknown_config_keys_are_refused(tmp_path, capsys):
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
     assert "unknown config keys: learning_rate" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+    cfg.write_text("epochs: 1\n1: 2\nnull: 3\n")  # keys that are not names
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown config keys: 1, None;" in capsys.readouterr().err
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages: [{name: a}]\n2: x\nz: y\n")
+    assert main(["recipe", str(recipe), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown recipe keys 2, z;" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_impossible_architecture_is_refused_before_the_run_directory_is_made(tmp_path, capsys):

@@ -297,7 +297,7 @@ class TrainConfig:
     def from_dict(cls, d: dict, strict: bool = True) -> TrainConfig:
         """Options from a mapping; a ``model`` preset fills in every option the mapping leaves out."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(map(str, set(d) - known))
         if unknown:
             raise DiffgatesError(f"unknown config keys: {', '.join(unknown)}; see 'diffgates train --help'.")
         if d.get("model"):

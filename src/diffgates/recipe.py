@@ -56,7 +56,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise DiffgatesError(f"{path} must hold a mapping with a non-empty list of 'stages'.")
     unknown = set(data) - {"out", "stages"}
     if unknown:
-        raise DiffgatesError(f"{path}: unknown recipe keys {', '.join(sorted(unknown))}; a recipe has out and stages.")
+        raise DiffgatesError(
+            f"{path}: unknown recipe keys {', '.join(sorted(map(str, unknown)))}; a recipe has out and stages."
+        )
     out = data.get("out", f"runs/{path.stem}")
     if not isinstance(out, str):
         raise DiffgatesError(f"{path}: out must be a directory name, got {out!r}.")
