@@ -300,6 +300,10 @@ def test_a_corrupt_checkpoint_config_is_a_clear_error(run, tmp_path, capsys):
     meta = {"format": "diffgates-model", "version": "1", "config": json.dumps({"n_features": "many"})}
     save_file(tensors, str(copy / "model.safetensors"), metadata=meta)
     refused(capsys, ["eval", str(copy)], "is not a valid diffgates checkpoint")
+    save_file(tensors, str(copy / "model.safetensors"), metadata={**meta, "version": "{"})
+    refused(capsys, ["eval", str(copy)], "corrupt: its format version is '{'")
+    save_file(tensors, str(copy / "model.safetensors"), metadata={**meta, "version": "99"})
+    refused(capsys, ["eval", str(copy)], "has format version 99; upgrade diffgates to read it")
 
 
 def test_an_internal_error_exits_1_and_points_to_debug(run, monkeypatch, capsys):

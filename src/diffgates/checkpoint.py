@@ -56,8 +56,11 @@ def _read(path: Path, fmt: str | tuple[str, ...], what: str, missing: str) -> tu
         raise DiffgatesError(f"{path} is not a readable {what} (corrupt or truncated): {e}.") from e
     if meta.get("format") not in ((fmt,) if isinstance(fmt, str) else fmt):
         raise DiffgatesError(f"{path} is not a {what}.")
-    if int(meta.get("version", "0")) > VERSION:
-        raise DiffgatesError(f"{path} has format version {meta['version']}; upgrade diffgates to read it.")
+    version = meta.get("version", "0")
+    if not version.isdigit():
+        raise DiffgatesError(f"{path} is not a readable {what} (corrupt: its format version is {version!r}).")
+    if int(version) > VERSION:
+        raise DiffgatesError(f"{path} has format version {version}; upgrade diffgates to read it.")
     return meta, tensors
 
 
