@@ -317,6 +317,17 @@ def test_a_checkpoint_in_torch_s_format_before_1_6_imports_with_equal_counts(tmp
     assert load_run(tmp_path / "dict")[1].counts(x).shape == expected.shape
 
 
+@pytest.mark.parametrize("weight", [torch.zeros(()), torch.zeros(300)], ids=["0-d", "1-d"])
+def test_a_state_dict_weight_that_is_not_a_matrix_is_refused_naming_its_layer(tmp_path, capsys, weight):
+    state = {"2.weight": weight, "2.indices": torch.zeros(2, 300, dtype=torch.long)}
+    torch.save(state, tmp_path / "state.pt")
+    args = ["import", "--from", "torchlogix", "--dataset", "digits", "--classes", "10", str(tmp_path / "state.pt")]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    assert (
+        f"layer '2''s weight must be (gates, weights per gate), got {tuple(weight.shape)}." in capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     "damage, named",
     [

@@ -379,8 +379,11 @@ def chosen_inputs(weights: torch.Tensor | None, candidates: torch.Tensor | None)
 def _layers(weight: torch.Tensor | None, parametrization: str, indices: torch.Tensor | None) -> list[Layer]:
     """A layer of LUTs as layers of two-input gates: one layer for gates, :func:`lut_layers` for
     LUTs of more inputs (as many as ``indices`` has rows)."""
-    if weight is None:
-        raise DiffgatesError("a logic layer in the checkpoint has no weight.")
+    if weight is None or weight.dim() != 2:
+        shape = None if weight is None else tuple(weight.shape)
+        raise DiffgatesError(
+            f"a logic layer's weight must be (gates, weights per gate), got {shape} in the checkpoint."
+        )
     if indices is None or indices.dim() != 2 or not 1 <= len(indices) <= 8 or indices.shape[1] != len(weight):
         shape = None if indices is None else tuple(indices.shape)
         raise DiffgatesError(
@@ -408,6 +411,8 @@ def _from_state_dict(source, state: dict, classes, tau, parametrization) -> Netw
         get = lambda name, p=p: state.get(f"{p}.{name}" if p else name)  # noqa: E731
         if get(weight_key) is not None:
             w = get(weight_key)
+            if w.dim() != 2:
+                raise DiffgatesError(f"layer {p!r}'s weight must be (gates, weights per gate), got {tuple(w.shape)}.")
             indices = get("indices") if get("indices") is not None else get("connections.indices")
             learnable = get("connections.weights")
             if indices is None:
