@@ -3,6 +3,7 @@ against circuit, the measures against scikit-image's, the commands and their err
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -177,6 +178,23 @@ def test_image_folders_that_cannot_train_are_refused_with_one_sentence(tmp_path,
     capsys.readouterr()
     assert main(["train", "--task", "denoise", "--dataset", str(tmp_path / "one"), "--out", str(tmp_path / "r")]) == 2
     assert "holds one image" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    tiny = folder("tiny", "a.png", "b.png")
+    Image.fromarray(np.zeros((9, 3), np.uint8)).save(tiny / "c.png")  # 3 wide: too narrow for --scale 4 only
+    args = ["train", "--task", "superres", "--dataset", str(tiny), "--epochs", "1", "--patch-samples", "500"]
+    assert main([*args, "--scale", "4", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{tiny / 'c.png'} is 3 x 9 pixels, smaller than the scale 4 on a side" in err and not (tmp_path / "r").exists()
+    )
+    assert main([*args, "--scale", "3", "--widths", "36", "--quiet", "--out", str(tmp_path / "r")]) == 0
+
+
+def test_images_of_16_and_32_bits_are_refused_with_how_to_scale_them(sr_run, tmp_path, capsys):
+    Image.fromarray(np.full((4, 4), 4000, np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(tmp_path / "float.tif")
+    for name in ("deep.png", "float.tif"):
+        assert main(["upscale", str(sr_run), str(tmp_path / name), "-o", str(tmp_path / "o.png")]) == 2
+        assert "scale it to 8 bits first (Pillow's convert('L') clips" in capsys.readouterr().err
 
 
 def small_model(task="superres", seed=0):
@@ -224,6 +242,9 @@ def test_measures_equal_scikit_images():
     mse = float(np.mean((a.astype(np.float64) - b) ** 2))
     assert psnr(a, b) == pytest.approx(10 * np.log10(1 / mse), rel=1e-6)
     assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # equal images: infinity, without a warning on stderr
+        assert psnr(a, a) == float("inf")
     assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=1.0))
     assert upscale_classic(a, 2, "nearest")[1, 1] == pytest.approx(a[0, 0])
 

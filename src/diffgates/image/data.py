@@ -32,12 +32,13 @@ PHOTOS_TRAIN = (
 PHOTOS_TEST = ("chelsea", "coffee", "rocket", "china", "flower")  # scikit-learn's two last
 
 
-def load_images(name: str, data_dir: str | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train, test) lists of float32 greyscale images in [0, 1]."""
+def load_images(name: str, data_dir: str | None = None, min_side: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(train, test) lists of float32 greyscale images in [0, 1]; a folder's images must be at
+    least ``min_side`` pixels a side (super-resolution: its scale)."""
     if name == "photos":
         return [photo(p) for p in PHOTOS_TRAIN], [photo(p) for p in PHOTOS_TEST]
     if name not in NAMED and Path(name).is_dir():
-        return folder_images(Path(name))
+        return folder_images(Path(name), min_side)
     if name not in ("digits", *IMAGE_SHAPES) or name == "cifar10":
         raise DiffgatesError(
             f"image tasks take --dataset digits, mnist, fashion-mnist, photos or a folder of images, got {name!r}."
@@ -65,7 +66,7 @@ def photo(name: str) -> np.ndarray:
     return to_grey(np.asarray(rgb))
 
 
-def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def folder_images(folder: Path, min_side: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(train, test) greyscale images of a folder of image files: those of its ``train/`` and
     ``test/`` folders where it has both, else of its own files, every
     ``data.folders.HELD_OUT_EVERY``-th in name order held out for testing."""
@@ -84,7 +85,7 @@ def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
                 "(or train/ and test/ folders)."
             )
         train, test = split_held_out(files)
-    _check_memory(folder, train + test)
+    _check_sizes(folder, train + test, min_side)
     return _read_images(train), _read_images(test)
 
 
@@ -93,15 +94,21 @@ def folder_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
 BYTES_PER_PIXEL = 22
 
 
-def _check_memory(folder: Path, files: list[Path]) -> None:
-    """Refuse, before reading any pixels, images that training could not hold in memory."""
+def _check_sizes(folder: Path, files: list[Path], min_side: int) -> None:
+    """Refuse, before reading any pixels, an image smaller than ``min_side`` a side, and images
+    that training could not hold in memory."""
     from .. import native
     from .io import opened
 
     pixels = 0
     for f in files:
         with opened(f) as im:
-            pixels += im.size[0] * im.size[1]
+            (w, h), pixels = im.size, pixels + im.size[0] * im.size[1]
+        if min(w, h) < min_side:
+            raise DiffgatesError(
+                f"{f} is {w} x {h} pixels, smaller than the scale {min_side} on a side; move it out of {folder} "
+                "or use a smaller --scale."
+            )
     need, available = pixels * BYTES_PER_PIXEL, native.available_memory()
     if need > available:
         raise DiffgatesError(

@@ -119,9 +119,15 @@ def _pixels(im, path) -> tuple[np.ndarray, str, np.ndarray | None]:
     if alpha is not None:
         im = im.convert(im.mode[:-1])
     if im.mode not in MODES:
+        deep = im.mode in ("I", "F") or im.mode.startswith("I;16")  # 16-bit, 32-bit integer or float grey
+        fix = (
+            "scale it to 8 bits first (Pillow's convert('L') clips such values instead of scaling them)"
+            if deep
+            else "convert it first (e.g. with Pillow's convert('RGB'))"
+        )
         raise DiffgatesError(
             f"{path} has Pillow mode {im.mode}; diffgates reads 8-bit greyscale and RGB images (also "
-            "bilevel, palette and with alpha), so convert it first (e.g. with Pillow's convert('RGB'))."
+            f"bilevel, palette and with alpha), so {fix}."
         )
     pixels = np.asarray(im, dtype=np.uint8)
     return (pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)), im.mode, alpha

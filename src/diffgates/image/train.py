@@ -158,8 +158,8 @@ def train_image(
     torch.manual_seed(cfg.seed)
     native.keep_freed_memory()
     rng = np.random.default_rng(cfg.seed)
-    train_imgs, test_imgs = load_images(cfg.dataset, cfg.data_dir)
     s = factor(cfg.task, cfg.scale)
+    train_imgs, test_imgs = load_images(cfg.dataset, cfg.data_dir, min_side=s)
     val_pairs = []  # with --validation: (input, truth) of the held-out training images
     if cfg.validation:
         keep, held = holdout_indices(len(train_imgs), cfg.validation, cfg.seed, "training images")
