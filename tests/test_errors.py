@@ -107,6 +107,34 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_model(p)
 
 
+def _damage_first_member(path: Path) -> None:
+    """Make the deflate stream of an .npz file's first member start with a block of the reserved
+    type, which zlib refuses (``zlib.error``, not a zip or an OS error)."""
+    raw = bytearray(path.read_bytes())
+    assert raw[:4] == b"PK\x03\x04" and int.from_bytes(raw[8:10], "little") == 8  # deflated
+    raw[30 + int.from_bytes(raw[26:28], "little") + int.from_bytes(raw[28:30], "little")] = 0b111
+    path.write_bytes(bytes(raw))
+
+
+def test_npz_files_whose_compressed_data_is_damaged_are_clear_errors(tmp_path):
+    from diffgates.predict import _read_array
+
+    to_circuit(random_model()).save(tmp_path / "circuit.npz")
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.random((20, 4)), "y_train": np.arange(20) % 2, "x_test": rng.random((5, 4))}
+    np.savez_compressed(tmp_path / "data.npz", **arrays, y_test=np.arange(5) % 2)
+    np.savez_compressed(tmp_path / "x.npz", x=rng.random((5, 4)))
+    readers = {
+        "circuit.npz": (Circuit.load, "not a readable circuit file"),
+        "data.npz": (load_dataset, "not a readable"),
+        "x.npz": (lambda path: _read_array(Path(path)), "not a readable"),
+    }
+    for name, (read, message) in readers.items():
+        _damage_first_member(tmp_path / name)
+        with pytest.raises(DiffgatesError, match=message + ".*(invalid block type|Error -3)"):
+            read(str(tmp_path / name))
+
+
 def test_cli_reports_one_line_and_nonzero_exit_without_traceback(tmp_path):
     r = subprocess.run(
         [

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import csv
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .data import eight_bit_pixels, image_shape_of
 from .data.folders import image_inputs
-from .errors import DiffgatesError
+from .errors import NPZ_READ_ERRORS, DiffgatesError
 from .outdir import check_output_file
 from .paths import replacing
 
@@ -56,7 +55,7 @@ def _read_array(path: Path) -> np.ndarray:
                     listed = ", ".join(z.files) or "no arrays"
                     raise DiffgatesError(f"{path} holds {listed}; name the inputs x or x_test.")
                 x = z[key]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except NPZ_READ_ERRORS as e:
         what = f"a readable {path.suffix} file (object arrays are not allowed)"
         raise DiffgatesError(f"{path} is not {what}: {e}.") from e
     if x.dtype.kind not in "biuf" or x.ndim < 2 or x.shape[0] == 0:

@@ -16,13 +16,12 @@ File format (``.npz``, no pickles): the arrays above plus ``format``, ``version`
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DiffgatesError
+from ..errors import NPZ_READ_ERRORS, DiffgatesError
 from ..features import check_features
 
 FORMAT = "diffgates-circuit"
@@ -152,7 +151,7 @@ class Circuit:
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        except NPZ_READ_ERRORS as e:
             raise DiffgatesError(f"{path} is not a readable circuit file (corrupt or truncated): {e}.") from e
         if str(data.get("format", "")) != FORMAT:
             raise DiffgatesError(f"{path} is not a diffgates circuit file.")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths
-from ..errors import DiffgatesError
+from ..errors import NPZ_READ_ERRORS, DiffgatesError
 from .folders import class_folders, folder_image_shape, is_class_folder, load_class_folder
 from .idx import read_idx
 
@@ -194,7 +194,7 @@ def _npz(path: str) -> Dataset:
                 raise DiffgatesError(f"{p} lacks arrays {', '.join(missing)}; it needs {', '.join(keys)}.")
             arrays = {k: z[k] for k in keys}
             names = z["class_names"] if "class_names" in z.files else None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except NPZ_READ_ERRORS as e:
         raise DiffgatesError(f"{p} is not a readable .npz file (object arrays are not allowed): {e}.") from e
     for k in ("x_train", "x_test"):
         x = arrays[k]
@@ -248,7 +248,7 @@ def npz_header(name: str, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = read(f)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (*NPZ_READ_ERRORS, KeyError):
         return None
     return shape, dtype
 
