@@ -50,6 +50,7 @@ def refused(capsys, args, message):
         ("epochs: true", "epochs must be an integer, got True"),
         ("tau: -1", "tau must be greater than 0"),
         ("threads: -2", "threads must be at least 1, got -2"),
+        ("threads: 99999999999999999999", "threads must be at most 4096"),
         ("flip: 1.5\nimage_shape: [1, 8, 8]", "flip must be at most 1"),
         ("encoder_strategy: fixed\nencoder_thresholds: [.inf]", "encoder_thresholds must be a finite number"),
         ("parametrization: 7", "parametrization must be a string, got 7"),
@@ -80,6 +81,7 @@ def test_yaml_exponents_read_as_strings_are_numbers():
     [
         (["--threads", "-1"], "--threads: must be at least 1"),
         (["--threads", "0"], "--threads: must be at least 1"),
+        (["--threads", "99999999999999999999"], "--threads: must be at most 4096"),
         (["--lr", "nan"], "--lr: expected a finite number"),
         (["--epochs", "0"], "--epochs: must be at least 1"),
         (["--epochs", "1.5"], "--epochs: expected an integer"),
@@ -198,6 +200,12 @@ def test_circuit_files_are_checked_against_every_invariant_before_any_cast(tmp_p
     np.savez(tmp_path / "c.npz", **fields)
     with pytest.raises(DiffgatesError, match=message):
         Circuit.load(tmp_path / "c.npz")
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "merge"])
+def test_a_thread_count_beyond_what_torch_takes_is_refused(run, tmp_path, capsys, command):
+    extra = {"eval": [], "predict": [str(tmp_path / "x.npy")], "merge": [str(run), "--out", str(tmp_path / "m")]}
+    refused(capsys, [command, str(run), *extra[command], "--threads", str(2**63)], "--threads: must be at most 4096")
 
 
 def test_the_python_api_validates_like_the_files():

@@ -20,6 +20,7 @@ from .config import TrainConfig
 from .errors import DiffgatesError, InternalError
 from .interop.sources import SOURCES
 from .kernels import ENGINES
+from .native import MAX_THREADS
 
 
 def _parse_list(kind, **limits):
@@ -700,7 +701,7 @@ def _command(sub, name: str, func, help: str, description: str, run: bool = Fals
         p.add_argument("run", help=RUN_HELP)
     if data_dir:
         p.add_argument("--data-dir", help=DATA_DIR_HELP)
-        p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+        p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
     p.set_defaults(func=func)
     return p
 
@@ -760,7 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="recipe file (YAML)")
     p.add_argument("--out", help="directory for the stages' runs (default: the recipe's out)")
-    p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+    p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = _command(
@@ -923,7 +924,7 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE.csv (default: print a label per line, after the file name for images and before the class name "
         "where the run knows its classes' names)",
     )
-    p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+    p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     _command(
@@ -1010,7 +1011,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the image file to write (its extension sets the format); with several inputs or a folder of "
             "them, or where it is a folder, the folder to write them into under their own names (created if missing)",
         )
-        p.add_argument("--threads", type=_number(int, low=1), help=THREADS_HELP)
+        p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
         p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
     p = _command(
@@ -1147,7 +1148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=_parse_list(int, low=1), default=[128, 256], help="train: batch sizes")
     p.add_argument(
         "--threads",
-        type=_parse_list(int, low=1),
+        type=_parse_list(int, low=1, high=MAX_THREADS),
         default=[1, 2],
         help="thread counts (infer: the executor also runs on every core of the machine)",
     )

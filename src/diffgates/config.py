@@ -14,6 +14,7 @@ from .data import NAMED
 from .encode import STRATEGIES
 from .errors import DiffgatesError
 from .kernels import ENGINES
+from .native import MAX_THREADS
 from .nn.dense import CONNECTIONS, FORWARDS
 from .nn.model import ACTIVATIONS, ModelConfig
 from .nn.parametrization import INITS, PARAMETRIZATIONS
@@ -241,7 +242,10 @@ class TrainConfig:
     )
     device: str = opt("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     threads: int | None = opt(
-        None, "CPU threads for torch, the kernels and the circuit executor (default: every core)", low=1
+        None,
+        "CPU threads for torch, the kernels and the circuit executor (default: every core)",
+        low=1,
+        high=MAX_THREADS,
     )
 
     def rate(self, done: float) -> float:

@@ -26,6 +26,10 @@ FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC", "-std=c11", "-Wall"]
 _threads: int | None = None  # None: every core
 
 
+#: the most threads any command or executor takes (more is a typo, and beyond what torch's thread pool accepts)
+MAX_THREADS = 4096
+
+
 def set_threads(n: int | None) -> None:
     """The thread count of the C libraries that do not follow torch's (the circuit executor)."""
     global _threads

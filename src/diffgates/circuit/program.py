@@ -331,8 +331,14 @@ def check_threads(threads) -> int:
     (:func:`diffgates.kernels.set_threads`; every core unless set)."""
     if threads is None:
         return native.threads()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 4096:
-        raise DiffgatesError(f"threads must be an integer from 1 to 4096 (or None: every core), got {threads!r}.")
+    if (
+        isinstance(threads, bool)
+        or not isinstance(threads, (int, np.integer))
+        or not 1 <= threads <= native.MAX_THREADS
+    ):
+        raise DiffgatesError(
+            f"threads must be an integer from 1 to {native.MAX_THREADS} (or None: every core), got {threads!r}."
+        )
     return int(threads)
 
 
