@@ -238,6 +238,15 @@ def test_running_out_of_memory_is_one_sentence_and_leaves_no_export(tmp_path, mo
     assert err.startswith("error: out of memory (Unable to allocate") and len(err.splitlines()) == 1
     assert not (run / "export").exists() and not list(run.glob(".export*"))
 
+    def no_torch_memory(*args, **kwargs):
+        return torch.zeros(2**60)  # torch's CPU allocator: a RuntimeError, "can't allocate memory"
+
+    monkeypatch.setattr(export, "golden_vectors", no_torch_memory)
+    assert main(["compile", str(run), "--target", "c"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory (") and "can't allocate memory" in err and len(err.splitlines()) == 1
+    assert not (run / "export").exists() and not list(run.glob(".export*"))
+
 
 def test_eval_refuses_a_dataset_the_model_was_not_built_for(tmp_path, capsys):
     from diffgates.cli import main

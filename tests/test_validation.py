@@ -51,6 +51,8 @@ def refused(capsys, args, message):
         ("tau: -1", "tau must be greater than 0"),
         ("threads: -2", "threads must be at least 1, got -2"),
         ("threads: 99999999999999999999", "threads must be at most 4096"),
+        ("seed: 99999999999999999999", "seed must be at most 4294967295"),
+        ("tau: 1e308", "tau must be at most 1000000"),
         ("flip: 1.5\nimage_shape: [1, 8, 8]", "flip must be at most 1"),
         ("encoder_strategy: fixed\nencoder_thresholds: [.inf]", "encoder_thresholds must be a finite number"),
         ("parametrization: 7", "parametrization must be a string, got 7"),

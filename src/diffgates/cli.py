@@ -1213,15 +1213,6 @@ def _run(args) -> int:
             raise
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         return 2
-    except MemoryError as e:  # what the machine cannot hold: outputs are written whole or not at all
-        if args.debug:
-            raise
-        reason = f" ({e})" if str(e) else ""
-        print(
-            f"error: out of memory{reason}; use smaller inputs, a smaller model or batch, or fewer threads.",
-            file=sys.stderr,
-        )
-        return 2
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
@@ -1229,9 +1220,27 @@ def _run(args) -> int:
     except Exception as e:  # a bug in diffgates: say so, and where the details are
         if args.debug:
             raise
+        if _out_of_memory(e):  # what the machine cannot hold: outputs are written whole or not at all
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            print(
+                f"error: out of memory{f' ({reason})' if reason else ''}; use smaller inputs, a smaller model or "
+                "batch, or fewer threads.",
+                file=sys.stderr,
+            )
+            return 2
         kind = "" if isinstance(e, InternalError) else f"internal error ({type(e).__name__}): "
         print(f"error: {kind}{e}; run again with --debug for the traceback.", file=sys.stderr)
         return 1
+
+
+def _out_of_memory(e: Exception) -> bool:
+    """numpy's and Python's MemoryError, torch's CPU allocator failing (a RuntimeError) and CUDA's
+    out of memory."""
+    return (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"
+        or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+    )
 
 
 def os_error_message(e: OSError) -> str:

@@ -176,7 +176,7 @@ class TrainConfig:
         "of the fused CPU kernels (arithmetic stays float32)",
         tuple(ACTIVATIONS),
     )
-    tau: float = opt(_model_default("tau"), "GroupSum temperature (scores = counts / tau)", above=0)
+    tau: float = opt(_model_default("tau"), "GroupSum temperature (scores = counts / tau)", above=0, high=1e6)
     lr: float = opt(0.05, "Adam learning rate", above=0)
     lr_schedule: str = opt(
         "constant", "learning-rate schedule: constant, or cosine decay to 0 over the run", ("constant", "cosine")
@@ -201,7 +201,7 @@ class TrainConfig:
     patience: int = opt(
         0, "with --validation: stop after this many epochs without a better validation score (0: never)", low=0
     )
-    seed: int = opt(_model_default("seed"), "seed for wiring, initialisation and data order", low=0)
+    seed: int = opt(_model_default("seed"), "seed for wiring, initialisation and data order", low=0, high=2**32 - 1)
     engine: str = opt(
         "auto",
         "logic-layer kernels: auto picks the fused CPU kernels when they build, torch ops elsewhere (GPU); "
