@@ -100,6 +100,8 @@ NASTY = st.sampled_from(
         ["x:y"],
         0.1,
         10,
+        2**70,
+        1e308,
         "truth4",
         "softmax16",
         "learned",
