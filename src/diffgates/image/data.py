@@ -103,7 +103,8 @@ def _check_sizes(folder: Path, files: list[Path], min_side: int) -> None:
     pixels = 0
     for f in files:
         with opened(f) as im:
-            (w, h), pixels = im.size, pixels + im.size[0] * im.size[1]
+            w, h = im.size
+        pixels += w * h
         if min(w, h) < min_side:
             raise DiffgatesError(
                 f"{f} is {w} x {h} pixels, smaller than the scale {min_side} on a side; move it out of {folder} "
