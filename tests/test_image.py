@@ -189,12 +189,16 @@ def test_image_folders_that_cannot_train_are_refused_with_one_sentence(tmp_path,
     assert main([*args, "--scale", "3", "--widths", "36", "--quiet", "--out", str(tmp_path / "r")]) == 0
 
 
-def test_images_of_16_and_32_bits_are_refused_with_how_to_scale_them(sr_run, tmp_path, capsys):
+def test_images_of_16_and_32_bits_are_refused_with_how_to_scale_them(sr_run, tmp_path, monkeypatch, capsys):
     Image.fromarray(np.full((4, 4), 4000, np.uint16)).save(tmp_path / "deep.png")
     Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(tmp_path / "float.tif")
     for name in ("deep.png", "float.tif"):
         assert main(["upscale", str(sr_run), str(tmp_path / name), "-o", str(tmp_path / "o.png")]) == 2
         assert "scale it to 8 bits first (Pillow's convert('L') clips" in capsys.readouterr().err
+    Image.fromarray(_picture(0)).save(tmp_path / "ok.png")
+    monkeypatch.setattr(image_data, "_read_images", lambda files: pytest.fail("pixels read"))
+    with pytest.raises(DiffgatesError, match="deep.png has Pillow mode I;16"):  # a training folder: before any pixel
+        load_images(str(tmp_path))
 
 
 def small_model(task="superres", seed=0):
@@ -504,6 +508,9 @@ def test_bad_images_give_one_clear_sentence(sr_run, tmp_path, capsys):
         assert main(["upscale", str(sr_run), str(tmp_path / src), "-o", str(tmp_path / out)]) == 2
         assert message in capsys.readouterr().err and not (tmp_path / out).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "cmyk.jpg", "ok.png", "taken.png", "text.png"]
+    both = [str(tmp_path / "ok.png"), str(tmp_path / "cmyk.jpg")]  # the mode is refused before any output
+    assert main(["upscale", str(sr_run), *both, "-o", str(tmp_path / "out")]) == 2
+    assert "has Pillow mode CMYK" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_several_images_go_into_a_folder_under_their_own_names(sr_run, tmp_path, capsys):

@@ -212,7 +212,7 @@ def cmd_image(args) -> int:
     for src, dst in pairs:  # before any pixel is read: every input opens, fits in memory, fits its output
         with opened(src) as im:
             frames = getattr(im, "n_frames", 1)
-            check_size(shape_of(im), s, src, frames)
+            check_size(shape_of(im, src), s, src, frames)
             output_format(dst, frames)
     try:
         pairs[0][1].parent.mkdir(parents=True, exist_ok=True)  # the folder -o names for several outputs

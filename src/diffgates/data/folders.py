@@ -132,7 +132,7 @@ def _image_shape(path: Path) -> tuple[int, int, int]:
     from ..image.io import opened, shape_of
 
     with opened(path) as im:
-        return shape_of(im)
+        return shape_of(im, path)
 
 
 def load_class_folder(folder: Path):

@@ -95,15 +95,15 @@ BYTES_PER_PIXEL = 22
 
 
 def _check_sizes(folder: Path, files: list[Path], min_side: int) -> None:
-    """Refuse, before reading any pixels, an image smaller than ``min_side`` a side, and images
-    that training could not hold in memory."""
+    """Refuse, before reading any pixels, an image of a mode diffgates does not read or smaller than
+    ``min_side`` a side, and images that training could not hold in memory."""
     from .. import native
-    from .io import opened
+    from .io import opened, shape_of
 
     pixels = 0
     for f in files:
         with opened(f) as im:
-            w, h = im.size
+            _, h, w = shape_of(im, f)
         pixels += w * h
         if min(w, h) < min_side:
             raise DiffgatesError(

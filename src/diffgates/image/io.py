@@ -20,7 +20,8 @@ from ..errors import DiffgatesError
 from ..outdir import check_output_file
 from ..paths import replacing
 
-MODES = ("L", "RGB")
+#: the Pillow modes diffgates reads: 8-bit greyscale and RGB, also bilevel, palette and with alpha
+MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
 #: what Pillow's decoders raise on a damaged file (besides OSError: SyntaxError for a broken PNG
 #: chunk, IndexError for a GIF's, TypeError for a TIFF without dimensions, struct.error, ...)
 CORRUPT = (OSError, SyntaxError, ValueError, IndexError, TypeError, KeyError, EOFError, ZeroDivisionError, struct.error)
@@ -48,11 +49,26 @@ def opened(path: str | os.PathLike):
         raise DiffgatesError(f"{path} could not be read as an image ({type(e).__name__}: {e}).") from None
 
 
-def shape_of(im) -> tuple[int, int, int]:
-    """(channels, height, width) diffgates reads from an opened image file, from its header (alpha
-    left out; a palette counts as colour)."""
-    channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+def shape_of(im, path: str | os.PathLike) -> tuple[int, int, int]:
+    """(channels, height, width) diffgates reads from the image file ``path`` Pillow has open, from
+    its header (alpha left out; a palette counts as colour); a mode it does not read is refused."""
+    _check_mode(im.mode, path)
+    channels = 1 if im.mode in ("1", "L", "LA") else 3
     return channels, im.size[1], im.size[0]
+
+
+def _check_mode(mode: str, path: str | os.PathLike) -> None:
+    if mode not in MODES:
+        deep = mode in ("I", "F") or mode.startswith("I;16")  # 16-bit, 32-bit integer or float grey
+        fix = (
+            "scale it to 8 bits first (Pillow's convert('L') clips such values instead of scaling them)"
+            if deep
+            else "convert it first (e.g. with Pillow's convert('RGB'))"
+        )
+        raise DiffgatesError(
+            f"{path} has Pillow mode {mode}; diffgates reads 8-bit greyscale and RGB images (also "
+            f"bilevel, palette and with alpha), so {fix}."
+        )
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -110,6 +126,7 @@ def _duration(value) -> bool:
 def _pixels(im, path) -> tuple[np.ndarray, str, np.ndarray | None]:
     """(pixels (C, H, W) uint8, Pillow mode L or RGB, alpha (H, W) uint8 or None) of the frame
     Pillow has open."""
+    _check_mode(im.mode, path)
     im.load()
     if im.mode in ("P", "PA"):  # a palette: its colours, with its transparency as alpha
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
@@ -118,17 +135,6 @@ def _pixels(im, path) -> tuple[np.ndarray, str, np.ndarray | None]:
     alpha = np.asarray(im.getchannel("A"), dtype=np.uint8) if im.mode in ("LA", "RGBA") else None
     if alpha is not None:
         im = im.convert(im.mode[:-1])
-    if im.mode not in MODES:
-        deep = im.mode in ("I", "F") or im.mode.startswith("I;16")  # 16-bit, 32-bit integer or float grey
-        fix = (
-            "scale it to 8 bits first (Pillow's convert('L') clips such values instead of scaling them)"
-            if deep
-            else "convert it first (e.g. with Pillow's convert('RGB'))"
-        )
-        raise DiffgatesError(
-            f"{path} has Pillow mode {im.mode}; diffgates reads 8-bit greyscale and RGB images (also "
-            f"bilevel, palette and with alpha), so {fix}."
-        )
     pixels = np.asarray(im, dtype=np.uint8)
     return (pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)), im.mode, alpha
 
