@@ -690,7 +690,12 @@ def cmd_download(args) -> int:
 
 RUN_HELP = "run directory written by 'diffgates train'"
 DATA_DIR_HELP = "directory holding the dataset files"
-THREADS_HELP = "CPU threads for torch, the kernels and the circuit executor (default: every core)"
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    """--threads as train takes it (the config field's range and help), for the other commands."""
+    threads = TrainConfig.__dataclass_fields__["threads"]
+    p.add_argument("--threads", type=_arg_type(threads), help=threads.metadata["help"])
 
 
 def _command(sub, name: str, func, help: str, description: str, run: bool = False, data_dir: bool = False):
@@ -701,7 +706,7 @@ def _command(sub, name: str, func, help: str, description: str, run: bool = Fals
         p.add_argument("run", help=RUN_HELP)
     if data_dir:
         p.add_argument("--data-dir", help=DATA_DIR_HELP)
-        p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
+        _add_threads(p)
     p.set_defaults(func=func)
     return p
 
@@ -761,7 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="recipe file (YAML)")
     p.add_argument("--out", help="directory for the stages' runs (default: the recipe's out)")
-    p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
+    _add_threads(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = _command(
@@ -924,7 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE.csv (default: print a label per line, after the file name for images and before the class name "
         "where the run knows its classes' names)",
     )
-    p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
+    _add_threads(p)
     p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     _command(
@@ -1011,7 +1016,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the image file to write (its extension sets the format); with several inputs or a folder of "
             "them, or where it is a folder, the folder to write them into under their own names (created if missing)",
         )
-        p.add_argument("--threads", type=_number(int, low=1, high=MAX_THREADS), help=THREADS_HELP)
+        _add_threads(p)
         p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
     p = _command(
